@@ -1,0 +1,117 @@
+package shm_test
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+
+	"github.com/posixshm/shm"
+)
+
+// A writer creates an object and a reader, usually another process, opens
+// it by name.
+func Example() {
+	name := fmt.Sprintf("/example-%d", os.Getpid())
+
+	// The writer.
+	w, err := shm.Create(name, 4096) // shm_open(O_RDWR|O_CREAT|O_EXCL, 0600), fallocate, mmap
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close()  // munmap, close
+	defer w.Unlink() // shm_unlink: the writer owns the name
+	copy(w.Bytes(), "hello, shared memory")
+
+	// The reader.
+	r, err := shm.Open(name) // shm_open(O_RDWR), fstat, mmap
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 20)
+	if _, err := r.ReadAt(buf, 0); err != nil { // fault-safe copy
+		log.Fatal(err)
+	}
+	fmt.Println(string(buf), r.Size())
+	// Output: hello, shared memory 4096
+}
+
+func ExampleCreateTemp() {
+	s, err := shm.CreateTemp("example-*.buf", 1<<16)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	defer s.Unlink()
+	fmt.Println(s.Size(), s.Name()[:9])
+	// Output: 65536 /example-
+}
+
+// Open the object, or create it if nobody has: Created tells which.
+func ExampleOpenFile() {
+	name := fmt.Sprintf("/example-%d-oc", os.Getpid())
+	defer shm.Unlink(name)
+	for range 2 {
+		s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, 4096, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("created:", s.Created())
+		s.Close()
+	}
+	// Output:
+	// created: true
+	// created: false
+}
+
+// A read-only mapping refuses writes with EBADF, as os.File does.
+func ExampleOpenFile_readOnly() {
+	name := fmt.Sprintf("/example-%d-ro", os.Getpid())
+	w, err := shm.Create(name, 4096)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close()
+	defer w.Unlink()
+	r, err := shm.OpenFile(name, os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.WriteAt([]byte("x"), 0)
+	fmt.Println(err != nil)
+	// Output: true
+}
+
+func ExampleMapFile() {
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("example-%d", os.Getpid()))
+	defer os.Remove(path)
+	if err := os.WriteFile(path, []byte("file contents"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil) // whole file, read-only
+	f.Close()                                        // the mapping stays
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	fmt.Printf("%s\n", m.Bytes())
+	// Output: file contents
+}
+
+func ExampleSegment_WriteAt() {
+	s, err := shm.CreateTemp("example-*", 16)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	defer s.Unlink()
+	_, err = s.WriteAt([]byte("does not fit"), 8) // nothing is written
+	fmt.Println(err != nil, s.Bytes()[8])
+	// Output: true 0
+}

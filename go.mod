@@ -1,0 +1,3 @@
+module github.com/posixshm/shm
+
+go 1.26

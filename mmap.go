@@ -1,0 +1,273 @@
+//go:build cgo
+
+package shm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"syscall"
+)
+
+// ErrFault is the error inside the *fs.PathError that ReadAt and WriteAt
+// return when the memory behind the mapping is gone: another process
+// truncated the object, or a sparse object's page could not be allocated
+// because /dev/shm is full. Touching such a page through Bytes raises SIGBUS
+// and kills the program; ReadAt and WriteAt catch the fault instead.
+var ErrFault = errors.New("memory fault: pages behind the mapping are gone (object truncated, or /dev/shm full)")
+
+var pageSize = os.Getpagesize()
+
+// mapping is what Segment and Mapping share: a whole mapping made by this
+// package, its descriptor if it owns one, and a lock that keeps Close from
+// unmapping memory that ReadAt, WriteAt or Sync are using.
+type mapping struct {
+	mu       sync.RWMutex
+	data     []byte // the mapping; empty when nothing is mapped; nil after Close
+	fd       int    // owned descriptor, -1 if none
+	name     string // for errors
+	readOnly bool
+}
+
+func (m *mapping) init(name string, r result, readOnly bool) {
+	m.name, m.data, m.fd, m.readOnly = name, r.data, r.fd, readOnly
+}
+
+func (m *mapping) errClosed(op string) error {
+	return &fs.PathError{Op: op, Path: m.name, Err: fs.ErrClosed}
+}
+
+// Bytes returns the mapped memory itself, with len and cap equal to Size;
+// writes to it are seen by every process that maps the object (unless the
+// mapping is private), without a system call. It returns an empty slice for
+// an empty mapping and nil after Close.
+//
+// Bytes is the fast path and it is unguarded: touching a page that another
+// process truncated away raises SIGBUS, which kills a Go program, and using
+// the slice after Close faults. Use ReadAt and WriteAt where either can
+// happen. Writing through Bytes of a read-only mapping faults too.
+func (m *mapping) Bytes() []byte {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.data
+}
+
+// Size returns the number of bytes mapped, 0 after Close. Safe for
+// concurrent use.
+func (m *mapping) Size() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.data)
+}
+
+// ReadAt copies len(p) bytes from offset off of the mapping into p,
+// implementing io.ReaderAt: when fewer than len(p) bytes lie past off it
+// copies those and returns io.EOF. It makes no system call and does not
+// allocate.
+//
+// ReadAt is fault-safe: if the pages are gone (see ErrFault) it returns 0
+// and an *fs.PathError wrapping ErrFault, and the process lives; p may have
+// been partly written. It is safe for concurrent use with every other
+// method, including Close: after Close it returns an error wrapping
+// fs.ErrClosed and never touches unmapped memory.
+func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return 0, m.errClosed("readat")
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "readat", Path: m.name, Err: errors.New("negative offset")}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n, err := faultCopy("readat", m.name, p, m.data[off:])
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// WriteAt copies p into the mapping at offset off, implementing
+// io.WriterAt. A write that does not fit inside the mapping writes nothing
+// and returns an error wrapping io.ErrShortWrite: a mapping never grows. A
+// read-only mapping returns an error wrapping syscall.EBADF, as os.File does.
+// It makes no system call and does not allocate.
+//
+// WriteAt is fault-safe like ReadAt: 0 and an error wrapping ErrFault when
+// the pages are gone, after which the bytes of the range are unspecified.
+// Safe for concurrent use with every other method, including Close.
+// Concurrent writes to overlapping ranges, from this or other processes,
+// are not ordered: synchronise them yourself.
+func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	switch {
+	case m.data == nil:
+		return 0, m.errClosed("writeat")
+	case m.readOnly:
+		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: syscall.EBADF}
+	case off < 0:
+		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: errors.New("negative offset")}
+	case off > int64(len(m.data)) || int64(len(p)) > int64(len(m.data))-off:
+		return 0, &fs.PathError{Op: "writeat", Path: m.name,
+			Err: fmt.Errorf("%d bytes at offset %d do not fit in the %d-byte mapping: %w",
+				len(p), off, len(m.data), io.ErrShortWrite)}
+	}
+	return faultCopy("writeat", m.name, m.data[off:], p)
+}
+
+// faultCopy is copy(dst, src) that turns a memory fault (SIGBUS on a page
+// that is gone) into an error instead of a crash.
+func faultCopy(op, name string, dst, src []byte) (n int, err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+				panic(r)
+			}
+			n, err = 0, &fs.PathError{Op: op, Path: name, Err: ErrFault}
+		}
+	}()
+	return copy(dst, src), nil
+}
+
+// Sync flushes the whole mapping with msync(MS_SYNC). For a shared memory
+// object this is cheap and rarely needed: every process already sees the
+// same pages. For a mapped file it writes dirty pages to the file. Safe for
+// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+func (m *mapping) Sync() error {
+	return m.SyncRange(0, m.Size(), syscall.MS_SYNC)
+}
+
+// SyncRange calls msync(flags) on the pages that hold bytes [off, off+n) of
+// the mapping. flags are syscall.MS_SYNC or syscall.MS_ASYNC, optionally
+// with syscall.MS_INVALIDATE; libc decides what is valid. A range outside
+// the mapping is an error. Safe for concurrent use; after Close it returns
+// an error wrapping fs.ErrClosed.
+func (m *mapping) SyncRange(off int64, n int, flags int) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return m.errClosed("msync")
+	}
+	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
+		return &fs.PathError{Op: "msync", Path: m.name,
+			Err: fmt.Errorf("range [%d, %d+%d) outside the %d-byte mapping: %w", off, off, n, len(m.data), syscall.EINVAL)}
+	}
+	if len(m.data) == 0 {
+		return nil
+	}
+	start := off &^ int64(pageSize-1) // the mapping starts on a page
+	return msync(m.name, m.data[start:off+int64(n)], flags)
+}
+
+// Close unmaps the memory (munmap) and closes the descriptor it owns
+// (close). It waits for ReadAt, WriteAt and Sync calls in progress, and
+// afterwards they return errors wrapping fs.ErrClosed; a second Close does
+// nothing but return such an error. Close never unlinks an object, and no
+// finalizer ever unmaps: a slice from Bytes stays valid until Close, and
+// must not be used after it.
+func (m *mapping) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return m.errClosed("close")
+	}
+	data, fd := m.data, m.fd
+	m.data, m.fd = nil, -1
+	return unmapClose(m.name, data, fd)
+}
+
+// A Mapping is a memory mapping of part of an ordinary file, made by
+// MapFile. Its methods have the semantics of Segment's: ReadAt and WriteAt
+// are fault-safe (a file truncated by another process), Bytes is the
+// unguarded fast path, Close unmaps. A Mapping does not own the file: the
+// *os.File can be closed as soon as MapFile returns.
+type Mapping struct {
+	mapping
+}
+
+// MapFile maps length bytes of f starting at offset off with mmap. Mapping
+// the file is the other POSIX way for unrelated processes to share memory.
+//
+// flag is os.O_RDONLY (PROT_READ; WriteAt is refused) or os.O_RDWR (f must
+// be open for reading and writing). off must be a multiple of
+// os.Getpagesize(). length 0 maps from off to the end of the file; a range
+// that reaches past the end of the file is an error, since touching it would
+// fault. An empty range gives an empty Mapping. opt may be nil; of it,
+// Private (MAP_PRIVATE: writes stay in this process and never reach the
+// file) and Populate apply; Sparse has no meaning for a file, whose size
+// MapFile never changes.
+//
+// The calls are fstat (from Go), then mmap and, with Populate, madvise, in
+// one cgo crossing.
+func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
+	if f == nil {
+		return nil, &fs.PathError{Op: "mmap", Path: "", Err: fs.ErrInvalid}
+	}
+	name := f.Name()
+	bad := func(format string, args ...any) (*Mapping, error) {
+		return nil, &fs.PathError{Op: "mmap", Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
+	}
+	var flags int
+	switch flag {
+	case os.O_RDONLY:
+		flags |= mapReadOnly
+	case os.O_RDWR:
+	default:
+		return bad("flag %#x: want os.O_RDONLY or os.O_RDWR", flag)
+	}
+	flags |= opt.mapFlags() &^ mapSparse
+	if off < 0 || off%int64(pageSize) != 0 {
+		return bad("offset %d is not a non-negative multiple of the page size %d", off, pageSize)
+	}
+	if length < 0 {
+		return bad("negative length %d", length)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if off > size || int64(length) > size-off {
+		return bad("range [%d, %d+%d) reaches past the end of the %d-byte file", off, off, length, size)
+	}
+	if length == 0 {
+		length64 := size - off
+		if length64 > int64(maxInt) {
+			return bad("%d bytes from offset %d do not fit in memory", length64, off)
+		}
+		length = int(length64)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var r result
+	cerr := rc.Control(func(fd uintptr) {
+		r, err = mmapFile(name, int(fd), off, int64(length), flags)
+	})
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := &Mapping{}
+	m.init(name, r, flag == os.O_RDONLY)
+	runtime.KeepAlive(f)
+	return m, nil
+}
+
+const maxInt = int(^uint(0) >> 1)

@@ -1,0 +1,180 @@
+// The C shim of github.com/posixshm/shm; see shm.h. Syscalls only: nothing
+// here reads or writes the mapped memory.
+
+#define _GNU_SOURCE
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+// Kernel 5.14 values; older C headers (musl 1.2.3) lack them.
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static int fail(goshm_result *res, int op, int err) {
+	res->op = op;
+	return -err;
+}
+
+// reserve allocates the object's pages so that a full file system is
+// ENOSPC here instead of SIGBUS at first touch. All signals are blocked
+// around fallocate: tmpfs abandons a long fallocate with EINTR whenever a
+// signal is pending, and the Go runtime signals its threads often (SIGURG for
+// preemption, SIGPROF), so a retry loop alone could start over forever.
+// Blocked signals stay pending and are delivered when the mask is restored.
+static int reserve(int fd, int64_t size) {
+	sigset_t all, old;
+	int r, err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	do {
+		r = fallocate(fd, 0, 0, (off_t)size);
+	} while (r != 0 && errno == EINTR);
+	err = r != 0 ? errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
+// map does mmap and, if asked, pre-faults with MADV_POPULATE_* (Linux 5.14),
+// falling back to MAP_POPULATE where the kernel lacks them.
+static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) {
+	int prot = (flags & GOSHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
+	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
+	void *p = mmap(NULL, (size_t)size, prot, mflags, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return fail(res, GOSHM_OP_MMAP, errno);
+	if (flags & GOSHM_POPULATE) {
+		// A private mapping is populated for reading: populating it for
+		// writing would copy every page up front.
+		int advice = (prot & PROT_WRITE) && mflags == MAP_SHARED
+			? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+		int r;
+		do {
+			r = madvise(p, (size_t)size, advice);
+		} while (r != 0 && errno == EINTR);
+		if (r != 0) {
+			int err = errno;
+			munmap(p, (size_t)size);
+			if (err != EINVAL)
+				return fail(res, GOSHM_OP_MADVISE, err);
+			p = mmap(NULL, (size_t)size, prot, mflags | MAP_POPULATE, fd, (off_t)off);
+			if (p == MAP_FAILED)
+				return fail(res, GOSHM_OP_MMAP, errno);
+		}
+	}
+	res->addr = p;
+	res->size = size;
+	return 0;
+}
+
+static void clear(goshm_result *res) {
+	res->addr = NULL;
+	res->size = 0;
+	res->fd = -1;
+	res->created = 0;
+	res->op = GOSHM_OP_NONE;
+}
+
+int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
+               int flags, goshm_result *res) {
+	int fd, created, err = 0, op = GOSHM_OP_NONE;
+
+	clear(res);
+	if ((oflag & O_CREAT) && !(oflag & O_EXCL)) {
+		// Open-or-create that knows which happened: create exclusively,
+		// else open what exists; if it vanished in between, start over.
+		for (int tries = 0;; tries++) {
+			fd = shm_open(name, oflag | O_EXCL, (mode_t)mode);
+			if (fd >= 0) {
+				created = 1;
+				break;
+			}
+			if (errno != EEXIST || tries == 100)
+				return fail(res, GOSHM_OP_SHM_OPEN, errno);
+			fd = shm_open(name, oflag & ~O_CREAT, (mode_t)mode);
+			if (fd >= 0) {
+				created = 0;
+				break;
+			}
+			if (errno != ENOENT)
+				return fail(res, GOSHM_OP_SHM_OPEN, errno);
+		}
+	} else {
+		fd = shm_open(name, oflag, (mode_t)mode);
+		if (fd < 0)
+			return fail(res, GOSHM_OP_SHM_OPEN, errno);
+		created = (oflag & O_CREAT) != 0;
+	}
+
+	if (created || (oflag & O_TRUNC)) {
+		int sparse = flags & GOSHM_SPARSE;
+		if (!sparse) {
+			err = reserve(fd, size);
+			if (err == EOPNOTSUPP || err == ENOSYS)
+				sparse = 1, err = 0; // file system cannot reserve
+			else if (err != 0)
+				op = GOSHM_OP_FALLOCATE;
+		}
+		if (sparse && ftruncate(fd, (off_t)size) != 0)
+			err = errno, op = GOSHM_OP_FTRUNCATE;
+	} else {
+		struct stat st;
+		if (fstat(fd, &st) != 0)
+			err = errno, op = GOSHM_OP_FSTAT;
+		else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
+			err = EFBIG, op = GOSHM_OP_MMAP;
+		else
+			size = st.st_size;
+	}
+
+	if (err == 0 && size > 0)
+		err = -map(fd, 0, size, flags, res), op = res->op;
+	if (err != 0) {
+		if (created)
+			shm_unlink(name); // only what this call made
+		close(fd);
+		clear(res);
+		return fail(res, op, err);
+	}
+	res->fd = fd;
+	res->created = created;
+	res->size = size;
+	return 0;
+}
+
+int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res) {
+	clear(res);
+	if (length == 0)
+		return 0;
+	return map(fd, off, length, flags, res);
+}
+
+int goshm_close(void *addr, int64_t size, int fd, int *op) {
+	int err = 0;
+	*op = GOSHM_OP_NONE;
+	if (addr != NULL && munmap(addr, (size_t)size) != 0)
+		err = errno, *op = GOSHM_OP_MUNMAP;
+	// close(2) on Linux releases the fd even when it reports an error, so
+	// it is never retried.
+	if (fd >= 0 && close(fd) != 0 && err == 0)
+		err = errno, *op = GOSHM_OP_CLOSE;
+	return -err;
+}
+
+int goshm_msync(void *addr, int64_t length, int flags) {
+	return msync(addr, (size_t)length, flags) != 0 ? -errno : 0;
+}
+
+int goshm_unlink(const char *name) {
+	return shm_unlink(name) != 0 ? -errno : 0;
+}

@@ -1,0 +1,71 @@
+// The C shim of github.com/posixshm/shm.
+//
+// Each goshm_ function does one whole operation in one cgo crossing and
+// returns 0 or -errno; it never reads the global errno after returning and
+// never touches mapped memory (a fault inside C cannot be recovered by Go).
+// On failure *op names the libc call that failed (GOSHM_OP_*).
+
+#ifndef GOSHM_H
+#define GOSHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Steps, reported in goshm_result.op when one fails.
+enum {
+	GOSHM_OP_NONE = 0,
+	GOSHM_OP_SHM_OPEN,
+	GOSHM_OP_FTRUNCATE,
+	GOSHM_OP_FALLOCATE,
+	GOSHM_OP_FSTAT,
+	GOSHM_OP_MMAP,
+	GOSHM_OP_MADVISE,
+	GOSHM_OP_MSYNC,
+	GOSHM_OP_MUNMAP,
+	GOSHM_OP_CLOSE,
+	GOSHM_OP_SHM_UNLINK,
+};
+
+// Flags for goshm_open and goshm_map.
+enum {
+	GOSHM_RDONLY = 1 << 0,   // PROT_READ only
+	GOSHM_PRIVATE = 1 << 1,  // MAP_PRIVATE instead of MAP_SHARED
+	GOSHM_SPARSE = 1 << 2,   // ftruncate only, no fallocate reservation
+	GOSHM_POPULATE = 1 << 3, // pre-fault the mapping
+};
+
+typedef struct {
+	void *addr;    // the mapping, NULL when size is 0
+	int64_t size;  // bytes mapped
+	int fd;        // the object's descriptor (goshm_open), else -1
+	int created;   // 1 when this call created the object
+	int op;        // GOSHM_OP_* of the failing step
+} goshm_result;
+
+// goshm_open opens or creates the POSIX shared memory object name with
+// shm_open(oflag, mode). When it creates the object (or oflag has O_TRUNC)
+// it sizes it to size bytes: fallocate reserves the pages unless
+// GOSHM_SPARSE, falling back to ftruncate where the file system cannot
+// reserve. Otherwise the size comes from fstat and is never changed. It then
+// maps the object. With O_CREAT but not O_EXCL it reports in created whether
+// it made the object. If a step after shm_open fails it closes the fd and
+// unlinks the object only if this call created it.
+int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
+               int flags, goshm_result *res);
+
+// goshm_map maps length bytes of the open file fd from offset off (page
+// aligned); length 0 means up to the end of the file. A range beyond the end
+// of the file is EINVAL before mmap. The fd is not kept: res->fd is -1.
+int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res);
+
+// goshm_close unmaps addr (if not NULL) and closes fd (if >= 0). Both are
+// attempted; the first failure is returned.
+int goshm_close(void *addr, int64_t size, int fd, int *op);
+
+// goshm_msync is msync(addr, length, flags).
+int goshm_msync(void *addr, int64_t length, int flags);
+
+// goshm_unlink is shm_unlink(name).
+int goshm_unlink(const char *name);
+
+#endif

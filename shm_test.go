@@ -1,0 +1,805 @@
+package shm_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/posixshm/shm"
+)
+
+// Child processes: the test binary re-executed with childEnv naming a role
+// (see runChild) and nameEnv the object, as an unrelated second program.
+const (
+	childEnv = "SHM_TEST_CHILD"
+	nameEnv  = "SHM_TEST_NAME"
+)
+
+// prefix starts every name the tests make, so that TestMain can tell ours.
+var prefix = fmt.Sprintf("shmtest-%d-", os.Getpid())
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role, os.Getenv(nameEnv)))
+	}
+	code := m.Run()
+	// Nothing of ours may stay in /dev/shm.
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) || strings.HasPrefix(e.Name(), "example-"+strconv.Itoa(os.Getpid())) {
+			fmt.Fprintf(os.Stderr, "left behind in /dev/shm: %s\n", e.Name())
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// uniqueName returns a fresh name for t: pid, test name and a random part.
+func uniqueName(t testing.TB) string {
+	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+	if len(n) > 60 {
+		n = n[:60]
+	}
+	return fmt.Sprintf("/%s%s-%x", prefix, n, rand.Uint64())
+}
+
+// cleanup unlinks name when t ends; it tolerates that it is already gone.
+func cleanup(t testing.TB, name string) {
+	t.Cleanup(func() {
+		if err := shm.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+}
+
+// create makes a fresh segment for t, closed and unlinked in t.Cleanup.
+func create(t testing.TB, size int) *shm.Segment {
+	t.Helper()
+	name := uniqueName(t)
+	s, err := shm.Create(name, size)
+	if err != nil {
+		t.Fatalf("Create(%q, %d): %v", name, size, err)
+	}
+	cleanup(t, name)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// devPath is where Linux's libc keeps the object name (tests only).
+func devPath(name string) string { return "/dev/shm/" + strings.TrimLeft(name, "/") }
+
+func exists(name string) bool {
+	_, err := os.Stat(devPath(name))
+	return err == nil
+}
+
+// wantPathErr checks that err is an *fs.PathError with op and path that
+// wraps errno (unless errno is nil).
+func wantPathErr(t *testing.T, err error, op, path string, errno error) {
+	t.Helper()
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v (%T) is not an *fs.PathError", err, err)
+	}
+	if pe.Op != op || pe.Path != path || (errno != nil && !errors.Is(err, errno)) {
+		t.Fatalf("error %q: want op %q, path %q, errno %v", err, op, path, errno)
+	}
+}
+
+func TestCreateOpenShare(t *testing.T) {
+	s := create(t, 8192)
+	if s.Size() != 8192 || len(s.Bytes()) != 8192 || cap(s.Bytes()) != 8192 {
+		t.Fatalf("Size %d, len %d, cap %d; want 8192", s.Size(), len(s.Bytes()), cap(s.Bytes()))
+	}
+	if !s.Created() {
+		t.Error("Created() = false after Create")
+	}
+	copy(s.Bytes()[100:], "hello")
+
+	o, err := shm.Open(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if o.Created() || o.Name() != s.Name() || o.Size() != 8192 {
+		t.Fatalf("Open: created %v, name %q, size %d", o.Created(), o.Name(), o.Size())
+	}
+	buf := make([]byte, 5)
+	if n, err := o.ReadAt(buf, 100); n != 5 || err != nil || string(buf) != "hello" {
+		t.Fatalf("ReadAt = %d, %v, %q", n, err, buf)
+	}
+	if _, err := o.WriteAt([]byte("world"), 8187); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(s.Bytes()[8187:]); got != "world" {
+		t.Fatalf("write through second mapping not seen: %q", got)
+	}
+}
+
+func TestCreateDefaults(t *testing.T) {
+	s := create(t, 4096)
+	fi, err := os.Stat(devPath(s.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Size() != 4096 {
+		t.Fatalf("mode %v size %d, want 0600 and 4096", fi.Mode(), fi.Size())
+	}
+	// Reserved: the pages are allocated already.
+	if st := fi.Sys().(*syscall.Stat_t); st.Blocks*512 < 4096 {
+		t.Fatalf("%d blocks allocated: Create did not reserve", st.Blocks)
+	}
+	// The descriptor is close-on-exec.
+	flags := fdFlags(t, s.Name())
+	if flags&syscall.O_CLOEXEC == 0 {
+		t.Fatalf("fd flags %#o lack O_CLOEXEC", flags)
+	}
+	for _, b := range s.Bytes() {
+		if b != 0 {
+			t.Fatal("new object is not zeroed")
+		}
+	}
+}
+
+// fdFlags returns the open flags of this process's fd on object name.
+func fdFlags(t *testing.T, name string) int {
+	t.Helper()
+	want := devPath(name)
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + e.Name()); l != want {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				f, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return int(f)
+			}
+		}
+	}
+	t.Fatalf("no fd open on %s", want)
+	return 0
+}
+
+func TestCreateErrors(t *testing.T) {
+	s := create(t, 4096)
+	_, err := shm.Create(s.Name(), 4096)
+	wantPathErr(t, err, "shm_open", s.Name(), fs.ErrExist)
+
+	name := uniqueName(t)
+	cleanup(t, name)
+	for _, size := range []int{0, -1, -1 << 62} {
+		_, err := shm.Create(name, size)
+		wantPathErr(t, err, "shm_open", name, syscall.EINVAL)
+		if !strings.Contains(err.Error(), "size") {
+			t.Errorf("error %q does not say what is wrong", err)
+		}
+	}
+	if exists(name) {
+		t.Fatal("failed Create left an object")
+	}
+	// NUL in the name: refused before C, which would act on "/x".
+	nul := name + "\x00tail"
+	_, err = shm.Create(nul, 4096)
+	wantPathErr(t, err, "shm_open", nul, syscall.EINVAL)
+	if exists(name) {
+		t.Fatal("NUL name created the truncated name")
+	}
+	_, err = shm.Open(nul)
+	wantPathErr(t, err, "shm_open", nul, syscall.EINVAL)
+	wantPathErr(t, shm.Unlink(nul), "shm_unlink", nul, syscall.EINVAL)
+	// libc's own verdicts pass through unchanged.
+	_, err = shm.Create("/a/b", 4096)
+	wantPathErr(t, err, "shm_open", "/a/b", syscall.EINVAL)
+	long := "/" + strings.Repeat("x", 300)
+	_, err = shm.Create(long, 4096)
+	wantPathErr(t, err, "shm_open", long, nil) // EINVAL or ENAMETOOLONG: libc's choice
+}
+
+func TestCreateTooBigForDevShm(t *testing.T) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || st.Blocks == 0 {
+		t.Skip("/dev/shm has no size limit")
+	}
+	name := uniqueName(t)
+	cleanup(t, name)
+	_, err := shm.Create(name, int(st.Blocks*uint64(st.Bsize))+4096)
+	wantPathErr(t, err, "fallocate", name, syscall.ENOSPC)
+	if exists(name) {
+		t.Fatal("Create failing with ENOSPC left the object behind")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	name := uniqueName(t)
+	_, err := shm.Open(name)
+	wantPathErr(t, err, "shm_open", name, fs.ErrNotExist)
+	wantPathErr(t, shm.Unlink(name), "shm_unlink", name, fs.ErrNotExist)
+}
+
+func TestOpenEmptyObject(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	f, err := os.OpenFile(devPath(name), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Skipf("cannot make an empty object by hand: %v", err)
+	}
+	f.Close()
+	s, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Size() != 0 || s.Bytes() == nil || len(s.Bytes()) != 0 {
+		t.Fatalf("empty object: Size %d, Bytes %v", s.Size(), s.Bytes())
+	}
+	if n, err := s.ReadAt(make([]byte, 1), 0); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt = %d, %v; want 0, EOF", n, err)
+	}
+	if _, err := s.WriteAt([]byte{1}, 0); !errors.Is(err, io.ErrShortWrite) {
+		t.Fatalf("WriteAt = %v; want short write", err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Bytes() != nil {
+		t.Fatal("Bytes after Close is not nil")
+	}
+}
+
+func TestCreateTemp(t *testing.T) {
+	for _, pattern := range []string{prefix + "tmp-*.seg", "/" + prefix + "tmp-", prefix + "*"} {
+		s, err := shm.CreateTemp(pattern, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cleanup(t, s.Name())
+		t.Cleanup(func() { s.Close() })
+		name := s.Name()
+		p := strings.TrimPrefix(pattern, "/")
+		pre, suf, _ := strings.Cut(p, "*")
+		if !strings.HasPrefix(name, "/"+pre) || !strings.HasSuffix(name, suf) || len(name) <= len(p)+1 {
+			t.Errorf("CreateTemp(%q) chose %q", pattern, name)
+		}
+		if !s.Created() || s.Size() != 4096 || !exists(name) {
+			t.Errorf("CreateTemp(%q): created %v size %d exists %v", pattern, s.Created(), s.Size(), exists(name))
+		}
+	}
+	_, err := shm.CreateTemp("a/b*", 4096)
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("pattern with a slash: %v", err)
+	}
+	_, err = shm.CreateTemp(prefix+"*", 0)
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("size 0: %v", err)
+	}
+}
+
+func TestOpenFileOpenOrCreate(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	a, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o640, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o640, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if !a.Created() || b.Created() {
+		t.Fatalf("Created: first %v, second %v", a.Created(), b.Created())
+	}
+	if fi, err := os.Stat(devPath(name)); err != nil || fi.Mode().Perm() != 0o640&^umask() {
+		t.Fatalf("stat: %v %v", fi.Mode(), err)
+	}
+	// An existing object keeps its size: a different size is not applied.
+	c, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Size() != 4096 || c.Created() {
+		t.Fatalf("open-or-create of an existing object: size %d created %v", c.Size(), c.Created())
+	}
+}
+
+func umask() fs.FileMode {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return fs.FileMode(m)
+}
+
+func TestOpenFileTrunc(t *testing.T) {
+	s := create(t, 8192)
+	copy(s.Bytes(), "old")
+	r, err := shm.OpenFile(s.Name(), os.O_RDWR|os.O_TRUNC, 0, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Size() != 4096 || r.Created() {
+		t.Fatalf("size %d created %v", r.Size(), r.Created())
+	}
+	if !bytes.Equal(r.Bytes()[:3], []byte{0, 0, 0}) {
+		t.Fatal("O_TRUNC did not clear the object")
+	}
+	if fi, _ := os.Stat(devPath(s.Name())); fi.Size() != 4096 {
+		t.Fatalf("object size %d after O_TRUNC to 4096", fi.Size())
+	}
+}
+
+func TestOpenFileBadArguments(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	for _, c := range []struct {
+		flag int
+		perm fs.FileMode
+		size int
+		say  string
+	}{
+		{os.O_WRONLY, 0, 0, "write-only"},
+		{os.O_RDONLY | os.O_CREATE, 0o600, 4096, "need os.O_RDWR"},
+		{os.O_RDONLY | os.O_TRUNC, 0, 4096, "need os.O_RDWR"},
+		{os.O_RDWR | os.O_EXCL, 0, 0, "without os.O_CREATE"},
+		{os.O_RDWR | os.O_APPEND, 0, 0, "unsupported flag"},
+		{os.O_RDWR | os.O_CREATE, fs.ModeDir | 0o600, 4096, "permission bits"},
+		{os.O_RDWR | os.O_CREATE, 0o600, 0, "must be positive"},
+		{os.O_RDWR, 0, 4096, "pass 0"},
+	} {
+		_, err := shm.OpenFile(name, c.flag, c.perm, c.size, nil)
+		wantPathErr(t, err, "shm_open", name, syscall.EINVAL)
+		if !strings.Contains(err.Error(), c.say) {
+			t.Errorf("error %q does not say %q", err, c.say)
+		}
+	}
+	if exists(name) {
+		t.Fatal("refused OpenFile left an object")
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	s := create(t, 4096)
+	copy(s.Bytes(), "ro")
+	r, err := shm.OpenFile(s.Name(), os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 2)
+	if _, err := r.ReadAt(buf, 0); err != nil || string(buf) != "ro" {
+		t.Fatalf("ReadAt = %q, %v", buf, err)
+	}
+	_, err = r.WriteAt([]byte("x"), 0)
+	wantPathErr(t, err, "writeat", s.Name(), syscall.EBADF)
+	if err := r.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrivate(t *testing.T) {
+	s := create(t, 4096)
+	copy(s.Bytes(), "shared")
+	p, err := shm.OpenFile(s.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.WriteAt([]byte("PRIVATE"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Bytes()[:6]) != "shared" || string(p.Bytes()[:7]) != "PRIVATE" {
+		t.Fatalf("object %q, private %q", s.Bytes()[:6], p.Bytes()[:7])
+	}
+	// And a process that opens it later sees the object, not our copy.
+	out := runChildOK(t, "read6", s.Name())
+	if out != "shared" {
+		t.Fatalf("other process read %q", out)
+	}
+}
+
+func TestSparseAndPopulate(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, 1<<20, &shm.Options{Sparse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, _ := os.Stat(devPath(name))
+	if fi.Size() != 1<<20 || fi.Sys().(*syscall.Stat_t).Blocks != 0 {
+		t.Fatalf("sparse: size %d blocks %d", fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks)
+	}
+	p, err := shm.OpenFile(name, os.O_RDWR, 0, 0, &shm.Options{Populate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	fi, _ = os.Stat(devPath(name))
+	if fi.Sys().(*syscall.Stat_t).Blocks*512 != 1<<20 {
+		t.Fatalf("populate for writing allocated %d blocks", fi.Sys().(*syscall.Stat_t).Blocks)
+	}
+	for _, opt := range []shm.Options{{Populate: true, Private: true}, {Populate: true}} {
+		q, err := shm.OpenFile(name, os.O_RDONLY, 0, 0, &opt)
+		if err != nil {
+			t.Fatalf("%+v: %v", opt, err)
+		}
+		q.Close()
+	}
+}
+
+func TestReadWriteAtBounds(t *testing.T) {
+	s := create(t, 4096)
+	buf := make([]byte, 10)
+	if n, err := s.ReadAt(buf, 4090); n != 6 || err != io.EOF {
+		t.Fatalf("short ReadAt = %d, %v; want 6, EOF", n, err)
+	}
+	if n, err := s.ReadAt(buf, 4096); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt at end = %d, %v", n, err)
+	}
+	if n, err := s.ReadAt(nil, 1<<40); n != 0 || err != nil {
+		t.Fatalf("empty ReadAt = %d, %v", n, err)
+	}
+	_, err := s.ReadAt(buf, -1)
+	wantPathErr(t, err, "readat", s.Name(), nil)
+	_, err = s.WriteAt(buf, -1)
+	wantPathErr(t, err, "writeat", s.Name(), nil)
+	for _, off := range []int64{4087, 4096, 1 << 40} {
+		_, err = s.WriteAt(buf, off)
+		wantPathErr(t, err, "writeat", s.Name(), io.ErrShortWrite)
+	}
+	if s.Bytes()[4095] != 0 {
+		t.Fatal("a refused WriteAt wrote")
+	}
+	if n, err := s.WriteAt(buf, 4086); n != 10 || err != nil {
+		t.Fatalf("WriteAt to the last byte = %d, %v", n, err)
+	}
+}
+
+func TestSyncRange(t *testing.T) {
+	s := create(t, 3*4096)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		off   int64
+		n     int
+		flags int
+	}{
+		{0, 3 * 4096, syscall.MS_SYNC},
+		{5000, 100, syscall.MS_ASYNC},
+		{4095, 2, syscall.MS_SYNC | syscall.MS_INVALIDATE},
+		{3 * 4096, 0, syscall.MS_SYNC},
+	} {
+		if err := s.SyncRange(c.off, c.n, c.flags); err != nil {
+			t.Errorf("SyncRange(%d, %d, %#x): %v", c.off, c.n, c.flags, err)
+		}
+	}
+	// libc's verdict on flags passes through.
+	wantPathErr(t, s.SyncRange(0, 1, syscall.MS_SYNC|syscall.MS_ASYNC), "msync", s.Name(), syscall.EINVAL)
+	for _, r := range [][2]int64{{-1, 1}, {0, -1}, {0, 3*4096 + 1}, {3 * 4096, 1}, {1 << 62, 1}} {
+		wantPathErr(t, s.SyncRange(r[0], int(r[1]), syscall.MS_SYNC), "msync", s.Name(), syscall.EINVAL)
+	}
+}
+
+func TestClose(t *testing.T) {
+	s := create(t, 4096)
+	name := s.Name()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Bytes() != nil || s.Size() != 0 {
+		t.Fatal("Bytes or Size after Close")
+	}
+	wantPathErr(t, s.Close(), "close", name, fs.ErrClosed)
+	_, err := s.ReadAt(make([]byte, 1), 0)
+	wantPathErr(t, err, "readat", name, fs.ErrClosed)
+	_, err = s.WriteAt(make([]byte, 1), 0)
+	wantPathErr(t, err, "writeat", name, fs.ErrClosed)
+	wantPathErr(t, s.Sync(), "msync", name, fs.ErrClosed)
+	wantPathErr(t, s.SyncRange(0, 1, syscall.MS_SYNC), "msync", name, fs.ErrClosed)
+	// Close does not unlink; Unlink works after Close.
+	if !exists(name) || s.Name() != name {
+		t.Fatal("Close unlinked the object")
+	}
+	if err := s.Unlink(); err != nil {
+		t.Fatal(err)
+	}
+	if exists(name) {
+		t.Fatal("Unlink left the object")
+	}
+	wantPathErr(t, s.Unlink(), "shm_unlink", name, fs.ErrNotExist)
+}
+
+func TestUnlinkKeepsMapping(t *testing.T) {
+	s := create(t, 4096)
+	if err := shm.Unlink(s.Name()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteAt([]byte("still here"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if string(s.Bytes()[:10]) != "still here" {
+		t.Fatal("mapping lost after unlink")
+	}
+}
+
+// TestCloseRace: Close while other goroutines read and write; under -race
+// and without a crash, every call either works or reports ErrClosed.
+func TestCloseRace(t *testing.T) {
+	for range 20 {
+		s := create(t, 1<<16)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, 8)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 4096)
+				<-start
+				for i := 0; ; i++ {
+					var err error
+					if g%2 == 0 {
+						_, err = s.ReadAt(buf, int64(i%16)*4096)
+					} else {
+						_, err = s.WriteAt(buf, int64(i%16)*4096)
+					}
+					if err != nil {
+						if !errors.Is(err, fs.ErrClosed) {
+							errs <- err
+						}
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("racing Close: %v", err)
+		}
+	}
+}
+
+func TestMapFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data")
+	page := os.Getpagesize()
+	content := bytes.Repeat([]byte("0123456789abcdef"), 3*page/16)
+	if err := os.WriteFile(path, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, int64(page), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // the mapping does not need the file open
+	if m.Size() != 2*page || !bytes.Equal(m.Bytes(), content[page:]) {
+		t.Fatalf("mapped %d bytes, want the last two pages", m.Size())
+	}
+	if _, err := m.WriteAt([]byte("XYZ"), 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SyncRange(10, 3, syscall.MS_SYNC); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got[page+10:page+13]) != "XYZ" {
+		t.Fatal("write through the mapping did not reach the file")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantPathErr(t, m.Close(), "close", path, fs.ErrClosed)
+
+	// Read-only and private mappings.
+	f, _ = os.Open(path)
+	defer f.Close()
+	ro, err := shm.MapFile(f, os.O_RDONLY, 0, page, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	_, err = ro.WriteAt([]byte("x"), 0)
+	wantPathErr(t, err, "writeat", path, syscall.EBADF)
+	priv, err := shm.MapFile(f, os.O_RDWR, 0, page, &shm.Options{Private: true, Populate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer priv.Close()
+	if _, err := priv.WriteAt([]byte("private"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got[:7]) == "private" || string(ro.Bytes()[:7]) != "0123456" {
+		t.Fatal("private write reached the file")
+	}
+
+	// Errors.
+	for _, c := range []struct {
+		flag int
+		off  int64
+		n    int
+		say  string
+	}{
+		{os.O_RDONLY, 1, 1, "page size"},
+		{os.O_RDONLY, -int64(page), 1, "page size"},
+		{os.O_RDONLY, 0, -1, "negative length"},
+		{os.O_RDONLY, 0, 3*page + 1, "past the end"},
+		{os.O_RDONLY, 4 * int64(page), 0, "past the end"},
+		{os.O_WRONLY, 0, 1, "flag"},
+	} {
+		_, err := shm.MapFile(f, c.flag, c.off, c.n, nil)
+		wantPathErr(t, err, "mmap", path, syscall.EINVAL)
+		if !strings.Contains(err.Error(), c.say) {
+			t.Errorf("error %q does not say %q", err, c.say)
+		}
+	}
+	// libc's verdict: a read-write mapping of a read-only descriptor.
+	_, err = shm.MapFile(f, os.O_RDWR, 0, page, nil)
+	wantPathErr(t, err, "mmap", path, fs.ErrPermission)
+	if _, err := shm.MapFile(nil, os.O_RDONLY, 0, 0, nil); !errors.Is(err, fs.ErrInvalid) {
+		t.Fatalf("nil file: %v", err)
+	}
+	// An empty range maps nothing.
+	e, err := shm.MapFile(f, os.O_RDONLY, 3*int64(page), 0, nil)
+	if err != nil || e.Size() != 0 || e.Bytes() == nil {
+		t.Fatalf("empty range: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoLeaks: descriptors and mappings stay constant over thousands of
+// cycles, failing ones included.
+func TestNoLeaks(t *testing.T) {
+	n := 3000
+	if testing.Short() {
+		n = 300
+	}
+	name := uniqueName(t)
+	cleanup(t, name)
+	file := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(file, make([]byte, 8192), 0o600)
+	var st syscall.Statfs_t
+	syscall.Statfs("/dev/shm", &st)
+	tooBig := int(st.Blocks*uint64(st.Bsize)) + 4096
+
+	cycle := func() {
+		s, err := shm.Create(name, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shm.Create(name, 4096); !errors.Is(err, fs.ErrExist) {
+			t.Fatal(err)
+		}
+		o, err := shm.OpenFile(name, os.O_RDONLY, 0, 0, &shm.Options{Populate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.WriteAt([]byte("x"), 1)
+		o.Close()
+		s.Close()
+		if err := shm.Unlink(name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shm.Open(name); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		if st.Blocks != 0 {
+			if _, err := shm.Create(name, tooBig); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+		}
+		f, _ := os.Open(file)
+		if _, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil); !errors.Is(err, fs.ErrPermission) {
+			t.Fatal(err)
+		}
+		m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	}
+	for range 20 {
+		cycle()
+	}
+	fds0, shmMaps0, maps0 := resources(t)
+	for range n {
+		cycle()
+	}
+	fds1, shmMaps1, maps1 := resources(t)
+	if fds1 != fds0 || shmMaps1 != shmMaps0 || maps1 > maps0+16 {
+		t.Fatalf("after %d cycles: fds %d -> %d, /dev/shm mappings %d -> %d, mappings %d -> %d",
+			n, fds0, fds1, shmMaps0, shmMaps1, maps0, maps1)
+	}
+}
+
+// resources counts open fds, mappings of /dev/shm and all mappings.
+func resources(t *testing.T) (fds, shmMaps, maps int) {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	b, _ := os.ReadFile("/proc/self/maps")
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "/dev/shm/") || strings.Contains(l, filepath.Join(os.TempDir())) && strings.HasSuffix(l, "/f") {
+			shmMaps++
+		}
+	}
+	return len(ents), shmMaps, len(lines)
+}
+
+// FuzzCreate: any name and size gives a Segment or an error, never a panic,
+// and leaves nothing behind. Only what Create made is unlinked.
+func FuzzCreate(f *testing.F) {
+	for _, name := range []string{"", "/", "//", "x", "/x/y", "/x/", ".", "..", "/.", "/..",
+		"/with space", "/new\nline", "/\xff\xfe", "/ünïcödé", "/a\x00b", strings.Repeat("n", 255),
+		"/" + strings.Repeat("n", 255), strings.Repeat("/", 300)} {
+		for _, size := range []int{-1, 0, 1, 4096, 4097, 1 << 20, 1 << 50} {
+			f.Add(name, size)
+		}
+	}
+	f.Fuzz(func(t *testing.T, name string, size int) {
+		if size > 1<<20 {
+			size = 1 << 50 // more than any /dev/shm: ENOSPC, never a host's memory filled
+		}
+		_, before := shm.Open(name)
+		if before == nil {
+			return // someone's object (or a race): leave it alone
+		}
+		s, err := shm.Create(name, size)
+		if err == nil {
+			if s.Name() != name || s.Size() != size || len(s.Bytes()) != size || !s.Created() {
+				t.Errorf("Create(%q, %d): name %q size %d", name, size, s.Name(), s.Size())
+			}
+			if _, err := s.WriteAt([]byte{1}, int64(size-1)); err != nil {
+				t.Error(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+			if err := s.Unlink(); err != nil {
+				t.Fatalf("Unlink(%q) of what Create made: %v", name, err)
+			}
+		} else {
+			var pe *fs.PathError
+			if !errors.As(err, &pe) || pe.Path != name {
+				t.Fatalf("Create(%q, %d): error %#v is not a PathError on the name", name, size, err)
+			}
+		}
+		if _, after := shm.Open(name); after == nil || after.Error() != before.Error() {
+			t.Fatalf("Create(%q, %d) (err %v) left something: Open said %v before, %v after", name, size, err, before, after)
+		}
+	})
+}
