@@ -421,13 +421,14 @@ func TestPrivate(t *testing.T) {
 func TestSparseAndPopulate(t *testing.T) {
 	name := uniqueName(t)
 	cleanup(t, name)
-	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, 1<<20, &shm.Options{Sparse: true})
+	const size = 256 << 10
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, &shm.Options{Sparse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	fi, _ := os.Stat(devPath(name))
-	if fi.Size() != 1<<20 || fi.Sys().(*syscall.Stat_t).Blocks != 0 {
+	if fi.Size() != size || fi.Sys().(*syscall.Stat_t).Blocks != 0 {
 		t.Fatalf("sparse: size %d blocks %d", fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks)
 	}
 	p, err := shm.OpenFile(name, os.O_RDWR, 0, 0, &shm.Options{Populate: true})
@@ -436,7 +437,7 @@ func TestSparseAndPopulate(t *testing.T) {
 	}
 	defer p.Close()
 	fi, _ = os.Stat(devPath(name))
-	if fi.Sys().(*syscall.Stat_t).Blocks*512 != 1<<20 {
+	if fi.Sys().(*syscall.Stat_t).Blocks*512 != size {
 		t.Fatalf("populate for writing allocated %d blocks", fi.Sys().(*syscall.Stat_t).Blocks)
 	}
 	for _, opt := range []shm.Options{{Populate: true, Private: true}, {Populate: true}} {
@@ -547,7 +548,13 @@ func TestUnlinkKeepsMapping(t *testing.T) {
 // TestCloseRace: Close while other goroutines read and write; under -race
 // and without a crash, every call either works or reports ErrClosed.
 func TestCloseRace(t *testing.T) {
-	for range 20 {
+	for i := range 20 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) { closeRace(t) })
+	}
+}
+
+func closeRace(t *testing.T) {
+	{
 		s := create(t, 1<<16)
 		var wg sync.WaitGroup
 		start := make(chan struct{})

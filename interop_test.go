@@ -1,0 +1,231 @@
+package shm_test
+
+// Interop with unrelated programs that call libc themselves: the classic
+// POSIX C writer and reader, CPython's multiprocessing.shared_memory, and a
+// differential test of names against libc's own shm_open and shm_unlink.
+
+import (
+	"bufio"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/posixshm/shm"
+)
+
+// buildC compiles testdata/<prog>.c with $CC (default cc), the compiler
+// cgo uses, so that the peer links against the same libc as the package.
+func buildC(t *testing.T, prog string) string {
+	t.Helper()
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	if _, err := exec.LookPath(strings.Fields(cc)[0]); err != nil {
+		t.Skipf("no C compiler %q: %v", cc, err)
+	}
+	bin := filepath.Join(t.TempDir(), prog)
+	args := append(strings.Fields(cc)[1:], "-O", "-Wall", "-o", bin, filepath.Join("testdata", prog+".c"), "-lrt")
+	if out, err := exec.Command(strings.Fields(cc)[0], args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
+// TestCWriterGoReader: C writes the classic way, Go opens and reads.
+func TestCWriterGoReader(t *testing.T) {
+	writer := buildC(t, "writer")
+	name := uniqueName(t)
+	cleanup(t, name)
+	if out, err := exec.Command(writer, name, "hello from C").CombinedOutput(); err != nil {
+		t.Fatalf("writer: %v\n%s", err, out)
+	}
+	s, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 13)
+	if _, err := s.ReadAt(buf, 0); err != nil || string(buf) != "hello from C\x00" || s.Size() != 4096 {
+		t.Fatalf("Go read %q (size %d), %v", buf, s.Size(), err)
+	}
+}
+
+// TestGoWriterCReader: Go creates and writes; the C reader opens it with
+// O_CREAT|O_RDWR, prints it and unlinks it.
+func TestGoWriterCReader(t *testing.T) {
+	reader := buildC(t, "reader")
+	s := create(t, 4096)
+	copy(s.Bytes(), "hello from Go\x00")
+	out, err := exec.Command(reader, s.Name()).CombinedOutput()
+	if err != nil || string(out) != "hello from Go" {
+		t.Fatalf("reader: %v, %q", err, out)
+	}
+	if exists(s.Name()) {
+		t.Fatal("the C reader's shm_unlink did not remove the object")
+	}
+}
+
+func python(t *testing.T) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	if out, err := exec.Command(py, "-c", "import multiprocessing.shared_memory").CombinedOutput(); err != nil {
+		t.Skipf("python3 has no multiprocessing.shared_memory: %v %s", err, out)
+	}
+	return py
+}
+
+// TestPythonCreatesGoOpens: CPython creates and owns (it unlinks); Go
+// opens by name, reads and answers.
+func TestPythonCreatesGoOpens(t *testing.T) {
+	py := python(t)
+	name := uniqueName(t)
+	cleanup(t, name)
+	cmd := exec.Command(py, "testdata/peer.py", "create", strings.TrimPrefix(name, "/"))
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); line != "ready\n" {
+		cmd.Wait()
+		t.Fatalf("python said %q, %v\n%s", line, err, stderr)
+	}
+	s, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 18)
+	if _, err := s.ReadAt(buf, 0); err != nil || string(buf) != "hello from python\x00" {
+		t.Errorf("Go read %q, %v", buf, err)
+	}
+	s.WriteAt([]byte("hello back!"), 100)
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil || string(rest) != "ok\n" {
+		t.Fatalf("python: %v, %q\n%s", err, rest, stderr)
+	}
+	if exists(name) {
+		t.Fatal("python created the object and should have unlinked it")
+	}
+}
+
+// TestGoCreatesPythonAttaches: Go creates and owns; CPython attaches,
+// reads, answers, and must not unlink the object on exit.
+func TestGoCreatesPythonAttaches(t *testing.T) {
+	py := python(t)
+	s := create(t, 4096)
+	copy(s.Bytes(), "hello from Go\x00")
+	cmd := exec.Command(py, "testdata/peer.py", "attach", strings.TrimPrefix(s.Name(), "/"))
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	out, err := cmd.Output()
+	if err != nil || string(out) != "hello from Go" {
+		t.Fatalf("python: %v, %q\n%s", err, out, stderr)
+	}
+	if got := string(s.Bytes()[100:111]); got != "hello back!" {
+		t.Errorf("Go read python's answer %q", got)
+	}
+	if !exists(s.Name()) || strings.Contains(stderr.String(), "leaked") {
+		t.Fatalf("python's resource tracker took an object it does not own\n%s", stderr)
+	}
+}
+
+// TestNamesMatchLibc: for names of every awkward kind, Create fails with
+// exactly the errno libc's shm_open gives (or succeeds where it does), and
+// Unlink matches shm_unlink, as a C helper linked against the same libc
+// reports at test time.
+func TestNamesMatchLibc(t *testing.T) {
+	helper := buildC(t, "names")
+	u := fmt.Sprintf("%s%x", prefix, os.Getpid()) // unique part for names that may succeed
+	pad := func(s string, n int) string { return s + strings.Repeat("p", n-len(s)) }
+	names := []string{
+		"", "/", "//", "///", ".", "..", "/.", "/..", "./", "/./", "/../",
+		"/" + u, u, "//" + u, "///" + u, "/" + u + "/x", u + "/x", "/" + u + "/", u + "/",
+		"/" + u + " with spaces", "/" + u + "\nnewline", "/" + u + "\ttab",
+		"/" + u + "-ünïcödé-名前", "/" + u + "\xff\xfe-invalid-utf8", "/" + u + "\x01\x7f",
+		"/." + u, "/.." + u, "/" + u + ".", "/" + u + "..",
+		pad("/"+u, 255), pad(u, 255), pad("/"+u, 256), pad(u, 256), pad("//"+u, 257),
+		pad("/"+u, 254), pad("/"+u, 4000), strings.Repeat("/", 300) + u,
+	}
+	args := make([]string, len(names))
+	for i, n := range names {
+		args[i] = hex.EncodeToString([]byte(n))
+	}
+	out, err := exec.Command(helper, args...).Output()
+	if err != nil {
+		t.Fatalf("names helper: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(names) {
+		t.Fatalf("helper printed %d lines for %d names", len(lines), len(names))
+	}
+	errnoOf := func(err error) int {
+		var e syscall.Errno
+		if err == nil {
+			return 0
+		}
+		if !errors.As(err, &e) {
+			t.Fatalf("error %v carries no errno", err)
+		}
+		return int(e)
+	}
+	for i, name := range names {
+		var want [3]int
+		for j, f := range strings.Fields(lines[i]) {
+			want[j], _ = strconv.Atoi(f)
+		}
+		gotBefore := errnoOf(shm.Unlink(name))
+		s, err := shm.Create(name, 4096)
+		gotOpen, gotAfter := errnoOf(err), -1
+		if err == nil {
+			s.Close()
+			gotAfter = errnoOf(shm.Unlink(name))
+		}
+		if got := [3]int{gotBefore, gotOpen, gotAfter}; got != want {
+			t.Errorf("name %q (%d bytes): Go (unlink, create, unlink) = %v, libc = %v", name, len(name), got, want)
+		}
+	}
+	// A NUL byte: refused before C, which would act on the name cut short.
+	for _, name := range []string{"/" + u + "\x00", "/" + u + "\x00tail", "\x00"} {
+		if _, err := shm.Create(name, 4096); errnoOf(err) != int(syscall.EINVAL) {
+			t.Errorf("Create(%q) = %v, want EINVAL", name, err)
+		}
+		if err := shm.Unlink(name); errnoOf(err) != int(syscall.EINVAL) {
+			t.Errorf("Unlink(%q) = %v, want EINVAL", name, err)
+		}
+	}
+	if exists("/" + u) {
+		t.Fatal("a NUL name reached libc cut short")
+	}
+}
+
+// TestLinkedLibc: under CC=musl-gcc the package (and so this binary) runs
+// on musl; otherwise on glibc. Proves which libc the suite tested.
+func TestLinkedLibc(t *testing.T) {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	musl := strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
+	glibc := strings.Contains(string(maps), "libc.so.6")
+	if wantMusl := strings.Contains(os.Getenv("CC"), "musl"); musl != wantMusl || glibc == wantMusl {
+		t.Fatalf("CC=%q, but mapped: musl %v, glibc %v", os.Getenv("CC"), musl, glibc)
+	}
+	t.Logf("libc: musl %v, glibc %v", musl, glibc)
+}
