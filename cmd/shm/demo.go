@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/posixshm/shm"
+)
+
+// The demo's second process is this program again, with demoRoleEnv set
+// and the object's name as its only argument, like an unrelated program
+// that was told the name.
+const (
+	demoRoleEnv  = "SHM_DEMO_ROLE"
+	demoStartEnv = "SHM_DEMO_START"
+	demoSize     = 4096
+	replyOffset  = 1024
+)
+
+var demoHold bool
+
+func demoFlags(fl *flag.FlagSet) {
+	fl.BoolVar(&demoHold, "hold", false, "the reader waits for Enter before it finishes, so you can try Ctrl-C")
+}
+
+// exitCode ends the program with a status other than 1 after a message.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }
+
+// stepper prints one timestamped line per step.
+type stepper struct {
+	start time.Time
+	who   string
+}
+
+func (s stepper) step(format string, args ...any) {
+	fmt.Printf("%9.3fms  %-16s %s\n", float64(time.Since(s.start).Microseconds())/1000, s.who, fmt.Sprintf(format, args...))
+}
+
+// runDemo is the classic POSIX two-program example: the writer creates a
+// fresh object and writes a message; the reader, another process told only
+// the name, opens it, prints the message and answers; the writer reads the
+// answer and unlinks. The order is kept by the processes themselves: the
+// reader starts after the message is written, and the writer reads the
+// answer after the reader has exited. Ctrl-C at any point still unlinks.
+func runDemo(fl *flag.FlagSet, args []string) (err error) {
+	if len(args) != 0 {
+		return usageError{"demo takes no arguments"}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid())}
+
+	s, err := shm.CreateTemp("shm-demo-*", demoSize)
+	if err != nil {
+		return cmdErr("demo", "/shm-demo-*", err)
+	}
+	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), fallocate %d bytes, mmap", s.Name(), demoSize)
+	defer func() {
+		s.Close()
+		if uerr := s.Unlink(); uerr != nil && err == nil {
+			err = cmdErr("demo", s.Name(), uerr)
+		} else if uerr == nil {
+			w.step("unlinked %s: shm_unlink; nothing is left in /dev/shm", s.Name())
+		}
+	}()
+
+	msg := fmt.Sprintf("hello from process %d", os.Getpid())
+	if _, err := s.WriteAt(append([]byte(msg), 0), 0); err != nil {
+		return cmdErr("demo", s.Name(), err)
+	}
+	w.step("wrote %q", msg)
+
+	exe, err := os.Executable()
+	if err != nil {
+		return cmdErr("demo", s.Name(), err)
+	}
+	cmd := exec.CommandContext(ctx, exe, s.Name())
+	cmd.Env = append(os.Environ(), demoRoleEnv+"=reader", demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
+	if demoHold {
+		cmd.Env = append(cmd.Env, demoRoleEnv+"=reader-hold")
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return cmdErr("demo", s.Name(), err)
+	}
+	w.step("started reader %d, telling it only the name %s", cmd.Process.Pid, s.Name())
+	werr := cmd.Wait()
+	if ctx.Err() != nil {
+		w.step("interrupted: stopping the reader, cleaning up")
+		return exitCode{130, "demo: interrupted"}
+	}
+	if werr != nil {
+		return cmdErr("demo", s.Name(), fmt.Errorf("reader: %w", werr))
+	}
+	reply := make([]byte, 128)
+	if _, err := s.ReadAt(reply, replyOffset); err != nil {
+		return cmdErr("demo", s.Name(), err)
+	}
+	reply, _, _ = bytes.Cut(reply, []byte{0})
+	w.step("reader exited; it left the answer %q", reply)
+	return nil
+}
+
+// demoChild is the reader: the second, unrelated process.
+func demoChild(role string, args []string) int {
+	start := time.Now()
+	if ns, err := strconv.ParseInt(os.Getenv(demoStartEnv), 10, 64); err == nil {
+		start = time.Unix(0, ns)
+	}
+	r := stepper{start: start, who: fmt.Sprintf("reader %d", os.Getpid())}
+	if len(args) != 1 || (role != "reader" && role != "reader-hold") {
+		fmt.Fprintf(os.Stderr, "shm: demo reader: bad invocation\n")
+		return 2
+	}
+	name := args[0]
+	s, err := shm.Open(name)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))
+		return 1
+	}
+	defer s.Close()
+	r.step("opened %s by name: shm_open(O_RDWR), fstat (%d bytes), mmap", name, s.Size())
+	buf := make([]byte, replyOffset)
+	if _, err := s.ReadAt(buf, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))
+		return 1
+	}
+	msg, _, _ := bytes.Cut(buf, []byte{0})
+	r.step("read %q", msg)
+	answer := fmt.Sprintf("process %d read it", os.Getpid())
+	if _, err := s.WriteAt(append([]byte(answer), 0), replyOffset); err != nil {
+		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))
+		return 1
+	}
+	r.step("wrote the answer %q", answer)
+	if role == "reader-hold" {
+		r.step("holding: press Enter to finish, or Ctrl-C to interrupt")
+		bufio.NewReader(os.Stdin).ReadString('\n') // a line or the end of input
+
+	}
+	if err := s.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))
+		return 1
+	}
+	r.step("closed: munmap, close; the name is the writer's to unlink")
+	return 0
+}
