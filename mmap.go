@@ -126,6 +126,45 @@ func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
 	return faultCopy("writeat", m.name, m.data[off:], p)
 }
 
+// finishPopulate pre-faults what the shim left to do (r.advice): a large
+// mapping, in slices aligned to 2 MiB (one page table each) by up to
+// GOMAXPROCS goroutines, each in a cgo call of its own, since the kernel
+// populates disjoint ranges concurrently. On failure it unmaps, closes and,
+// if this call created the object, unlinks it.
+func finishPopulate(name string, r result) error {
+	if r.advice == 0 {
+		return nil
+	}
+	const align = 2 << 20
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	chunk := (len(r.data)/workers + align - 1) &^ (align - 1)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range workers {
+		lo := min(i*chunk, len(r.data))
+		hi := min(lo+chunk, len(r.data))
+		if lo == hi {
+			break
+		}
+		wg.Go(func() { errs[i] = populate(name, r.data[lo:hi], r.advice) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil {
+		return nil
+	}
+	unmapClose(name, r.data, r.fd)
+	if r.created {
+		shmUnlink(name)
+	}
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return err
+}
+
 // faultCopy is copy(dst, src) that turns a memory fault (SIGBUS on a page
 // that is gone) into an error instead of a crash.
 func faultCopy(op, name string, dst, src []byte) (n int, err error) {
@@ -260,6 +299,9 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	})
 	if cerr != nil {
 		return nil, cerr
+	}
+	if err == nil {
+		err = finishPopulate(name, r)
 	}
 	if err != nil {
 		return nil, err

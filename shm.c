@@ -26,15 +26,21 @@ static int fail(goshm_result *res, int op, int err) {
 }
 
 // reserve allocates the object's pages so that a full file system is
-// ENOSPC here instead of SIGBUS at first touch. All signals are blocked
-// around fallocate: tmpfs abandons a long fallocate with EINTR whenever a
-// signal is pending, and the Go runtime signals its threads often (SIGURG for
-// preemption, SIGPROF), so a retry loop alone could start over forever.
+// ENOSPC here instead of SIGBUS at first touch. tmpfs abandons a fallocate
+// with EINTR, undoing it, whenever a signal is pending, and the Go runtime
+// signals its threads often (SIGURG for preemption, SIGPROF), so a long
+// reservation retried naively could start over forever. The first attempt
+// runs as is (a short one rarely meets a signal, and blocking costs two
+// system calls); after EINTR, all signals are blocked around the retries.
 // Blocked signals stay pending and are delivered when the mask is restored.
 static int reserve(int fd, int64_t size) {
 	sigset_t all, old;
 	int r, err;
 
+	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+		return 0;
+	if (errno != EINTR)
+		return errno;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	do {
@@ -45,8 +51,18 @@ static int reserve(int fd, int64_t size) {
 	return err;
 }
 
+static int populate(void *addr, size_t length, int advice) {
+	int r;
+	do {
+		r = madvise(addr, length, advice);
+	} while (r != 0 && errno == EINTR);
+	return r != 0 ? errno : 0;
+}
+
 // map does mmap and, if asked, pre-faults with MADV_POPULATE_* (Linux 5.14),
-// falling back to MAP_POPULATE where the kernel lacks them.
+// falling back to MAP_POPULATE where the kernel lacks them. A large mapping
+// may be left to the caller (GOSHM_POPULATE_DEFER) once its first page shows
+// that madvise works.
 static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) {
 	int prot = (flags & GOSHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
 	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
@@ -58,12 +74,12 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 		// writing would copy every page up front.
 		int advice = (prot & PROT_WRITE) && mflags == MAP_SHARED
 			? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
-		int r;
-		do {
-			r = madvise(p, (size_t)size, advice);
-		} while (r != 0 && errno == EINTR);
-		if (r != 0) {
-			int err = errno;
+		size_t first = (flags & GOSHM_POPULATE_DEFER) && size >= GOSHM_PARALLEL_MIN
+			? (size_t)sysconf(_SC_PAGESIZE) : (size_t)size;
+		int err = populate(p, first, advice);
+		if (err == 0 && first < (size_t)size)
+			res->advice = advice;
+		if (err != 0) {
 			munmap(p, (size_t)size);
 			if (err != EINVAL)
 				return fail(res, GOSHM_OP_MADVISE, err);
@@ -83,6 +99,7 @@ static void clear(goshm_result *res) {
 	res->fd = -1;
 	res->created = 0;
 	res->op = GOSHM_OP_NONE;
+	res->advice = 0;
 }
 
 int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
@@ -159,20 +176,23 @@ int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res)
 	return map(fd, off, length, flags, res);
 }
 
-int goshm_close(void *addr, int64_t size, int fd, int *op) {
+int goshm_populate(uintptr_t addr, int64_t length, int advice) {
+	return -populate((void *)addr, (size_t)length, advice);
+}
+
+int goshm_close(uintptr_t addr, int64_t size, int fd) {
 	int err = 0;
-	*op = GOSHM_OP_NONE;
-	if (addr != NULL && munmap(addr, (size_t)size) != 0)
-		err = errno, *op = GOSHM_OP_MUNMAP;
+	if (addr != 0 && munmap((void *)addr, (size_t)size) != 0)
+		err = GOSHM_OP_MUNMAP << 16 | errno;
 	// close(2) on Linux releases the fd even when it reports an error, so
 	// it is never retried.
 	if (fd >= 0 && close(fd) != 0 && err == 0)
-		err = errno, *op = GOSHM_OP_CLOSE;
+		err = GOSHM_OP_CLOSE << 16 | errno;
 	return -err;
 }
 
-int goshm_msync(void *addr, int64_t length, int flags) {
-	return msync(addr, (size_t)length, flags) != 0 ? -errno : 0;
+int goshm_msync(uintptr_t addr, int64_t length, int flags) {
+	return msync((void *)addr, (size_t)length, flags) != 0 ? -errno : 0;
 }
 
 int goshm_unlink(const char *name) {

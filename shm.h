@@ -32,7 +32,13 @@ enum {
 	GOSHM_PRIVATE = 1 << 1,  // MAP_PRIVATE instead of MAP_SHARED
 	GOSHM_SPARSE = 1 << 2,   // ftruncate only, no fallocate reservation
 	GOSHM_POPULATE = 1 << 3, // pre-fault the mapping
+	// With GOSHM_POPULATE: a mapping of GOSHM_PARALLEL_MIN bytes or more
+	// is left for the caller to populate in parallel with goshm_populate
+	// (res->advice says how), once madvise is known to work on it.
+	GOSHM_POPULATE_DEFER = 1 << 4,
 };
+
+#define GOSHM_PARALLEL_MIN ((int64_t)64 << 20)
 
 typedef struct {
 	void *addr;    // the mapping, NULL when size is 0
@@ -40,6 +46,7 @@ typedef struct {
 	int fd;        // the object's descriptor (goshm_open), else -1
 	int created;   // 1 when this call created the object
 	int op;        // GOSHM_OP_* of the failing step
+	int advice;    // MADV_POPULATE_* left to the caller (POPULATE_DEFER), or 0
 } goshm_result;
 
 // goshm_open opens or creates the POSIX shared memory object name with
@@ -58,12 +65,18 @@ int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
 // of the file is EINVAL before mmap. The fd is not kept: res->fd is -1.
 int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res);
 
-// goshm_close unmaps addr (if not NULL) and closes fd (if >= 0). Both are
-// attempted; the first failure is returned.
-int goshm_close(void *addr, int64_t size, int fd, int *op);
+// goshm_populate is madvise(addr, length, advice), retried on EINTR: one
+// slice of a deferred populate.
+int goshm_populate(uintptr_t addr, int64_t length, int advice);
+
+// goshm_close unmaps addr (if not 0) and closes fd (if >= 0). Both are
+// attempted; the first failure is returned as -(GOSHM_OP_* << 16 | errno).
+// Addresses cross as integers: they are never Go memory, so cgo need not
+// check them.
+int goshm_close(uintptr_t addr, int64_t size, int fd);
 
 // goshm_msync is msync(addr, length, flags).
-int goshm_msync(void *addr, int64_t length, int flags);
+int goshm_msync(uintptr_t addr, int64_t length, int flags);
 
 // goshm_unlink is shm_unlink(name).
 int goshm_unlink(const char *name);

@@ -6,11 +6,24 @@ package shm
 /*
 #cgo CFLAGS: -O2 -Wall
 #cgo LDFLAGS: -lrt
+#cgo noescape goshm_open
+#cgo nocallback goshm_open
+#cgo noescape goshm_map
+#cgo nocallback goshm_map
+#cgo noescape goshm_populate
+#cgo nocallback goshm_populate
+#cgo noescape goshm_close
+#cgo nocallback goshm_close
+#cgo noescape goshm_msync
+#cgo nocallback goshm_msync
+#cgo noescape goshm_unlink
+#cgo nocallback goshm_unlink
 #include "shm.h"
 */
 import "C"
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 	"syscall"
@@ -38,6 +51,7 @@ const (
 	mapPrivate  = C.GOSHM_PRIVATE
 	mapSparse   = C.GOSHM_SPARSE
 	mapPopulate = C.GOSHM_POPULATE
+	mapDefer    = C.GOSHM_POPULATE_DEFER
 )
 
 // result is what the shim hands back for a mapping.
@@ -45,25 +59,40 @@ type result struct {
 	data    []byte // the mapping; empty (not nil) when nothing is mapped
 	fd      int
 	created bool
+	advice  int // populate still to do (mapDefer), else 0
 }
 
 func pathErr(op int, name string, r C.int) error {
-	return &fs.PathError{Op: opNames[op], Path: name, Err: syscall.Errno(-r)}
+	var err error = syscall.Errno(-r)
+	if op == C.GOSHM_OP_MADVISE && err == syscall.EFAULT {
+		// What the kernel says where touching the page would SIGBUS.
+		err = fmt.Errorf("a page cannot be populated (/dev/shm full, or the object shorter than the mapping): %w", err)
+	}
+	return &fs.PathError{Op: opNames[op], Path: name, Err: err}
 }
 
-// cname returns name as a NUL-terminated C string in Go memory. A name with
-// a NUL byte is refused: C would cut it short and act on another object.
-func cname(op, name string) (*C.char, error) {
+// nameBuf holds a name for C on the caller's stack: the shim keeps no
+// pointer (noescape), and a longer name than NAME_MAX is allocated.
+type nameBuf [256]byte
+
+// cname returns name as a NUL-terminated C string in Go memory, in buf
+// when it fits. A name with a NUL byte is refused: C would cut it short and
+// act on another object.
+func cname(op, name string, buf *nameBuf) (*C.char, error) {
 	if strings.IndexByte(name, 0) >= 0 {
 		return nil, &fs.PathError{Op: op, Path: name, Err: syscall.EINVAL}
 	}
-	b := make([]byte, len(name)+1)
+	b := buf[:]
+	if len(name) >= len(buf) {
+		b = make([]byte, len(name)+1)
+	}
 	copy(b, name)
+	b[len(name)] = 0
 	return (*C.char)(unsafe.Pointer(&b[0])), nil
 }
 
 func toResult(r *C.goshm_result) result {
-	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0}
+	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0, advice: int(r.advice)}
 	if r.addr != nil {
 		res.data = unsafe.Slice((*byte)(r.addr), int(r.size))
 	}
@@ -73,7 +102,8 @@ func toResult(r *C.goshm_result) result {
 // shmOpen: shm_open, then fallocate or ftruncate (new or truncated
 // objects) or fstat (existing ones), then mmap and madvise; one crossing.
 func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result, error) {
-	cs, err := cname("shm_open", name)
+	var buf nameBuf
+	cs, err := cname("shm_open", name, &buf)
 	if err != nil {
 		return result{}, err
 	}
@@ -96,27 +126,35 @@ func mmapFile(name string, fd int, off, length int64, flags int) (result, error)
 // unmapClose: munmap of a whole mapping this package made, and close of fd
 // when fd >= 0.
 func unmapClose(name string, data []byte, fd int) error {
-	var addr unsafe.Pointer // nil for an empty mapping: nothing to unmap
+	var addr uintptr // 0 for an empty mapping: nothing to unmap
 	if len(data) > 0 {
-		addr = unsafe.Pointer(unsafe.SliceData(data))
+		addr = uintptr(unsafe.Pointer(unsafe.SliceData(data)))
 	}
-	var op C.int
-	if e := C.goshm_close(addr, C.int64_t(len(data)), C.int(fd), &op); e != 0 {
-		return pathErr(int(op), name, e)
+	if e := C.goshm_close(C.uintptr_t(addr), C.int64_t(len(data)), C.int(fd)); e != 0 {
+		return pathErr(int(-e>>16), name, -(-e & 0xffff))
+	}
+	return nil
+}
+
+// populate is madvise(advice) over b, a slice of a mapping.
+func populate(name string, b []byte, advice int) error {
+	if e := C.goshm_populate(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(advice)); e != 0 {
+		return pathErr(C.GOSHM_OP_MADVISE, name, e)
 	}
 	return nil
 }
 
 // msync of b, which must start on a page boundary inside a mapping.
 func msync(name string, b []byte, flags int) error {
-	if e := C.goshm_msync(unsafe.Pointer(unsafe.SliceData(b)), C.int64_t(len(b)), C.int(flags)); e != 0 {
+	if e := C.goshm_msync(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(flags)); e != 0 {
 		return pathErr(C.GOSHM_OP_MSYNC, name, e)
 	}
 	return nil
 }
 
 func shmUnlink(name string) error {
-	cs, err := cname("shm_unlink", name)
+	var buf nameBuf
+	cs, err := cname("shm_unlink", name, &buf)
 	if err != nil {
 		return err
 	}

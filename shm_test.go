@@ -449,6 +449,55 @@ func TestSparseAndPopulate(t *testing.T) {
 	}
 }
 
+// TestPopulateParallel: 64 MiB and more are populated by several
+// goroutines; every page ends up allocated and mapped.
+func TestPopulateParallel(t *testing.T) {
+	const size = 96<<20 + 4096 // not a multiple of the slices
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || int64(st.Bavail)*st.Bsize < 2*size {
+		t.Skipf("/dev/shm has less than %d bytes free (a small container's); the host run covers this", 2*size)
+	}
+	for _, c := range []struct {
+		flag int
+		opt  shm.Options
+	}{
+		{os.O_RDWR | os.O_CREATE | os.O_EXCL, shm.Options{Sparse: true, Populate: true}},
+		{os.O_RDONLY, shm.Options{Populate: true}},
+		{os.O_RDWR, shm.Options{Populate: true, Private: true}},
+	} {
+		name := uniqueName(t)
+		cleanup(t, name)
+		if c.flag&os.O_CREATE == 0 {
+			s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, &shm.Options{Sparse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+		}
+		sz := size
+		if c.flag&os.O_CREATE == 0 {
+			sz = 0
+		}
+		s, err := shm.OpenFile(name, c.flag, 0o600, sz, &c.opt)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.opt, err)
+		}
+		if s.Size() != size {
+			t.Fatalf("size %d", s.Size())
+		}
+		if c.flag&os.O_CREATE != 0 {
+			fi, _ := os.Stat(devPath(name))
+			if blocks := fi.Sys().(*syscall.Stat_t).Blocks * 512; blocks != size {
+				t.Fatalf("populated %d of %d bytes", blocks, size)
+			}
+		}
+		if _, err := s.ReadAt(make([]byte, 1), size-1); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+}
+
 func TestReadWriteAtBounds(t *testing.T) {
 	s := create(t, 4096)
 	buf := make([]byte, 10)

@@ -1,0 +1,180 @@
+package shm_test
+
+// TestCompare sets this package against C calling libc directly (the
+// physical limit for these semantics), pure-Go syscalls (open on /dev/shm
+// and syscall.Mmap, what other Go shared-memory packages do) and CPython's
+// multiprocessing.shared_memory, running them alternately, round after
+// round, in one run, and prints each as a ratio of medians to C. It also
+// sets pre-faulting against the naive ftruncate + mmap + first touch.
+//
+// In the normal suite it makes one short round, checking that every
+// contender runs; the full comparison, whose table the README shows, is
+//
+//	go test -run '^TestCompare$' -v . -args -compare
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posixshm/shm"
+)
+
+var compareFlag = flag.Bool("compare", false, "TestCompare: run the full comparison (many rounds) and print its tables")
+
+// contender does n operations on the object name and returns ns per op.
+type contender struct {
+	name string
+	run  func(op, name string, n int) (float64, error)
+}
+
+func goContender(label string, create func(string, int) error, open func(string) error) contender {
+	return contender{label, func(op, name string, n int) (float64, error) {
+		start := time.Now()
+		for range n {
+			var err error
+			if op == "create" {
+				err = create(name, 4096)
+			} else {
+				err = open(name)
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(n), nil
+	}}
+}
+
+func execContender(label string, argv ...string) contender {
+	return contender{label, func(op, name string, n int) (float64, error) {
+		args := append(argv[1:len(argv):len(argv)], op, name, strconv.Itoa(n))
+		cmd := exec.Command(argv[0], args...)
+		stderr := new(strings.Builder)
+		cmd.Stderr = stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %v: %s", label, err, stderr)
+		}
+		return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	}}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func TestCompare(t *testing.T) {
+	rounds, n := 1, 20
+	if *compareFlag {
+		rounds, n = 21, 2000
+	}
+	contenders := []contender{
+		execContender("C (libc)", buildC(t, "bench")),
+		goContender("shm (cgo)", shmCreateCycle, shmOpenCycle),
+		goContender("pure-Go syscalls", pureGoCreateCycle, pureGoOpenCycle),
+	}
+	if py, err := exec.LookPath("python3"); err == nil {
+		contenders = append(contenders, execContender("CPython shared_memory", py, "testdata/bench.py"))
+	} else {
+		t.Log("no python3: CPython left out of the comparison")
+	}
+	existing := create(t, 4096) // what the open cycles open
+	fresh := uniqueName(t)      // what the create cycles create and unlink
+	cleanup(t, fresh)
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "%d rounds of %d operations, contenders alternating; median ns/op and ratio to C\n\n", rounds, n)
+	fmt.Fprintf(&report, "| operation | %s |\n|---|%s\n", strings.Join(names(contenders), " | "), strings.Repeat("---|", len(contenders)))
+	for _, op := range []string{"create", "open"} {
+		name := fresh
+		if op == "open" {
+			name = existing.Name()
+		}
+		samples := make([][]float64, len(contenders))
+		for r := range rounds {
+			for i := range contenders {
+				c := (i + r) % len(contenders) // rotate who goes first
+				ns, err := contenders[c].run(op, name, n)
+				if err != nil || ns <= 0 {
+					t.Fatalf("%s %s: %v (%v ns/op)", contenders[c].name, op, err, ns)
+				}
+				samples[c] = append(samples[c], ns)
+			}
+		}
+		if exists(fresh) {
+			t.Fatalf("a %s cycle left %s behind", op, fresh)
+		}
+		c0 := median(samples[0])
+		fmt.Fprintf(&report, "| %s cycle, 4 KiB |", op)
+		for i := range contenders {
+			m := median(samples[i])
+			fmt.Fprintf(&report, " %.2f× (%.1f µs) |", m/c0, m/1000)
+		}
+		report.WriteString("\n")
+	}
+	if *compareFlag {
+		compareFill(t, &report)
+	}
+	t.Log("\n" + report.String())
+	if *compareFlag {
+		fmt.Print(report.String())
+	}
+}
+
+func names(cs []contender) []string {
+	var s []string
+	for _, c := range cs {
+		s = append(s, c.name)
+	}
+	return s
+}
+
+// compareFill: a fresh 256 MiB object created and completely written,
+// the naive way (ftruncate + mmap + first touch), reserved (Create's
+// default, fallocate) and pre-faulted (Populate); teardown not timed.
+func compareFill(t *testing.T, report *strings.Builder) {
+	const size = 256 << 20
+	name := uniqueName(t)
+	cleanup(t, name)
+	kinds := []struct {
+		label string
+		opt   shm.Options
+	}{{"naive (Sparse)", shm.Options{Sparse: true}}, {"reserved (default)", shm.Options{}}, {"Populate", shm.Options{Populate: true}}}
+	pattern := make([]byte, 1<<20)
+	for i := range pattern {
+		pattern[i] = byte(i)
+	}
+	samples := make([][]float64, len(kinds))
+	for r := range 9 {
+		for i := range kinds {
+			k := (i + r) % len(kinds)
+			start := time.Now()
+			s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, &kinds[k].opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := s.Bytes()
+			for off := 0; off < size; off += len(pattern) {
+				copy(m[off:], pattern)
+			}
+			samples[k] = append(samples[k], float64(time.Since(start).Milliseconds()))
+			s.Close()
+			s.Unlink()
+		}
+	}
+	naive := median(samples[0])
+	fmt.Fprintf(report, "\n9 rounds, alternating: a fresh 256 MiB object created and completely written; median and ratio to naive\n\n")
+	fmt.Fprintf(report, "| create + fill 256 MiB | time | ratio |\n|---|---|---|\n")
+	for i, k := range kinds {
+		fmt.Fprintf(report, "| %s | %.0f ms | %.2f× |\n", k.label, median(samples[i]), median(samples[i])/naive)
+	}
+}
