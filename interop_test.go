@@ -22,8 +22,9 @@ import (
 )
 
 // buildC compiles testdata/<prog>.c with $CC (default cc), the compiler
-// cgo uses, so that the peer links against the same libc as the package.
-func buildC(t *testing.T, prog string) string {
+// cgo uses, so that the peer links against the same libc as the package;
+// flags go to the compiler ("-shared", "-fPIC" for a library).
+func buildC(t *testing.T, prog string, flags ...string) string {
 	t.Helper()
 	cc := os.Getenv("CC")
 	if cc == "" {
@@ -33,7 +34,8 @@ func buildC(t *testing.T, prog string) string {
 		t.Skipf("no C compiler %q: %v", cc, err)
 	}
 	bin := filepath.Join(t.TempDir(), prog)
-	args := append(strings.Fields(cc)[1:], "-O", "-Wall", "-o", bin, filepath.Join("testdata", prog+".c"), "-lrt")
+	args := append(strings.Fields(cc)[1:], flags...)
+	args = append(args, "-O", "-Wall", "-o", bin, filepath.Join("testdata", prog+".c"), "-lrt")
 	if out, err := exec.Command(strings.Fields(cc)[0], args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
 	}

@@ -93,6 +93,13 @@ func runChild(role, name string) int {
 			return fail("fault error %#v", err)
 		}
 		fmt.Println("ok")
+	case "reserve": // Create under testdata/eintr.c's fallocate
+		s, err := shm.Create(name, 1<<20)
+		if err != nil {
+			return fail("%v", err)
+		}
+		s.Close()
+		fmt.Print("reserved")
 	case "denied": // run as another user: opening must be EACCES
 		s, err := shm.Open(name)
 		if err == nil {
@@ -224,6 +231,29 @@ func TestTruncatedByAnotherProcess(t *testing.T) {
 	// This process is protected the same way.
 	if _, err := s.ReadAt(make([]byte, 1), int64(page)); !errors.Is(err, shm.ErrFault) {
 		t.Fatalf("ReadAt here = %v", err)
+	}
+}
+
+// TestReserveRetriesEINTR: where tmpfs abandons fallocate with EINTR on
+// every pending signal (kernels before 6.x; Go's runtime signals often),
+// Create retries with signals blocked, and so completes. The child runs
+// with testdata/eintr.c preloaded, a fallocate that fails with EINTR
+// unless signals are blocked.
+func TestReserveRetriesEINTR(t *testing.T) {
+	lib := buildC(t, "eintr", "-shared", "-fPIC")
+	name := uniqueName(t)
+	cleanup(t, name)
+	cmd := childCmd(t, "reserve", name)
+	cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
+	out, err := cmd.Output()
+	if err != nil || string(out) != "reserved" {
+		t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
+	}
+	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
+		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
+	}
+	if fi, err := os.Stat(devPath(name)); err != nil || fi.Sys().(*syscall.Stat_t).Blocks*512 != 1<<20 {
+		t.Fatalf("the child's object is not reserved: %v", err)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -858,4 +860,21 @@ func FuzzCreate(f *testing.F) {
 			t.Fatalf("Create(%q, %d) (err %v) left something: Open said %v before, %v after", name, size, err, before, after)
 		}
 	})
+}
+
+// TestBuildWithoutCgo: CGO_ENABLED=0 fails to build, naming cgo.
+func TestBuildWithoutCgo(t *testing.T) {
+	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gocmd); err != nil {
+		t.Skipf("no go command at %s", gocmd)
+	}
+	cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("CGO_ENABLED=0 build succeeded")
+	}
+	if !strings.Contains(string(out), "shm_requires_cgo") {
+		t.Fatalf("CGO_ENABLED=0 build failed without naming cgo:\n%s", out)
+	}
 }
