@@ -20,9 +20,9 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-static int fail(goshm_result *res, int op, int err) {
-	res->op = op;
-	return -err;
+// fail encodes a failure as shm.h says: -(op << 16 | errno).
+static int fail(int op, int err) {
+	return -(op << 16 | err);
 }
 
 // reserve allocates the object's pages so that a full file system is
@@ -68,7 +68,7 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
 	void *p = mmap(NULL, (size_t)size, prot, mflags, fd, (off_t)off);
 	if (p == MAP_FAILED)
-		return fail(res, GOSHM_OP_MMAP, errno);
+		return fail(GOSHM_OP_MMAP, errno);
 	if (flags & GOSHM_POPULATE) {
 		// A private mapping is populated for reading: populating it for
 		// writing would copy every page up front.
@@ -82,10 +82,10 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 		if (err != 0) {
 			munmap(p, (size_t)size);
 			if (err != EINVAL)
-				return fail(res, GOSHM_OP_MADVISE, err);
+				return fail(GOSHM_OP_MADVISE, err);
 			p = mmap(NULL, (size_t)size, prot, mflags | MAP_POPULATE, fd, (off_t)off);
 			if (p == MAP_FAILED)
-				return fail(res, GOSHM_OP_MMAP, errno);
+				return fail(GOSHM_OP_MMAP, errno);
 		}
 	}
 	res->addr = p;
@@ -98,13 +98,12 @@ static void clear(goshm_result *res) {
 	res->size = 0;
 	res->fd = -1;
 	res->created = 0;
-	res->op = GOSHM_OP_NONE;
 	res->advice = 0;
 }
 
 int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
                int flags, goshm_result *res) {
-	int fd, created, err = 0, op = GOSHM_OP_NONE;
+	int fd, created, err, r = 0;
 
 	clear(res);
 	if ((oflag & O_CREAT) && !(oflag & O_EXCL)) {
@@ -117,19 +116,19 @@ int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
 				break;
 			}
 			if (errno != EEXIST || tries == 100)
-				return fail(res, GOSHM_OP_SHM_OPEN, errno);
+				return fail(GOSHM_OP_SHM_OPEN, errno);
 			fd = shm_open(name, oflag & ~O_CREAT, (mode_t)mode);
 			if (fd >= 0) {
 				created = 0;
 				break;
 			}
 			if (errno != ENOENT)
-				return fail(res, GOSHM_OP_SHM_OPEN, errno);
+				return fail(GOSHM_OP_SHM_OPEN, errno);
 		}
 	} else {
 		fd = shm_open(name, oflag, (mode_t)mode);
 		if (fd < 0)
-			return fail(res, GOSHM_OP_SHM_OPEN, errno);
+			return fail(GOSHM_OP_SHM_OPEN, errno);
 		created = (oflag & O_CREAT) != 0;
 	}
 
@@ -138,30 +137,30 @@ int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
 		if (!sparse) {
 			err = reserve(fd, size);
 			if (err == EOPNOTSUPP || err == ENOSYS)
-				sparse = 1, err = 0; // file system cannot reserve
+				sparse = 1; // the file system cannot reserve
 			else if (err != 0)
-				op = GOSHM_OP_FALLOCATE;
+				r = fail(GOSHM_OP_FALLOCATE, err);
 		}
 		if (sparse && ftruncate(fd, (off_t)size) != 0)
-			err = errno, op = GOSHM_OP_FTRUNCATE;
+			r = fail(GOSHM_OP_FTRUNCATE, errno);
 	} else {
 		struct stat st;
 		if (fstat(fd, &st) != 0)
-			err = errno, op = GOSHM_OP_FSTAT;
+			r = fail(GOSHM_OP_FSTAT, errno);
 		else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
-			err = EFBIG, op = GOSHM_OP_MMAP;
+			r = fail(GOSHM_OP_MMAP, EFBIG);
 		else
 			size = st.st_size;
 	}
 
-	if (err == 0 && size > 0)
-		err = -map(fd, 0, size, flags, res), op = res->op;
-	if (err != 0) {
+	if (r == 0 && size > 0)
+		r = map(fd, 0, size, flags, res);
+	if (r != 0) {
 		if (created)
 			shm_unlink(name); // only what this call made
 		close(fd);
 		clear(res);
-		return fail(res, op, err);
+		return r;
 	}
 	res->fd = fd;
 	res->created = created;
@@ -177,24 +176,25 @@ int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res)
 }
 
 int goshm_populate(uintptr_t addr, int64_t length, int advice) {
-	return -populate((void *)addr, (size_t)length, advice);
+	int err = populate((void *)addr, (size_t)length, advice);
+	return err != 0 ? fail(GOSHM_OP_MADVISE, err) : 0;
 }
 
 int goshm_close(uintptr_t addr, int64_t size, int fd) {
 	int err = 0;
 	if (addr != 0 && munmap((void *)addr, (size_t)size) != 0)
-		err = GOSHM_OP_MUNMAP << 16 | errno;
+		err = fail(GOSHM_OP_MUNMAP, errno);
 	// close(2) on Linux releases the fd even when it reports an error, so
 	// it is never retried.
 	if (fd >= 0 && close(fd) != 0 && err == 0)
-		err = GOSHM_OP_CLOSE << 16 | errno;
-	return -err;
+		err = fail(GOSHM_OP_CLOSE, errno);
+	return err;
 }
 
 int goshm_msync(uintptr_t addr, int64_t length, int flags) {
-	return msync((void *)addr, (size_t)length, flags) != 0 ? -errno : 0;
+	return msync((void *)addr, (size_t)length, flags) != 0 ? fail(GOSHM_OP_MSYNC, errno) : 0;
 }
 
 int goshm_unlink(const char *name) {
-	return shm_unlink(name) != 0 ? -errno : 0;
+	return shm_unlink(name) != 0 ? fail(GOSHM_OP_SHM_UNLINK, errno) : 0;
 }

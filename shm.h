@@ -1,9 +1,9 @@
 // The C shim of github.com/posixshm/shm.
 //
 // Each goshm_ function does one whole operation in one cgo crossing and
-// returns 0 or -errno; it never reads the global errno after returning and
-// never touches mapped memory (a fault inside C cannot be recovered by Go).
-// On failure *op names the libc call that failed (GOSHM_OP_*).
+// returns 0, or -(GOSHM_OP_* << 16 | errno) naming the libc call that failed
+// and its errno, so the caller never reads the global errno. None touches
+// mapped memory: a fault inside C could not be recovered by Go.
 
 #ifndef GOSHM_H
 #define GOSHM_H
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Steps, reported in goshm_result.op when one fails.
+// The libc calls, as reported in a failure's upper bits.
 enum {
 	GOSHM_OP_NONE = 0,
 	GOSHM_OP_SHM_OPEN,
@@ -45,7 +45,6 @@ typedef struct {
 	int64_t size;  // bytes mapped
 	int fd;        // the object's descriptor (goshm_open), else -1
 	int created;   // 1 when this call created the object
-	int op;        // GOSHM_OP_* of the failing step
 	int advice;    // MADV_POPULATE_* left to the caller (POPULATE_DEFER), or 0
 } goshm_result;
 
@@ -70,9 +69,8 @@ int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res)
 int goshm_populate(uintptr_t addr, int64_t length, int advice);
 
 // goshm_close unmaps addr (if not 0) and closes fd (if >= 0). Both are
-// attempted; the first failure is returned as -(GOSHM_OP_* << 16 | errno).
-// Addresses cross as integers: they are never Go memory, so cgo need not
-// check them.
+// attempted; the first failure is returned. Addresses cross as integers:
+// they are never Go memory, so cgo need not check them.
 int goshm_close(uintptr_t addr, int64_t size, int fd);
 
 // goshm_msync is msync(addr, length, flags).

@@ -1,7 +1,7 @@
 package shm
 
 // This is the only file that imports "C": thin wrappers over the shim in
-// shm.c, each one cgo crossing, turning -errno into *fs.PathError.
+// shm.c, each one cgo crossing, turning its failures into *fs.PathError.
 
 /*
 #cgo CFLAGS: -O2 -Wall
@@ -62,9 +62,12 @@ type result struct {
 	advice  int // populate still to do (mapDefer), else 0
 }
 
-func pathErr(op int, name string, r C.int) error {
-	var err error = syscall.Errno(-r)
-	if op == C.GOSHM_OP_MADVISE && err == syscall.EFAULT {
+// shimErr decodes a shim failure, -(op << 16 | errno), into an
+// *fs.PathError naming the libc call.
+func shimErr(name string, r C.int) error {
+	op, errno := int(-r>>16), syscall.Errno(-r&0xffff)
+	var err error = errno
+	if op == C.GOSHM_OP_MADVISE && errno == syscall.EFAULT {
 		// What the kernel says where touching the page would SIGBUS.
 		err = fmt.Errorf("a page cannot be populated (/dev/shm full, or the object shorter than the mapping): %w", err)
 	}
@@ -109,7 +112,7 @@ func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result
 	}
 	var r C.goshm_result
 	if e := C.goshm_open(cs, C.int(oflag), C.uint(mode), C.int64_t(size), C.int(flags), &r); e != 0 {
-		return result{}, pathErr(int(r.op), name, e)
+		return result{}, shimErr(name, e)
 	}
 	return toResult(&r), nil
 }
@@ -118,7 +121,7 @@ func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result
 func mmapFile(name string, fd int, off, length int64, flags int) (result, error) {
 	var r C.goshm_result
 	if e := C.goshm_map(C.int(fd), C.int64_t(off), C.int64_t(length), C.int(flags), &r); e != 0 {
-		return result{}, pathErr(int(r.op), name, e)
+		return result{}, shimErr(name, e)
 	}
 	return toResult(&r), nil
 }
@@ -131,7 +134,7 @@ func unmapClose(name string, data []byte, fd int) error {
 		addr = uintptr(unsafe.Pointer(unsafe.SliceData(data)))
 	}
 	if e := C.goshm_close(C.uintptr_t(addr), C.int64_t(len(data)), C.int(fd)); e != 0 {
-		return pathErr(int(-e>>16), name, -(-e & 0xffff))
+		return shimErr(name, e)
 	}
 	return nil
 }
@@ -139,7 +142,7 @@ func unmapClose(name string, data []byte, fd int) error {
 // populate is madvise(advice) over b, a slice of a mapping.
 func populate(name string, b []byte, advice int) error {
 	if e := C.goshm_populate(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(advice)); e != 0 {
-		return pathErr(C.GOSHM_OP_MADVISE, name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
@@ -147,7 +150,7 @@ func populate(name string, b []byte, advice int) error {
 // msync of b, which must start on a page boundary inside a mapping.
 func msync(name string, b []byte, flags int) error {
 	if e := C.goshm_msync(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(flags)); e != 0 {
-		return pathErr(C.GOSHM_OP_MSYNC, name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
@@ -159,7 +162,7 @@ func shmUnlink(name string) error {
 		return err
 	}
 	if e := C.goshm_unlink(cs); e != 0 {
-		return pathErr(C.GOSHM_OP_SHM_UNLINK, name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
