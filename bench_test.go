@@ -116,58 +116,32 @@ func BenchmarkOpen(b *testing.B) {
 
 var sizes = []int{64, 4096, 1 << 20}
 
-// BenchmarkReadAt and BenchmarkWriteAt against BenchmarkCopy, a plain copy
-// on the same mapping: the price of bounds checks, close-safety and fault
+// BenchmarkAccess: ReadAt and WriteAt side by side with a plain copy on
+// the same mapping, the price of bounds checks, close-safety and fault
 // safety.
-func BenchmarkReadAt(b *testing.B) {
+func BenchmarkAccess(b *testing.B) {
 	s := create(b, 2<<20)
-	for _, n := range sizes {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			buf := make([]byte, n)
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.ReadAt(buf, 4096); err != nil {
-					b.Fatal(err)
+	for _, c := range []struct {
+		name string
+		f    func(buf []byte) error
+	}{
+		{"ReadAt", func(buf []byte) error { _, err := s.ReadAt(buf, 4096); return err }},
+		{"copy-read", func(buf []byte) error { copy(buf, s.Bytes()[4096:]); return nil }},
+		{"WriteAt", func(buf []byte) error { _, err := s.WriteAt(buf, 4096); return err }},
+		{"copy-write", func(buf []byte) error { copy(s.Bytes()[4096:], buf); return nil }},
+	} {
+		for _, n := range []int{64, 4096, 1 << 20} {
+			b.Run(c.name+"/"+strconv.Itoa(n), func(b *testing.B) {
+				buf := make([]byte, n)
+				b.SetBytes(int64(n))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.f(buf); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
-	}
-}
-
-func BenchmarkWriteAt(b *testing.B) {
-	s := create(b, 2<<20)
-	for _, n := range sizes {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			buf := make([]byte, n)
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.WriteAt(buf, 4096); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-func BenchmarkCopy(b *testing.B) {
-	s := create(b, 2<<20)
-	for _, n := range sizes {
-		b.Run(strconv.Itoa(n)+"/read", func(b *testing.B) {
-			buf := make([]byte, n)
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				copy(buf, s.Bytes()[4096:])
-			}
-		})
-		b.Run(strconv.Itoa(n)+"/write", func(b *testing.B) {
-			buf := make([]byte, n)
-			b.SetBytes(int64(n))
-			for b.Loop() {
-				copy(s.Bytes()[4096:], buf)
-			}
-		})
+			})
+		}
 	}
 }
 

@@ -5,11 +5,9 @@ package shm_test
 // differential test of names against libc's own shm_open and shm_unlink.
 
 import (
-	"bufio"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,18 +93,7 @@ func TestPythonCreatesGoOpens(t *testing.T) {
 	name := uniqueName(t)
 	cleanup(t, name)
 	cmd := exec.Command(py, "testdata/peer.py", "create", strings.TrimPrefix(name, "/"))
-	stderr := new(strings.Builder)
-	cmd.Stderr = stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); line != "ready\n" {
-		cmd.Wait()
-		t.Fatalf("python said %q, %v\n%s", line, err, stderr)
-	}
+	stdin, out := startPeer(t, cmd, "ready\n")
 	s, err := shm.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -117,11 +104,7 @@ func TestPythonCreatesGoOpens(t *testing.T) {
 		t.Errorf("Go read %q, %v", buf, err)
 	}
 	s.WriteAt([]byte("hello back!"), 100)
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	if err := cmd.Wait(); err != nil || string(rest) != "ok\n" {
-		t.Fatalf("python: %v, %q\n%s", err, rest, stderr)
-	}
+	finishPeer(t, cmd, stdin, out, "ok\n")
 	if exists(name) {
 		t.Fatal("python created the object and should have unlinked it")
 	}

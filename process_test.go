@@ -146,6 +146,36 @@ func childCmd(t testing.TB, role, name string) *exec.Cmd {
 	return cmd
 }
 
+// startPeer starts cmd, a peer process that talks in lines, and waits for
+// its first line, which must be want. finishPeer then tells it to go on and
+// checks what it prints after that and that it exits cleanly.
+func startPeer(t *testing.T, cmd *exec.Cmd, want string) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	if cmd.Stderr == nil {
+		cmd.Stderr = new(strings.Builder)
+	}
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); line != want {
+		cmd.Wait()
+		t.Fatalf("%s said %q, %v\n%s", cmd.Path, line, err, cmd.Stderr)
+	}
+	return stdin, out
+}
+
+func finishPeer(t *testing.T, cmd *exec.Cmd, stdin io.Writer, out *bufio.Reader, want string) {
+	t.Helper()
+	io.WriteString(stdin, "go\n")
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil || string(rest) != want {
+		t.Fatalf("%s: %v, %q\n%s", cmd.Path, err, rest, cmd.Stderr)
+	}
+}
+
 // runChildOK runs a child to its end and returns its standard output.
 func runChildOK(t *testing.T, role, name string) string {
 	t.Helper()
@@ -175,16 +205,7 @@ func TestCrossProcessChildCreates(t *testing.T) {
 	name := uniqueName(t)
 	cleanup(t, name)
 	cmd := childCmd(t, "create", name)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); line != "ready\n" {
-		cmd.Wait()
-		t.Fatalf("child said %q, %v\n%s", line, err, cmd.Stderr)
-	}
+	stdin, out := startPeer(t, cmd, "ready\n")
 	s, err := shm.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -194,11 +215,7 @@ func TestCrossProcessChildCreates(t *testing.T) {
 		t.Errorf("parent read %q", got)
 	}
 	s.WriteAt([]byte("from parent"), 100)
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	if err := cmd.Wait(); err != nil || string(rest) != "ok\n" {
-		t.Fatalf("child: %v, %q\n%s", err, rest, cmd.Stderr)
-	}
+	finishPeer(t, cmd, stdin, out, "ok\n")
 }
 
 // TestTruncatedByAnotherProcess: the child maps two pages; this process
@@ -210,24 +227,11 @@ func TestTruncatedByAnotherProcess(t *testing.T) {
 	s := create(t, 2*page)
 	copy(s.Bytes(), "page one")
 	cmd := childCmd(t, "fault", s.Name())
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); line != "mapped\n" {
-		cmd.Wait()
-		t.Fatalf("child said %q, %v\n%s", line, err, cmd.Stderr)
-	}
+	stdin, out := startPeer(t, cmd, "mapped\n")
 	if err := os.Truncate(devPath(s.Name()), int64(page)); err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	if err := cmd.Wait(); err != nil || string(rest) != "ok\n" {
-		t.Fatalf("child: %v, %q\n%s", err, rest, cmd.Stderr)
-	}
+	finishPeer(t, cmd, stdin, out, "ok\n")
 	// This process is protected the same way.
 	if _, err := s.ReadAt(make([]byte, 1), int64(page)); !errors.Is(err, shm.ErrFault) {
 		t.Fatalf("ReadAt here = %v", err)
