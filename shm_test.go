@@ -669,10 +669,31 @@ func TestMapFile(t *testing.T) {
 	if err := m.SyncRange(10, 3, syscall.MS_SYNC); err != nil {
 		t.Fatal(err)
 	}
+	if err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	got, _ := os.ReadFile(path)
 	if string(got[page+10:page+13]) != "XYZ" {
 		t.Fatal("write through the mapping did not reach the file")
 	}
+	buf := make([]byte, 5)
+	if n, err := m.ReadAt(buf, int64(2*page-3)); n != 3 || err != io.EOF || string(buf[:3]) != string(content[3*page-3:]) {
+		t.Fatalf("ReadAt at the end = %d, %v", n, err)
+	}
+	// The file shrinks under the mapping: fault-safe, like a segment.
+	if err := os.Truncate(path, int64(2*page)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReadAt(buf, int64(page)); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("ReadAt of a truncated page = %v, want ErrFault", err)
+	}
+	if _, err := m.WriteAt(buf, int64(page)); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("WriteAt to a truncated page = %v, want ErrFault", err)
+	}
+	if err := os.Truncate(path, int64(3*page)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, content, 0o600)
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
