@@ -149,20 +149,16 @@ func finishPopulate(name string, r result) error {
 		wg.Go(func() { errs[i] = populate(name, r.data[lo:hi], r.advice) })
 	}
 	wg.Wait()
-	err := errors.Join(errs...)
-	if err == nil {
-		return nil
-	}
-	unmapClose(name, r.data, r.fd)
-	if r.created {
-		shmUnlink(name)
-	}
-	for _, e := range errs {
-		if e != nil {
-			return e
+	for _, err := range errs {
+		if err != nil {
+			unmapClose(name, r.data, r.fd)
+			if r.created {
+				shmUnlink(name)
+			}
+			return err
 		}
 	}
-	return err
+	return nil
 }
 
 // faultCopy is copy(dst, src) that turns a memory fault (SIGBUS on a page

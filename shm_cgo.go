@@ -126,14 +126,20 @@ func mmapFile(name string, fd int, off, length int64, flags int) (result, error)
 	return toResult(&r), nil
 }
 
+// addrOf is where b, a slice of a mapping, starts, as the integer the shim
+// takes (mapped memory is not Go memory: cgo has nothing to check); 0 for an
+// empty slice, which maps nothing.
+func addrOf(b []byte) C.uintptr_t {
+	if len(b) == 0 {
+		return 0
+	}
+	return C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+}
+
 // unmapClose: munmap of a whole mapping this package made, and close of fd
 // when fd >= 0.
 func unmapClose(name string, data []byte, fd int) error {
-	var addr uintptr // 0 for an empty mapping: nothing to unmap
-	if len(data) > 0 {
-		addr = uintptr(unsafe.Pointer(unsafe.SliceData(data)))
-	}
-	if e := C.goshm_close(C.uintptr_t(addr), C.int64_t(len(data)), C.int(fd)); e != 0 {
+	if e := C.goshm_close(addrOf(data), C.int64_t(len(data)), C.int(fd)); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
@@ -141,7 +147,7 @@ func unmapClose(name string, data []byte, fd int) error {
 
 // populate is madvise(advice) over b, a slice of a mapping.
 func populate(name string, b []byte, advice int) error {
-	if e := C.goshm_populate(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(advice)); e != 0 {
+	if e := C.goshm_populate(addrOf(b), C.int64_t(len(b)), C.int(advice)); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
@@ -149,7 +155,7 @@ func populate(name string, b []byte, advice int) error {
 
 // msync of b, which must start on a page boundary inside a mapping.
 func msync(name string, b []byte, flags int) error {
-	if e := C.goshm_msync(C.uintptr_t(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), C.int64_t(len(b)), C.int(flags)); e != 0 {
+	if e := C.goshm_msync(addrOf(b), C.int64_t(len(b)), C.int(flags)); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
