@@ -60,7 +60,7 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if len(args) != 0 {
 		return usageError{"demo takes no arguments"}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid())}
 
