@@ -45,7 +45,8 @@ func (m *mapping) errClosed(op string) error {
 // Bytes returns the mapped memory itself, with len and cap equal to Size;
 // writes to it are seen by every process that maps the object (unless the
 // mapping is private), without a system call. It returns an empty slice for
-// an empty mapping and nil after Close.
+// an empty mapping and nil after Close. Safe for concurrent use; the memory
+// itself is shared, so concurrent writers must synchronise.
 //
 // Bytes is the fast path and it is unguarded: touching a page that another
 // process truncated away raises SIGBUS, which kills a Go program, and using
