@@ -21,7 +21,10 @@ import (
 // and kills the program; ReadAt and WriteAt catch the fault instead.
 var ErrFault = errors.New("memory fault: pages behind the mapping are gone (object truncated, or /dev/shm full)")
 
-var pageSize = os.Getpagesize()
+var (
+	pageSize          = os.Getpagesize()
+	errNegativeOffset = errors.New("negative offset") // as os.File says it
+)
 
 // mapping is what Segment and Mapping share: a whole mapping made by this
 // package, its descriptor if it owns one, and a lock that keeps Close from
@@ -83,7 +86,7 @@ func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
 		return 0, m.errClosed("readat")
 	}
 	if off < 0 {
-		return 0, &fs.PathError{Op: "readat", Path: m.name, Err: errors.New("negative offset")}
+		return 0, &fs.PathError{Op: "readat", Path: m.name, Err: errNegativeOffset}
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -118,7 +121,7 @@ func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
 	case m.readOnly:
 		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: syscall.EBADF}
 	case off < 0:
-		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: errors.New("negative offset")}
+		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: errNegativeOffset}
 	case off > int64(len(m.data)) || int64(len(p)) > int64(len(m.data))-off:
 		return 0, &fs.PathError{Op: "writeat", Path: m.name,
 			Err: fmt.Errorf("%d bytes at offset %d do not fit in the %d-byte mapping: %w",
