@@ -41,6 +41,12 @@ func (m *mapping) init(name string, r result, readOnly bool) {
 	m.name, m.data, m.fd, m.readOnly = name, r.data, r.fd, readOnly
 }
 
+// argErr is the error for a bad argument: an *fs.PathError whose message
+// says what is wrong and which wraps syscall.EINVAL.
+func argErr(op, name, format string, args ...any) error {
+	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
+}
+
 func (m *mapping) errClosed(op string) error {
 	return &fs.PathError{Op: op, Path: m.name, Err: fs.ErrClosed}
 }
@@ -201,8 +207,7 @@ func (m *mapping) SyncRange(off int64, n int, flags int) error {
 		return m.errClosed("msync")
 	}
 	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
-		return &fs.PathError{Op: "msync", Path: m.name,
-			Err: fmt.Errorf("range [%d, %d+%d) outside the %d-byte mapping: %w", off, off, n, len(m.data), syscall.EINVAL)}
+		return argErr("msync", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
 	}
 	if len(m.data) == 0 {
 		return nil
@@ -257,7 +262,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	}
 	name := f.Name()
 	bad := func(format string, args ...any) (*Mapping, error) {
-		return nil, &fs.PathError{Op: "mmap", Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
+		return nil, argErr("mmap", name, format, args...)
 	}
 	var flags int
 	switch flag {

@@ -184,7 +184,7 @@ func Open(name string) (*Segment, error) {
 // is closed and the object unlinked, but only if this call created it.
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
-		return nil, &fs.PathError{Op: "shm_open", Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
+		return nil, argErr("shm_open", name, format, args...)
 	}
 	const known = os.O_RDONLY | os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_EXCL | os.O_TRUNC
 	if flag&^known != 0 {
