@@ -50,14 +50,12 @@ package shm
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // A Segment is a POSIX shared memory object, open and mapped into memory.
@@ -135,8 +133,7 @@ func Create(name string, size int) (*Segment, error) {
 func CreateTemp(pattern string, size int) (*Segment, error) {
 	pattern = strings.TrimPrefix(pattern, "/")
 	if strings.ContainsRune(pattern, '/') {
-		return nil, &fs.PathError{Op: "createtemp", Path: pattern,
-			Err: fmt.Errorf("pattern contains a slash: %w", syscall.EINVAL)}
+		return nil, argErr("createtemp", pattern, "pattern contains a slash")
 	}
 	prefix, suffix := pattern, ""
 	if i := strings.LastIndexByte(pattern, '*'); i >= 0 {
