@@ -15,15 +15,12 @@ package shm_test
 import (
 	"flag"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/posixshm/shm"
 )
 
 var compareFlag = flag.Bool("compare", false, "TestCompare: run the full comparison (many rounds) and print its tables")
@@ -139,32 +136,19 @@ func names(cs []contender) []string {
 }
 
 // compareFill: a fresh 256 MiB object created and completely written,
-// the naive way (ftruncate + mmap + first touch), reserved (Create's
-// default, fallocate) and pre-faulted (Populate); teardown not timed.
+// each of the fillKinds, alternating; teardown not timed.
 func compareFill(t *testing.T, report *strings.Builder) {
 	const size = 256 << 20
 	name := uniqueName(t)
 	cleanup(t, name)
-	kinds := []struct {
-		label string
-		opt   shm.Options
-	}{{"naive (Sparse)", shm.Options{Sparse: true}}, {"reserved (default)", shm.Options{}}, {"Populate", shm.Options{Populate: true}}}
-	pattern := make([]byte, 1<<20)
-	for i := range pattern {
-		pattern[i] = byte(i)
-	}
-	samples := make([][]float64, len(kinds))
+	samples := make([][]float64, len(fillKinds))
 	for r := range 9 {
-		for i := range kinds {
-			k := (i + r) % len(kinds)
+		for i := range fillKinds {
+			k := (i + r) % len(fillKinds)
 			start := time.Now()
-			s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, &kinds[k].opt)
+			s, err := createFilled(name, size, &fillKinds[k].opt)
 			if err != nil {
 				t.Fatal(err)
-			}
-			m := s.Bytes()
-			for off := 0; off < size; off += len(pattern) {
-				copy(m[off:], pattern)
 			}
 			samples[k] = append(samples[k], float64(time.Since(start).Milliseconds()))
 			s.Close()
@@ -174,7 +158,7 @@ func compareFill(t *testing.T, report *strings.Builder) {
 	naive := median(samples[0])
 	fmt.Fprintf(report, "\n9 rounds, alternating: a fresh 256 MiB object created and completely written; median and ratio to naive\n\n")
 	fmt.Fprintf(report, "| create + fill 256 MiB | time | ratio |\n|---|---|---|\n")
-	for i, k := range kinds {
-		fmt.Fprintf(report, "| %s | %.0f ms | %.2f× |\n", k.label, median(samples[i]), median(samples[i])/naive)
+	for i, k := range fillKinds {
+		fmt.Fprintf(report, "| %s | %.0f ms | %.2f× |\n", k.name, median(samples[i]), median(samples[i])/naive)
 	}
 }
