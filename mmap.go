@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -289,7 +290,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	}
 	if length == 0 {
 		length64 := size - off
-		if length64 > int64(maxInt) {
+		if length64 > int64(math.MaxInt) {
 			return bad("%d bytes from offset %d do not fit in memory", length64, off)
 		}
 		length = int(length64)
@@ -316,5 +317,3 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	runtime.KeepAlive(f)
 	return m, nil
 }
-
-const maxInt = int(^uint(0) >> 1)

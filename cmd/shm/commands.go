@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -36,7 +37,7 @@ func runCreate(fl *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	if createSize.n <= 0 || createSize.n > int64(maxInt) {
+	if createSize.n <= 0 || createSize.n > int64(math.MaxInt) {
 		return usageError{"-size must be positive"}
 	}
 	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, fs.FileMode(createMode), int(createSize.n), nil)
@@ -125,7 +126,7 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 	if size == 0 {
 		return cmdErr("write", name, errors.New("empty input: an object needs at least one byte (give -size)"))
 	}
-	if size > int64(maxInt) {
+	if size > int64(math.MaxInt) {
 		return cmdErr("write", name, fmt.Errorf("size %d too large", size))
 	}
 	s, err := shm.Create(name, int(size))
@@ -321,5 +322,3 @@ func age(t time.Time) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
-
-const maxInt = int(^uint(0) >> 1)
