@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build linux && cgo
 
 package shm
 
@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // ErrFault is the error inside the *fs.PathError that ReadAt and WriteAt
@@ -24,7 +25,7 @@ var ErrFault = errors.New("memory fault: pages behind the mapping are gone (obje
 
 var (
 	pageSize          = os.Getpagesize()
-	errNegativeOffset = errors.New("negative offset") // as os.File says it
+	errNegativeOffset = fmt.Errorf("negative offset: %w", syscall.EINVAL)
 )
 
 // mapping is what Segment and Mapping share: a whole mapping made by this
@@ -101,7 +102,7 @@ func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
 	if off >= int64(len(m.data)) {
 		return 0, io.EOF
 	}
-	n, err := faultCopy("readat", m.name, p, m.data[off:])
+	n, err := faultCopy("readat", m.name, p, m.data[off:], m.data)
 	if err == nil && n < len(p) {
 		err = io.EOF
 	}
@@ -134,53 +135,64 @@ func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
 			Err: fmt.Errorf("%d bytes at offset %d do not fit in the %d-byte mapping: %w",
 				len(p), off, len(m.data), io.ErrShortWrite)}
 	}
-	return faultCopy("writeat", m.name, m.data[off:], p)
+	return faultCopy("writeat", m.name, m.data[off:], p, m.data)
 }
 
 // finishPopulate pre-faults what the shim left to do (r.advice): a large
-// mapping, in slices aligned to 2 MiB (one page table each) by up to
-// GOMAXPROCS goroutines, each in a cgo call of its own, since the kernel
+// mapping, in slices that start on 2 MiB boundaries of the mapping (one
+// page table each where the mapping is so aligned), by up to GOMAXPROCS
+// (at most 8) goroutines, each in a cgo call of its own, since the kernel
 // populates disjoint ranges concurrently. On failure it unmaps, closes and,
-// if this call created the object, unlinks it.
-func finishPopulate(name string, r result) error {
+// if the object is new and not yet published (r.pending), removes its
+// temporary name tmp.
+func finishPopulate(name, tmp string, r result) error {
 	if r.advice == 0 {
 		return nil
 	}
 	const align = 2 << 20
 	workers := min(runtime.GOMAXPROCS(0), 8)
-	chunk := (len(r.data)/workers + align - 1) &^ (align - 1)
+	chunk := ((len(r.data)+workers-1)/workers + align - 1) &^ (align - 1)
 	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for i := range workers {
-		lo := min(i*chunk, len(r.data))
+	errs := make([]error, 0, workers)
+	var mu sync.Mutex
+	for lo := 0; lo < len(r.data); lo += chunk {
 		hi := min(lo+chunk, len(r.data))
-		if lo == hi {
-			break
-		}
-		wg.Go(func() { errs[i] = populate(name, r.data[lo:hi], r.advice) })
+		wg.Go(func() {
+			if err := populate(name, r.data[lo:hi], r.advice); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			unmapClose(name, r.data, r.fd)
-			if r.created {
-				shmUnlink(name)
-			}
-			return err
-		}
+	if len(errs) == 0 {
+		return nil
 	}
-	return nil
+	unmapClose(name, r.data, r.fd)
+	if r.pending {
+		shmUnlink(tmp)
+	}
+	return errs[0]
 }
 
-// faultCopy is copy(dst, src) that turns a memory fault (SIGBUS on a page
-// that is gone) into an error instead of a crash.
-func faultCopy(op, name string, dst, src []byte) (n int, err error) {
+// faultCopy is copy(dst, src) that turns a memory fault at an address of
+// mapped (SIGBUS on a page that is gone) into an error instead of a crash.
+// A fault anywhere else (in the caller's buffer) is not the mapping's: the
+// copy is redone unguarded, so it faults as a plain copy would.
+func faultCopy(op, name string, dst, src, mapped []byte) (n int, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer func() {
 		debug.SetPanicOnFault(old)
 		if r := recover(); r != nil {
-			if _, ok := r.(interface{ Addr() uintptr }); !ok {
+			f, ok := r.(interface{ Addr() uintptr })
+			if !ok {
 				panic(r)
+			}
+			base := uintptr(unsafe.Pointer(unsafe.SliceData(mapped)))
+			if a := f.Addr(); a < base || a-base >= uintptr(len(mapped)) {
+				n, err = copy(dst, src), nil
+				return
 			}
 			n, err = 0, &fs.PathError{Op: op, Path: name, Err: ErrFault}
 		}
@@ -208,7 +220,7 @@ func (m *mapping) SyncRange(off int64, n int, flags int) error {
 		return m.errClosed("msync")
 	}
 	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
-		return argErr("msync", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
+		return argErr("syncrange", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
 	}
 	if len(m.data) == 0 {
 		return nil
@@ -245,6 +257,9 @@ type Mapping struct {
 
 // MapFile maps length bytes of f starting at offset off with mmap. Mapping
 // the file is the other POSIX way for unrelated processes to share memory.
+// f must be a regular file (a memfd or shared memory object's descriptor is
+// one); anything else (a pipe, socket, directory, device or a /proc file)
+// is an error wrapping syscall.ENODEV, as mmap would say.
 //
 // flag is os.O_RDONLY (PROT_READ; WriteAt is refused) or os.O_RDWR (f must
 // be open for reading and writing). off must be a multiple of
@@ -253,17 +268,19 @@ type Mapping struct {
 // fault. An empty range gives an empty Mapping. opt may be nil; of it,
 // Private (MAP_PRIVATE: writes stay in this process and never reach the
 // file) and Populate apply; Sparse has no meaning for a file, whose size
-// MapFile never changes.
+// MapFile never changes. Populate pre-faults for reading
+// (MADV_POPULATE_READ): it never dirties a page nor allocates a hole of
+// the file.
 //
 // The calls are fstat (from Go), then mmap and, with Populate, madvise, in
-// one cgo crossing.
+// one cgo crossing. Argument errors have Op "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {
-		return nil, &fs.PathError{Op: "mmap", Path: "", Err: fs.ErrInvalid}
+		return nil, argErr("mapfile", "<nil>", "nil *os.File")
 	}
 	name := f.Name()
 	bad := func(format string, args ...any) (*Mapping, error) {
-		return nil, argErr("mmap", name, format, args...)
+		return nil, argErr("mapfile", name, format, args...)
 	}
 	var flags int
 	switch flag {
@@ -273,7 +290,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	default:
 		return bad("flag %#x: want os.O_RDONLY or os.O_RDWR", flag)
 	}
-	flags |= opt.mapFlags() &^ mapSparse
+	flags |= opt.mapFlags()&^mapSparse | mapReadFill
 	if off < 0 || off%int64(pageSize) != 0 {
 		return bad("offset %d is not a non-negative multiple of the page size %d", off, pageSize)
 	}
@@ -283,6 +300,10 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "mmap", Path: name,
+			Err: fmt.Errorf("%s, not a regular file: %w", fileKind(fi.Mode()), syscall.ENODEV)}
 	}
 	size := fi.Size()
 	if off > size || int64(length) > size-off {
@@ -301,19 +322,46 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	}
 	var r result
 	cerr := rc.Control(func(fd uintptr) {
-		r, err = mmapFile(name, int(fd), off, int64(length), flags)
+		if length > 0 {
+			r, err = mmapFile(name, int(fd), off, int64(length), flags)
+			return
+		}
+		// Nothing to map, but the file must be one that mmap takes:
+		// a /proc or sysfs file is "regular" with size 0, and ENODEV.
+		if r, err = mmapFile(name, int(fd), 0, int64(pageSize), mapReadOnly); err == nil {
+			err = unmapClose(name, r.data, -1)
+		}
+		r = result{data: []byte{}, fd: -1}
 	})
 	if cerr != nil {
 		return nil, cerr
 	}
 	if err == nil {
-		err = finishPopulate(name, r)
+		err = finishPopulate(name, "", r)
 	}
 	if err != nil {
 		return nil, err
 	}
 	m := &Mapping{}
 	m.init(name, r, flag == os.O_RDONLY)
-	runtime.KeepAlive(f)
 	return m, nil
+}
+
+// fileKind names the type of a file that is not regular, for errors.
+func fileKind(mode fs.FileMode) string {
+	switch mode.Type() {
+	case fs.ModeDir:
+		return "a directory"
+	case fs.ModeNamedPipe:
+		return "a pipe or FIFO"
+	case fs.ModeSocket:
+		return "a socket"
+	case fs.ModeDevice:
+		return "a block device"
+	case fs.ModeDevice | fs.ModeCharDevice:
+		return "a character device"
+	case fs.ModeSymlink:
+		return "a symbolic link"
+	}
+	return "an irregular file"
 }

@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 // The C shim of github.com/posixshm/shm; see shm.h. Syscalls only: nothing
 // here reads or writes the mapped memory.
 
@@ -6,8 +8,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,6 +57,19 @@ static int reserve(int fd, int64_t size) {
 	return err;
 }
 
+// resize gives the object fd its size: reserved with fallocate unless
+// GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
+static int resize(int fd, int64_t size, int flags) {
+	if (!(flags & GOSHM_SPARSE)) {
+		int err = reserve(fd, size);
+		if (err == 0)
+			return 0;
+		if (err != EOPNOTSUPP && err != ENOSYS)
+			return fail(GOSHM_OP_FALLOCATE, err);
+	}
+	return ftruncate(fd, (off_t)size) != 0 ? fail(GOSHM_OP_FTRUNCATE, errno) : 0;
+}
+
 static int populate(void *addr, size_t length, int advice) {
 	int r;
 	do {
@@ -59,10 +78,29 @@ static int populate(void *addr, size_t length, int advice) {
 	return r != 0 ? errno : 0;
 }
 
+// resident checks with mincore that every page of a MAP_POPULATE mapping
+// was faulted in: MAP_POPULATE itself cannot report a page it could not
+// fault (a sparse object on a full /dev/shm, a file shorter than the map).
+static int resident(void *addr, size_t length) {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (length + page - 1) / page;
+	unsigned char vec[4096];
+	for (size_t i = 0; i < pages; i += sizeof vec) {
+		size_t n = pages - i < sizeof vec ? pages - i : sizeof vec;
+		char *p = (char *)addr + i * page;
+		size_t len = i + n == pages ? length - i * page : n * page;
+		if (mincore(p, len, vec) != 0)
+			return fail(GOSHM_OP_MINCORE, errno);
+		for (size_t j = 0; j < n; j++)
+			if (!(vec[j] & 1))
+				return fail(GOSHM_OP_MMAP, EFAULT);
+	}
+	return 0;
+}
+
 // map does mmap and, if asked, pre-faults with MADV_POPULATE_* (Linux 5.14),
-// falling back to MAP_POPULATE where the kernel lacks them. A large mapping
-// may be left to the caller (GOSHM_POPULATE_DEFER) once its first page shows
-// that madvise works.
+// falling back to MAP_POPULATE, checked with mincore, where the kernel lacks
+// them. A large mapping may be left to the caller (GOSHM_POPULATE_DEFER)
+// once its first page shows that madvise works.
 static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) {
 	int prot = (flags & GOSHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
 	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
@@ -71,12 +109,13 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 		return fail(GOSHM_OP_MMAP, errno);
 	if (flags & GOSHM_POPULATE) {
 		// A private mapping is populated for reading: populating it for
-		// writing would copy every page up front.
-		int advice = (prot & PROT_WRITE) && mflags == MAP_SHARED
+		// writing would copy every page up front; a file mapping too:
+		// it would dirty every page and allocate the file's holes.
+		int advice = (prot & PROT_WRITE) && mflags == MAP_SHARED && !(flags & GOSHM_POPULATE_READ)
 			? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
 		size_t first = (flags & GOSHM_POPULATE_DEFER) && size >= GOSHM_PARALLEL_MIN
 			? (size_t)sysconf(_SC_PAGESIZE) : (size_t)size;
-		int err = populate(p, first, advice);
+		int err = (flags & GOSHM_NO_MADV_POPULATE) ? EINVAL : populate(p, first, advice);
 		if (err == 0 && first < (size_t)size)
 			res->advice = advice;
 		if (err != 0) {
@@ -86,6 +125,11 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 			p = mmap(NULL, (size_t)size, prot, mflags | MAP_POPULATE, fd, (off_t)off);
 			if (p == MAP_FAILED)
 				return fail(GOSHM_OP_MMAP, errno);
+			int r = resident(p, (size_t)size);
+			if (r != 0) {
+				munmap(p, (size_t)size);
+				return r;
+			}
 		}
 	}
 	res->addr = p;
@@ -99,79 +143,162 @@ static void clear(goshm_result *res) {
 	res->fd = -1;
 	res->created = 0;
 	res->advice = 0;
+	res->pending = 0;
 }
 
-int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
-               int flags, goshm_result *res) {
-	int fd, created, err, r = 0;
+static const char *skipslash(const char *s) {
+	while (*s == '/')
+		s++;
+	return s;
+}
 
-	clear(res);
-	if ((oflag & O_CREAT) && !(oflag & O_EXCL)) {
-		// Open-or-create that knows which happened: create exclusively,
-		// else open what exists; if it vanished in between, start over.
-		for (int tries = 0;; tries++) {
-			fd = shm_open(name, oflag | O_EXCL, (mode_t)mode);
-			if (fd >= 0) {
-				created = 1;
-				break;
-			}
-			if (errno != EEXIST || tries == 100)
-				return fail(GOSHM_OP_SHM_OPEN, errno);
-			fd = shm_open(name, oflag & ~O_CREAT, (mode_t)mode);
-			if (fd >= 0) {
-				created = 0;
-				break;
-			}
-			if (errno != ENOENT)
-				return fail(GOSHM_OP_SHM_OPEN, errno);
-		}
-	} else {
-		fd = shm_open(name, oflag, (mode_t)mode);
-		if (fd < 0)
-			return fail(GOSHM_OP_SHM_OPEN, errno);
-		created = (oflag & O_CREAT) != 0;
+// shmdir is the directory libc keeps objects in, learnt once per process
+// by learndir; never freed.
+static char *shmdir;
+
+// learndir reads the path of fd, just made by shm_open(tmp), from
+// /proc/self/fd: the directory is what precedes "/tmp". Without /proc it
+// is the /dev/shm that glibc (2.34 and later) and musl use.
+static const char *learndir(int fd, const char *tmp) {
+	const char *dir = __atomic_load_n(&shmdir, __ATOMIC_ACQUIRE);
+	if (dir != NULL)
+		return dir;
+	char proc[32], path[PATH_MAX];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(proc, path, sizeof path - 1);
+	if (n < 0) {
+		if (errno != ENOENT && errno != EACCES)
+			return NULL;
+		strcpy(path, "/dev/shm/");
+		strcat(path, skipslash(tmp));
+		n = (ssize_t)strlen(path);
 	}
-
-	if (created || (oflag & O_TRUNC)) {
-		int sparse = flags & GOSHM_SPARSE;
-		if (!sparse) {
-			err = reserve(fd, size);
-			if (err == EOPNOTSUPP || err == ENOSYS)
-				sparse = 1; // the file system cannot reserve
-			else if (err != 0)
-				r = fail(GOSHM_OP_FALLOCATE, err);
-		}
-		if (sparse && ftruncate(fd, (off_t)size) != 0)
-			r = fail(GOSHM_OP_FTRUNCATE, errno);
-	} else {
-		struct stat st;
-		if (fstat(fd, &st) != 0)
-			r = fail(GOSHM_OP_FSTAT, errno);
-		else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
-			r = fail(GOSHM_OP_MMAP, EFBIG);
-		else
-			size = st.st_size;
+	path[n] = 0;
+	tmp = skipslash(tmp);
+	size_t len = strlen(tmp);
+	if ((size_t)n <= len || path[n - len - 1] != '/' || strcmp(path + n - len, tmp) != 0)
+		return NULL; // not the path of tmp (removed: " (deleted)")
+	char *d = strndup(path, (size_t)n - len - 1);
+	if (d == NULL)
+		return NULL;
+	char *expected = NULL;
+	if (!__atomic_compare_exchange_n(&shmdir, &expected, d, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		free(d); // another thread learnt it first
+		return expected;
 	}
+	return d;
+}
 
-	if (r == 0 && size > 0)
+int goshm_publish(int fd, const char *tmp, const char *name) {
+	char from[PATH_MAX], to[PATH_MAX];
+	const char *dir = learndir(fd, tmp);
+	if (dir == NULL)
+		return fail(GOSHM_OP_LINK, ENOENT);
+	if (snprintf(from, sizeof from, "%s/%s", dir, skipslash(tmp)) >= (int)sizeof from ||
+	    snprintf(to, sizeof to, "%s/%s", dir, skipslash(name)) >= (int)sizeof to)
+		return fail(GOSHM_OP_LINK, ENAMETOOLONG);
+	if (link(from, to) != 0)
+		// The name is taken: what shm_open(O_CREAT|O_EXCL) would say.
+		return fail(errno == EEXIST ? GOSHM_OP_SHM_OPEN : GOSHM_OP_LINK, errno);
+	shm_unlink(tmp); // the object has its real name now; only ENOENT (someone removed tmp) is possible
+	return 0;
+}
+
+// create makes a new object under tmp and publishes it as name (shm.h).
+static int create(const char *name, const char *tmp, int oflag, unsigned int mode,
+                  int64_t size, int flags, goshm_result *res) {
+	// Let libc judge the name, exactly: EINVAL and ENAMETOOLONG are its
+	// verdicts (and the kernel's on the path); an existing name, whatever
+	// it is, would be EEXIST for O_CREAT|O_EXCL. Any other failure
+	// (EACCES, ELOOP on a symlink) is left for link to answer.
+	int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
+	if (fd >= 0) {
+		close(fd);
+		return fail(GOSHM_OP_SHM_OPEN, EEXIST);
+	}
+	if (errno == EINVAL || errno == ENAMETOOLONG)
+		return fail(GOSHM_OP_SHM_OPEN, errno);
+
+	fd = shm_open(tmp, (oflag & ~O_TRUNC) | O_CREAT | O_EXCL | O_NONBLOCK, (mode_t)mode);
+	if (fd < 0)
+		return fail(errno == EEXIST ? GOSHM_OP_TMPNAME : GOSHM_OP_SHM_OPEN, errno);
+	int r = resize(fd, size, flags);
+	if (r == 0)
 		r = map(fd, 0, size, flags, res);
+	if (r == 0 && res->advice != 0) {
+		res->pending = 1; // the caller populates, then publishes
+	} else if (r == 0) {
+		r = goshm_publish(fd, tmp, name);
+		if (r != 0)
+			munmap(res->addr, (size_t)size);
+	}
 	if (r != 0) {
-		if (created)
-			shm_unlink(name); // only what this call made
+		shm_unlink(tmp); // a name nobody else knows
 		close(fd);
 		clear(res);
 		return r;
 	}
 	res->fd = fd;
-	res->created = created;
+	res->created = 1;
+	return 0;
+}
+
+// existing sizes (O_TRUNC) or measures an object just opened, and maps it.
+static int existing(int fd, int oflag, int64_t size, int flags, goshm_result *res) {
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) != 0)
+		r = fail(GOSHM_OP_FSTAT, errno);
+	else if (!S_ISREG(st.st_mode))
+		r = fail(GOSHM_OP_NOTREG, ENODEV);
+	else if (oflag & O_TRUNC)
+		r = resize(fd, size, flags);
+	else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
+		r = fail(GOSHM_OP_TOOBIG, EFBIG);
+	else
+		size = st.st_size;
+	if (r == 0 && size > 0)
+		r = map(fd, 0, size, flags, res);
+	if (r != 0) {
+		close(fd);
+		clear(res);
+		return r;
+	}
+	res->fd = fd;
 	res->size = size;
 	return 0;
 }
 
+int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
+               int64_t size, int flags, goshm_result *res) {
+	int fd;
+
+	clear(res);
+	if ((oflag & O_CREAT) && (oflag & O_EXCL))
+		return create(name, tmp, oflag, mode, size, flags, res);
+	if (!(oflag & O_CREAT)) {
+		fd = shm_open(name, oflag | O_NONBLOCK, (mode_t)mode);
+		if (fd < 0)
+			return fail(GOSHM_OP_SHM_OPEN, errno);
+		return existing(fd, oflag, size, flags, res);
+	}
+	// Open-or-create that knows which happened: open what exists, else
+	// create exclusively; if another process created it in between, open
+	// again.
+	for (int tries = 0;; tries++) {
+		fd = shm_open(name, (oflag & ~O_CREAT) | O_NONBLOCK, (mode_t)mode);
+		if (fd >= 0)
+			return existing(fd, oflag, size, flags, res);
+		if (errno != ENOENT || tries == 100)
+			return fail(GOSHM_OP_SHM_OPEN, errno);
+		int r = create(name, tmp, oflag | O_EXCL, mode, size, flags, res);
+		if (r != fail(GOSHM_OP_SHM_OPEN, EEXIST))
+			return r;
+	}
+}
+
 int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res) {
 	clear(res);
-	if (length == 0)
-		return 0;
 	return map(fd, off, length, flags, res);
 }
 

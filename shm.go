@@ -1,51 +1,5 @@
-//go:build cgo
+//go:build linux && cgo
 
-// Package shm gives Go programs POSIX shared memory with exactly the C
-// library's semantics. It calls libc's shm_open, shm_unlink, fallocate,
-// ftruncate, mmap, msync and munmap through a small C shim, one cgo crossing
-// per operation, and hands the mapping to Go as a []byte.
-//
-// A Go program and a C, C++, Python (multiprocessing.shared_memory) or Rust
-// program that name the same object share the same bytes:
-//
-//	s, err := shm.Create("/demo", 4096) // shm_open(O_CREAT|O_EXCL|O_RDWR, 0600)
-//	if err != nil { ... }
-//	defer s.Close()  // munmap + close; never unlinks
-//	defer s.Unlink() // shm_unlink: the name goes, the memory stays mapped
-//	copy(s.Bytes(), "hello")
-//
-// and in another process
-//
-//	s, err := shm.Open("/demo")
-//
-// # Names
-//
-// Names go to libc unchanged: what "/x", "x" or "a/b" mean is what the C
-// library makes of them (glibc and musl strip leading slashes and refuse a
-// slash inside). The one exception is a name holding a NUL byte, which is
-// EINVAL before any C call, since C would cut it short and act on another
-// object.
-//
-// # Errors
-//
-// Errors are *fs.PathError with Op the libc function that failed
-// ("shm_open", "fallocate", "mmap", ...), Path the name and Err the
-// syscall.Errno, so errors.Is(err, fs.ErrExist), fs.ErrNotExist,
-// fs.ErrPermission or syscall.ENOSPC work. Bad arguments are errors wrapping
-// syscall.EINVAL, never panics and never silent clamps.
-//
-// # Safety
-//
-// A page of a shared mapping can vanish: another process shrinks the
-// object, or a full /dev/shm cannot supply a page of a sparse object.
-// Touching it raises SIGBUS, which kills a Go program. This package
-// reserves every page when it creates an object (a full /dev/shm is ENOSPC
-// from Create, and nothing is left behind), and ReadAt and WriteAt turn the
-// fault into ErrFault. Bytes is the fast, unguarded path.
-//
-// A Segment is safe for concurrent use by its methods; Close waits for
-// ReadAt, WriteAt and Sync in flight. Synchronisation between processes is
-// the user's: for example sync/atomic on aligned words of the mapping.
 package shm
 
 import (
@@ -181,7 +135,7 @@ func Open(name string) (*Segment, error) {
 // is closed and the object unlinked, but only if this call created it.
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
-		return nil, argErr("shm_open", name, format, args...)
+		return nil, argErr("openfile", name, format, args...)
 	}
 	const known = os.O_RDONLY | os.O_WRONLY | os.O_RDWR | os.O_CREATE | os.O_EXCL | os.O_TRUNC
 	if flag&^known != 0 {
@@ -207,16 +161,48 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 	if access == os.O_RDONLY {
 		flags |= mapReadOnly
 	}
-	r, err := shmOpen(name, flag, uint32(perm), int64(size), flags)
-	if err == nil {
-		err = finishPopulate(name, r)
+	if testNoMadvPopulate {
+		flags |= mapNoMadv
 	}
-	if err != nil {
-		return nil, err
+	for {
+		r, tmp, err := shmOpen(name, flag, uint32(perm), int64(size), flags)
+		if err == nil {
+			err = finishPopulate(name, tmp, r)
+		}
+		if err == nil && r.pending {
+			if err = publish(name, tmp, r.fd); err != nil {
+				unmapClose(name, r.data, r.fd)
+				shmUnlink(tmp)
+				if flag&os.O_EXCL == 0 && errors.Is(err, fs.ErrExist) {
+					continue // open-or-create: another process made it first; open it
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		s := &Segment{created: r.created}
+		s.init(name, r, access == os.O_RDONLY)
+		return s, nil
 	}
-	s := &Segment{created: r.created}
-	s.init(name, r, access == os.O_RDONLY)
-	return s, nil
+}
+
+// testNoMadvPopulate makes OpenFile behave as on a kernel without
+// MADV_POPULATE_* (before 5.14); set by tests only.
+var testNoMadvPopulate bool
+
+// tmpName returns a fresh temporary name for a new object that is to be
+// called name: name's own (without its leading slashes, cut short to leave
+// room within NAME_MAX), ".~" and a random part, as "/NAME.~RANDOM". Only
+// the process that makes it ever knows it.
+func tmpName(name string) string {
+	const nameMax = 255 // NAME_MAX on Linux
+	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
+	base := strings.TrimLeft(name, "/")
+	if len(base) > nameMax-len(suffix) {
+		base = base[:nameMax-len(suffix)]
+	}
+	return "/" + base + suffix
 }
 
 // Unlink removes the name of a shared memory object: shm_unlink(name).
@@ -228,13 +214,13 @@ func Unlink(name string) error {
 }
 
 // Name returns the name the Segment was opened or created with, as given.
-func (s *Segment) Name() string { return s.name }
+func (m *Segment) Name() string { return m.name }
 
 // Created reports whether the call that returned s created the object
 // (always true from Create and CreateTemp, false from Open).
-func (s *Segment) Created() bool { return s.created }
+func (m *Segment) Created() bool { return m.created }
 
 // Unlink removes the Segment's name: shm_unlink(s.Name()). The mapping
 // stays usable until Close. It works before and after Close, and can be
 // called from any goroutine.
-func (s *Segment) Unlink() error { return Unlink(s.name) }
+func (m *Segment) Unlink() error { return Unlink(m.name) }

@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 // The C shim of github.com/posixshm/shm.
 //
 // Each goshm_ function does one whole operation in one cgo crossing and
@@ -11,10 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The libc calls, as reported in a failure's upper bits.
+// The libc calls, as reported in a failure's upper bits, and three verdicts
+// of the shim's own.
 enum {
-	GOSHM_OP_NONE = 0,
-	GOSHM_OP_SHM_OPEN,
+	GOSHM_OP_SHM_OPEN = 1,
 	GOSHM_OP_FTRUNCATE,
 	GOSHM_OP_FALLOCATE,
 	GOSHM_OP_FSTAT,
@@ -24,6 +26,11 @@ enum {
 	GOSHM_OP_MUNMAP,
 	GOSHM_OP_CLOSE,
 	GOSHM_OP_SHM_UNLINK,
+	GOSHM_OP_LINK,
+	GOSHM_OP_MINCORE,
+	GOSHM_OP_NOTREG,  // fstat says the name is not a regular file (ENODEV)
+	GOSHM_OP_TOOBIG,  // fstat says the object is larger than mmap can take (EFBIG)
+	GOSHM_OP_TMPNAME, // the random temporary name exists: pick another (EEXIST)
 };
 
 // Flags for goshm_open and goshm_map.
@@ -36,6 +43,11 @@ enum {
 	// is left for the caller to populate in parallel with goshm_populate
 	// (res->advice says how), once madvise is known to work on it.
 	GOSHM_POPULATE_DEFER = 1 << 4,
+	// With GOSHM_POPULATE: pre-fault for reading even where the mapping is
+	// writable (file mappings: a write fault would dirty every page).
+	GOSHM_POPULATE_READ = 1 << 5,
+	// Behave as on a kernel without MADV_POPULATE_* (before 5.14): tests.
+	GOSHM_NO_MADV_POPULATE = 1 << 6,
 };
 
 #define GOSHM_PARALLEL_MIN ((int64_t)64 << 20)
@@ -46,22 +58,38 @@ typedef struct {
 	int fd;        // the object's descriptor (goshm_open), else -1
 	int created;   // 1 when this call created the object
 	int advice;    // MADV_POPULATE_* left to the caller (POPULATE_DEFER), or 0
+	int pending;   // 1 when the new object still has only its temporary name
 } goshm_result;
 
 // goshm_open opens or creates the POSIX shared memory object name with
-// shm_open(oflag, mode). When it creates the object (or oflag has O_TRUNC)
-// it sizes it to size bytes: fallocate reserves the pages unless
-// GOSHM_SPARSE, falling back to ftruncate where the file system cannot
-// reserve. Otherwise the size comes from fstat and is never changed. It then
-// maps the object. With O_CREAT but not O_EXCL it reports in created whether
-// it made the object. If a step after shm_open fails it closes the fd and
-// unlinks the object only if this call created it.
-int goshm_open(const char *name, int oflag, unsigned int mode, int64_t size,
-               int flags, goshm_result *res);
+// shm_open(oflag | O_NONBLOCK, mode); anything but a regular file is
+// refused (GOSHM_OP_NOTREG).
+//
+// A new object is published atomically: shm_open(name, O_RDONLY) first
+// lets libc judge the name (and an existing object is EEXIST at once);
+// then the object is made under tmp, a fresh name of the caller's, with
+// shm_open(O_CREAT|O_EXCL), sized (fallocate reserves the pages unless
+// GOSHM_SPARSE; ftruncate where the file system cannot reserve) and
+// mapped, and only then linked (link(2)) to name in the directory libc
+// uses, learnt once per process from /proc/self/fd; EEXIST if name is
+// taken by then, as O_EXCL says. tmp is then removed with shm_unlink. A
+// failure only ever removes tmp, a name nobody else knows. When populating
+// is left to the caller (res->advice), publishing is too (res->pending):
+// the caller calls goshm_publish, or shm_unlink(tmp) to give up.
+//
+// With O_CREAT but not O_EXCL it opens what exists, else creates, and
+// reports in created which happened. An existing object is sized to size
+// bytes with O_TRUNC, else its size comes from fstat and is never changed.
+int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
+               int64_t size, int flags, goshm_result *res);
 
-// goshm_map maps length bytes of the open file fd from offset off (page
-// aligned); length 0 means up to the end of the file. A range beyond the end
-// of the file is EINVAL before mmap. The fd is not kept: res->fd is -1.
+// goshm_publish links the object fd, created under tmp, to name and
+// removes tmp: the last step of goshm_open's atomic publish.
+int goshm_publish(int fd, const char *tmp, const char *name);
+
+// goshm_map maps length bytes (> 0) of the open regular file fd from
+// offset off, which the caller has checked. The fd is not kept: res->fd
+// is -1.
 int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res);
 
 // goshm_populate is madvise(addr, length, advice), retried on EINTR: one

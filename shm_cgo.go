@@ -1,20 +1,21 @@
+//go:build linux && cgo
+
 package shm
 
 // This is the only file that imports "C": thin wrappers over the shim in
 // shm.c, each one cgo crossing, turning its failures into *fs.PathError.
 
 /*
-#cgo CFLAGS: -O2 -Wall
+#cgo CFLAGS: -O2 -Wall -D_FILE_OFFSET_BITS=64
 #cgo LDFLAGS: -lrt
 #cgo noescape goshm_open
 #cgo nocallback goshm_open
+#cgo noescape goshm_publish
+#cgo nocallback goshm_publish
 #cgo noescape goshm_map
 #cgo nocallback goshm_map
-#cgo noescape goshm_populate
 #cgo nocallback goshm_populate
-#cgo noescape goshm_close
 #cgo nocallback goshm_close
-#cgo noescape goshm_msync
 #cgo nocallback goshm_msync
 #cgo noescape goshm_unlink
 #cgo nocallback goshm_unlink
@@ -25,6 +26,7 @@ import "C"
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -32,7 +34,6 @@ import (
 
 // opNames maps GOSHM_OP_* to the libc function names used as PathError.Op.
 var opNames = [...]string{
-	C.GOSHM_OP_NONE:       "shm",
 	C.GOSHM_OP_SHM_OPEN:   "shm_open",
 	C.GOSHM_OP_FTRUNCATE:  "ftruncate",
 	C.GOSHM_OP_FALLOCATE:  "fallocate",
@@ -43,6 +44,11 @@ var opNames = [...]string{
 	C.GOSHM_OP_MUNMAP:     "munmap",
 	C.GOSHM_OP_CLOSE:      "close",
 	C.GOSHM_OP_SHM_UNLINK: "shm_unlink",
+	C.GOSHM_OP_LINK:       "link",
+	C.GOSHM_OP_MINCORE:    "mincore",
+	C.GOSHM_OP_NOTREG:     "shm_open",
+	C.GOSHM_OP_TOOBIG:     "fstat",
+	C.GOSHM_OP_TMPNAME:    "shm_open",
 }
 
 // mapFlags are the shim's GOSHM_* flags.
@@ -52,6 +58,8 @@ const (
 	mapSparse   = C.GOSHM_SPARSE
 	mapPopulate = C.GOSHM_POPULATE
 	mapDefer    = C.GOSHM_POPULATE_DEFER
+	mapReadFill = C.GOSHM_POPULATE_READ
+	mapNoMadv   = C.GOSHM_NO_MADV_POPULATE
 )
 
 // result is what the shim hands back for a mapping.
@@ -59,7 +67,8 @@ type result struct {
 	data    []byte // the mapping; empty (not nil) when nothing is mapped
 	fd      int
 	created bool
-	advice  int // populate still to do (mapDefer), else 0
+	advice  int  // populate still to do (mapDefer), else 0
+	pending bool // the new object still has only its temporary name
 }
 
 // shimErr decodes a shim failure, -(op << 16 | errno), into an
@@ -67,9 +76,15 @@ type result struct {
 func shimErr(name string, r C.int) error {
 	op, errno := int(-r>>16), syscall.Errno(-r&0xffff)
 	var err error = errno
-	if op == C.GOSHM_OP_MADVISE && errno == syscall.EFAULT {
-		// What the kernel says where touching the page would SIGBUS.
+	switch {
+	case (op == C.GOSHM_OP_MADVISE || op == C.GOSHM_OP_MMAP) && errno == syscall.EFAULT:
+		// What the kernel says, or mincore shows, where touching the
+		// page would SIGBUS.
 		err = fmt.Errorf("a page cannot be populated (/dev/shm full, or the object shorter than the mapping): %w", err)
+	case op == C.GOSHM_OP_NOTREG:
+		err = fmt.Errorf("not a regular file (a directory, FIFO, socket or device): %w", err)
+	case op == C.GOSHM_OP_TOOBIG:
+		err = fmt.Errorf("the object is larger than this process can map: %w", err)
 	}
 	return &fs.PathError{Op: opNames[op], Path: name, Err: err}
 }
@@ -94,8 +109,11 @@ func cname(op, name string, buf *nameBuf) (*C.char, error) {
 	return (*C.char)(unsafe.Pointer(&b[0])), nil
 }
 
+// isTmpCollision reports whether err says that a temporary name was taken.
+func isTmpCollision(r C.int) bool { return int(-r>>16) == C.GOSHM_OP_TMPNAME }
+
 func toResult(r *C.goshm_result) result {
-	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0, advice: int(r.advice)}
+	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0, advice: int(r.advice), pending: r.pending != 0}
 	if r.addr != nil {
 		res.data = unsafe.Slice((*byte)(r.addr), int(r.size))
 	}
@@ -103,18 +121,51 @@ func toResult(r *C.goshm_result) result {
 }
 
 // shmOpen: shm_open, then fallocate or ftruncate (new or truncated
-// objects) or fstat (existing ones), then mmap and madvise; one crossing.
-func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result, error) {
-	var buf nameBuf
+// objects) or fstat (existing ones), then mmap and madvise, then for a new
+// object link and shm_unlink of its temporary name; one crossing. With
+// os.O_CREATE, it picks the temporary name (tmpName) and, should that be
+// taken, another; the name it used is returned for publish.
+func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result, string, error) {
+	var buf, tbuf nameBuf
 	cs, err := cname("shm_open", name, &buf)
 	if err != nil {
-		return result{}, err
+		return result{}, "", err
 	}
-	var r C.goshm_result
-	if e := C.goshm_open(cs, C.int(oflag), C.uint(mode), C.int64_t(size), C.int(flags), &r); e != 0 {
-		return result{}, shimErr(name, e)
+	for tries := 0; ; tries++ {
+		var tmp string
+		var ct *C.char
+		if oflag&os.O_CREATE != 0 {
+			tmp = tmpName(name)
+			ct, _ = cname("shm_open", tmp, &tbuf)
+		}
+		var r C.goshm_result
+		e := C.goshm_open(cs, ct, C.int(oflag), C.uint(mode), C.int64_t(size), C.int(flags), &r)
+		if e != 0 && isTmpCollision(e) && tries < 100 {
+			continue
+		}
+		if e != 0 {
+			return result{}, "", shimErr(name, e)
+		}
+		return toResult(&r), tmp, nil
 	}
-	return toResult(&r), nil
+}
+
+// publish gives fd, a new object under the temporary name tmp, its real
+// name: link, then shm_unlink of tmp; one crossing.
+func publish(name, tmp string, fd int) error {
+	var buf, tbuf nameBuf
+	cs, err := cname("shm_open", name, &buf)
+	if err != nil {
+		return err
+	}
+	ct, err := cname("shm_open", tmp, &tbuf)
+	if err != nil {
+		return err
+	}
+	if e := C.goshm_publish(C.int(fd), ct, cs); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
 }
 
 // mmapFile maps length bytes of fd at off (validated by the caller).

@@ -1,0 +1,47 @@
+// Package shm gives Go programs POSIX shared memory with exactly the C
+// library's semantics. It calls libc's shm_open, shm_unlink, fallocate,
+// ftruncate, mmap, msync and munmap through a small C shim, one cgo crossing
+// per operation, and hands the mapping to Go as a []byte.
+//
+// A Go program and a C, C++, Python (multiprocessing.shared_memory) or Rust
+// program that name the same object share the same bytes:
+//
+//	s, err := shm.Create("/demo", 4096) // shm_open(O_CREAT|O_EXCL|O_RDWR, 0600)
+//	if err != nil { ... }
+//	defer s.Close()  // munmap + close; never unlinks
+//	defer s.Unlink() // shm_unlink: the name goes, the memory stays mapped
+//	copy(s.Bytes(), "hello")
+//
+// and in another process
+//
+//	s, err := shm.Open("/demo")
+//
+// # Names
+//
+// Names go to libc unchanged: what "/x", "x" or "a/b" mean is what the C
+// library makes of them (glibc and musl strip leading slashes and refuse a
+// slash inside). The one exception is a name holding a NUL byte, which is
+// EINVAL before any C call, since C would cut it short and act on another
+// object.
+//
+// # Errors
+//
+// Errors are *fs.PathError with Op the libc function that failed
+// ("shm_open", "fallocate", "mmap", ...), Path the name and Err the
+// syscall.Errno, so errors.Is(err, fs.ErrExist), fs.ErrNotExist,
+// fs.ErrPermission or syscall.ENOSPC work. Bad arguments are errors wrapping
+// syscall.EINVAL, never panics and never silent clamps.
+//
+// # Safety
+//
+// A page of a shared mapping can vanish: another process shrinks the
+// object, or a full /dev/shm cannot supply a page of a sparse object.
+// Touching it raises SIGBUS, which kills a Go program. This package
+// reserves every page when it creates an object (a full /dev/shm is ENOSPC
+// from Create, and nothing is left behind), and ReadAt and WriteAt turn the
+// fault into ErrFault. Bytes is the fast, unguarded path.
+//
+// A Segment is safe for concurrent use by its methods; Close waits for
+// ReadAt, WriteAt and Sync in flight. Synchronisation between processes is
+// the user's: for example sync/atomic on aligned words of the mapping.
+package shm
