@@ -30,7 +30,10 @@
 // ("shm_open", "fallocate", "mmap", ...), Path the name and Err the
 // syscall.Errno, so errors.Is(err, fs.ErrExist), fs.ErrNotExist,
 // fs.ErrPermission or syscall.ENOSPC work. Bad arguments are errors wrapping
-// syscall.EINVAL, never panics and never silent clamps.
+// syscall.EINVAL, never panics and never silent clamps; where the package
+// itself refuses an argument, Op is the Go function in lower case
+// ("openfile", "mapfile", "createtemp", "syncrange", "readat", "writeat").
+// ReadAt and WriteAt report every error with Op "readat" or "writeat".
 //
 // # Safety
 //
@@ -40,6 +43,15 @@
 // reserves every page when it creates an object (a full /dev/shm is ENOSPC
 // from Create, and nothing is left behind), and ReadAt and WriteAt turn the
 // fault into ErrFault. Bytes is the fast, unguarded path.
+//
+// A new object is published atomically: it is made under a random
+// temporary name, reserved and mapped, then linked to its real name, which
+// fails with EEXIST exactly as O_EXCL would. Another process never sees a
+// half-made object, and a failed Create removes only its temporary name,
+// never another process's object of the same name.
+//
+// Only regular files are objects: a FIFO, directory or socket under a name
+// is an error, and opening never blocks.
 //
 // A Segment is safe for concurrent use by its methods; Close waits for
 // ReadAt, WriteAt and Sync in flight. Synchronisation between processes is

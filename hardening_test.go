@@ -519,7 +519,7 @@ func TestMapFileLargeOffset(t *testing.T) {
 	}
 	defer m.Close()
 	if got := string(m.Bytes()[:10]); got != "past 4 GiB" {
-		t.Fatalf("mapped %q at offset %d", got, off)
+		t.Fatalf("mapped %q at offset %d", got, int64(off))
 	}
 }
 

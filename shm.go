@@ -36,13 +36,15 @@ type Options struct {
 	// SIGBUS through Bytes or ErrFault through ReadAt and WriteAt.
 	Sparse bool
 
-	// Populate pre-faults the whole mapping (madvise MADV_POPULATE_WRITE,
-	// or MADV_POPULATE_READ for read-only and private mappings; on kernels
-	// before 5.14, mmap with MAP_POPULATE) so that first touches run at
-	// memory speed. A page that cannot be populated is an error from the
-	// call, not a SIGBUS later. A mapping of 64 MiB or more is populated
-	// in parallel, in 2 MiB-aligned slices, by up to GOMAXPROCS (at most 8)
-	// goroutines.
+	// Populate pre-faults the whole mapping so that first touches run at
+	// memory speed: madvise MADV_POPULATE_WRITE, or MADV_POPULATE_READ for
+	// read-only, private and file mappings (Linux 5.14 and later); on
+	// older kernels mmap with MAP_POPULATE, then mincore to check that
+	// every page is resident. A page that cannot be populated (a full
+	// /dev/shm under a sparse object) is an error wrapping syscall.EFAULT
+	// from the call, not a SIGBUS later. A mapping of 64 MiB or more is
+	// populated in parallel, in slices whose offsets are multiples of
+	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines.
 	Populate bool
 }
 
@@ -69,11 +71,13 @@ func (o *Options) mapFlags() int {
 // Create creates a new shared memory object of size bytes and maps it
 // read-write: shm_open(name, O_RDWR|O_CREAT|O_EXCL, 0600), fallocate to
 // reserve every page (ftruncate where the file system cannot reserve), and
-// mmap(MAP_SHARED), in one cgo crossing. It fails with an error wrapping
-// fs.ErrExist if the name exists, so nobody can plant an object under a
-// name you are about to create, and with syscall.ENOSPC if /dev/shm cannot
-// hold size bytes; if any step after shm_open fails, the object it made is
-// unlinked. size must be positive.
+// mmap(MAP_SHARED), in one cgo crossing. The object is made under a random
+// temporary name derived from name and only then linked to name (see
+// OpenFile), so no other process ever sees it half-made. It fails with an
+// error wrapping fs.ErrExist if the name exists, so nobody can plant an
+// object under a name you are about to create, and with syscall.ENOSPC if
+// /dev/shm cannot hold size bytes; on failure only the temporary name is
+// removed. size must be positive.
 func Create(name string, size int) (*Segment, error) {
 	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, nil)
 }
@@ -126,13 +130,27 @@ func Open(name string) (*Segment, error) {
 // os.O_TRUNC need os.O_RDWR.
 //
 // os.O_CREATE without os.O_EXCL opens the object or creates it, and tells
-// which through Created: it tries shm_open with O_EXCL, then without
-// O_CREAT, and again if the object vanished in between. An object that
-// another process has created but not yet sized opens with Size 0.
+// which through Created: it opens what exists, else creates exclusively,
+// and opens again if another process created it in between.
 //
-// The calls (shm_open, fallocate or ftruncate or fstat, mmap, madvise) are
-// made in one cgo crossing. If a step after shm_open fails, the descriptor
-// is closed and the object unlinked, but only if this call created it.
+// Every shm_open is O_NONBLOCK, and anything but a regular file (a FIFO,
+// directory or socket someone made under the name) is refused with an
+// error wrapping syscall.ENODEV, or the kernel's verdict.
+//
+// A new object is published atomically. shm_open(name, O_RDONLY) lets libc
+// judge the name (an existing one is EEXIST at once); the object is then
+// made by shm_open(O_CREAT|O_EXCL) under a random temporary name,
+// "NAME.~RANDOM" cut to fit NAME_MAX, sized and mapped (and populated),
+// then linked to name with link(2) in the directory libc uses (learnt once
+// per process from /proc/self/fd), which fails with EEXIST if the name was
+// taken meanwhile, exactly as O_EXCL would; the temporary name is then
+// removed with shm_unlink. If any step fails, only the temporary name is
+// removed. Objects made by other programs that create under the real name
+// (C, Python) can still be seen by Open at size 0 until they are sized.
+//
+// The calls (shm_open, fallocate or ftruncate or fstat, mmap, madvise,
+// link, shm_unlink) are made in one cgo crossing, two when a large
+// mapping is populated in parallel. Argument errors have Op "openfile".
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
 		return nil, argErr("openfile", name, format, args...)

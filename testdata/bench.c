@@ -4,6 +4,11 @@
  *
  *   create  shm_open(O_RDWR|O_CREAT|O_EXCL, 0600), fallocate 4096, mmap,
  *           touch a byte, munmap, close, shm_unlink   (shm.Create cycle)
+ *   publish the same object made as shm.Create makes it, published
+ *           atomically: shm_open(NAME, O_RDONLY) (fails: ENOENT),
+ *           shm_open(TMP, O_RDWR|O_CREAT|O_EXCL, 0600), fallocate, mmap,
+ *           link(/dev/shm/TMP, /dev/shm/NAME), shm_unlink(TMP), touch,
+ *           munmap, close, shm_unlink(NAME)
  *   open    shm_open(O_RDWR), fstat, mmap, touch, munmap, close of an
  *           existing 4096-byte object NAME            (shm.Open cycle)
  */
@@ -30,11 +35,15 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
 	if (argc != 4) {
-		fprintf(stderr, "usage: bench create|open NAME N\n");
+		fprintf(stderr, "usage: bench create|publish|open NAME N\n");
 		return 2;
 	}
 	const char *op = argv[1], *name = argv[2];
 	long n = atol(argv[3]);
+	char tmp[300], from[320], to[320];
+	snprintf(tmp, sizeof tmp, "%s.~tmp", name);
+	snprintf(from, sizeof from, "/dev/shm/%s", tmp + (tmp[0] == '/'));
+	snprintf(to, sizeof to, "/dev/shm/%s", name + (name[0] == '/'));
 	long long t0 = now();
 	for (long i = 0; i < n; i++) {
 		if (strcmp(op, "create") == 0) {
@@ -43,6 +52,20 @@ int main(int argc, char **argv) {
 			if (fallocate(fd, 0, 0, 4096) != 0) die("fallocate");
 			volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 			if (p == MAP_FAILED) die("mmap");
+			p[0] = 1;
+			munmap((void *)p, 4096);
+			close(fd);
+			if (shm_unlink(name) != 0) die("shm_unlink");
+		} else if (strcmp(op, "publish") == 0) {
+			int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
+			if (fd >= 0) die("exists");
+			fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
+			if (fd < 0) die("shm_open");
+			if (fallocate(fd, 0, 0, 4096) != 0) die("fallocate");
+			volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED) die("mmap");
+			if (link(from, to) != 0) die("link");
+			if (shm_unlink(tmp) != 0) die("shm_unlink tmp");
 			p[0] = 1;
 			munmap((void *)p, 4096);
 			close(fd);
