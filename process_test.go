@@ -312,7 +312,7 @@ func TestFullDevShm(t *testing.T) {
 	}
 	total := int64(st.Blocks) * int64(st.Bsize)
 	if st.Blocks != 0 && total <= 256<<20 {
-		fillDevShm(t, total, int64(st.Bavail)*st.Bsize)
+		fillDevShm(t, total, int64(st.Bavail)*int64(st.Bsize))
 		return
 	}
 	if os.Getenv("SHM_TEST_SMALL_SHM") != "" {
