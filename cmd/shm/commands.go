@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -129,11 +130,30 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 	if size > int64(math.MaxInt) {
 		return cmdErr("write", name, fmt.Errorf("size %d too large", size))
 	}
+	// A signal while the new object is being filled unlinks it, as a failed
+	// fill does. The signals are caught before the name exists, so none is
+	// lost; the fill runs aside, as a read(2) from a terminal or a pipe
+	// cannot be cut short.
+	sigs := make(chan os.Signal, 1)
+	notifyStop(sigs)
+	defer signal.Stop(sigs)
 	s, err := shm.Create(name, int(size))
 	if err != nil {
 		return cmdErr("write", name, err)
 	}
-	if err := fill(in, s.Bytes(), writeSize.set); err != nil {
+	filled := make(chan error, 1)
+	go func() { filled <- fill(in, s.Bytes(), writeSize.set) }()
+	select {
+	case err = <-filled:
+	case sig := <-sigs:
+		// The mapping stays: the fill may still be reading into it, and
+		// exit unmaps it.
+		s.Unlink() // ours: made by this call
+		e := stoppedBy(sig, "write "+name)
+		e.msg += "; the unfinished object was unlinked"
+		return e
+	}
+	if err != nil {
 		s.Close()
 		s.Unlink() // ours: made by this call
 		if err == errTooLong {

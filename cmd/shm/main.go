@@ -15,7 +15,10 @@
 // and offsets take an optional K, M or G suffix (powers of 1024).
 //
 // Errors are one line on standard error and exit status 1; usage errors
-// print the usage and exit with status 2.
+// print the usage and exit with status 2. Stopped by SIGINT (Ctrl-C),
+// SIGTERM or SIGHUP, write unlinks the new object it was filling and demo
+// unlinks its object; they exit with 128 plus the signal's number, as a
+// shell reports a killed program: 130, 143, 129.
 //
 // Install with go install github.com/posixshm/shm/cmd/shm@latest.
 package main
@@ -27,8 +30,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // shmDir is where Linux's C libraries (glibc, musl) keep the objects:
@@ -135,6 +140,34 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "shm: %v\n", err)
 		return 1
 	}
+}
+
+// exitCode ends the program with a status other than 1 after a message.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }
+
+// notifyStop relays to c the signals that ask a program to stop: SIGINT
+// (Ctrl-C), SIGTERM (kill) and SIGHUP (the terminal went away). A signal the
+// program was started ignoring (nohup, a background job of a script) stays
+// ignored.
+func notifyStop(c chan<- os.Signal) {
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signal.Notify(c, sig)
+		}
+	}
+}
+
+// stoppedBy is the exit of a command that cleaned up after sig: status
+// 128 plus the signal's number, as a shell reports a program the signal
+// killed (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+func stoppedBy(sig os.Signal, what string) exitCode {
+	n := int(sig.(syscall.Signal))
+	return exitCode{128 + n, fmt.Sprintf("%s: %v (signal %d)", what, sig, n)}
 }
 
 // cmdErr words an error as "<command> <name>: <reason>", the libc call

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // bin is the shm command, built once for the tests.
@@ -77,7 +78,7 @@ func ok(t *testing.T, r result) result {
 }
 
 func newName(t *testing.T) string {
-	name := fmt.Sprintf("/%s%s-%x", prefix, t.Name(), randUint16())
+	name := fmt.Sprintf("/%s%s-%x", prefix, strings.ReplaceAll(t.Name(), "/", "."), randUint16())
 	t.Cleanup(func() { os.Remove("/dev/shm" + name) })
 	return name
 }
@@ -337,41 +338,150 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestDemoInterrupted: Ctrl-C (SIGINT) while the reader holds the object
-// still leaves nothing behind.
+// stopSignals are the signals after which write and demo clean up, with
+// the exit status each must give: 128 plus the signal's number.
+var stopSignals = []struct {
+	sig  syscall.Signal
+	code int
+}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}}
+
+// TestDemoInterrupted: Ctrl-C (SIGINT), SIGTERM or SIGHUP while the reader
+// holds the object still leaves nothing behind, and the exit status names
+// the signal.
 func TestDemoInterrupted(t *testing.T) {
-	cmd := exec.Command(bin, "demo", "-hold")
-	stdin, _ := cmd.StdinPipe() // kept open: the reader holds
+	for _, c := range stopSignals {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			cmd := exec.Command(bin, "demo", "-hold")
+			stdin, _ := cmd.StdinPipe() // kept open: the reader holds
+			defer stdin.Close()
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			var name string
+			for sc.Scan() {
+				if m := createdRe.FindStringSubmatch(sc.Text()); m != nil {
+					name = m[1]
+				}
+				if strings.Contains(sc.Text(), "holding") {
+					break
+				}
+			}
+			if name == "" {
+				cmd.Wait()
+				t.Fatal("demo did not reach the holding step")
+			}
+			if _, err := os.Stat("/dev/shm" + name); err != nil {
+				t.Fatalf("while holding, the object should exist: %v", err)
+			}
+			cmd.Process.Signal(c.sig)
+			rest, _ := io.ReadAll(stdout)
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != c.code {
+				t.Errorf("demo after %v: %v, want exit status %d\n%s", c.sig, err, c.code, rest)
+			}
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				os.Remove("/dev/shm" + name)
+				t.Fatalf("interrupted demo left %s", name)
+			}
+		})
+	}
+}
+
+// watchShm returns a function that waits until /dev/shm/NAME exists. It
+// watches the directory with inotify from now on, so it wakes on each
+// creation there and misses none; call it before starting what creates.
+func watchShm(t *testing.T) (waitFor func(name string)) {
+	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(os.NewSyscallError("inotify_init1", err))
+	}
+	events := os.NewFile(uintptr(fd), "inotify") // non-blocking: read deadlines work
+	t.Cleanup(func() { events.Close() })
+	if _, err := syscall.InotifyAddWatch(fd, "/dev/shm", syscall.IN_CREATE|syscall.IN_MOVED_TO); err != nil {
+		t.Fatal(os.NewSyscallError("inotify_add_watch", err))
+	}
+	return func(name string) {
+		t.Helper()
+		events.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				return
+			}
+			if _, err := events.Read(buf); err != nil { // some creation, or a queue overflow
+				t.Fatalf("waiting for %s to appear: %v", name, err)
+			}
+		}
+	}
+}
+
+// TestWriteInterrupted: SIGINT, SIGTERM or SIGHUP while write fills a new
+// object (here: blocked reading a pipe that stays open) unlinks the
+// half-filled object and exits with 128 plus the signal's number.
+func TestWriteInterrupted(t *testing.T) {
+	for _, c := range stopSignals {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			name := newName(t)
+			waitFor := watchShm(t)
+			cmd := exec.Command(bin, "write", "-size", "64K", name)
+			stdin, _ := cmd.StdinPipe()
+			defer stdin.Close()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stdin.Write([]byte("the first bytes of many")) // then it waits for more
+			waitFor(name)
+			cmd.Process.Signal(c.sig)
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != c.code {
+				t.Errorf("write after %v: %v, want exit status %d; stderr %q", c.sig, err, c.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "the unfinished object was unlinked") {
+				t.Errorf("stderr %q", stderr.String())
+			}
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				t.Fatalf("interrupted write left %s", name)
+			}
+		})
+	}
+}
+
+// TestWriteNohup: a signal that write was started ignoring (as under nohup)
+// stays ignored: the write goes on and keeps its object.
+func TestWriteNohup(t *testing.T) {
+	name := newName(t)
+	waitFor := watchShm(t)
+	cmd := exec.Command("/bin/sh", "-c", `trap '' HUP; exec "$0" "$@"`, bin, "write", "-size", "1K", name)
+	stdin, _ := cmd.StdinPipe()
 	defer stdin.Close()
-	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stdout)
-	var name string
-	for sc.Scan() {
-		if m := createdRe.FindStringSubmatch(sc.Text()); m != nil {
-			name = m[1]
-		}
-		if strings.Contains(sc.Text(), "holding") {
-			break
-		}
+	waitFor(name) // write has set up its signals before it created the object
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if name == "" {
-		cmd.Wait()
-		t.Fatal("demo did not reach the holding step")
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no SigIgn in /proc/PID/status:\n%s", status)
 	}
-	if _, err := os.Stat("/dev/shm" + name); err != nil {
-		t.Fatalf("while holding, the object should exist: %v", err)
+	if ign, _ := strconv.ParseUint(string(m[1]), 16, 64); ign&(1<<(syscall.SIGHUP-1)) == 0 {
+		t.Errorf("write stopped ignoring SIGHUP (SigIgn %s)", m[1])
 	}
-	cmd.Process.Signal(os.Interrupt)
-	rest, _ := io.ReadAll(stdout)
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("demo after SIGINT: %v\n%s", err, rest)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stdin.Write([]byte("all of it"))
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("write under nohup: %v; stderr %q", err, stderr.String())
 	}
-	if _, err := os.Stat("/dev/shm" + name); err == nil {
-		os.Remove("/dev/shm" + name)
-		t.Fatalf("interrupted demo left %s", name)
+	if got := ok(t, runShm(t, nil, "read", "-length", "9", name)).stdout; got != "all of it" {
+		t.Fatalf("read back %q", got)
 	}
 }
