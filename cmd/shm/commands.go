@@ -58,11 +58,13 @@ func closeErr(cmd, name string, c io.Closer) error {
 var (
 	writeSize     sizeFlag
 	writeExisting bool
+	writeKeep     bool
 )
 
 func writeFlags(fl *flag.FlagSet) {
 	fl.Var(&writeSize, "size", "`size` of a new object (default: the input's); a shorter input leaves zeros")
-	fl.BoolVar(&writeExisting, "existing", false, "write into an existing object from its start; never resizes it")
+	fl.BoolVar(&writeExisting, "existing", false, "write into an existing object from its start, zeros after the input; never resizes it")
+	fl.BoolVar(&writeKeep, "keep", false, "with -existing: keep the object's old bytes after the input instead of zeroing them")
 }
 
 // runWrite copies standard input into an object. The input goes straight
@@ -82,6 +84,9 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 			known = fi.Size() - pos
 		}
 	}
+	if writeKeep && !writeExisting {
+		return usageError{"-keep goes with -existing: a new object has no old bytes"}
+	}
 	if writeExisting {
 		if writeSize.set {
 			return usageError{"-size and -existing exclude each other: an existing object keeps its size"}
@@ -94,10 +99,16 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 		if known > int64(s.Size()) {
 			return cmdErr("write", name, fmt.Errorf("input of %d bytes does not fit in the %d-byte object", known, s.Size()))
 		}
-		if err := fill(in, s.Bytes(), true); err == errTooLong {
+		n, err := fill(in, s.Bytes(), true)
+		if err == errTooLong {
 			return cmdErr("write", name, fmt.Errorf("input longer than the %d-byte object, which keeps its size: the first %d bytes were written", s.Size(), s.Size()))
 		} else if err != nil {
 			return cmdErr("write", name, err)
+		}
+		if !writeKeep {
+			if err := zeroFrom(s, n); err != nil {
+				return cmdErr("write", name, err)
+			}
 		}
 		return closeErr("write", name, s)
 	}
@@ -142,7 +153,10 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 		return cmdErr("write", name, err)
 	}
 	filled := make(chan error, 1)
-	go func() { filled <- fill(in, s.Bytes(), writeSize.set) }()
+	go func() {
+		_, err := fill(in, s.Bytes(), writeSize.set)
+		filled <- err
+	}()
 	select {
 	case err = <-filled:
 	case sig := <-sigs:
@@ -166,22 +180,37 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 
 var errTooLong = errors.New("input too long")
 
-// fill reads r into b until b is full or r ends; short says an input
-// shorter than b is fine. An input longer than b is errTooLong.
-func fill(r io.Reader, b []byte, short bool) error {
+// fill reads r into b until b is full or r ends, and returns the bytes
+// read; short says an input shorter than b is fine. An input longer than b
+// is errTooLong.
+func fill(r io.Reader, b []byte, short bool) (int, error) {
 	n, err := io.ReadFull(r, b)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
 		if !short {
-			return fmt.Errorf("input ended after %d of %d bytes", n, len(b))
+			return n, fmt.Errorf("input ended after %d of %d bytes", n, len(b))
 		}
-		return nil
+		return n, nil
 	case err != nil:
-		return err
+		return n, err
 	}
 	var one [1]byte
 	if m, _ := io.ReadFull(r, one[:]); m > 0 {
-		return errTooLong
+		return n, errTooLong
+	}
+	return n, nil
+}
+
+// zeroFrom clears s from off to its end with WriteAt, so that a page that
+// vanished is an error, not SIGBUS.
+func zeroFrom(s *shm.Segment, off int) error {
+	var zeros [64 << 10]byte
+	for off < s.Size() {
+		n, err := s.WriteAt(zeros[:min(len(zeros), s.Size()-off)], int64(off))
+		if err != nil {
+			return err
+		}
+		off += n
 	}
 	return nil
 }

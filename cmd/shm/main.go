@@ -3,13 +3,23 @@
 //
 // Usage:
 //
-//	shm create [-size N] [-mode 0600] NAME   create a new object (exclusive, reserved)
-//	shm write [-size N] [-existing] NAME     copy standard input into an object
-//	shm read [-offset N] [-length N] NAME    copy an object's bytes to standard output
-//	shm stat NAME                            size, mode, owner, modification time
-//	shm ls                                   every object on the host
-//	shm rm NAME...                           unlink objects
-//	shm demo                                 two processes share memory by name
+//	shm create [-size N] [-mode 0600] NAME
+//	shm write [-size N] [-existing [-keep]] NAME < data
+//	shm read [-offset N] [-length N] NAME
+//	shm stat NAME
+//	shm ls
+//	shm rm NAME...
+//	shm demo
+//
+// create makes a new object (exclusive, pages reserved), 4096 bytes unless
+// -size says otherwise. write copies standard input into a new object sized
+// to the input, or to -size with zeros after the input. With -existing it
+// writes into an existing object from its start and never resizes it; the
+// object's bytes after the input become zeros, so a reader sees exactly the
+// input, unless -keep keeps them as they were. read copies an object's
+// bytes, or -length bytes from -offset, to standard output. stat shows
+// size, mode, owner and modification time; ls lists every object on the
+// host; rm unlinks objects. demo has two processes share memory by name.
 //
 // Names are given as libc takes them ("/name" is the portable form). Sizes
 // and offsets take an optional K, M or G suffix (powers of 1024).
@@ -51,7 +61,7 @@ var commands []*command
 func init() {
 	commands = []*command{
 		{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
-		{name: "write", args: "[-size N] [-existing] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
+		{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
 		{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
 		{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
 		{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},

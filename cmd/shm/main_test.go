@@ -208,9 +208,9 @@ func TestWriteSizes(t *testing.T) {
 	if r.code != 1 || r.stderr != "shm: write "+name+": file exists\n" {
 		t.Fatalf("write to an existing object: %d %q", r.code, r.stderr)
 	}
-	ok(t, runShm(t, strings.NewReader("XY"), "write", "-existing", name))
+	ok(t, runShm(t, strings.NewReader("XY"), "write", "-existing", "-keep", name))
 	if got := ok(t, runShm(t, nil, "read", "-length", "4", name)).stdout; got != "XYc\x00" {
-		t.Fatalf("after -existing: %q", got)
+		t.Fatalf("after -existing -keep: %q", got)
 	}
 	if fi, _ := os.Stat("/dev/shm" + name); fi.Size() != 1024 {
 		t.Fatalf("-existing resized the object to %d", fi.Size())
@@ -222,6 +222,10 @@ func TestWriteSizes(t *testing.T) {
 	r = runShm(t, strings.NewReader("x"), "write", "-existing", "-size", "10", name)
 	if r.code != 2 || !strings.Contains(r.stderr, "usage: shm write") {
 		t.Fatalf("-existing with -size: %d %q", r.code, r.stderr)
+	}
+	r = runShm(t, strings.NewReader("x"), "write", "-keep", name)
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "shm write: -keep goes with -existing") {
+		t.Fatalf("-keep without -existing: %d %q", r.code, r.stderr)
 	}
 	ok(t, runShm(t, nil, "rm", name))
 
@@ -238,6 +242,42 @@ func TestWriteSizes(t *testing.T) {
 	if _, err := os.Stat("/dev/shm" + name); err == nil {
 		t.Fatal("a failed write left the object")
 	}
+}
+
+// TestWriteExistingShorter: after write -existing, a reader sees exactly the
+// input followed by zeros, not the old tail; -keep keeps the old tail. The
+// large object has a tail of several zeroing chunks and a partial one.
+func TestWriteExistingShorter(t *testing.T) {
+	for _, c := range []struct{ old, in string }{
+		{`{"a":1,"b":"hello"}`, "{\"a\":2}\n"},
+		{strings.Repeat("x", 200<<10+5), "ab"},
+	} {
+		name := newName(t)
+		ok(t, runShm(t, strings.NewReader(c.old), "write", name))
+		ok(t, runShm(t, strings.NewReader(c.in), "write", "-existing", name))
+		want := c.in + strings.Repeat("\x00", len(c.old)-len(c.in))
+		if got := ok(t, runShm(t, nil, "read", name)).stdout; got != want {
+			t.Errorf("after write -existing of %d bytes into %d: read %d bytes, at %d %.20q, want the input then zeros",
+				len(c.in), len(c.old), len(got), diffAt(got, want), got[diffAt(got, want):])
+		}
+		ok(t, runShm(t, strings.NewReader(c.old), "write", "-existing", name))
+		ok(t, runShm(t, strings.NewReader(c.in), "write", "-existing", "-keep", name))
+		want = c.in + c.old[len(c.in):]
+		if got := ok(t, runShm(t, nil, "read", name)).stdout; got != want {
+			t.Errorf("after write -existing -keep: read %d bytes, at %d %.20q, want the input then the old bytes",
+				len(got), diffAt(got, want), got[diffAt(got, want):])
+		}
+		ok(t, runShm(t, nil, "rm", name))
+	}
+}
+
+// diffAt is the index of the first byte where a and b differ.
+func diffAt(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 func TestErrorsAndUsage(t *testing.T) {
