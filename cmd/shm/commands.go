@@ -29,7 +29,7 @@ var (
 )
 
 func createFlags(fl *flag.FlagSet) {
-	fl.Var(&createSize, "size", "size in `bytes` (K, M, G suffixes)")
+	fl.Var(&createSize, "size", "size in `bytes`")
 	fl.Var(&createMode, "mode", "permission `bits`, octal, less the umask")
 }
 

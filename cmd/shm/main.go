@@ -21,8 +21,10 @@
 // size, mode, owner and modification time; ls lists every object on the
 // host; rm unlinks objects. demo has two processes share memory by name.
 //
-// Names are given as libc takes them ("/name" is the portable form). Sizes
-// and offsets take an optional K, M or G suffix (powers of 1024).
+// Names are given as libc takes them ("/name" is the portable form).
+// A size or offset N is decimal digits, optionally followed by K, M, G or
+// T (powers of 1024), which may also be written KB or KiB, MB or MiB, and so
+// on, in upper or lower case: 4096, 64k, 1MiB, 2G. Nothing else is a size.
 //
 // Errors are one line on standard error and exit status 1; usage errors
 // print the usage and exit with status 2. Stopped by SIGINT (Ctrl-C),
@@ -39,6 +41,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -75,7 +78,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\nSizes take a K, M or G suffix. Run 'shm <command> -h' for its flags.\n")
+	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\n%s\nRun 'shm <command> -h' for its flags.\n", sizeGrammar)
 }
 
 // usageError is a mistake in the command line: usage and exit status 2.
@@ -118,6 +121,11 @@ func run(args []string) int {
 		fl.SetOutput(w)
 		fl.PrintDefaults()
 		fl.SetOutput(io.Discard)
+		sizes := false
+		fl.VisitAll(func(f *flag.Flag) { _, ok := f.Value.(*sizeFlag); sizes = sizes || ok })
+		if sizes {
+			fmt.Fprintf(w, "\n%s\n", sizeGrammar)
+		}
 	}
 	if cmd.flags != nil {
 		cmd.flags(fl)
@@ -198,7 +206,7 @@ func oneName(args []string) (string, error) {
 	return args[0], nil
 }
 
-// sizeFlag is a byte count with an optional K, M or G suffix.
+// sizeFlag is a byte count written as parseSize reads it.
 type sizeFlag struct {
 	n   int64
 	set bool
@@ -215,27 +223,33 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
+// sizeGrammar is what usage says of sizes; the package doc says the same.
+const sizeGrammar = `A size or offset N is decimal digits, optionally followed by K, M, G or
+T (powers of 1024), which may also be written KB or KiB, MB or MiB, and so
+on, in upper or lower case: 4096, 64k, 1MiB, 2G. Nothing else is a size.`
+
+// unitShift is the power of two of each unit parseSize takes, upper-cased.
+var unitShift = map[string]uint{
+	"":  0,
+	"K": 10, "KB": 10, "KIB": 10,
+	"M": 20, "MB": 20, "MIB": 20,
+	"G": 30, "GB": 30, "GIB": 30,
+	"T": 40, "TB": 40, "TIB": 40,
+}
+
+// parseSize reads a byte count as sizeGrammar says: decimal digits, then
+// an optional unit from unitShift in any case.
 func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(v), "B"), "I")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
+	digits := len(v) - len(strings.TrimLeft(v, "0123456789"))
+	shift, ok := unitShift[strings.ToUpper(v[digits:])]
+	if digits == 0 || !ok {
+		return 0, fmt.Errorf("bad size %q: want decimal digits, optionally followed by K, M, G or T (also written KB, KiB, ...)", v)
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("bad size %q: want a non-negative number of bytes, optionally with K, M or G", v)
+	n, err := strconv.ParseInt(v[:digits], 10, 64)
+	if err != nil || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("bad size %q: too large, overflows a 64-bit byte count", v)
 	}
-	return n * mult, nil
+	return n << shift, nil
 }
 
 // modeFlag is an octal permission mode.

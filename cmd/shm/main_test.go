@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,6 +298,8 @@ func TestErrorsAndUsage(t *testing.T) {
 		{[]string{"stat", "/a/b"}, 1, "shm: stat /a/b: invalid argument\n"},
 		{[]string{"create", "-size", "0", missing}, 2, "shm create: -size must be positive\nusage: shm create..."},
 		{[]string{"create", "-size", "lots", missing}, 2, "shm create: invalid value \"lots\" for flag -size: bad size..."},
+		{[]string{"create", "-size", "9999999999G", missing}, 2, "shm create: invalid value \"9999999999G\" for flag -size: bad size \"9999999999G\": too large, overflows a 64-bit byte count\nusage: shm create..."},
+		{[]string{"read", "-offset", "7i", missing}, 2, "shm read: invalid value \"7i\" for flag -offset: bad size \"7i\": want decimal digits, optionally followed by K, M, G or T (also written KB, KiB, ...)\n..."},
 		{[]string{"create", "-mode", "999", missing}, 2, "shm create: invalid value \"999\" for flag -mode..."},
 		{[]string{"read"}, 2, "shm read: want exactly one NAME\nusage: shm read..."},
 		{[]string{"read", "a", "b"}, 2, "shm read: want exactly one NAME..."},
@@ -337,17 +342,95 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestParseSize: digits, then nothing or K, M, G, T alone or followed by B
+// or iB, in any case; everything else is refused, overflow as such.
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "4096": 4096, "4k": 4096, "64K": 65536, "1M": 1 << 20, "1MiB": 1 << 20, "2G": 2 << 30, "3GB": 3 << 30} {
-		if got, err := parseSize(in); got != want || err != nil {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+	const bad, big = "want decimal digits", "too large"
+	for _, c := range []struct {
+		in   string
+		want int64
+		err  string // a substring of the error, "" for none
+	}{
+		{"0", 0, ""},
+		{"4096", 4096, ""},
+		{"007", 7, ""},
+		{"4k", 4 << 10, ""},
+		{"64K", 64 << 10, ""},
+		{"1KB", 1 << 10, ""},
+		{"1kb", 1 << 10, ""},
+		{"1KiB", 1 << 10, ""},
+		{"1kib", 1 << 10, ""},
+		{"1m", 1 << 20, ""},
+		{"1M", 1 << 20, ""},
+		{"1MiB", 1 << 20, ""},
+		{"1mB", 1 << 20, ""},
+		{"2g", 2 << 30, ""},
+		{"3GB", 3 << 30, ""},
+		{"5T", 5 << 40, ""},
+		{"5tib", 5 << 40, ""},
+		{"9223372036854775807", math.MaxInt64, ""},
+		{"8388607T", 8388607 << 40, ""},
+
+		{"", 0, bad},
+		{"K", 0, bad},
+		{"KiB", 0, bad},
+		{"-1", 0, bad},
+		{"+1", 0, bad},
+		{" 1", 0, bad},
+		{"1 ", 0, bad},
+		{"1 K", 0, bad},
+		{"1.5M", 0, bad},
+		{"1e3", 0, bad},
+		{"0x10", 0, bad},
+		{"1_000", 0, bad},
+		{"7i", 0, bad},
+		{"1iB", 0, bad},
+		{"1B", 0, bad},
+		{"1Ki", 0, bad},
+		{"1KK", 0, bad},
+		{"1KBB", 0, bad},
+		{"1P", 0, bad},
+		{"1k1", 0, bad},
+		{"１", 0, bad}, // a full-width digit
+
+		{"9223372036854775808", 0, big},
+		{"99999999999999999999", 0, big},
+		{"8388608T", 0, big},
+		{"9999999999G", 0, big},
+		{"8589934592G", 0, big},
+	} {
+		got, err := parseSize(c.in)
+		switch {
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("parseSize(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("parseSize(%q) = %d, %v; want an error saying %q", c.in, got, err, c.err)
 		}
 	}
-	for _, in := range []string{"", "-1", "K", "1T", "1.5M", "99999999999G"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) accepted", in)
+}
+
+// TestSizeGrammarDocumented: shm -h, the help of each command with a size
+// flag, and the package doc all state the grammar parseSize reads.
+func TestSizeGrammarDocumented(t *testing.T) {
+	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	want := oneLine(sizeGrammar)
+	for _, args := range [][]string{{"-h"}, {"create", "-h"}, {"write", "-h"}, {"read", "-h"}} {
+		if out := ok(t, runShm(t, nil, args...)).stdout; !strings.Contains(oneLine(out), want) {
+			t.Errorf("shm %s does not state the size grammar:\n%s", strings.Join(args, " "), out)
 		}
 	}
+	if doc := oneLine(packageDoc(t)); !strings.Contains(doc, want) {
+		t.Errorf("the package doc does not state the size grammar %q", want)
+	}
+}
+
+// packageDoc is the doc comment of main.go, as go doc shows it.
+func packageDoc(t *testing.T) string {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil || f.Doc == nil {
+		t.Fatalf("package doc of main.go: %v", err)
+	}
+	return f.Doc.Text()
 }
 
 var createdRe = regexp.MustCompile(`created (/shm-demo-\S+):`)
