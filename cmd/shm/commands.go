@@ -163,7 +163,7 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 		// The mapping stays: the fill may still be reading into it, and
 		// exit unmaps it.
 		s.Unlink() // ours: made by this call
-		e := stoppedBy(sig, "write "+name)
+		e := stoppedBy(sig, "write "+showName(name))
 		e.msg += "; the unfinished object was unlinked"
 		return e
 	}
@@ -242,8 +242,13 @@ func runRead(fl *flag.FlagSet, args []string) error {
 	if readLength.set {
 		length = readLength.n
 	}
-	if off > size || length < 0 || length > size-off {
-		return cmdErr("read", name, fmt.Errorf("range %d+%d is outside the %d-byte object", off, length, size))
+	switch {
+	case off > size:
+		return cmdErr("read", name, fmt.Errorf("-offset %d is past the end of the %d-byte object", off, size))
+	case length > size-off && readOffset.set:
+		return cmdErr("read", name, fmt.Errorf("-offset %d -length %d goes past the end of the %d-byte object", off, length, size))
+	case length > size-off:
+		return cmdErr("read", name, fmt.Errorf("-length %d goes past the end of the %d-byte object", length, size))
 	}
 	if _, err := os.Stdout.Write(s.Bytes()[off : off+length]); err != nil {
 		return cmdErr("read", name, err)

@@ -9,7 +9,7 @@
 //	shm stat NAME
 //	shm ls
 //	shm rm NAME...
-//	shm demo
+//	shm demo [-hold]
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
 // -size says otherwise. write copies standard input into a new object sized
@@ -19,7 +19,8 @@
 // input, unless -keep keeps them as they were. read copies an object's
 // bytes, or -length bytes from -offset, to standard output. stat shows
 // size, mode, owner and modification time; ls lists every object on the
-// host; rm unlinks objects. demo has two processes share memory by name.
+// host; rm unlinks objects. demo has two processes share memory by name;
+// with -hold the second waits for Enter, so that Ctrl-C can be tried.
 //
 // Names are given as libc takes them ("/name" is the portable form).
 // A size or offset N is decimal digits, optionally followed by K, M, G or
@@ -47,6 +48,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
 )
 
 // shmDir is where Linux's C libraries (glibc, musl) keep the objects:
@@ -69,8 +71,13 @@ func init() {
 		{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
 		{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
 		{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
-		{name: "demo", args: "", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
+		{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
 	}
+}
+
+// synopsis is the command line of c, as usage and the package doc show it.
+func (c *command) synopsis() string {
+	return strings.TrimSuffix("shm "+c.name+" "+c.args, " ")
 }
 
 func usage(w io.Writer) {
@@ -117,7 +124,7 @@ func run(args []string) int {
 	fl.SetOutput(io.Discard)
 	fl.Usage = func() {}
 	printUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: shm %s %s\n\n%s.\n", cmd.name, cmd.args, cmd.summary)
+		fmt.Fprintf(w, "usage: %s\n\n%s.\n", cmd.synopsis(), cmd.summary)
 		fl.SetOutput(w)
 		fl.PrintDefaults()
 		fl.SetOutput(io.Discard)
@@ -195,7 +202,17 @@ func cmdErr(cmd, name string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return fmt.Errorf("%s %s: %w", cmd, name, err)
+	return fmt.Errorf("%s %s: %w", cmd, showName(name), err)
+}
+
+// showName is name as messages print it: quoted when it is empty or holds
+// spaces or unprintable characters, which would make the message unclear
+// or more than one line.
+func showName(name string) string {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 // oneName returns the single NAME argument.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"flag"
 	"fmt"
 	"go/parser"
 	"go/token"
@@ -295,6 +296,8 @@ func TestErrorsAndUsage(t *testing.T) {
 		{[]string{"rm", missing}, 1, "shm: rm " + missing + ": no such file or directory\n"},
 		{[]string{"write", "-existing", missing}, 1, "shm: write " + missing + ": no such file or directory\n"},
 		{[]string{"read", "/a/b"}, 1, "shm: read /a/b: invalid argument\n"},
+		{[]string{"create", ""}, 1, "shm: create \"\": invalid argument\n"},
+		{[]string{"read", missing + " x\ny"}, 1, "shm: read \"" + missing + " x\\ny\": no such file or directory\n"},
 		{[]string{"stat", "/a/b"}, 1, "shm: stat /a/b: invalid argument\n"},
 		{[]string{"create", "-size", "0", missing}, 2, "shm create: -size must be positive\nusage: shm create..."},
 		{[]string{"create", "-size", "lots", missing}, 2, "shm create: invalid value \"lots\" for flag -size: bad size..."},
@@ -321,24 +324,58 @@ func TestErrorsAndUsage(t *testing.T) {
 	// A range outside the object.
 	name := newName(t)
 	ok(t, runShm(t, nil, "create", "-size", "100", name))
-	for _, args := range [][]string{{"-offset", "101"}, {"-length", "101"}, {"-offset", "50", "-length", "51"}} {
-		r := runShm(t, nil, append(append([]string{"read"}, args...), name)...)
-		if r.code != 1 || !strings.Contains(r.stderr, "outside the 100-byte object") {
-			t.Errorf("read %v: %d %q", args, r.code, r.stderr)
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-offset", "101"}, "-offset 101 is past the end of the 100-byte object"},
+		{[]string{"-offset", "101", "-length", "0"}, "-offset 101 is past the end of the 100-byte object"},
+		{[]string{"-length", "101"}, "-length 101 goes past the end of the 100-byte object"},
+		{[]string{"-offset", "50", "-length", "51"}, "-offset 50 -length 51 goes past the end of the 100-byte object"},
+		{[]string{"-offset", "0", "-length", "101"}, "-offset 0 -length 101 goes past the end of the 100-byte object"},
+	} {
+		r := runShm(t, nil, append(append([]string{"read"}, c.args...), name)...)
+		if want := "shm: read " + name + ": " + c.msg + "\n"; r.code != 1 || r.stderr != want {
+			t.Errorf("read %v: exit %d, stderr %q; want 1, %q", c.args, r.code, r.stderr, want)
 		}
+	}
+	for _, args := range [][]string{{"-offset", "100"}, {"-offset", "60", "-length", "40"}, {"-length", "100"}} {
+		ok(t, runShm(t, nil, append(append([]string{"read"}, args...), name)...))
 	}
 	ok(t, runShm(t, nil, "rm", name))
 }
 
-func TestHelp(t *testing.T) {
+// TestUsage: every usage text, on success or error, has no line ending in
+// a space; each command's synopsis names all its flags and appears in the
+// package doc.
+func TestUsage(t *testing.T) {
+	texts := map[string]string{"shm -h": ok(t, runShm(t, nil, "-h")).stdout, "shm": runShm(t, nil).stderr}
+	doc := packageDoc(t)
 	for _, c := range commands {
-		r := ok(t, runShm(t, nil, c.name, "-h"))
-		if !strings.HasPrefix(r.stdout, "usage: shm "+c.name) {
-			t.Errorf("shm %s -h: %q", c.name, r.stdout)
+		texts["shm "+c.name+" -h"] = ok(t, runShm(t, nil, c.name, "-h")).stdout
+		texts["shm "+c.name+" -bad"] = runShm(t, nil, c.name, "-bad").stderr
+		fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		if c.flags != nil {
+			c.flags(fl)
+		}
+		fl.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(c.args, "[-"+f.Name) {
+				t.Errorf("the synopsis %q lacks flag -%s", c.synopsis(), f.Name)
+			}
+		})
+		if !strings.Contains(doc, "\t"+c.synopsis()+"\n") {
+			t.Errorf("the package doc lacks the synopsis %q", c.synopsis())
 		}
 	}
-	if r := ok(t, runShm(t, nil, "-h")); !strings.Contains(r.stdout, "demo") {
-		t.Errorf("shm -h: %q", r.stdout)
+	for what, text := range texts {
+		if !strings.Contains(text, "usage: shm") {
+			t.Errorf("%s: no usage in %q", what, text)
+		}
+		for i, l := range strings.Split(text, "\n") {
+			if strings.TrimRight(l, " \t") != l {
+				t.Errorf("%s: usage line %d ends in white space: %q", what, i+1, l)
+			}
+		}
 	}
 }
 
