@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -263,7 +262,7 @@ func objectPath(name string) (string, error) {
 	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\x00") || len(base) > 255 {
 		return "", syscall.EINVAL
 	}
-	return filepath.Join(shmDir, base), nil
+	return shmDir + "/" + base, nil
 }
 
 func runStat(fl *flag.FlagSet, args []string) error {

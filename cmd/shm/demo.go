@@ -80,10 +80,11 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 		return cmdErr("demo", s.Name(), err)
 	}
 	cmd := exec.Command(exe, s.Name())
-	cmd.Env = append(os.Environ(), demoRoleEnv+"=reader", demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
+	role := "reader"
 	if demoHold {
-		cmd.Env = append(cmd.Env, demoRoleEnv+"=reader-hold")
+		role = "reader-hold"
 	}
+	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return cmdErr("demo", s.Name(), err)
@@ -147,7 +148,6 @@ func demoChild(role string, args []string) int {
 	if role == "reader-hold" {
 		r.step("holding: press Enter to finish, or Ctrl-C to interrupt")
 		bufio.NewReader(os.Stdin).ReadString('\n') // a line or the end of input
-
 	}
 	if err := s.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))

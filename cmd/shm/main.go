@@ -61,18 +61,14 @@ type command struct {
 	flags               func(fl *flag.FlagSet)
 }
 
-var commands []*command
-
-func init() {
-	commands = []*command{
-		{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
-		{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
-		{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
-		{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
-		{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
-		{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
-		{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
-	}
+var commands = []*command{
+	{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
+	{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
+	{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
+	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
+	{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
+	{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
+	{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
 }
 
 // synopsis is the command line of c, as usage and the package doc show it.
