@@ -169,8 +169,8 @@ func TestCreateStatLsRm(t *testing.T) {
 // pipe, comes back exactly.
 func TestWriteReadRoundTrip(t *testing.T) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*st.Bsize < 2<<20 {
-		t.Skipf("/dev/shm has %d bytes free, too few for 1 MiB with room to spare (a tiny container's); the host run covers this", int64(st.Bavail)*st.Bsize)
+	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < 2<<20 {
+		t.Skipf("/dev/shm has %d bytes free, too few for 1 MiB with room to spare (a tiny container's); the host run covers this", int64(st.Bavail)*int64(st.Bsize))
 	}
 	data := make([]byte, 1<<20)
 	rand.Read(data)
