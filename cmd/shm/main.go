@@ -251,11 +251,13 @@ var unitShift = map[string]uint{
 }
 
 // parseSize reads a byte count as sizeGrammar says: decimal digits, then
-// an optional unit from unitShift in any case.
+// an optional unit from unitShift in any case. The unit must be ASCII:
+// strings.ToUpper turns a dotless ı into I.
 func parseSize(v string) (int64, error) {
 	digits := len(v) - len(strings.TrimLeft(v, "0123456789"))
-	shift, ok := unitShift[strings.ToUpper(v[digits:])]
-	if digits == 0 || !ok {
+	unit := v[digits:]
+	shift, ok := unitShift[strings.ToUpper(unit)]
+	if digits == 0 || !ok || strings.ContainsFunc(unit, func(r rune) bool { return r > unicode.MaxASCII }) {
 		return 0, fmt.Errorf("bad size %q: want decimal digits, optionally followed by K, M, G or T (also written KB, KiB, ...)", v)
 	}
 	n, err := strconv.ParseInt(v[:digits], 10, 64)

@@ -428,7 +428,8 @@ func TestParseSize(t *testing.T) {
 		{"1KBB", 0, bad},
 		{"1P", 0, bad},
 		{"1k1", 0, bad},
-		{"１", 0, bad}, // a full-width digit
+		{"１", 0, bad},    // a full-width digit
+		{"1kıb", 0, bad}, // a dotless ı, which strings.ToUpper makes I
 
 		{"9223372036854775808", 0, big},
 		{"99999999999999999999", 0, big},
