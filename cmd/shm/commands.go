@@ -8,8 +8,8 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"os/signal"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +28,7 @@ var (
 )
 
 func createFlags(fl *flag.FlagSet) {
-	fl.Var(&createSize, "size", "size in `bytes` (K, M, G suffixes)")
+	fl.Var(&createSize, "size", "size in `bytes`")
 	fl.Var(&createMode, "mode", "permission `bits`, octal, less the umask")
 }
 
@@ -57,11 +57,13 @@ func closeErr(cmd, name string, c io.Closer) error {
 var (
 	writeSize     sizeFlag
 	writeExisting bool
+	writeKeep     bool
 )
 
 func writeFlags(fl *flag.FlagSet) {
 	fl.Var(&writeSize, "size", "`size` of a new object (default: the input's); a shorter input leaves zeros")
-	fl.BoolVar(&writeExisting, "existing", false, "write into an existing object from its start; never resizes it")
+	fl.BoolVar(&writeExisting, "existing", false, "write into an existing object from its start, zeros after the input; never resizes it")
+	fl.BoolVar(&writeKeep, "keep", false, "with -existing: keep the object's old bytes after the input instead of zeroing them")
 }
 
 // runWrite copies standard input into an object. The input goes straight
@@ -81,6 +83,9 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 			known = fi.Size() - pos
 		}
 	}
+	if writeKeep && !writeExisting {
+		return usageError{"-keep goes with -existing: a new object has no old bytes"}
+	}
 	if writeExisting {
 		if writeSize.set {
 			return usageError{"-size and -existing exclude each other: an existing object keeps its size"}
@@ -93,10 +98,16 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 		if known > int64(s.Size()) {
 			return cmdErr("write", name, fmt.Errorf("input of %d bytes does not fit in the %d-byte object", known, s.Size()))
 		}
-		if err := fill(in, s.Bytes(), true); err == errTooLong {
+		n, err := fill(in, s.Bytes(), true)
+		if err == errTooLong {
 			return cmdErr("write", name, fmt.Errorf("input longer than the %d-byte object, which keeps its size: the first %d bytes were written", s.Size(), s.Size()))
 		} else if err != nil {
 			return cmdErr("write", name, err)
+		}
+		if !writeKeep {
+			if err := zeroFrom(s, n); err != nil {
+				return cmdErr("write", name, err)
+			}
 		}
 		return closeErr("write", name, s)
 	}
@@ -129,11 +140,33 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 	if size > int64(math.MaxInt) {
 		return cmdErr("write", name, fmt.Errorf("size %d too large", size))
 	}
+	// A signal while the new object is being filled unlinks it, as a failed
+	// fill does. The signals are caught before the name exists, so none is
+	// lost; the fill runs aside, as a read(2) from a terminal or a pipe
+	// cannot be cut short.
+	sigs := make(chan os.Signal, 1)
+	notifyStop(sigs)
+	defer signal.Stop(sigs)
 	s, err := shm.Create(name, int(size))
 	if err != nil {
 		return cmdErr("write", name, err)
 	}
-	if err := fill(in, s.Bytes(), writeSize.set); err != nil {
+	filled := make(chan error, 1)
+	go func() {
+		_, err := fill(in, s.Bytes(), writeSize.set)
+		filled <- err
+	}()
+	select {
+	case err = <-filled:
+	case sig := <-sigs:
+		// The mapping stays: the fill may still be reading into it, and
+		// exit unmaps it.
+		s.Unlink() // ours: made by this call
+		e := stoppedBy(sig, "write "+showName(name))
+		e.msg += "; the unfinished object was unlinked"
+		return e
+	}
+	if err != nil {
 		s.Close()
 		s.Unlink() // ours: made by this call
 		if err == errTooLong {
@@ -146,22 +179,37 @@ func runWrite(fl *flag.FlagSet, args []string) error {
 
 var errTooLong = errors.New("input too long")
 
-// fill reads r into b until b is full or r ends; short says an input
-// shorter than b is fine. An input longer than b is errTooLong.
-func fill(r io.Reader, b []byte, short bool) error {
+// fill reads r into b until b is full or r ends, and returns the bytes
+// read; short says an input shorter than b is fine. An input longer than b
+// is errTooLong.
+func fill(r io.Reader, b []byte, short bool) (int, error) {
 	n, err := io.ReadFull(r, b)
 	switch {
 	case err == io.ErrUnexpectedEOF || err == io.EOF:
 		if !short {
-			return fmt.Errorf("input ended after %d of %d bytes", n, len(b))
+			return n, fmt.Errorf("input ended after %d of %d bytes", n, len(b))
 		}
-		return nil
+		return n, nil
 	case err != nil:
-		return err
+		return n, err
 	}
 	var one [1]byte
 	if m, _ := io.ReadFull(r, one[:]); m > 0 {
-		return errTooLong
+		return n, errTooLong
+	}
+	return n, nil
+}
+
+// zeroFrom clears s from off to its end with WriteAt, so that a page that
+// vanished is an error, not SIGBUS.
+func zeroFrom(s *shm.Segment, off int) error {
+	var zeros [64 << 10]byte
+	for off < s.Size() {
+		n, err := s.WriteAt(zeros[:min(len(zeros), s.Size()-off)], int64(off))
+		if err != nil {
+			return err
+		}
+		off += n
 	}
 	return nil
 }
@@ -193,8 +241,13 @@ func runRead(fl *flag.FlagSet, args []string) error {
 	if readLength.set {
 		length = readLength.n
 	}
-	if off > size || length < 0 || length > size-off {
-		return cmdErr("read", name, fmt.Errorf("range %d+%d is outside the %d-byte object", off, length, size))
+	switch {
+	case off > size:
+		return cmdErr("read", name, fmt.Errorf("-offset %d is past the end of the %d-byte object", off, size))
+	case length > size-off && readOffset.set:
+		return cmdErr("read", name, fmt.Errorf("-offset %d -length %d goes past the end of the %d-byte object", off, length, size))
+	case length > size-off:
+		return cmdErr("read", name, fmt.Errorf("-length %d goes past the end of the %d-byte object", length, size))
 	}
 	if _, err := os.Stdout.Write(s.Bytes()[off : off+length]); err != nil {
 		return cmdErr("read", name, err)
@@ -209,7 +262,7 @@ func objectPath(name string) (string, error) {
 	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\x00") || len(base) > 255 {
 		return "", syscall.EINVAL
 	}
-	return filepath.Join(shmDir, base), nil
+	return shmDir + "/" + base, nil
 }
 
 func runStat(fl *flag.FlagSet, args []string) error {

@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/posixshm/shm"
@@ -32,14 +30,6 @@ func demoFlags(fl *flag.FlagSet) {
 	fl.BoolVar(&demoHold, "hold", false, "the reader waits for Enter before it finishes, so you can try Ctrl-C")
 }
 
-// exitCode ends the program with a status other than 1 after a message.
-type exitCode struct {
-	code int
-	msg  string
-}
-
-func (e exitCode) Error() string { return e.msg }
-
 // stepper prints one timestamped line per step.
 type stepper struct {
 	start time.Time
@@ -60,8 +50,9 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if len(args) != 0 {
 		return usageError{"demo takes no arguments"}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
+	sigs := make(chan os.Signal, 1)
+	notifyStop(sigs)
+	defer signal.Stop(sigs)
 	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid())}
 
 	s, err := shm.CreateTemp("shm-demo-*", demoSize)
@@ -88,20 +79,27 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
-	cmd := exec.CommandContext(ctx, exe, s.Name())
-	cmd.Env = append(os.Environ(), demoRoleEnv+"=reader", demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
+	cmd := exec.Command(exe, s.Name())
+	role := "reader"
 	if demoHold {
-		cmd.Env = append(cmd.Env, demoRoleEnv+"=reader-hold")
+		role = "reader-hold"
 	}
+	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
 	w.step("started reader %d, telling it only the name %s", cmd.Process.Pid, s.Name())
-	werr := cmd.Wait()
-	if ctx.Err() != nil {
-		w.step("interrupted: stopping the reader, cleaning up")
-		return exitCode{130, "demo: interrupted"}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case sig := <-sigs:
+		cmd.Process.Kill()
+		<-waited
+		w.step("interrupted: stopped the reader, cleaning up")
+		return stoppedBy(sig, "demo")
 	}
 	if werr != nil {
 		return cmdErr("demo", s.Name(), fmt.Errorf("reader: %w", werr))
@@ -150,7 +148,6 @@ func demoChild(role string, args []string) int {
 	if role == "reader-hold" {
 		r.step("holding: press Enter to finish, or Ctrl-C to interrupt")
 		bufio.NewReader(os.Stdin).ReadString('\n') // a line or the end of input
-
 	}
 	if err := s.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))

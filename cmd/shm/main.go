@@ -3,19 +3,35 @@
 //
 // Usage:
 //
-//	shm create [-size N] [-mode 0600] NAME   create a new object (exclusive, reserved)
-//	shm write [-size N] [-existing] NAME     copy standard input into an object
-//	shm read [-offset N] [-length N] NAME    copy an object's bytes to standard output
-//	shm stat NAME                            size, mode, owner, modification time
-//	shm ls                                   every object on the host
-//	shm rm NAME...                           unlink objects
-//	shm demo                                 two processes share memory by name
+//	shm create [-size N] [-mode 0600] NAME
+//	shm write [-size N] [-existing [-keep]] NAME < data
+//	shm read [-offset N] [-length N] NAME
+//	shm stat NAME
+//	shm ls
+//	shm rm NAME...
+//	shm demo [-hold]
 //
-// Names are given as libc takes them ("/name" is the portable form). Sizes
-// and offsets take an optional K, M or G suffix (powers of 1024).
+// create makes a new object (exclusive, pages reserved), 4096 bytes unless
+// -size says otherwise. write copies standard input into a new object sized
+// to the input, or to -size with zeros after the input. With -existing it
+// writes into an existing object from its start and never resizes it; the
+// object's bytes after the input become zeros, so a reader sees exactly the
+// input, unless -keep keeps them as they were. read copies an object's
+// bytes, or -length bytes from -offset, to standard output. stat shows
+// size, mode, owner and modification time; ls lists every object on the
+// host; rm unlinks objects. demo has two processes share memory by name;
+// with -hold the second waits for Enter, so that Ctrl-C can be tried.
+//
+// Names are given as libc takes them ("/name" is the portable form).
+// A size or offset N is decimal digits, optionally followed by K, M, G or
+// T (powers of 1024), which may also be written KB or KiB, MB or MiB, and so
+// on, in upper or lower case: 4096, 64k, 1MiB, 2G. Nothing else is a size.
 //
 // Errors are one line on standard error and exit status 1; usage errors
-// print the usage and exit with status 2.
+// print the usage and exit with status 2. Stopped by SIGINT (Ctrl-C),
+// SIGTERM or SIGHUP, write unlinks the new object it was filling and demo
+// unlinks its object; they exit with 128 plus the signal's number, as a
+// shell reports a killed program: 130, 143, 129.
 //
 // Install with go install github.com/posixshm/shm/cmd/shm@latest.
 package main
@@ -26,9 +42,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
+	"unicode"
 )
 
 // shmDir is where Linux's C libraries (glibc, musl) keep the objects:
@@ -41,18 +61,19 @@ type command struct {
 	flags               func(fl *flag.FlagSet)
 }
 
-var commands []*command
+var commands = []*command{
+	{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
+	{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
+	{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
+	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
+	{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
+	{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
+	{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
+}
 
-func init() {
-	commands = []*command{
-		{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
-		{name: "write", args: "[-size N] [-existing] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
-		{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
-		{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
-		{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
-		{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
-		{name: "demo", args: "", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
-	}
+// synopsis is the command line of c, as usage and the package doc show it.
+func (c *command) synopsis() string {
+	return strings.TrimSuffix("shm "+c.name+" "+c.args, " ")
 }
 
 func usage(w io.Writer) {
@@ -60,7 +81,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\nSizes take a K, M or G suffix. Run 'shm <command> -h' for its flags.\n")
+	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\n%s\nRun 'shm <command> -h' for its flags.\n", sizeGrammar)
 }
 
 // usageError is a mistake in the command line: usage and exit status 2.
@@ -99,10 +120,15 @@ func run(args []string) int {
 	fl.SetOutput(io.Discard)
 	fl.Usage = func() {}
 	printUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: shm %s %s\n\n%s.\n", cmd.name, cmd.args, cmd.summary)
+		fmt.Fprintf(w, "usage: %s\n\n%s.\n", cmd.synopsis(), cmd.summary)
 		fl.SetOutput(w)
 		fl.PrintDefaults()
 		fl.SetOutput(io.Discard)
+		sizes := false
+		fl.VisitAll(func(f *flag.Flag) { _, ok := f.Value.(*sizeFlag); sizes = sizes || ok })
+		if sizes {
+			fmt.Fprintf(w, "\n%s\n", sizeGrammar)
+		}
 	}
 	if cmd.flags != nil {
 		cmd.flags(fl)
@@ -137,6 +163,34 @@ func run(args []string) int {
 	}
 }
 
+// exitCode ends the program with a status other than 1 after a message.
+type exitCode struct {
+	code int
+	msg  string
+}
+
+func (e exitCode) Error() string { return e.msg }
+
+// notifyStop relays to c the signals that ask a program to stop: SIGINT
+// (Ctrl-C), SIGTERM (kill) and SIGHUP (the terminal went away). A signal the
+// program was started ignoring (nohup, a background job of a script) stays
+// ignored.
+func notifyStop(c chan<- os.Signal) {
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			signal.Notify(c, sig)
+		}
+	}
+}
+
+// stoppedBy is the exit of a command that cleaned up after sig: status
+// 128 plus the signal's number, as a shell reports a program the signal
+// killed (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+func stoppedBy(sig os.Signal, what string) exitCode {
+	n := int(sig.(syscall.Signal))
+	return exitCode{128 + n, fmt.Sprintf("%s: %v (signal %d)", what, sig, n)}
+}
+
 // cmdErr words an error as "<command> <name>: <reason>", the libc call
 // that failed being detail the user does not need.
 func cmdErr(cmd, name string, err error) error {
@@ -144,7 +198,17 @@ func cmdErr(cmd, name string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return fmt.Errorf("%s %s: %w", cmd, name, err)
+	return fmt.Errorf("%s %s: %w", cmd, showName(name), err)
+}
+
+// showName is name as messages print it: quoted when it is empty or holds
+// spaces or unprintable characters, which would make the message unclear
+// or more than one line.
+func showName(name string) string {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 // oneName returns the single NAME argument.
@@ -155,7 +219,7 @@ func oneName(args []string) (string, error) {
 	return args[0], nil
 }
 
-// sizeFlag is a byte count with an optional K, M or G suffix.
+// sizeFlag is a byte count written as parseSize reads it.
 type sizeFlag struct {
 	n   int64
 	set bool
@@ -172,27 +236,35 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
+// sizeGrammar is what usage says of sizes; the package doc says the same.
+const sizeGrammar = `A size or offset N is decimal digits, optionally followed by K, M, G or
+T (powers of 1024), which may also be written KB or KiB, MB or MiB, and so
+on, in upper or lower case: 4096, 64k, 1MiB, 2G. Nothing else is a size.`
+
+// unitShift is the power of two of each unit parseSize takes, upper-cased.
+var unitShift = map[string]uint{
+	"":  0,
+	"K": 10, "KB": 10, "KIB": 10,
+	"M": 20, "MB": 20, "MIB": 20,
+	"G": 30, "GB": 30, "GIB": 30,
+	"T": 40, "TB": 40, "TIB": 40,
+}
+
+// parseSize reads a byte count as sizeGrammar says: decimal digits, then
+// an optional unit from unitShift in any case. The unit must be ASCII:
+// strings.ToUpper turns a dotless ı into I.
 func parseSize(v string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(v), "B"), "I")
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
+	digits := len(v) - len(strings.TrimLeft(v, "0123456789"))
+	unit := v[digits:]
+	shift, ok := unitShift[strings.ToUpper(unit)]
+	if digits == 0 || !ok || strings.ContainsFunc(unit, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return 0, fmt.Errorf("bad size %q: want decimal digits, optionally followed by K, M, G or T (also written KB, KiB, ...)", v)
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("bad size %q: want a non-negative number of bytes, optionally with K, M or G", v)
+	n, err := strconv.ParseInt(v[:digits], 10, 64)
+	if err != nil || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("bad size %q: too large, overflows a 64-bit byte count", v)
 	}
-	return n * mult, nil
+	return n << shift, nil
 }
 
 // modeFlag is an octal permission mode.

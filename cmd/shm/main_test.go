@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"flag"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // bin is the shm command, built once for the tests.
@@ -77,7 +82,7 @@ func ok(t *testing.T, r result) result {
 }
 
 func newName(t *testing.T) string {
-	name := fmt.Sprintf("/%s%s-%x", prefix, t.Name(), randUint16())
+	name := fmt.Sprintf("/%s%s-%x", prefix, strings.ReplaceAll(t.Name(), "/", "."), randUint16())
 	t.Cleanup(func() { os.Remove("/dev/shm" + name) })
 	return name
 }
@@ -164,8 +169,8 @@ func TestCreateStatLsRm(t *testing.T) {
 // pipe, comes back exactly.
 func TestWriteReadRoundTrip(t *testing.T) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*st.Bsize < 2<<20 {
-		t.Skipf("/dev/shm has %d bytes free, too few for 1 MiB with room to spare (a tiny container's); the host run covers this", int64(st.Bavail)*st.Bsize)
+	if err := syscall.Statfs("/dev/shm", &st); err == nil && int64(st.Bavail)*int64(st.Bsize) < 2<<20 {
+		t.Skipf("/dev/shm has %d bytes free, too few for 1 MiB with room to spare (a tiny container's); the host run covers this", int64(st.Bavail)*int64(st.Bsize))
 	}
 	data := make([]byte, 1<<20)
 	rand.Read(data)
@@ -207,9 +212,9 @@ func TestWriteSizes(t *testing.T) {
 	if r.code != 1 || r.stderr != "shm: write "+name+": file exists\n" {
 		t.Fatalf("write to an existing object: %d %q", r.code, r.stderr)
 	}
-	ok(t, runShm(t, strings.NewReader("XY"), "write", "-existing", name))
+	ok(t, runShm(t, strings.NewReader("XY"), "write", "-existing", "-keep", name))
 	if got := ok(t, runShm(t, nil, "read", "-length", "4", name)).stdout; got != "XYc\x00" {
-		t.Fatalf("after -existing: %q", got)
+		t.Fatalf("after -existing -keep: %q", got)
 	}
 	if fi, _ := os.Stat("/dev/shm" + name); fi.Size() != 1024 {
 		t.Fatalf("-existing resized the object to %d", fi.Size())
@@ -221,6 +226,10 @@ func TestWriteSizes(t *testing.T) {
 	r = runShm(t, strings.NewReader("x"), "write", "-existing", "-size", "10", name)
 	if r.code != 2 || !strings.Contains(r.stderr, "usage: shm write") {
 		t.Fatalf("-existing with -size: %d %q", r.code, r.stderr)
+	}
+	r = runShm(t, strings.NewReader("x"), "write", "-keep", name)
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "shm write: -keep goes with -existing") {
+		t.Fatalf("-keep without -existing: %d %q", r.code, r.stderr)
 	}
 	ok(t, runShm(t, nil, "rm", name))
 
@@ -239,6 +248,42 @@ func TestWriteSizes(t *testing.T) {
 	}
 }
 
+// TestWriteExistingShorter: after write -existing, a reader sees exactly the
+// input followed by zeros, not the old tail; -keep keeps the old tail. The
+// large object has a tail of several zeroing chunks and a partial one.
+func TestWriteExistingShorter(t *testing.T) {
+	for _, c := range []struct{ old, in string }{
+		{`{"a":1,"b":"hello"}`, "{\"a\":2}\n"},
+		{strings.Repeat("x", 200<<10+5), "ab"},
+	} {
+		name := newName(t)
+		ok(t, runShm(t, strings.NewReader(c.old), "write", name))
+		ok(t, runShm(t, strings.NewReader(c.in), "write", "-existing", name))
+		want := c.in + strings.Repeat("\x00", len(c.old)-len(c.in))
+		if got := ok(t, runShm(t, nil, "read", name)).stdout; got != want {
+			t.Errorf("after write -existing of %d bytes into %d: read %d bytes, at %d %.20q, want the input then zeros",
+				len(c.in), len(c.old), len(got), diffAt(got, want), got[diffAt(got, want):])
+		}
+		ok(t, runShm(t, strings.NewReader(c.old), "write", "-existing", name))
+		ok(t, runShm(t, strings.NewReader(c.in), "write", "-existing", "-keep", name))
+		want = c.in + c.old[len(c.in):]
+		if got := ok(t, runShm(t, nil, "read", name)).stdout; got != want {
+			t.Errorf("after write -existing -keep: read %d bytes, at %d %.20q, want the input then the old bytes",
+				len(got), diffAt(got, want), got[diffAt(got, want):])
+		}
+		ok(t, runShm(t, nil, "rm", name))
+	}
+}
+
+// diffAt is the index of the first byte where a and b differ.
+func diffAt(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
 func TestErrorsAndUsage(t *testing.T) {
 	missing := newName(t)
 	for _, c := range []struct {
@@ -251,9 +296,13 @@ func TestErrorsAndUsage(t *testing.T) {
 		{[]string{"rm", missing}, 1, "shm: rm " + missing + ": no such file or directory\n"},
 		{[]string{"write", "-existing", missing}, 1, "shm: write " + missing + ": no such file or directory\n"},
 		{[]string{"read", "/a/b"}, 1, "shm: read /a/b: invalid argument\n"},
+		{[]string{"create", ""}, 1, "shm: create \"\": invalid argument\n"},
+		{[]string{"read", missing + " x\ny"}, 1, "shm: read \"" + missing + " x\\ny\": no such file or directory\n"},
 		{[]string{"stat", "/a/b"}, 1, "shm: stat /a/b: invalid argument\n"},
 		{[]string{"create", "-size", "0", missing}, 2, "shm create: -size must be positive\nusage: shm create..."},
 		{[]string{"create", "-size", "lots", missing}, 2, "shm create: invalid value \"lots\" for flag -size: bad size..."},
+		{[]string{"create", "-size", "9999999999G", missing}, 2, "shm create: invalid value \"9999999999G\" for flag -size: bad size \"9999999999G\": too large, overflows a 64-bit byte count\nusage: shm create..."},
+		{[]string{"read", "-offset", "7i", missing}, 2, "shm read: invalid value \"7i\" for flag -offset: bad size \"7i\": want decimal digits, optionally followed by K, M, G or T (also written KB, KiB, ...)\n..."},
 		{[]string{"create", "-mode", "999", missing}, 2, "shm create: invalid value \"999\" for flag -mode..."},
 		{[]string{"read"}, 2, "shm read: want exactly one NAME\nusage: shm read..."},
 		{[]string{"read", "a", "b"}, 2, "shm read: want exactly one NAME..."},
@@ -275,38 +324,151 @@ func TestErrorsAndUsage(t *testing.T) {
 	// A range outside the object.
 	name := newName(t)
 	ok(t, runShm(t, nil, "create", "-size", "100", name))
-	for _, args := range [][]string{{"-offset", "101"}, {"-length", "101"}, {"-offset", "50", "-length", "51"}} {
-		r := runShm(t, nil, append(append([]string{"read"}, args...), name)...)
-		if r.code != 1 || !strings.Contains(r.stderr, "outside the 100-byte object") {
-			t.Errorf("read %v: %d %q", args, r.code, r.stderr)
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-offset", "101"}, "-offset 101 is past the end of the 100-byte object"},
+		{[]string{"-offset", "101", "-length", "0"}, "-offset 101 is past the end of the 100-byte object"},
+		{[]string{"-length", "101"}, "-length 101 goes past the end of the 100-byte object"},
+		{[]string{"-offset", "50", "-length", "51"}, "-offset 50 -length 51 goes past the end of the 100-byte object"},
+		{[]string{"-offset", "0", "-length", "101"}, "-offset 0 -length 101 goes past the end of the 100-byte object"},
+	} {
+		r := runShm(t, nil, append(append([]string{"read"}, c.args...), name)...)
+		if want := "shm: read " + name + ": " + c.msg + "\n"; r.code != 1 || r.stderr != want {
+			t.Errorf("read %v: exit %d, stderr %q; want 1, %q", c.args, r.code, r.stderr, want)
 		}
+	}
+	for _, args := range [][]string{{"-offset", "100"}, {"-offset", "60", "-length", "40"}, {"-length", "100"}} {
+		ok(t, runShm(t, nil, append(append([]string{"read"}, args...), name)...))
 	}
 	ok(t, runShm(t, nil, "rm", name))
 }
 
-func TestHelp(t *testing.T) {
+// TestUsage: every usage text, on success or error, has no line ending in
+// a space; each command's synopsis names all its flags and appears in the
+// package doc.
+func TestUsage(t *testing.T) {
+	texts := map[string]string{"shm -h": ok(t, runShm(t, nil, "-h")).stdout, "shm": runShm(t, nil).stderr}
+	doc := packageDoc(t)
 	for _, c := range commands {
-		r := ok(t, runShm(t, nil, c.name, "-h"))
-		if !strings.HasPrefix(r.stdout, "usage: shm "+c.name) {
-			t.Errorf("shm %s -h: %q", c.name, r.stdout)
+		texts["shm "+c.name+" -h"] = ok(t, runShm(t, nil, c.name, "-h")).stdout
+		texts["shm "+c.name+" -bad"] = runShm(t, nil, c.name, "-bad").stderr
+		fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
+		if c.flags != nil {
+			c.flags(fl)
+		}
+		fl.VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(c.args, "[-"+f.Name) {
+				t.Errorf("the synopsis %q lacks flag -%s", c.synopsis(), f.Name)
+			}
+		})
+		if !strings.Contains(doc, "\t"+c.synopsis()+"\n") {
+			t.Errorf("the package doc lacks the synopsis %q", c.synopsis())
 		}
 	}
-	if r := ok(t, runShm(t, nil, "-h")); !strings.Contains(r.stdout, "demo") {
-		t.Errorf("shm -h: %q", r.stdout)
+	for what, text := range texts {
+		if !strings.Contains(text, "usage: shm") {
+			t.Errorf("%s: no usage in %q", what, text)
+		}
+		for i, l := range strings.Split(text, "\n") {
+			if strings.TrimRight(l, " \t") != l {
+				t.Errorf("%s: usage line %d ends in white space: %q", what, i+1, l)
+			}
+		}
 	}
 }
 
+// TestParseSize: digits, then nothing or K, M, G, T alone or followed by B
+// or iB, in any case; everything else is refused, overflow as such.
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"0": 0, "4096": 4096, "4k": 4096, "64K": 65536, "1M": 1 << 20, "1MiB": 1 << 20, "2G": 2 << 30, "3GB": 3 << 30} {
-		if got, err := parseSize(in); got != want || err != nil {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+	const bad, big = "want decimal digits", "too large"
+	for _, c := range []struct {
+		in   string
+		want int64
+		err  string // a substring of the error, "" for none
+	}{
+		{"0", 0, ""},
+		{"4096", 4096, ""},
+		{"007", 7, ""},
+		{"4k", 4 << 10, ""},
+		{"64K", 64 << 10, ""},
+		{"1KB", 1 << 10, ""},
+		{"1kb", 1 << 10, ""},
+		{"1KiB", 1 << 10, ""},
+		{"1kib", 1 << 10, ""},
+		{"1m", 1 << 20, ""},
+		{"1M", 1 << 20, ""},
+		{"1MiB", 1 << 20, ""},
+		{"1mB", 1 << 20, ""},
+		{"2g", 2 << 30, ""},
+		{"3GB", 3 << 30, ""},
+		{"5T", 5 << 40, ""},
+		{"5tib", 5 << 40, ""},
+		{"9223372036854775807", math.MaxInt64, ""},
+		{"8388607T", 8388607 << 40, ""},
+
+		{"", 0, bad},
+		{"K", 0, bad},
+		{"KiB", 0, bad},
+		{"-1", 0, bad},
+		{"+1", 0, bad},
+		{" 1", 0, bad},
+		{"1 ", 0, bad},
+		{"1 K", 0, bad},
+		{"1.5M", 0, bad},
+		{"1e3", 0, bad},
+		{"0x10", 0, bad},
+		{"1_000", 0, bad},
+		{"7i", 0, bad},
+		{"1iB", 0, bad},
+		{"1B", 0, bad},
+		{"1Ki", 0, bad},
+		{"1KK", 0, bad},
+		{"1KBB", 0, bad},
+		{"1P", 0, bad},
+		{"1k1", 0, bad},
+		{"１", 0, bad},    // a full-width digit
+		{"1kıb", 0, bad}, // a dotless ı, which strings.ToUpper makes I
+
+		{"9223372036854775808", 0, big},
+		{"99999999999999999999", 0, big},
+		{"8388608T", 0, big},
+		{"9999999999G", 0, big},
+		{"8589934592G", 0, big},
+	} {
+		got, err := parseSize(c.in)
+		switch {
+		case c.err == "" && (err != nil || got != c.want):
+			t.Errorf("parseSize(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("parseSize(%q) = %d, %v; want an error saying %q", c.in, got, err, c.err)
 		}
 	}
-	for _, in := range []string{"", "-1", "K", "1T", "1.5M", "99999999999G"} {
-		if _, err := parseSize(in); err == nil {
-			t.Errorf("parseSize(%q) accepted", in)
+}
+
+// TestSizeGrammarDocumented: shm -h, the help of each command with a size
+// flag, and the package doc all state the grammar parseSize reads.
+func TestSizeGrammarDocumented(t *testing.T) {
+	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	want := oneLine(sizeGrammar)
+	for _, args := range [][]string{{"-h"}, {"create", "-h"}, {"write", "-h"}, {"read", "-h"}} {
+		if out := ok(t, runShm(t, nil, args...)).stdout; !strings.Contains(oneLine(out), want) {
+			t.Errorf("shm %s does not state the size grammar:\n%s", strings.Join(args, " "), out)
 		}
 	}
+	if doc := oneLine(packageDoc(t)); !strings.Contains(doc, want) {
+		t.Errorf("the package doc does not state the size grammar %q", want)
+	}
+}
+
+// packageDoc is the doc comment of main.go, as go doc shows it.
+func packageDoc(t *testing.T) string {
+	f, err := parser.ParseFile(token.NewFileSet(), "main.go", nil, parser.ParseComments|parser.PackageClauseOnly)
+	if err != nil || f.Doc == nil {
+		t.Fatalf("package doc of main.go: %v", err)
+	}
+	return f.Doc.Text()
 }
 
 var createdRe = regexp.MustCompile(`created (/shm-demo-\S+):`)
@@ -337,41 +499,150 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// TestDemoInterrupted: Ctrl-C (SIGINT) while the reader holds the object
-// still leaves nothing behind.
+// stopSignals are the signals after which write and demo clean up, with
+// the exit status each must give: 128 plus the signal's number.
+var stopSignals = []struct {
+	sig  syscall.Signal
+	code int
+}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}}
+
+// TestDemoInterrupted: Ctrl-C (SIGINT), SIGTERM or SIGHUP while the reader
+// holds the object still leaves nothing behind, and the exit status names
+// the signal.
 func TestDemoInterrupted(t *testing.T) {
-	cmd := exec.Command(bin, "demo", "-hold")
-	stdin, _ := cmd.StdinPipe() // kept open: the reader holds
+	for _, c := range stopSignals {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			cmd := exec.Command(bin, "demo", "-hold")
+			stdin, _ := cmd.StdinPipe() // kept open: the reader holds
+			defer stdin.Close()
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			var name string
+			for sc.Scan() {
+				if m := createdRe.FindStringSubmatch(sc.Text()); m != nil {
+					name = m[1]
+				}
+				if strings.Contains(sc.Text(), "holding") {
+					break
+				}
+			}
+			if name == "" {
+				cmd.Wait()
+				t.Fatal("demo did not reach the holding step")
+			}
+			if _, err := os.Stat("/dev/shm" + name); err != nil {
+				t.Fatalf("while holding, the object should exist: %v", err)
+			}
+			cmd.Process.Signal(c.sig)
+			rest, _ := io.ReadAll(stdout)
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != c.code {
+				t.Errorf("demo after %v: %v, want exit status %d\n%s", c.sig, err, c.code, rest)
+			}
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				os.Remove("/dev/shm" + name)
+				t.Fatalf("interrupted demo left %s", name)
+			}
+		})
+	}
+}
+
+// watchShm returns a function that waits until /dev/shm/NAME exists. It
+// watches the directory with inotify from now on, so it wakes on each
+// creation there and misses none; call it before starting what creates.
+func watchShm(t *testing.T) (waitFor func(name string)) {
+	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(os.NewSyscallError("inotify_init1", err))
+	}
+	events := os.NewFile(uintptr(fd), "inotify") // non-blocking: read deadlines work
+	t.Cleanup(func() { events.Close() })
+	if _, err := syscall.InotifyAddWatch(fd, "/dev/shm", syscall.IN_CREATE|syscall.IN_MOVED_TO); err != nil {
+		t.Fatal(os.NewSyscallError("inotify_add_watch", err))
+	}
+	return func(name string) {
+		t.Helper()
+		events.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				return
+			}
+			if _, err := events.Read(buf); err != nil { // some creation, or a queue overflow
+				t.Fatalf("waiting for %s to appear: %v", name, err)
+			}
+		}
+	}
+}
+
+// TestWriteInterrupted: SIGINT, SIGTERM or SIGHUP while write fills a new
+// object (here: blocked reading a pipe that stays open) unlinks the
+// half-filled object and exits with 128 plus the signal's number.
+func TestWriteInterrupted(t *testing.T) {
+	for _, c := range stopSignals {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			name := newName(t)
+			waitFor := watchShm(t)
+			cmd := exec.Command(bin, "write", "-size", "64K", name)
+			stdin, _ := cmd.StdinPipe()
+			defer stdin.Close()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stdin.Write([]byte("the first bytes of many")) // then it waits for more
+			waitFor(name)
+			cmd.Process.Signal(c.sig)
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != c.code {
+				t.Errorf("write after %v: %v, want exit status %d; stderr %q", c.sig, err, c.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "the unfinished object was unlinked") {
+				t.Errorf("stderr %q", stderr.String())
+			}
+			if _, err := os.Stat("/dev/shm" + name); err == nil {
+				t.Fatalf("interrupted write left %s", name)
+			}
+		})
+	}
+}
+
+// TestWriteNohup: a signal that write was started ignoring (as under nohup)
+// stays ignored: the write goes on and keeps its object.
+func TestWriteNohup(t *testing.T) {
+	name := newName(t)
+	waitFor := watchShm(t)
+	cmd := exec.Command("/bin/sh", "-c", `trap '' HUP; exec "$0" "$@"`, bin, "write", "-size", "1K", name)
+	stdin, _ := cmd.StdinPipe()
 	defer stdin.Close()
-	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(stdout)
-	var name string
-	for sc.Scan() {
-		if m := createdRe.FindStringSubmatch(sc.Text()); m != nil {
-			name = m[1]
-		}
-		if strings.Contains(sc.Text(), "holding") {
-			break
-		}
+	waitFor(name) // write has set up its signals before it created the object
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if name == "" {
-		cmd.Wait()
-		t.Fatal("demo did not reach the holding step")
+	m := regexp.MustCompile(`(?m)^SigIgn:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no SigIgn in /proc/PID/status:\n%s", status)
 	}
-	if _, err := os.Stat("/dev/shm" + name); err != nil {
-		t.Fatalf("while holding, the object should exist: %v", err)
+	if ign, _ := strconv.ParseUint(string(m[1]), 16, 64); ign&(1<<(syscall.SIGHUP-1)) == 0 {
+		t.Errorf("write stopped ignoring SIGHUP (SigIgn %s)", m[1])
 	}
-	cmd.Process.Signal(os.Interrupt)
-	rest, _ := io.ReadAll(stdout)
-	err := cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("demo after SIGINT: %v\n%s", err, rest)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stdin.Write([]byte("all of it"))
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("write under nohup: %v; stderr %q", err, stderr.String())
 	}
-	if _, err := os.Stat("/dev/shm" + name); err == nil {
-		os.Remove("/dev/shm" + name)
-		t.Fatalf("interrupted demo left %s", name)
+	if got := ok(t, runShm(t, nil, "read", "-length", "9", name)).stdout; got != "all of it" {
+		t.Fatalf("read back %q", got)
 	}
 }
