@@ -296,6 +296,87 @@ func TestCreateTemp(t *testing.T) {
 	}
 }
 
+// TestCreateTempRetries: CreateTemp draws names until one is free. The
+// test makes its first three draws collide with existing objects; it must
+// attempt exactly those, leave them untouched, and create the fourth. When
+// every draw collides it gives up with fs.ErrExist; a bad argument is
+// returned at once, not retried.
+//
+// Kills: no retry on EEXIST (the first collision is returned as the error);
+// a collision that opens or truncates the existing object instead of
+// failing (O_EXCL dropped); a retry on every error; a retry loop that
+// gives up after a few draws, or with another error than fs.ErrExist.
+func TestCreateTempRetries(t *testing.T) {
+	page := os.Getpagesize()
+	pattern := prefix + "retry-*.seg"
+	before, after, _ := strings.Cut(pattern, "*")
+	var taken []string // the random parts that collide
+	for i := range 3 {
+		tail := fmt.Sprintf("taken%d-%x", i, rand.Uint64())
+		name := "/" + before + tail + after
+		s, err := shm.Create(name, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cleanup(t, name)
+		copy(s.Bytes(), name)
+		s.Close()
+		taken = append(taken, tail)
+	}
+	var draws []string
+	restore := shm.SetRandName(func() string {
+		tail := fmt.Sprintf("free-%x", rand.Uint64())
+		if len(draws) < len(taken) {
+			tail = taken[len(draws)]
+		}
+		draws = append(draws, tail)
+		return tail
+	})
+	t.Cleanup(restore)
+
+	s, err := shm.CreateTemp(pattern, 2*page)
+	if err != nil {
+		t.Fatalf("CreateTemp with %d names taken: %v (drew %q)", len(taken), err, draws)
+	}
+	cleanup(t, s.Name())
+	defer s.Close()
+	if len(draws) != len(taken)+1 || s.Name() != "/"+before+draws[len(taken)]+after {
+		t.Fatalf("CreateTemp drew %q and chose %q; want the %d taken names, then a free one", draws, s.Name(), len(taken))
+	}
+	if !s.Created() || s.Size() != 2*page {
+		t.Fatalf("created %v, size %d", s.Created(), s.Size())
+	}
+	for _, tail := range taken {
+		name := "/" + before + tail + after
+		o, err := shm.Open(name)
+		if err != nil {
+			t.Fatalf("a taken name after CreateTemp: %v", err)
+		}
+		got := string(o.Bytes()[:len(name)])
+		size := o.Size()
+		o.Close()
+		if got != name || size != page {
+			t.Fatalf("CreateTemp changed the existing %s: size %d, content %q", name, size, got)
+		}
+	}
+
+	// Every draw taken: an error wrapping fs.ErrExist, after many tries.
+	draws = draws[:0]
+	shm.SetRandName(func() string { draws = append(draws, taken[0]); return taken[0] })
+	_, err = shm.CreateTemp(pattern, page)
+	wantPathErr(t, err, "createtemp", "/"+before+"*"+after, fs.ErrExist)
+	if len(draws) < 100 {
+		t.Fatalf("CreateTemp gave up after %d draws", len(draws))
+	}
+
+	// A bad argument is the answer, whatever the name.
+	draws = draws[:0]
+	_, err = shm.CreateTemp(pattern, 0)
+	if !errors.Is(err, syscall.EINVAL) || len(draws) != 1 {
+		t.Fatalf("size 0: %v after %d draws; want EINVAL after 1", err, len(draws))
+	}
+}
+
 func TestOpenFileOpenOrCreate(t *testing.T) {
 	name := uniqueName(t)
 	cleanup(t, name)
