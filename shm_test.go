@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -677,51 +678,135 @@ func TestUnlinkKeepsMapping(t *testing.T) {
 	}
 }
 
-// TestCloseRace: Close while other goroutines read and write; under -race
-// and without a crash, every call either works or reports ErrClosed.
+// closeRaceEnv makes the test binary that TestCloseRace re-executes run
+// the racing rounds itself.
+const closeRaceEnv = "SHM_TEST_CLOSE_RACE"
+
+// TestCloseRace: Close runs while ReadAt and WriteAt calls are in the
+// middle of copying; each of those calls completes, every later one
+// reports fs.ErrClosed, and none touches unmapped memory. The rounds run in
+// a re-executed test binary, so that a crash there fails this test with
+// the child's output instead of killing the test binary; under -race the
+// child runs under the race detector too.
+//
+// Kills: ReadAt or WriteAt without the read lock (Close unmaps under a
+// copy: ErrFault, or the child dies of SIGSEGV); Close that does not wait
+// for calls in flight; ReadAt/WriteAt that do not check for Close.
 func TestCloseRace(t *testing.T) {
-	for i := range 20 {
-		t.Run(strconv.Itoa(i), func(t *testing.T) { closeRace(t) })
+	if os.Getenv(closeRaceEnv) != "" {
+		closeRaceRounds(t)
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skipf("cannot re-execute the test binary: %v", err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestCloseRace$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), closeRaceEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestCloseRace") {
+		t.Fatalf("the racing child failed: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "in flight") {
+			t.Logf("child: %s", strings.TrimSpace(line))
+		}
 	}
 }
 
-func closeRace(t *testing.T) {
-	{
-		s := create(t, 1<<16)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		errs := make(chan error, 8)
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 4096)
-				<-start
+// closeRaceRounds is the child's side of TestCloseRace: rounds of 4
+// goroutines copying a whole 4 MiB segment in and out with ReadAt and
+// WriteAt, back to back, and Close once every one of them has made a call.
+// A copy takes hundreds of microseconds, the gap between two calls
+// nanoseconds, so Close nearly always finds calls inside copy. Each round
+// counts the calls that began before Close was called and succeeded after
+// it; the test fails if no round had any, for then it raced nothing.
+func closeRaceRounds(t *testing.T) {
+	const (
+		size    = 4 << 20
+		workers = 4 // even ones read, odd ones write
+		rounds  = 20
+	)
+	// A P for each worker and one for Close: the workers' threads are
+	// then preempted by the kernel, anywhere inside copy, not by Go.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(workers + 1))
+	bufs := make([][]byte, workers)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	var inFlight, calls int64
+	for round := range rounds {
+		name := uniqueName(t)
+		s, err := shm.Create(name, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Unlinked at once: if this process dies, nothing is left.
+		if err := s.Unlink(); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			closing    atomic.Bool // set just before Close is called
+			overlapped atomic.Int64
+			total      atomic.Int64
+			started    sync.WaitGroup
+			done       sync.WaitGroup
+			errs       = make(chan error, workers)
+		)
+		started.Add(workers)
+		for g, buf := range bufs {
+			done.Go(func() {
+				op := "ReadAt"
+				if g%2 == 1 {
+					op = "WriteAt"
+				}
 				for i := 0; ; i++ {
+					before := closing.Load()
+					var n int
 					var err error
 					if g%2 == 0 {
-						_, err = s.ReadAt(buf, int64(i%16)*4096)
+						n, err = s.ReadAt(buf, 0)
 					} else {
-						_, err = s.WriteAt(buf, int64(i%16)*4096)
+						n, err = s.WriteAt(buf, 0)
 					}
-					if err != nil {
-						if !errors.Is(err, fs.ErrClosed) {
-							errs <- err
+					after := closing.Load()
+					if i == 0 {
+						started.Done()
+					}
+					switch {
+					case err == nil && n == size:
+						total.Add(1)
+						if !before && after {
+							overlapped.Add(1)
 						}
+					case errors.Is(err, fs.ErrClosed) && n == 0 && after:
+						return
+					default:
+						errs <- fmt.Errorf("round %d: %s racing Close = %d, %v (Close called before it returned: %v)", round, op, n, err, after)
 						return
 					}
 				}
-			}()
+			})
 		}
-		close(start)
+		started.Wait() // every worker has made a call and is making more
+		closing.Store(true)
 		if err := s.Close(); err != nil {
-			t.Fatal(err)
+			t.Errorf("round %d: Close: %v", round, err)
 		}
-		wg.Wait()
+		done.Wait()
 		close(errs)
 		for err := range errs {
-			t.Fatalf("racing Close: %v", err)
+			t.Error(err)
 		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		inFlight += overlapped.Load()
+		calls += total.Load()
+	}
+	t.Logf("%d rounds, %d calls: %d in flight when Close was called", rounds, calls, inFlight)
+	if inFlight == 0 {
+		t.Fatalf("in %d rounds no ReadAt or WriteAt was in flight when Close was called: nothing raced", rounds)
 	}
 }
 
