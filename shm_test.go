@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/posixshm/shm"
 )
@@ -855,6 +856,12 @@ func closeRaceRounds(t *testing.T) {
 	}
 }
 
+// TestMapFile: MapFile maps the requested part of a file, shared,
+// read-only or private; ReadAt and WriteAt are fault-safe when the file
+// shrinks; bad arguments are refused.
+//
+// Kills (among others): a read-write mapping made MAP_PRIVATE (the write
+// never reaches the file); the file offset ignored.
 func TestMapFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data")
 	page := os.Getpagesize()
@@ -874,13 +881,10 @@ func TestMapFile(t *testing.T) {
 	if m.Size() != 2*page || !bytes.Equal(m.Bytes(), content[page:]) {
 		t.Fatalf("mapped %d bytes, want the last two pages", m.Size())
 	}
+	// A shared mapping: read(2) sees a write through it at once. (Whether
+	// msync writes it back to the disk, reading cannot tell: that is
+	// TestMapFileSync's.)
 	if _, err := m.WriteAt([]byte("XYZ"), 10); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.SyncRange(10, 3, syscall.MS_SYNC); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(path)
@@ -966,6 +970,124 @@ func TestMapFile(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestMapFileSync: msync writes the dirty pages of a file mapping back to
+// the file, and SyncRange only the pages of its range. Reading the file
+// cannot tell (the page cache shows the bytes either way); cachestat(2),
+// Linux 6.5, counts the dirty pages of a file range exactly. The file is on
+// disk: tmpfs has no write-back.
+//
+// Kills: Sync or SyncRange that does not call msync, or with a range that
+// misses the pages (TestMapFile passes without any msync at all);
+// SyncRange syncing the whole mapping; Sync covering less than the
+// mapping.
+func TestMapFileSync(t *testing.T) {
+	dir := t.TempDir()
+	var fsst syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fsst); err != nil {
+		t.Fatal(err)
+	}
+	switch fsType := uint32(fsst.Type); fsType {
+	case 0x01021994, 0x858458f6: // tmpfs, ramfs
+		t.Skipf("%s is in memory (file system %#x): nothing to write back", dir, fsType)
+	}
+	page := os.Getpagesize()
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// One write per page, so that each page has a page-sized folio of its
+	// own (a large folio is dirty and clean as a whole): the file's blocks
+	// are allocated, and each try below starts by fsync of it all.
+	for i := range 3 {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{'a' + byte(i)}, page), int64(i*page)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// dirty is the number of dirty pages among the file's pages [lo, hi).
+	dirty := func(lo, hi int) uint64 {
+		t.Helper()
+		cs, err := cachestat(f, int64(lo*page), int64((hi-lo)*page))
+		if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EPERM) {
+			t.Skipf("cachestat(2), Linux 6.5, not available: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("cachestat: %v", err)
+		}
+		return cs.Dirty
+	}
+
+	// The file's pages 1 and 2, at the mapping's offsets 0 and page.
+	m, err := shm.MapFile(f, os.O_RDWR, int64(page), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	// Something else may write our pages back meanwhile (sync(2) from
+	// another process, the kernel's flusher after 30 s), which looks like
+	// SyncRange syncing beyond its range: that must show in 3 of 3 tries.
+	for try := 1; ; try++ {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if d := dirty(0, 3); d != 0 {
+			t.Fatalf("%d pages dirty after fsync", d)
+		}
+		m.WriteAt([]byte("one"), 10)
+		if d := dirty(0, 3); d != 1 {
+			if d > 1 {
+				t.Skipf("writing one byte dirtied %d pages: this file system caches in large folios", d)
+			}
+			if try < 3 {
+				continue
+			}
+			t.Skipf("cachestat sees no dirty page after a write through the mapping: the file system (%#x) does not account them", uint32(fsst.Type))
+		}
+		m.WriteAt([]byte("two"), int64(page+10))
+		if d := dirty(0, 3); d != 2 {
+			if try < 3 {
+				continue
+			}
+			t.Fatalf("%d dirty pages after writing to two", d)
+		}
+		if err := m.SyncRange(10, 3, syscall.MS_SYNC); err != nil {
+			t.Fatal(err)
+		}
+		if d := dirty(1, 2); d != 0 {
+			t.Fatalf("SyncRange(10, 3) left the file's page 1, the mapping's page 0, dirty: not written back")
+		}
+		if dirty(2, 3) == 1 {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("SyncRange(10, 3) also wrote back the file's page 2, beyond its range (in %d of %d tries)", try, try)
+		}
+	}
+	if err := m.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if d := dirty(0, 3); d != 0 {
+		t.Fatalf("Sync left %d of the mapping's pages dirty", d)
+	}
+}
+
+// cacheStat is struct cachestat of cachestat(2).
+type cacheStat struct {
+	Cache, Dirty, Writeback, Evicted, RecentlyEvicted uint64
+}
+
+// cachestat is cachestat(2), Linux 6.5: the page cache state of n bytes of
+// f from off. Its number is 451 on every architecture.
+func cachestat(f *os.File, off, n int64) (cacheStat, error) {
+	rng := struct{ Off, Len uint64 }{uint64(off), uint64(n)}
+	var cs cacheStat
+	_, _, e := syscall.Syscall6(451, f.Fd(), uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
+	if e != 0 {
+		return cs, os.NewSyscallError("cachestat", e)
+	}
+	return cs, nil
 }
 
 // TestNoLeaks: descriptors and mappings stay constant over thousands of
