@@ -5,6 +5,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/posixshm/shm"
 )
@@ -37,15 +38,21 @@ func Example() {
 	// Output: hello, shared memory 4096
 }
 
+// CreateTemp replaces the "*" with a random string. (The pid in the
+// pattern only lets the test suite tell its own objects in /dev/shm.)
 func ExampleCreateTemp() {
-	s, err := shm.CreateTemp("example-*.buf", 1<<16)
+	pattern := fmt.Sprintf("example-%d-*.buf", os.Getpid())
+	s, err := shm.CreateTemp(pattern, 1<<16)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	defer s.Unlink()
-	fmt.Println(s.Size(), s.Name()[:9])
-	// Output: 65536 /example-
+	defer s.Unlink() // the name is the caller's to remove
+	before, after, _ := strings.Cut(pattern, "*")
+	name := s.Name()
+	fmt.Println(s.Size(), strings.HasPrefix(name, "/"+before), strings.HasSuffix(name, after),
+		len(name) > len("/"+before+after))
+	// Output: 65536 true true true
 }
 
 // Open the object, or create it if nobody has: Created tells which.
@@ -105,7 +112,7 @@ func ExampleMapFile() {
 }
 
 func ExampleSegment_WriteAt() {
-	s, err := shm.CreateTemp("example-*", 16)
+	s, err := shm.CreateTemp(fmt.Sprintf("example-%d-*", os.Getpid()), 16)
 	if err != nil {
 		log.Fatal(err)
 	}
