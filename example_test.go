@@ -1,11 +1,15 @@
 package shm_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/posixshm/shm"
 )
@@ -72,7 +76,8 @@ func ExampleOpenFile() {
 	// created: false
 }
 
-// A read-only mapping refuses writes with EBADF, as os.File does.
+// A read-only mapping refuses writes with EBADF, as os.File does, and
+// writes nothing.
 func ExampleOpenFile_readOnly() {
 	name := fmt.Sprintf("/example-%d-ro", os.Getpid())
 	w, err := shm.Create(name, 4096)
@@ -86,9 +91,12 @@ func ExampleOpenFile_readOnly() {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	_, err = r.WriteAt([]byte("x"), 0)
-	fmt.Println(err != nil)
-	// Output: true
+	n, err := r.WriteAt([]byte("x"), 0)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		fmt.Println(n, pe.Op, pe.Err, errors.Is(err, syscall.EBADF), w.Bytes()[0])
+	}
+	// Output: 0 writeat bad file descriptor true 0
 }
 
 func ExampleMapFile() {
@@ -111,6 +119,7 @@ func ExampleMapFile() {
 	// Output: file contents
 }
 
+// A write that does not fit writes nothing: a mapping never grows.
 func ExampleSegment_WriteAt() {
 	s, err := shm.CreateTemp(fmt.Sprintf("example-%d-*", os.Getpid()), 16)
 	if err != nil {
@@ -118,7 +127,7 @@ func ExampleSegment_WriteAt() {
 	}
 	defer s.Close()
 	defer s.Unlink()
-	_, err = s.WriteAt([]byte("does not fit"), 8) // nothing is written
-	fmt.Println(err != nil, s.Bytes()[8])
-	// Output: true 0
+	n, err := s.WriteAt([]byte("does not fit"), 8)
+	fmt.Println(n, errors.Is(err, io.ErrShortWrite), s.Bytes()[8])
+	// Output: 0 true 0
 }
