@@ -114,8 +114,6 @@ func BenchmarkOpen(b *testing.B) {
 	}
 }
 
-var sizes = []int{64, 4096, 1 << 20}
-
 // BenchmarkAccess: ReadAt and WriteAt side by side with a plain copy on
 // the same mapping, the price of bounds checks, close-safety and fault
 // safety.

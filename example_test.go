@@ -1,10 +1,15 @@
 package shm_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 
 	"github.com/posixshm/shm"
 )
@@ -37,15 +42,21 @@ func Example() {
 	// Output: hello, shared memory 4096
 }
 
+// CreateTemp replaces the "*" with a random string. (The pid in the
+// pattern only lets the test suite tell its own objects in /dev/shm.)
 func ExampleCreateTemp() {
-	s, err := shm.CreateTemp("example-*.buf", 1<<16)
+	pattern := fmt.Sprintf("example-%d-*.buf", os.Getpid())
+	s, err := shm.CreateTemp(pattern, 1<<16)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
-	defer s.Unlink()
-	fmt.Println(s.Size(), s.Name()[:9])
-	// Output: 65536 /example-
+	defer s.Unlink() // the name is the caller's to remove
+	before, after, _ := strings.Cut(pattern, "*")
+	name := s.Name()
+	fmt.Println(s.Size(), strings.HasPrefix(name, "/"+before), strings.HasSuffix(name, after),
+		len(name) > len("/"+before+after))
+	// Output: 65536 true true true
 }
 
 // Open the object, or create it if nobody has: Created tells which.
@@ -65,7 +76,8 @@ func ExampleOpenFile() {
 	// created: false
 }
 
-// A read-only mapping refuses writes with EBADF, as os.File does.
+// A read-only mapping refuses writes with EBADF, as os.File does, and
+// writes nothing.
 func ExampleOpenFile_readOnly() {
 	name := fmt.Sprintf("/example-%d-ro", os.Getpid())
 	w, err := shm.Create(name, 4096)
@@ -79,9 +91,12 @@ func ExampleOpenFile_readOnly() {
 		log.Fatal(err)
 	}
 	defer r.Close()
-	_, err = r.WriteAt([]byte("x"), 0)
-	fmt.Println(err != nil)
-	// Output: true
+	n, err := r.WriteAt([]byte("x"), 0)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		fmt.Println(n, pe.Op, pe.Err, errors.Is(err, syscall.EBADF), w.Bytes()[0])
+	}
+	// Output: 0 writeat bad file descriptor true 0
 }
 
 func ExampleMapFile() {
@@ -104,14 +119,15 @@ func ExampleMapFile() {
 	// Output: file contents
 }
 
+// A write that does not fit writes nothing: a mapping never grows.
 func ExampleSegment_WriteAt() {
-	s, err := shm.CreateTemp("example-*", 16)
+	s, err := shm.CreateTemp(fmt.Sprintf("example-%d-*", os.Getpid()), 16)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close()
 	defer s.Unlink()
-	_, err = s.WriteAt([]byte("does not fit"), 8) // nothing is written
-	fmt.Println(err != nil, s.Bytes()[8])
-	// Output: true 0
+	n, err := s.WriteAt([]byte("does not fit"), 8)
+	fmt.Println(n, errors.Is(err, io.ErrShortWrite), s.Bytes()[8])
+	// Output: 0 true 0
 }

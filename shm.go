@@ -98,7 +98,7 @@ func CreateTemp(pattern string, size int) (*Segment, error) {
 		prefix, suffix = pattern[:i], pattern[i+1:]
 	}
 	for range 10000 {
-		name := "/" + prefix + strconv.FormatUint(rand.Uint64(), 36) + suffix
+		name := "/" + prefix + randName() + suffix
 		s, err := Create(name, size)
 		if !errors.Is(err, fs.ErrExist) {
 			return s, err
@@ -106,6 +106,9 @@ func CreateTemp(pattern string, size int) (*Segment, error) {
 	}
 	return nil, &fs.PathError{Op: "createtemp", Path: "/" + prefix + "*" + suffix, Err: fs.ErrExist}
 }
+
+// randName is the random part of CreateTemp's names; tests replace it.
+var randName = func() string { return strconv.FormatUint(rand.Uint64(), 36) }
 
 // Open opens an existing shared memory object and maps all of it
 // read-write: shm_open(name, O_RDWR), fstat for the size, and
