@@ -1,4 +1,4 @@
-//go:build cgo
+//go:build linux && cgo
 
 package shm
 
@@ -9,4 +9,11 @@ func SetRandName(f func() string) (restore func()) {
 	old := randName
 	randName = f
 	return func() { randName = old }
+}
+
+// SetNoMadvPopulate makes OpenFile behave as on a kernel without
+// MADV_POPULATE_* (before 5.14) until restore is called.
+func SetNoMadvPopulate() (restore func()) {
+	testNoMadvPopulate = true
+	return func() { testNoMadvPopulate = false }
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -228,7 +229,7 @@ func TestCreateErrors(t *testing.T) {
 
 	name := uniqueName(t)
 	cleanup(t, name)
-	for _, size := range []int{0, -1, -1 << 62} {
+	for _, size := range []int{0, -1, math.MinInt} {
 		_, err := shm.Create(name, size)
 		wantPathErr(t, err, "openfile", name, syscall.EINVAL)
 		if !strings.Contains(err.Error(), "size") {
@@ -263,7 +264,11 @@ func TestCreateTooBigForDevShm(t *testing.T) {
 	}
 	name := uniqueName(t)
 	cleanup(t, name)
-	_, err := shm.Create(name, int(st.Blocks*uint64(st.Bsize))+4096)
+	total := st.Blocks * uint64(st.Bsize)
+	if total >= math.MaxInt-4096 {
+		t.Skipf("/dev/shm holds more than an int of %d bits can ask for", strconv.IntSize)
+	}
+	_, err := shm.Create(name, int(total)+4096)
 	wantPathErr(t, err, "fallocate", name, syscall.ENOSPC)
 	if exists(name) {
 		t.Fatal("Create failing with ENOSPC left the object behind")
@@ -578,7 +583,7 @@ func TestSparseAndPopulate(t *testing.T) {
 func TestPopulateParallel(t *testing.T) {
 	const size = 96<<20 + 4096 // not a multiple of the slices
 	var st syscall.Statfs_t
-	if err := syscall.Statfs("/dev/shm", &st); err != nil || int64(st.Bavail)*st.Bsize < 2*size {
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || int64(st.Bavail)*int64(st.Bsize) < 2*size {
 		t.Skipf("/dev/shm has less than %d bytes free (a small container's); the host run covers this", 2*size)
 	}
 	for _, c := range []struct {
@@ -1142,6 +1147,9 @@ func TestNoLeaks(t *testing.T) {
 	os.WriteFile(file, make([]byte, 8192), 0o600)
 	var st syscall.Statfs_t
 	syscall.Statfs("/dev/shm", &st)
+	if st.Blocks*uint64(st.Bsize) >= math.MaxInt-4096 {
+		t.Skipf("/dev/shm holds more than an int of %d bits can ask for", strconv.IntSize)
+	}
 	tooBig := int(st.Blocks*uint64(st.Bsize)) + 4096
 
 	cycle := func() {
@@ -1215,18 +1223,23 @@ func resources(t *testing.T) (fds, shmMaps, maps int) {
 // panic, and leaves nothing behind. The fuzzed part follows a prefix unique
 // to this process, so that parallel fuzz workers never meet on a name (the
 // shapes of whole names are TestNamesMatchLibc's job).
+// hugeSize is more than any /dev/shm holds where int has 64 bits: ENOSPC,
+// never a host's memory filled. A 32-bit int cannot say that much, and
+// half of its range would fill a host's /dev/shm, so there it is 1 MiB.
+const hugeSize = 1<<20 + (1<<50-1<<20)*(strconv.IntSize/64)
+
 func FuzzCreate(f *testing.F) {
 	for _, tail := range []string{"", "x", "/", "//", "a/b", "b/", ".", "..", "/..",
 		"with space", "new\nline", "\xff\xfe", "ünïcödé", "a\x00b", strings.Repeat("n", 200),
 		strings.Repeat("n", 240), strings.Repeat("n", 4000)} {
-		for _, size := range []int{-1, 0, 1, 4096, 4097, 1 << 20, 1 << 50} {
+		for _, size := range []int{-1, 0, 1, 4096, 4097, 1 << 20, hugeSize} {
 			f.Add(tail, size)
 		}
 	}
 	f.Fuzz(func(t *testing.T, tail string, size int) {
 		name := "/" + prefix + "fuzz-" + tail
 		if size > 1<<20 {
-			size = 1 << 50 // more than any /dev/shm: ENOSPC, never a host's memory filled
+			size = hugeSize
 		}
 		_, before := shm.Open(name)
 		if before == nil {
