@@ -649,7 +649,7 @@ func TestBuildOtherSystems(t *testing.T) {
 	if _, err := os.Stat(gocmd); err != nil {
 		t.Skipf("no go command at %s", gocmd)
 	}
-	for _, env := range [][]string{{"GOOS=darwin", "CGO_ENABLED=1"}, {"GOOS=windows", "CGO_ENABLED=0"}, {"GOOS=freebsd"}} {
+	for _, env := range [][]string{{"GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=1"}, {"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"}, {"GOOS=freebsd", "GOARCH=amd64"}} {
 		cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
 		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
