@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	// Nothing of ours may stay in /dev/shm.
 	entries, _ := os.ReadDir("/dev/shm")
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), prefix) || strings.HasPrefix(e.Name(), "example-"+strconv.Itoa(os.Getpid())) {
+		if strings.HasPrefix(strings.TrimPrefix(e.Name(), "sem."), prefix) || strings.HasPrefix(e.Name(), "example-"+strconv.Itoa(os.Getpid())) {
 			fmt.Fprintf(os.Stderr, "left behind in /dev/shm: %s\n", e.Name())
 			code = 1
 		}
