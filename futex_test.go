@@ -185,6 +185,27 @@ func TestUint32Uint64(t *testing.T) {
 	if _, err := s.Uint32(int64(page - 4)); err != nil {
 		t.Fatalf("last word: %v", err)
 	}
+	// A Mapping of a file has the words too, and its length need not be a
+	// multiple of 4: the last whole word of a 4095-byte file is at 4088.
+	f, err := os.Create(t.TempDir() + "/words")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Truncate(4095)
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Uint32(4088); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Uint32(4092)
+	wantPathErr(t, err, "uint32", f.Name(), syscall.EINVAL)
+	_, err = m.Uint64(4088)
+	wantPathErr(t, err, "uint64", f.Name(), syscall.EINVAL)
+
 	s.Close()
 	_, err = s.Uint32(0)
 	wantPathErr(t, err, "uint32", s.Name(), fs.ErrClosed)
