@@ -91,7 +91,7 @@ func syncChild(role, name string, in *bufio.Reader) int {
 			return fail("%v", err)
 		}
 		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
-		for range n {
+		for range n + 1 {
 			if err := a.Wait(context.Background()); err != nil {
 				return fail("%v", err)
 			}
@@ -105,25 +105,30 @@ func syncChild(role, name string, in *bufio.Reader) int {
 	return 0
 }
 
-// futexPing sends tokens 1, 3, ..., 2n-1 through word 0 of s and waits
-// for each answer, as testdata/futexpeer.c's ping does.
-func futexPing(ctx context.Context, s *shm.Segment, n int) error {
+// futexPing sends tokens 1, 3, ..., 2n+1 through word 0 of s and waits
+// for each answer, as testdata/futexpeer.c's ping does, and returns the
+// time of the last n round trips (the first waits for the peer to start).
+func futexPing(ctx context.Context, s *shm.Segment, n int) (time.Duration, error) {
 	w, err := s.Uint32(0)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	for i := uint32(1); i <= uint32(n); i++ {
+	start := time.Now()
+	for i := uint32(1); i <= uint32(n)+1; i++ {
+		if i == 2 {
+			start = time.Now()
+		}
 		w.Store(2*i - 1)
 		if _, err := s.Wake(0, 1); err != nil {
-			return err
+			return 0, err
 		}
 		for cur := w.Load(); cur != 2*i; cur = w.Load() {
 			if err := s.Wait(ctx, 0, cur); err != nil {
-				return fmt.Errorf("round %d: %w", i, err)
+				return 0, fmt.Errorf("round %d: %w", i, err)
 			}
 		}
 	}
-	return nil
+	return time.Since(start), nil
 }
 
 func futexPong(s *shm.Segment, n int) error {
@@ -131,7 +136,7 @@ func futexPong(s *shm.Segment, n int) error {
 	if err != nil {
 		return err
 	}
-	for i := uint32(1); i <= uint32(n); i++ {
+	for i := uint32(1); i <= uint32(n)+1; i++ {
 		for cur := w.Load(); cur != 2*i-1; cur = w.Load() {
 			if err := s.Wait(context.Background(), 0, cur); err != nil {
 				return err
@@ -358,7 +363,7 @@ func TestFutexC(t *testing.T) {
 			if goPings {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if err := futexPing(ctx, s, n); err != nil {
+				if _, err := futexPing(ctx, s, n); err != nil {
 					t.Fatal(err)
 				}
 			} else {

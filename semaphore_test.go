@@ -494,7 +494,7 @@ func semPong(t *testing.T, argv ...string) {
 	defer cmd.Process.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for i := range n {
+	for i := range n + 1 { // pong answers N+1 times
 		if err := a.Post(); err != nil {
 			t.Fatal(err)
 		}

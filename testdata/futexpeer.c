@@ -4,8 +4,9 @@
  * futex(FUTEX_WAIT) (shared: no FUTEX_PRIVATE_FLAG) until the other wakes
  * it with futex(FUTEX_WAKE), after spinning SPIN loads first.
  *
- *   futexpeer pong NAME N SPIN   answer tokens 1, 3, ... 2N-1
- *   futexpeer ping NAME N SPIN   send them; prints ns per round trip
+ *   futexpeer pong NAME N SPIN   answer tokens 1, 3, ... 2N+1
+ *   futexpeer ping NAME N SPIN   send them; prints ns per round trip of the
+ *                                last N (the first waits for pong to start)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +62,9 @@ int main(int argc, char **argv) {
 	spin = atol(argv[4]);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint32_t i = 1; i <= n; i++) {
+	for (uint32_t i = 1; i <= n + 1; i++) {
+		if (i == 2) /* the first round waits for the peer to start */
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (!strcmp(argv[1], "pong")) {
 			wait_for(2 * i - 1);
 			send(2 * i);

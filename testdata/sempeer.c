@@ -1,8 +1,9 @@
 /* sempeer: a C peer for named POSIX semaphores, calling libc's sem_open
  * family directly.
  *
- *   sempeer pong A B N       N times: sem_wait(A), sem_post(B)
- *   sempeer ping A B N       N round trips sem_post(A), sem_wait(B); prints ns each
+ *   sempeer pong A B N       N+1 times: sem_wait(A), sem_post(B)
+ *   sempeer ping A B N       N+1 round trips sem_post(A), sem_wait(B); prints
+ *                            ns each of the last N (the first waits for pong)
  *   sempeer uncontended S N  N times sem_post(S), sem_wait(S); prints ns each
  *   sempeer create S         creates S (O_CREAT|O_EXCL, 0600, 0), prints "ready",
  *                            sem_wait(S), prints "got", closes and unlinks it
@@ -66,7 +67,10 @@ int main(int argc, char **argv) {
 		sem_t *a = open1(argv[2]), *b = open1(argv[3]);
 		long n = atol(argv[4]);
 		double start = now();
-		for (long i = 0; i < n; i++) {
+		/* One more round than N: the first, untimed, waits for the peer to start. */
+		for (long i = -1; i < n; i++) {
+			if (i == 0)
+				start = now();
 			if (argv[1][1] == 'o') { /* pong */
 				wait1(a);
 				post1(b);

@@ -1,7 +1,7 @@
 """sempeer.py: a Python 3 peer for named POSIX semaphores, with only the
 standard library: ctypes on the C library's own sem_open family.
 
-    sempeer.py pong A B N   N times: sem_wait(A), sem_post(B)
+    sempeer.py pong A B N   N+1 times (as sempeer.c): sem_wait(A), sem_post(B)
     sempeer.py create S     creates S (O_CREAT|O_EXCL, 0600, 0), prints
                             "ready", sem_wait(S), prints "got", closes and
                             unlinks it
@@ -52,7 +52,7 @@ def sem_wait(s):
 def main():
     if len(sys.argv) == 5 and sys.argv[1] == "pong":
         a, b = sem_open(sys.argv[2]), sem_open(sys.argv[3])
-        for _ in range(int(sys.argv[4])):
+        for _ in range(int(sys.argv[4]) + 1):
             sem_wait(a)
             check(libc.sem_post(b), "sem_post")
     elif len(sys.argv) == 3 and sys.argv[1] == "create":
