@@ -367,7 +367,9 @@ func TestFutexC(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				out, err := exec.Command(peer, "ping", s.Name(), strconv.Itoa(n), "0").CombinedOutput()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				out, err := exec.CommandContext(ctx, peer, "ping", s.Name(), strconv.Itoa(n), "0").CombinedOutput()
 				if err != nil {
 					t.Fatalf("C ping: %v %s", err, out)
 				}

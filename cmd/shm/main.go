@@ -51,6 +51,7 @@ func init() {
 		{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
 		{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
 		{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
+		{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
 		{name: "demo", args: "", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
 	}
 }
