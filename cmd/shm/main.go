@@ -9,6 +9,7 @@
 //	shm stat NAME                            size, mode, owner, modification time
 //	shm ls                                   every object on the host
 //	shm rm NAME...                           unlink objects
+//	shm sem create|post|wait|value NAME      a named POSIX semaphore, for scripts
 //	shm demo                                 two processes share memory by name
 //
 // Names are given as libc takes them ("/name" is the portable form). Sizes
