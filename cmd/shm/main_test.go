@@ -110,15 +110,15 @@ func TestCreateStatLsRm(t *testing.T) {
 	ls := ok(t, runShm(t, nil, "ls")).stdout
 	lines := strings.Split(strings.TrimSuffix(ls, "\n"), "\n")
 	col := strings.Index(lines[0], " NAME")
-	if !strings.HasPrefix(strings.TrimLeft(lines[0], " "), "SIZE") || col < 0 {
+	if !strings.HasPrefix(strings.TrimLeft(lines[0], " "), "TYPE") || col < 0 {
 		t.Fatalf("ls header %q", lines[0])
 	}
 	seen := 0
-	re := regexp.MustCompile(`^ *(\d+) +(-[rwx-]{9}) +(\S+) +(\d+[smhd]) (/\S+)$`)
+	re := regexp.MustCompile(`^ *(?:shm|sem) +(\d+) +(-[rwx-]{9}) +(\S+) +(\d+[smhd]) (/\S+)$`)
 	for _, l := range lines[1:] {
 		m := re.FindStringSubmatch(l)
 		if m == nil {
-			t.Errorf("ls line %q is not SIZE MODE OWNER AGE NAME", l)
+			t.Errorf("ls line %q is not TYPE SIZE MODE OWNER AGE NAME", l)
 			continue
 		}
 		if strings.Index(l, " /") != col {
