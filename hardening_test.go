@@ -61,6 +61,16 @@ func inSmallDevShm(t *testing.T, size string) bool {
 	return false
 }
 
+// needFree skips t where /dev/shm has less than n bytes free: a small
+// container's; the host run covers it.
+func needFree(t *testing.T, n int64) {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/dev/shm", &st); err != nil || int64(st.Bavail)*int64(st.Bsize) < n {
+		t.Skipf("/dev/shm has less than %d bytes free (a small container's); the host run covers this", n)
+	}
+}
+
 // nonResident returns the number of pages of b that are not in memory.
 func nonResident(t *testing.T, b []byte) int {
 	t.Helper()
@@ -113,6 +123,7 @@ func populateCases(t *testing.T, name string, size int) map[string]func() (inter
 // last page too, whatever the size and GOMAXPROCS. Kills: chunk size
 // rounded before dividing (the workers stop short of the end).
 func TestPopulateCoversEveryPage(t *testing.T) {
+	needFree(t, 2*(70<<20+4096))
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, c := range []struct{ procs, size int }{{2, 64<<20 + 1}, {8, 64<<20 + 7}, {3, 70<<20 + 4096}} {
 		runtime.GOMAXPROCS(c.procs)
@@ -251,6 +262,7 @@ func TestFailedCreateNeverRemovesAnotherObject(t *testing.T) {
 // half-made object; afterwards no temporary name is left. Kills: creating
 // under the real name (Open would see the object before it is sized).
 func TestCreatePublishesAtomically(t *testing.T) {
+	needFree(t, 2*256<<20)
 	name := uniqueName(t)
 	cleanup(t, name)
 	before := listDevShm(t)
@@ -338,6 +350,7 @@ func TestCreateNamesAtLimits(t *testing.T) {
 // publishing is a second step). Kills: reporting Created from the open-or-
 // create path without checking which branch made it.
 func TestOpenOrCreateCreated(t *testing.T) {
+	needFree(t, 2*64<<20)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	for _, size := range []int{4096, 64 << 20} {
 		name := uniqueName(t)

@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 // Named POSIX semaphores for github.com/posixshm/shm; see sem.h. Only libc
 // calls: the semaphore's memory is libc's to touch.
 

@@ -1,3 +1,5 @@
+//go:build linux && cgo
+
 // Named POSIX semaphores for github.com/posixshm/shm: libc's sem_open
 // family, one cgo crossing per operation, with shm.h's failure convention
 // -(op << 16 | errno). Semaphores cross as integers (sem_t * from libc):
