@@ -99,6 +99,10 @@ func syncChild(role, name string, in *bufio.Reader) int {
 				return fail("%v", err)
 			}
 		}
+	case "sync-ring-read", "sync-stream-read": // ring_test.go, ring_bench_test.go
+		if err := ringChild(role, name); err != nil {
+			return fail("%v", err)
+		}
 	default:
 		return fail("unknown role")
 	}
