@@ -238,17 +238,18 @@ func cRingStats(out []byte) (sleeps, wakes int, err error) {
 // and that each side woke the other at most as often as the other
 // announced a sleep.
 //
-// Kills: dropping a wake (either side: the sleeper never wakes, and the
-// bounded Wait fails the test at its deadline); waking only when the wait
-// word is 0 (likewise); storing head before the copy, or tail before the
-// read (the reader sees a stale slot: wrong length or content); waking
-// unconditionally, a system call per message (more wakes than sleeps).
+// Kills (each tried): the Go writer or the C reader not waking the other
+// side (it sleeps on; the bounded Wait fails at the deadline); waking only
+// when the wait word was 0, or on every message (more wakes than announced
+// sleeps); the Go or the C writer storing head before the copy (the reader
+// sees a stale slot: wrong length or content, the peer exits and the test
+// fails at once); the Go reader moving tail past slots it has not read.
 func TestRingBetweenProcesses(t *testing.T) {
 	peer := buildC(t, "ring")
 	for _, goWrites := range []bool{true, false} {
 		t.Run(map[bool]string{true: "Go-writes-C-reads", false: "C-writes-Go-reads"}[goWrites], func(t *testing.T) {
 			s := createRing(t, 64, 16<<10)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			r, err := openRing(ctx, s)
 			if err != nil {
@@ -263,6 +264,14 @@ func TestRingBetweenProcesses(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			cerr := make(chan error, 1)
+			go func() {
+				err := cmd.Wait()
+				if err != nil {
+					cancel() // a peer that failed ends our wait at once
+				}
+				cerr <- err
+			}()
 			start := time.Now()
 			if goWrites {
 				err = r.write(ringTotal, ringSeed)
@@ -271,10 +280,10 @@ func TestRingBetweenProcesses(t *testing.T) {
 			}
 			if err != nil {
 				cancel()
-				cmd.Wait()
+				<-cerr
 				t.Fatalf("Go side: %v\nC side: %s", err, stderr)
 			}
-			if err := cmd.Wait(); err != nil {
+			if err := <-cerr; err != nil {
 				t.Fatalf("C side: %v\n%s", err, stderr)
 			}
 			d := time.Since(start)
