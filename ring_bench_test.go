@@ -39,7 +39,7 @@ func BenchmarkTransfer(b *testing.B) {
 			b.Fatal(err)
 		}
 		cmd := childCmd(b, "sync-ring-read", s.Name())
-		cmd.Env = append(cmd.Env, "SHM_TEST_N="+strconv.Itoa(b.N*ringTotal))
+		cmd.Env = append(cmd.Env, "SHM_TEST_N="+strconv.FormatInt(int64(b.N)*ringTotal, 10))
 		out := startReader(b, cmd)
 		b.SetBytes(ringTotal)
 		b.ResetTimer()
@@ -57,7 +57,7 @@ func BenchmarkTransfer(b *testing.B) {
 		peer := buildC(b, "ring")
 		s := createRing(b, 64, 16<<10)
 		// One pair of processes moves all b.N × 256 MiB, as the Go pair does.
-		total := strconv.Itoa(b.N * ringTotal)
+		total := strconv.FormatInt(int64(b.N)*ringTotal, 10)
 		rd := exec.Command(peer, "read", s.Name(), total, strconv.Itoa(ringSeed))
 		rd.Stderr = os.Stderr
 		out := new(bytes.Buffer)
@@ -85,7 +85,7 @@ func BenchmarkTransfer(b *testing.B) {
 	})
 	stream := func(b *testing.B, mine, theirs *os.File) {
 		cmd := childCmd(b, "sync-stream-read", "")
-		cmd.Env = append(cmd.Env, "SHM_TEST_N="+strconv.Itoa(b.N*ringTotal))
+		cmd.Env = append(cmd.Env, "SHM_TEST_N="+strconv.FormatInt(int64(b.N)*ringTotal, 10))
 		cmd.ExtraFiles = []*os.File{theirs} // fd 3
 		out := startReader(b, cmd)
 		theirs.Close()
