@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -78,7 +79,8 @@ func syncChild(role, name string, in *bufio.Reader) int {
 		}
 		defer s.Close()
 		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
-		if err := futexPong(s, n); err != nil {
+		spin, _ := strconv.Atoi(os.Getenv("SHM_TEST_SPIN"))
+		if err := futexPong(s, n, spin); err != nil {
 			return fail("%v", err)
 		}
 	case "sync-sem-pong": // answer posts on name with posts on name+"-b"
@@ -99,6 +101,10 @@ func syncChild(role, name string, in *bufio.Reader) int {
 				return fail("%v", err)
 			}
 		}
+	case "sync-ring-read", "sync-stream-read": // ring_test.go, ring_bench_test.go
+		if err := ringChild(role, name); err != nil {
+			return fail("%v", err)
+		}
 	default:
 		return fail("unknown role")
 	}
@@ -106,9 +112,10 @@ func syncChild(role, name string, in *bufio.Reader) int {
 }
 
 // futexPing sends tokens 1, 3, ..., 2n+1 through word 0 of s and waits
-// for each answer, as testdata/futexpeer.c's ping does, and returns the
-// time of the last n round trips (the first waits for the peer to start).
-func futexPing(ctx context.Context, s *shm.Segment, n int) (time.Duration, error) {
+// for each answer, as testdata/futexpeer.c's ping does (spinning spin
+// loads before each Wait), and returns the time of the last n round trips
+// (the first waits for the peer to start).
+func futexPing(ctx context.Context, s *shm.Segment, n, spin int) (time.Duration, error) {
 	w, err := s.Uint32(0)
 	if err != nil {
 		return 0, err
@@ -122,25 +129,38 @@ func futexPing(ctx context.Context, s *shm.Segment, n int) (time.Duration, error
 		if _, err := s.Wake(0, 1); err != nil {
 			return 0, err
 		}
-		for cur := w.Load(); cur != 2*i; cur = w.Load() {
-			if err := s.Wait(ctx, 0, cur); err != nil {
-				return 0, fmt.Errorf("round %d: %w", i, err)
-			}
+		if err := futexAwait(ctx, s, w, 2*i, spin); err != nil {
+			return 0, fmt.Errorf("round %d: %w", i, err)
 		}
 	}
 	return time.Since(start), nil
 }
 
-func futexPong(s *shm.Segment, n int) error {
+// futexAwait waits until w holds want: spin loads first, as
+// testdata/futexpeer.c's wait_for does, then Wait on word 0.
+func futexAwait(ctx context.Context, s *shm.Segment, w *atomic.Uint32, want uint32, spin int) error {
+	for i := 0; ; i++ {
+		cur := w.Load()
+		if cur == want {
+			return nil
+		}
+		if i < spin {
+			continue
+		}
+		if err := s.Wait(ctx, 0, cur); err != nil {
+			return err
+		}
+	}
+}
+
+func futexPong(s *shm.Segment, n, spin int) error {
 	w, err := s.Uint32(0)
 	if err != nil {
 		return err
 	}
 	for i := uint32(1); i <= uint32(n)+1; i++ {
-		for cur := w.Load(); cur != 2*i-1; cur = w.Load() {
-			if err := s.Wait(context.Background(), 0, cur); err != nil {
-				return err
-			}
+		if err := futexAwait(context.Background(), s, w, 2*i-1, spin); err != nil {
+			return err
 		}
 		w.Store(2 * i)
 		if _, err := s.Wake(0, 1); err != nil {
@@ -363,7 +383,7 @@ func TestFutexC(t *testing.T) {
 			if goPings {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				if _, err := futexPing(ctx, s, n); err != nil {
+				if _, err := futexPing(ctx, s, n, 0); err != nil {
 					t.Fatal(err)
 				}
 			} else {

@@ -22,7 +22,7 @@ import (
 // buildC compiles testdata/<prog>.c with $CC (default cc), the compiler
 // cgo uses, so that the peer links against the same libc as the package;
 // flags go to the compiler ("-shared", "-fPIC" for a library).
-func buildC(t *testing.T, prog string, flags ...string) string {
+func buildC(t testing.TB, prog string, flags ...string) string {
 	t.Helper()
 	cc := os.Getenv("CC")
 	if cc == "" {
