@@ -34,12 +34,14 @@ type fileInfo struct {
 	st   *syscall.Stat_t
 }
 
-func (fi *fileInfo) Name() string       { return fi.name }
-func (fi *fileInfo) Size() int64        { return fi.st.Size }
-func (fi *fileInfo) Mode() fs.FileMode  { return fs.FileMode(fi.st.Mode) & fs.ModePerm }
-func (fi *fileInfo) ModTime() time.Time { return time.Unix(int64(fi.st.Mtim.Sec), int64(fi.st.Mtim.Nsec)) }
-func (fi *fileInfo) IsDir() bool        { return false }
-func (fi *fileInfo) Sys() any           { return fi.st }
+func (fi *fileInfo) Name() string      { return fi.name }
+func (fi *fileInfo) Size() int64       { return fi.st.Size }
+func (fi *fileInfo) Mode() fs.FileMode { return fs.FileMode(fi.st.Mode) & fs.ModePerm }
+func (fi *fileInfo) ModTime() time.Time {
+	return time.Unix(int64(fi.st.Mtim.Sec), int64(fi.st.Mtim.Nsec))
+}
+func (fi *fileInfo) IsDir() bool { return false }
+func (fi *fileInfo) Sys() any    { return fi.st }
 
 // baseName is name as a file name: without its leading slashes.
 func baseName(name string) string { return strings.TrimLeft(name, "/") }
@@ -348,7 +350,8 @@ func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
 		for id := range found {
 			held[id] = append(held[id], pid)
 		}
-		if len(found) == 0 && (errors.Is(fdErr, fs.ErrPermission) || errors.Is(mapErr, fs.ErrPermission)) {
+		if len(found) == 0 && (errors.Is(fdErr, fs.ErrPermission) || errors.Is(mapErr, fs.ErrPermission)) &&
+			!holdsNothing(dir) {
 			denied = append(denied, pid)
 		}
 	}
@@ -366,6 +369,27 @@ func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
 				len(denied), strings.Trim(fmt.Sprint(shown), "[]"), more)}}
 	}
 	return held, nil
+}
+
+// holdsNothing reports whether the process at dir (/proc/PID) can hold
+// no object: a kernel thread (PF_KTHREAD), or a zombie, whose descriptors
+// and memory are gone. /proc/PID/stat is readable by every user.
+func holdsNothing(dir string) bool {
+	data, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')') // after the command, which may hold anything
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(data[i+1:])) // state ppid pgrp session tty_nr tpgid flags ...
+	if len(f) < 7 {
+		return false
+	}
+	const pfKthread = 0x00200000
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfKthread != 0 || f[0] == "Z" || f[0] == "X"
 }
 
 // DeniedError is the error inside the *fs.PathError of Holders and
@@ -392,15 +416,23 @@ func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
 		return err
 	}
 	var st syscall.Stat_t
+	var denied error
 	for _, fd := range fds {
-		if syscall.Stat(dir+"/"+fd, &st) != nil {
-			continue // closed meanwhile, or not a file
+		err := syscall.Stat(dir+"/"+fd, &st)
+		if err == syscall.EACCES || err == syscall.EPERM {
+			// The directory can be listed, but following its links
+			// needs ptrace access (a process with more capabilities).
+			denied = &fs.PathError{Op: "stat", Path: dir + "/" + fd, Err: err}
+			continue
+		}
+		if err != nil {
+			continue // closed meanwhile
 		}
 		if id := (fileID{uint64(st.Dev), uint64(st.Ino)}); ids[id] {
 			found[id] = true
 		}
 	}
-	return nil
+	return denied
 }
 
 // scanMaps adds to found the ids mapped in path (/proc/PID/maps), whose
