@@ -365,10 +365,17 @@ func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
 			more = ", ..."
 		}
 		return held, &fs.PathError{Op: "holders", Path: what,
-			Err: &DeniedError{PIDs: denied, msg: fmt.Sprintf("%d processes could not be inspected (pids %s%s)",
-				len(denied), strings.Trim(fmt.Sprint(shown), "[]"), more)}}
+			Err: &DeniedError{PIDs: denied, msg: fmt.Sprintf("%d %s could not be inspected (pids %s%s)",
+				len(denied), plural(len(denied), "process", "processes"), strings.Trim(fmt.Sprint(shown), "[]"), more)}}
 	}
 	return held, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // holdsNothing reports whether the process at dir (/proc/PID) can hold

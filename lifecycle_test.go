@@ -408,7 +408,7 @@ func TestHoldersDenied(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, cmd.Stderr)
 	}
-	if !strings.Contains(string(out), "processes could not be inspected") {
+	if !strings.Contains(string(out), "could not be inspected") {
 		t.Fatalf("error %q does not say how many processes were not inspected", out)
 	}
 	t.Log(string(out))

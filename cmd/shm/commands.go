@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -290,33 +291,38 @@ func runStat(fl *flag.FlagSet, args []string) error {
 	return w.Flush()
 }
 
+// runLs prints one name per line, as Open takes it, in name order: what
+// a script reads. -l is the long listing (runLsLong).
 func runLs(fl *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usageError{"ls takes no arguments"}
 	}
-	entries, err := os.ReadDir(shmDir)
+	if lsCount && !lsLong {
+		return usageError{"-n goes with -l"}
+	}
+	if lsLong {
+		return runLsLong()
+	}
+	// Regular files are the objects; glibc's and musl's named
+	// semaphores live beside them as sem.NAME: List leaves them out.
+	names, err := shm.List()
 	if err != nil {
 		return cmdErr("ls", shmDir, err)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "SIZE\tMODE\tOWNER\tAGE\t NAME\n")
-	for _, e := range entries {
-		// Regular files are the objects; glibc's and musl's named
-		// semaphores live beside them as sem.NAME.
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), "sem.") {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue // unlinked while we looked
-		}
-		uid, _ := owner(fi)
-		fmt.Fprintf(w, "%d\t%v\t%s\t%s\t %s\n", fi.Size(), fi.Mode().Perm(), userName(uid), age(fi.ModTime()), "/"+e.Name())
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Println(name)
 	}
-	return w.Flush()
+	return nil
 }
 
 func runRm(fl *flag.FlagSet, args []string) error {
+	if rmStale {
+		return runRmStale(args)
+	}
+	if rmAge != time.Hour || rmDryRun || rmIgnoreDenied {
+		return usageError{"-age, -dry-run and -ignore-denied go with -stale"}
+	}
 	if len(args) == 0 {
 		return usageError{"want at least one NAME"}
 	}
