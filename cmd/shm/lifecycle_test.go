@@ -238,6 +238,7 @@ func TestChmodChownTruncate(t *testing.T) {
 		if s := st(); s.Uid != 65534 || s.Gid != 0 {
 			t.Errorf("chown :0: %d:%d", s.Uid, s.Gid)
 		}
+		ok(t, runShm(t, nil, "chown", ":65533", name))
 		ok(t, runShm(t, nil, "chown", "root:", name))
 		if s := st(); s.Uid != 0 || s.Gid != 0 {
 			t.Errorf("chown root: gave %d:%d", s.Uid, s.Gid)
