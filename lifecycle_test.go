@@ -686,3 +686,37 @@ func TestList(t *testing.T) {
 		t.Fatal("Objects went on after break")
 	}
 }
+
+// TestLifecycleNoLeaks: Stat, Segment.Stat, List, Objects, Holders and
+// HoldersAll, many times over, leave no descriptor open.
+//
+// Kills: goshm_stat_name without close(fd); scanFDs or scanHolders
+// without closing its directory.
+func TestLifecycleNoLeaks(t *testing.T) {
+	s := create(t, 4096)
+	before := countFDs(t)
+	for range 20 {
+		if _, err := shm.Stat(s.Name()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shm.List(); err != nil {
+			t.Fatal(err)
+		}
+		for range shm.Objects() {
+			break
+		}
+		pids, err := shm.Holders(s.Name())
+		if !inspected(t, err, []int{os.Getpid()}) || !slices.Equal(pids, []int{os.Getpid()}) {
+			t.Fatalf("Holders = %v, %v", pids, err)
+		}
+		if _, err := shm.HoldersAll(); !inspected(t, err, []int{os.Getpid()}) {
+			t.Fatal(err)
+		}
+	}
+	if after := countFDs(t); after != before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
