@@ -53,6 +53,17 @@
 // Only regular files are objects: a FIFO, directory or socket under a name
 // is an error, and opening never blocks.
 //
+// # Lifecycle
+//
+// List and Objects show what exists (the regular files of /dev/shm, the
+// directory glibc 2.34 and later and musl use; semaphores left out), Stat
+// describes an object, and Holders finds the processes that have it open or
+// mapped, by device and inode as fuser does. Segment.Chmod and
+// Segment.Chown set the exact mode and the owner. Segment.Truncate resizes
+// the object, reserving what it grows by, and this process's mapping;
+// Segment.Remap follows a resize made elsewhere. The command's
+// "shm rm -stale" removes the objects nobody holds.
+//
 // A Segment is safe for concurrent use by its methods; Close waits for
 // ReadAt, WriteAt and Sync in flight. Synchronisation between processes is
 // the user's: for example sync/atomic on aligned words of the mapping.

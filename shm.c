@@ -31,7 +31,7 @@ static int fail(int op, int err) {
 	return -(op << 16 | err);
 }
 
-// reserve allocates the object's pages so that a full file system is
+// goshm_reserve_range allocates the object's pages so that a full file system is
 // ENOSPC here instead of SIGBUS at first touch. tmpfs abandons a fallocate
 // with EINTR, undoing it, whenever a signal is pending, and the Go runtime
 // signals its threads often (SIGURG for preemption, SIGPROF), so a long
@@ -39,18 +39,21 @@ static int fail(int op, int err) {
 // runs as is (a short one rarely meets a signal, and blocking costs two
 // system calls); after EINTR, all signals are blocked around the retries.
 // Blocked signals stay pending and are delivered when the mask is restored.
-static int reserve(int fd, int64_t size) {
+//
+// It reserves [off, off+len); lifecycle.c grows objects with it (declared
+// in lifecycle.h).
+int goshm_reserve_range(int fd, int64_t off, int64_t len) {
 	sigset_t all, old;
 	int r, err;
 
-	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+	if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EINTR)
 		return errno;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	do {
-		r = fallocate(fd, 0, 0, (off_t)size);
+		r = fallocate(fd, 0, (off_t)off, (off_t)len);
 	} while (r != 0 && errno == EINTR);
 	err = r != 0 ? errno : 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -61,7 +64,7 @@ static int reserve(int fd, int64_t size) {
 // GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
 static int resize(int fd, int64_t size, int flags) {
 	if (!(flags & GOSHM_SPARSE)) {
-		int err = reserve(fd, size);
+		int err = goshm_reserve_range(fd, 0, size);
 		if (err == 0)
 			return 0;
 		if (err != EOPNOTSUPP && err != ENOSYS)

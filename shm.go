@@ -20,6 +20,7 @@ import (
 type Segment struct {
 	mapping
 	created bool
+	private bool // mapped MAP_PRIVATE: Truncate and Remap map it so again
 }
 
 // Options are the choices of OpenFile (and MapFile) that the short forms
@@ -202,7 +203,7 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 		if err != nil {
 			return nil, err
 		}
-		s := &Segment{created: r.created}
+		s := &Segment{created: r.created, private: opt != nil && opt.Private}
 		s.init(name, r, access == os.O_RDONLY)
 		return s, nil
 	}

@@ -20,6 +20,15 @@ package shm
 #cgo noescape goshm_unlink
 #cgo nocallback goshm_unlink
 #include "shm.h"
+#cgo noescape goshm_stat_name
+#cgo nocallback goshm_stat_name
+#cgo noescape goshm_fstat
+#cgo nocallback goshm_fstat
+#cgo nocallback goshm_fchmod
+#cgo nocallback goshm_fchown
+#cgo noescape goshm_resize
+#cgo nocallback goshm_resize
+#include "lifecycle.h"
 // Named semaphores (sem.h; semaphore.go).
 #cgo noescape goshm_sem_open
 #cgo nocallback goshm_sem_open
@@ -39,13 +48,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
 )
 
 // opNames maps GOSHM_OP_* to the libc function names used as PathError.Op.
-var opNames = [...]string{
+// Op numbers are sparse (each file of the shim numbers its own from its own
+// base), so this is a map, and files add theirs in init.
+var opNames = map[int]string{
 	C.GOSHM_OP_SHM_OPEN:   "shm_open",
 	C.GOSHM_OP_FTRUNCATE:  "ftruncate",
 	C.GOSHM_OP_FALLOCATE:  "fallocate",
@@ -98,7 +110,16 @@ func shimErr(name string, r C.int) error {
 	case op == C.GOSHM_OP_TOOBIG:
 		err = fmt.Errorf("the object is larger than this process can map: %w", err)
 	}
-	return &fs.PathError{Op: opNames[op], Path: name, Err: err}
+	return &fs.PathError{Op: opName(op), Path: name, Err: err}
+}
+
+// opName is the libc function of a GOSHM_OP_*, or "shim op N" for a
+// number no file registered.
+func opName(op int) string {
+	if n, ok := opNames[op]; ok {
+		return n
+	}
+	return "shim op " + strconv.Itoa(op)
 }
 
 // nameBuf holds a name for C on the caller's stack: the shim keeps no
@@ -344,4 +365,85 @@ func semGetValue(name string, sem uintptr) (int, error) {
 		return 0, semErr(name, e)
 	}
 	return int(v), nil
+}
+
+// Lifecycle (issue 11): stat, chmod, chown and resizing, over lifecycle.c.
+
+func init() {
+	opNames[C.GOSHM_OP_FCHMOD] = "fchmod"
+	opNames[C.GOSHM_OP_FCHOWN] = "fchown"
+	opNames[C.GOSHM_OP_MREMAP] = "mremap"
+}
+
+// setInt stores v in a field of syscall.Stat_t, whose integer types differ
+// between architectures.
+func setInt[T ~int32 | ~int64 | ~uint32 | ~uint64](p *T, v int64) { *p = T(v) }
+
+// toStat converts the shim's fixed-layout stat to the syscall.Stat_t that
+// os.Stat would give.
+func toStat(c *C.goshm_stat) *syscall.Stat_t {
+	var st syscall.Stat_t
+	setInt(&st.Dev, int64(c.dev))
+	setInt(&st.Ino, int64(c.ino))
+	setInt(&st.Nlink, int64(c.nlink))
+	setInt(&st.Rdev, int64(c.rdev))
+	st.Mode, st.Uid, st.Gid = uint32(c.mode), uint32(c.uid), uint32(c.gid)
+	st.Size = int64(c.size)
+	setInt(&st.Blksize, int64(c.blksize))
+	st.Blocks = int64(c.blocks)
+	st.Atim = syscall.NsecToTimespec(int64(c.atime_sec)*1e9 + int64(c.atime_nsec))
+	st.Mtim = syscall.NsecToTimespec(int64(c.mtime_sec)*1e9 + int64(c.mtime_nsec))
+	st.Ctim = syscall.NsecToTimespec(int64(c.ctime_sec)*1e9 + int64(c.ctime_nsec))
+	return &st
+}
+
+// statName: shm_open(name, O_RDONLY|O_NONBLOCK), fstat, close; one
+// crossing. Anything but a regular file is an error wrapping ENODEV.
+func statName(name string) (*syscall.Stat_t, error) {
+	var buf nameBuf
+	cs, err := cname("shm_open", name, &buf)
+	if err != nil {
+		return nil, err
+	}
+	var st C.goshm_stat
+	if e := C.goshm_stat_name(cs, &st); e != 0 {
+		return nil, shimErr(name, e)
+	}
+	return toStat(&st), nil
+}
+
+func fstatFD(name string, fd int) (*syscall.Stat_t, error) {
+	var st C.goshm_stat
+	if e := C.goshm_fstat(C.int(fd), &st); e != 0 {
+		return nil, shimErr(name, e)
+	}
+	return toStat(&st), nil
+}
+
+func fchmod(name string, fd int, mode uint32) error {
+	if e := C.goshm_fchmod(C.int(fd), C.uint(mode)); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
+}
+
+func fchown(name string, fd, uid, gid int) error {
+	if e := C.goshm_fchown(C.int(fd), C.int64_t(uid), C.int64_t(gid)); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
+}
+
+// resizeMap resizes the object fd to size bytes (size < 0: leaves it as it
+// is) and remaps data, a mapping of it made with flags, to the object's
+// new size: fstat, fallocate or ftruncate, mremap; one crossing. It returns
+// the mapping as it is afterwards, whether or not the call failed.
+func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte, error) {
+	var r C.goshm_result
+	e := C.goshm_resize(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int64_t(size), C.int(flags), &r)
+	data = toResult(&r).data
+	if e != 0 {
+		return data, shimErr(name, e)
+	}
+	return data, nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -290,16 +291,23 @@ func runStat(fl *flag.FlagSet, args []string) error {
 	return w.Flush()
 }
 
+// runLs prints one name per line, as Open takes it, in name order: what
+// a script reads. -l is the long listing (runLsLong).
 func runLs(fl *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usageError{"ls takes no arguments"}
+	}
+	if lsCount && !lsLong {
+		return usageError{"-n goes with -l"}
+	}
+	if lsLong {
+		return runLsLong()
 	}
 	entries, err := os.ReadDir(shmDir)
 	if err != nil {
 		return cmdErr("ls", shmDir, err)
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "TYPE\tSIZE\tMODE\tOWNER\tAGE\t NAME\n")
+	var lines []string
 	for _, e := range entries {
 		// Regular files are the objects; glibc's named semaphores live
 		// beside them as sem.NAME (musl's as plain NAME: objects here).
@@ -310,17 +318,22 @@ func runLs(fl *flag.FlagSet, args []string) error {
 		if rest, ok := strings.CutPrefix(e.Name(), "sem."); ok {
 			kind, name = "sem", "/"+rest
 		}
-		fi, err := e.Info()
-		if err != nil {
-			continue // unlinked while we looked
-		}
-		uid, _ := owner(fi)
-		fmt.Fprintf(w, "%s\t%d\t%v\t%s\t%s\t %s\n", kind, fi.Size(), fi.Mode().Perm(), userName(uid), age(fi.ModTime()), name)
+		lines = append(lines, kind+" "+name)
 	}
-	return w.Flush()
+	slices.SortFunc(lines, func(a, b string) int { return strings.Compare(a[4:], b[4:]) })
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	return nil
 }
 
 func runRm(fl *flag.FlagSet, args []string) error {
+	if rmStale {
+		return runRmStale(args)
+	}
+	if rmAge != time.Hour || rmDryRun || rmIgnoreDenied {
+		return usageError{"-age, -dry-run and -ignore-denied go with -stale"}
+	}
 	if len(args) == 0 {
 		return usageError{"want at least one NAME"}
 	}

@@ -7,8 +7,11 @@
 //	shm write [-size N] [-existing [-keep]] NAME < data
 //	shm read [-offset N] [-length N] NAME
 //	shm stat NAME
-//	shm ls
-//	shm rm NAME...
+//	shm ls [-l [-n]]
+//	shm rm [-stale [-age D] [-dry-run] [-ignore-denied]] NAME...
+//	shm chmod MODE NAME
+//	shm chown USER[:GROUP] NAME
+//	shm truncate -size N NAME
 //	shm sem create [-value N] [-mode 0600] NAME | post NAME | wait [-timeout D] NAME | value NAME
 //	shm demo [-hold]
 //
@@ -20,10 +23,17 @@
 // input, unless -keep keeps them as they were. read copies an object's
 // bytes, or -length bytes from -offset, to standard output. stat shows
 // size, mode, owner and modification time; ls lists every object on the
-// host, and semaphores with a TYPE column; rm unlinks objects (and a
-// semaphore where no object has the name). sem creates, posts, waits on
-// (up to -timeout) or reads a named POSIX semaphore, so that a shell script
-// can coordinate with a Go or C program. demo has two processes share memory by name;
+// host and its semaphores, a line each, type (shm or sem) and name, and
+// ls -l with size, mode, owner, modification time and the pids that hold
+// it open or mapped (-n: how many); rm unlinks objects (and a semaphore
+// where no object has the name), and rm -stale only those that no process
+// holds and that were not changed for -age (1h), all of the host's or the
+// NAMEs given. chmod sets the mode exactly, whatever the umask; chown the
+// owner and group (names or numbers; "USER:" takes the user's login
+// group); truncate the size, reserving the pages it grows by. sem creates,
+// posts, waits on (up to -timeout) or reads a named POSIX semaphore, so
+// that a shell script can coordinate with a Go or C program. demo has two
+// processes share memory by name;
 // with -hold the second waits for Enter, so that Ctrl-C can be tried.
 //
 // Names are given as libc takes them ("/name" is the portable form).
@@ -70,8 +80,11 @@ var commands = []*command{
 	{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
 	{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
 	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
-	{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
-	{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
+	{name: "ls", args: "[-l [-n]]", summary: "list the host's objects and semaphores", flags: lsFlags, run: runLs},
+	{name: "rm", args: "[-stale [-age D] [-dry-run] [-ignore-denied]] NAME...", summary: "unlink objects; -stale: those no process holds", flags: rmFlags, run: runRm},
+	{name: "chmod", args: "MODE NAME", summary: "set an object's permission bits exactly (no umask)", run: runChmod},
+	{name: "chown", args: "USER[:GROUP] NAME", summary: "set an object's owner and group", run: runChown},
+	{name: "truncate", args: "-size N NAME", summary: "resize an object, reserving the pages it grows by", flags: truncateFlags, run: runTruncate},
 	{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
 	{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
 }
@@ -84,7 +97,7 @@ func (c *command) synopsis() string {
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: shm <command> [flags] [args]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\n%s\nRun 'shm <command> -h' for its flags.\n", sizeGrammar)
 }

@@ -1,0 +1,478 @@
+//go:build linux && cgo
+
+package shm
+
+// Lifecycle (issue 11): what exists, who holds it, its mode and owner, and
+// its size. The libc calls are in lifecycle.c; the directory and /proc
+// scans are plain Go.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"iter"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// shmDir is the directory where Linux's C libraries keep shared memory
+// objects: glibc 2.34 and later and musl always use /dev/shm, so object
+// "/x" is the file /dev/shm/x (older glibc looked for the tmpfs mount,
+// which is /dev/shm on every usual system). Semaphores live beside the
+// objects as sem.NAME.
+const shmDir = "/dev/shm"
+
+// fileInfo is the fs.FileInfo of an object, from fstat.
+type fileInfo struct {
+	name string
+	st   *syscall.Stat_t
+}
+
+func (fi *fileInfo) Name() string      { return fi.name }
+func (fi *fileInfo) Size() int64       { return fi.st.Size }
+func (fi *fileInfo) Mode() fs.FileMode { return fs.FileMode(fi.st.Mode) & fs.ModePerm }
+func (fi *fileInfo) ModTime() time.Time {
+	return time.Unix(int64(fi.st.Mtim.Sec), int64(fi.st.Mtim.Nsec))
+}
+func (fi *fileInfo) IsDir() bool { return false }
+func (fi *fileInfo) Sys() any    { return fi.st }
+
+// baseName is name as a file name: without its leading slashes.
+func baseName(name string) string { return strings.TrimLeft(name, "/") }
+
+// Stat describes the shared memory object name without creating it,
+// changing it or blocking: shm_open(name, O_RDONLY|O_NONBLOCK), fstat and
+// close, in one cgo crossing. The info's Name is name without its leading
+// slashes, as a file name would be; Mode holds the permission bits; Sys
+// is the *syscall.Stat_t (Uid, Gid, Ino, Ctim, ...). Errors are as for
+// Open (Op "shm_open" or "fstat"); anything but a regular file is an error
+// wrapping syscall.ENODEV. Stat needs read permission on the object, as
+// Open does.
+func Stat(name string) (fs.FileInfo, error) {
+	st, err := statName(name)
+	if err != nil {
+		return nil, err
+	}
+	return &fileInfo{name: baseName(name), st: st}, nil
+}
+
+// Stat describes the open object, as Stat(name) does, with fstat on the
+// Segment's descriptor: it describes this object even if its name has
+// been unlinked or reused. The size is the object's, which can differ from
+// Size (the mapping's) after another process resized it; see Remap. Safe
+// for concurrent use; after Close it returns an error wrapping
+// fs.ErrClosed.
+func (m *Segment) Stat() (fs.FileInfo, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return nil, m.errClosed("fstat")
+	}
+	st, err := fstatFD(m.name, m.fd)
+	if err != nil {
+		return nil, err
+	}
+	return &fileInfo{name: baseName(m.name), st: st}, nil
+}
+
+// Chmod sets the object's permission bits to exactly mode, whatever the
+// umask: fchmod. Only the owner (or root) may. mode must hold permission
+// bits only. Safe for concurrent use; after Close it returns an error
+// wrapping fs.ErrClosed.
+func (m *Segment) Chmod(mode fs.FileMode) error {
+	if mode&^fs.ModePerm != 0 {
+		return argErr("chmod", m.name, "mode %v: only permission bits are allowed", mode)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return m.errClosed("fchmod")
+	}
+	return fchmod(m.name, m.fd, uint32(mode))
+}
+
+// Chown sets the object's owner and group: fchown. A uid or gid of -1
+// leaves that one unchanged. Changing the owner needs root
+// (CAP_CHOWN); the owner may set a group it belongs to. Safe for
+// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+func (m *Segment) Chown(uid, gid int) error {
+	if uid < -1 || gid < -1 || int64(uid) > 1<<32-2 || int64(gid) > 1<<32-2 {
+		return argErr("chown", m.name, "uid %d, gid %d: want -1 or a 32-bit id", uid, gid)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return m.errClosed("fchown")
+	}
+	return fchown(m.name, m.fd, uid, gid)
+}
+
+// Truncate changes the object's size to size bytes and maps all of it in
+// this process, in one cgo crossing: fstat, then, to grow, fallocate of the
+// new range only (ftruncate where the file system cannot reserve), so that
+// a full /dev/shm is an error wrapping syscall.ENOSPC and leaves the object
+// as it was, never a SIGBUS later; to shrink, ftruncate. The mapping is
+// replaced with mremap(MREMAP_MAYMOVE): it may move, and a slice from
+// Bytes taken before Truncate must not be used afterwards (as after
+// Close). size 0 leaves an empty mapping.
+//
+// Truncate holds the Segment's lock: ReadAt, WriteAt and Sync in flight
+// finish first, and later ones see the new mapping. Other processes keep
+// their mappings: after a grow they see the new bytes only once they call
+// Remap (or Open again); after a shrink, their ReadAt and WriteAt of the
+// lost pages return ErrFault, and their Bytes faults. A read-only Segment
+// returns an error wrapping syscall.EBADF, as os.File does. After Close it
+// returns an error wrapping fs.ErrClosed.
+//
+// When another process resizes concurrently, the size last set wins; the
+// mapping covers size bytes.
+func (m *Segment) Truncate(size int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.data == nil:
+		return m.errClosed("truncate")
+	case m.readOnly:
+		return &fs.PathError{Op: "truncate", Path: m.name, Err: syscall.EBADF}
+	case size < 0:
+		return argErr("truncate", m.name, "negative size %d", size)
+	}
+	var err error
+	m.data, err = resizeMap(m.name, m.fd, m.data, int64(size), m.mapFlags())
+	return err
+}
+
+// Remap follows a resize made by another process (or by Truncate through
+// another Segment): fstat for the object's size, then mremap
+// (MREMAP_MAYMOVE) of this Segment's mapping to it, in one cgo crossing.
+// Size then reports the new size. As with Truncate, the mapping may move:
+// earlier Bytes slices must not be used afterwards, and ReadAt, WriteAt and
+// Sync in flight finish first. A Segment that is already the object's size
+// is left as it is. Read-only Segments may Remap. After Close it returns
+// an error wrapping fs.ErrClosed.
+func (m *Segment) Remap() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return m.errClosed("remap")
+	}
+	var err error
+	m.data, err = resizeMap(m.name, m.fd, m.data, -1, m.mapFlags())
+	return err
+}
+
+// mapFlags are the shim flags the Segment's mapping was made with.
+func (m *Segment) mapFlags() int {
+	f := 0
+	if m.readOnly {
+		f |= mapReadOnly
+	}
+	if m.private {
+		f |= mapPrivate
+	}
+	return f
+}
+
+// isObject reports whether a directory entry of shmDir is a shared memory
+// object: a regular file, and not a named semaphore (sem.NAME).
+func isObject(name string, mode fs.FileMode) bool {
+	return mode.IsRegular() && !strings.HasPrefix(name, "sem.")
+}
+
+// List returns the names of this host's shared memory objects (of this
+// mount namespace's /dev/shm, the directory glibc 2.34 and later and musl
+// use), each as Open takes it: "/name". Named semaphores (sem.*) and
+// anything that is not a regular file are left out. A leftover temporary
+// name "NAME.~RANDOM" of a creator that was killed before publishing is
+// an object like any other. The names are in directory order. Objects
+// come and go while List reads; it reports what it saw.
+func List() ([]string, error) {
+	var names []string
+	for fi, err := range Objects() {
+		if err != nil {
+			return names, err
+		}
+		names = append(names, "/"+fi.Name())
+	}
+	return names, nil
+}
+
+// Objects returns an iterator over this host's shared memory objects, as
+// List selects them, each with its fs.FileInfo from the directory (lstat:
+// no permission on the object is needed). Name is the file name, without
+// the slash Open takes; Sys is the *syscall.Stat_t. An object removed
+// while Objects reads is left out. An error reading the directory is
+// yielded once, last.
+func Objects() iter.Seq2[fs.FileInfo, error] {
+	return func(yield func(fs.FileInfo, error) bool) {
+		d, err := os.Open(shmDir)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer d.Close()
+		for {
+			entries, err := d.ReadDir(256)
+			for _, e := range entries {
+				if !isObject(e.Name(), e.Type()) {
+					continue
+				}
+				fi, err := e.Info()
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed meanwhile
+				}
+				if !yield(fi, err) || err != nil {
+					return
+				}
+			}
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+		}
+	}
+}
+
+// fileID is what identifies an object whatever its name: device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// mapID is an object as /proc/PID/maps shows it: the device as major and
+// minor numbers, and the inode.
+type mapID struct{ major, minor, ino uint64 }
+
+// devMajorMinor splits a stat device number as glibc's major and minor do.
+func devMajorMinor(dev uint64) (uint64, uint64) {
+	return (dev>>8)&0xfff | (dev>>32)&^0xfff, dev&0xff | (dev>>12)&^0xff
+}
+
+// Holders returns the pids, in increasing order, of the processes that
+// have the object name open or mapped, as fuser does: the object is
+// identified by device and inode (Stat), never by path, then every
+// /proc/PID/fd/* is stat'ed and every /proc/PID/maps read for that device
+// and inode. So a process is found that opened the object under another
+// name, or whose object's name was unlinked or replaced (a creator's
+// /proc shows "/dev/shm/NAME.~RANDOM (deleted)": see OpenFile), or that
+// closed the descriptor but keeps the mapping.
+//
+// Processes it may not inspect (another user's, unless root) are not
+// skipped silently: the error then wraps fs.ErrPermission and says how
+// many, and the pids found are returned beside it. Processes hidden by a
+// /proc mounted with hidepid cannot be seen at all. The answer may be out
+// of date as soon as it is returned: a process may open the object next.
+func Holders(name string) ([]int, error) {
+	fi, err := Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	id := fileID{uint64(st.Dev), uint64(st.Ino)}
+	held, err := scanHolders(map[fileID]bool{id: true}, name)
+	return held[id], err
+}
+
+// HoldersAll returns the holders of every object List would return, keyed
+// by name ("/name") and, for each, in increasing order, as Holders finds
+// them but with one scan of /proc for all. Objects that no process holds
+// are left out. Errors are as Holders'.
+func HoldersAll() (map[string][]int, error) {
+	names := make(map[fileID][]string)
+	var errs []error
+	for fi, err := range Objects() {
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		id := fileID{uint64(st.Dev), uint64(st.Ino)}
+		names[id] = append(names[id], "/"+fi.Name())
+	}
+	ids := make(map[fileID]bool, len(names))
+	for id := range names {
+		ids[id] = true
+	}
+	held, err := scanHolders(ids, shmDir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	out := make(map[string][]int)
+	for id, pids := range held {
+		for _, n := range names[id] {
+			out[n] = pids
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// procDir is where scanHolders looks; tests may point it elsewhere.
+var procDir = "/proc"
+
+// scanHolders returns the pids that have any of ids open or mapped, per
+// id, sorted. Processes it may not inspect are counted in an error that
+// wraps fs.ErrPermission, with Path what (the name asked about).
+func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
+	held := make(map[fileID][]int)
+	if len(ids) == 0 {
+		return held, nil
+	}
+	byMap := make(map[mapID]fileID, len(ids))
+	for id := range ids {
+		ma, mi := devMajorMinor(id.dev)
+		byMap[mapID{ma, mi, id.ino}] = id
+	}
+	d, err := os.Open(procDir)
+	if err != nil {
+		return held, &fs.PathError{Op: "holders", Path: what, Err: err}
+	}
+	defer d.Close()
+	pidNames, err := d.Readdirnames(-1)
+	if err != nil {
+		return held, &fs.PathError{Op: "holders", Path: what, Err: err}
+	}
+	var denied []int
+	for _, pn := range pidNames {
+		pid, err := strconv.Atoi(pn)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		found := make(map[fileID]bool)
+		dir := procDir + "/" + pn
+		fdErr := scanFDs(dir+"/fd", ids, found)
+		mapErr := scanMaps(dir+"/maps", byMap, found)
+		for id := range found {
+			held[id] = append(held[id], pid)
+		}
+		if len(found) == 0 && (errors.Is(fdErr, fs.ErrPermission) || errors.Is(mapErr, fs.ErrPermission)) &&
+			!holdsNothing(dir) {
+			denied = append(denied, pid)
+		}
+	}
+	for _, pids := range held {
+		slices.Sort(pids)
+	}
+	if len(denied) > 0 {
+		shown := denied[:min(len(denied), 10)]
+		more := ""
+		if len(denied) > len(shown) {
+			more = ", ..."
+		}
+		return held, &fs.PathError{Op: "holders", Path: what,
+			Err: &DeniedError{PIDs: denied, msg: fmt.Sprintf("%d %s could not be inspected (pids %s%s)",
+				len(denied), plural(len(denied), "process", "processes"), strings.Trim(fmt.Sprint(shown), "[]"), more)}}
+	}
+	return held, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// holdsNothing reports whether the process at dir (/proc/PID) can hold
+// no object: a kernel thread (PF_KTHREAD), or a zombie, whose descriptors
+// and memory are gone. /proc/PID/stat is readable by every user.
+func holdsNothing(dir string) bool {
+	data, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')') // after the command, which may hold anything
+	if i < 0 {
+		return false
+	}
+	f := strings.Fields(string(data[i+1:])) // state ppid pgrp session tty_nr tpgid flags ...
+	if len(f) < 7 {
+		return false
+	}
+	const pfKthread = 0x00200000
+	flags, err := strconv.ParseUint(f[6], 10, 64)
+	return err == nil && flags&pfKthread != 0 || f[0] == "Z" || f[0] == "X"
+}
+
+// DeniedError is the error inside the *fs.PathError of Holders and
+// HoldersAll when some processes could not be inspected; it wraps
+// fs.ErrPermission. PIDs lists them, in the order /proc gave them.
+type DeniedError struct {
+	PIDs []int
+	msg  string
+}
+
+func (e *DeniedError) Error() string { return e.msg + ": " + fs.ErrPermission.Error() }
+func (e *DeniedError) Unwrap() error { return fs.ErrPermission }
+
+// scanFDs adds to found the ids that the descriptors in dir
+// (/proc/PID/fd) refer to. A process that exits meanwhile has none.
+func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fds, err := d.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	var denied error
+	for _, fd := range fds {
+		err := syscall.Stat(dir+"/"+fd, &st)
+		if err == syscall.EACCES || err == syscall.EPERM {
+			// The directory can be listed, but following its links
+			// needs ptrace access (a process with more capabilities).
+			denied = &fs.PathError{Op: "stat", Path: dir + "/" + fd, Err: err}
+			continue
+		}
+		if err != nil {
+			continue // closed meanwhile
+		}
+		if id := (fileID{uint64(st.Dev), uint64(st.Ino)}); ids[id] {
+			found[id] = true
+		}
+	}
+	return denied
+}
+
+// scanMaps adds to found the ids mapped in path (/proc/PID/maps), whose
+// lines are "start-end perms offset major:minor inode [path]".
+func scanMaps(path string, byMap map[mapID]fileID, found map[fileID]bool) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		f := bytes.Fields(line)
+		if len(f) < 5 || string(f[4]) == "0" {
+			continue
+		}
+		majS, minS, ok := bytes.Cut(f[3], []byte{':'})
+		if !ok {
+			continue
+		}
+		major, err1 := strconv.ParseUint(string(majS), 16, 64)
+		minor, err2 := strconv.ParseUint(string(minS), 16, 64)
+		ino, err3 := strconv.ParseUint(string(f[4]), 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		if id, ok := byMap[mapID{major, minor, ino}]; ok {
+			found[id] = true
+		}
+	}
+	return nil
+}

@@ -1,0 +1,722 @@
+package shm_test
+
+// Tests of the lifecycle calls (issue 11): Stat, Chmod, Chown, List,
+// Holders, Truncate and Remap. Each names the mutation it kills.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posixshm/shm"
+)
+
+// lifecycleChild is runChild's part for these tests; ok is false for a
+// role it does not know.
+func lifecycleChild(role, name string, in *bufio.Reader) (code int, ok bool) {
+	fail := func(format string, args ...any) (int, bool) {
+		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
+		return 1, true
+	}
+	wait := func() error {
+		_, err := in.ReadString('\n')
+		return err
+	}
+	page := os.Getpagesize()
+	switch role {
+	case "hold-fd": // hold a descriptor of the object, no mapping
+		f, err := os.Open(devPath(name))
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer f.Close()
+		fmt.Println("ready")
+		wait()
+	case "hold-map": // map the object, close the descriptor, hold the mapping
+		f, err := os.Open(devPath(name))
+		if err != nil {
+			return fail("%v", err)
+		}
+		m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+		f.Close()
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer m.Close()
+		fmt.Println("ready")
+		wait()
+	case "remap": // map one page; after the parent grew it to 3, Remap and read
+		s, err := shm.Open(name)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer s.Close()
+		if s.Size() != page {
+			return fail("size %d", s.Size())
+		}
+		fmt.Println("mapped")
+		if err := wait(); err != nil {
+			return fail("waiting for parent: %v", err)
+		}
+		if s.Size() != page {
+			return fail("size %d before Remap", s.Size())
+		}
+		if err := s.Remap(); err != nil {
+			return fail("Remap: %v", err)
+		}
+		buf := make([]byte, 5)
+		if s.Size() != 3*page {
+			return fail("size %d after Remap", s.Size())
+		}
+		if _, err := s.ReadAt(buf, int64(2*page)); err != nil || string(buf) != "grown" {
+			return fail("read %q, %v after Remap", buf, err)
+		}
+		if string(s.Bytes()[:5]) != "first" {
+			return fail("first page %q after Remap", s.Bytes()[:5])
+		}
+		fmt.Println("ok")
+	case "nobody": // run as uid 65534 after Chown: open, chmod as owner, chown refused
+		s, err := shm.Open(name)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer s.Close()
+		if err := s.Chmod(0o640); err != nil {
+			return fail("Chmod as owner: %v", err)
+		}
+		err = s.Chown(0, -1)
+		var pe *fs.PathError
+		if !errors.As(err, &pe) || pe.Op != "fchown" || !errors.Is(err, fs.ErrPermission) {
+			return fail("Chown to root as nobody = %v; want fchown: operation not permitted", err)
+		}
+		fmt.Print(string(s.Bytes()[:6]))
+	case "holders-denied": // run as uid 65534: the parent's process is root's
+		pids, err := shm.Holders(name)
+		var de *shm.DeniedError
+		if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &de) || len(de.PIDs) == 0 {
+			return fail("Holders = %v, %v; want an error wrapping fs.ErrPermission", pids, err)
+		}
+		if !slices.Contains(de.PIDs, os.Getppid()) {
+			return fail("denied pids %v lack the parent %d", de.PIDs, os.Getppid())
+		}
+		fmt.Print(err)
+	default:
+		return 0, false
+	}
+	return 0, true
+}
+
+// TestStat: Stat and Segment.Stat describe the object as fstat does, never
+// create, and refuse what is not an object.
+//
+// Kills: Name keeping the slash; Mode with the file type bits; shim Stat
+// with O_CREAT (a missing name would appear); Segment.Stat after Close
+// not ErrClosed; the C stat fields copied into the wrong Stat_t fields
+// (Uid/Gid, Ino, Size).
+func TestStat(t *testing.T) {
+	s := create(t, 8192)
+	fi, err := shm.Stat(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want syscall.Stat_t
+	if err := syscall.Stat(devPath(s.Name()), &want); err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		t.Fatalf("Sys() is %T", fi.Sys())
+	case fi.Name() != strings.TrimPrefix(s.Name(), "/"):
+		t.Errorf("Name() = %q", fi.Name())
+	case fi.Size() != 8192 || fi.Mode() != 0o600 || fi.IsDir():
+		t.Errorf("Size %d Mode %v IsDir %v", fi.Size(), fi.Mode(), fi.IsDir())
+	case time.Since(fi.ModTime()) > time.Minute || time.Since(fi.ModTime()) < 0:
+		t.Errorf("ModTime %v", fi.ModTime())
+	case st.Uid != want.Uid || st.Gid != want.Gid || st.Ino != want.Ino || st.Dev != want.Dev ||
+		st.Size != want.Size || st.Blocks != want.Blocks || st.Nlink != want.Nlink || st.Mtim != want.Mtim:
+		t.Errorf("Stat_t %+v, want %+v", *st, want)
+	}
+
+	sfi, err := s.Stat()
+	if err != nil || sfi.Size() != 8192 || sfi.Name() != fi.Name() || sfi.Sys().(*syscall.Stat_t).Ino != want.Ino {
+		t.Fatalf("Segment.Stat = %v, %v", sfi, err)
+	}
+
+	missing := uniqueName(t)
+	cleanup(t, missing)
+	_, err = shm.Stat(missing)
+	wantPathErr(t, err, "shm_open", missing, fs.ErrNotExist)
+	if exists(missing) {
+		t.Fatal("Stat created the object")
+	}
+
+	fifo := uniqueName(t)
+	if err := syscall.Mkfifo(devPath(fifo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(fifo)) })
+	_, err = shm.Stat(fifo) // O_NONBLOCK: never waits for a writer
+	wantPathErr(t, err, "shm_open", fifo, syscall.ENODEV)
+
+	s.Close()
+	if _, err := s.Stat(); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("Stat after Close = %v", err)
+	}
+	for name, err := range map[string]error{"Chmod": s.Chmod(0o600), "Chown": s.Chown(-1, -1),
+		"Truncate": s.Truncate(4096), "Remap": s.Remap()} {
+		if !errors.Is(err, fs.ErrClosed) {
+			t.Errorf("%s after Close = %v", name, err)
+		}
+	}
+}
+
+// TestChmodExactUnderUmask: under a umask of 077, Chmod gives exactly the
+// mode asked for.
+//
+// Kills: Chmod that applies the umask (mode &^ umask), or that goes
+// through shm_open's create mode.
+func TestChmodExactUnderUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	name := uniqueName(t)
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, name)
+	defer s.Close()
+	if fi, _ := s.Stat(); fi.Mode() != 0o600 {
+		t.Fatalf("created 0666 under umask 077: %v", fi.Mode())
+	}
+	for _, mode := range []fs.FileMode{0o664, 0o444, 0o000, 0o640} {
+		if err := s.Chmod(mode); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(devPath(name))
+		if err != nil || fi.Mode().Perm() != mode {
+			t.Fatalf("Chmod(%v): the file has %v, %v", mode, fi.Mode(), err)
+		}
+	}
+	err = s.Chmod(fs.ModeSetuid | 0o600)
+	wantPathErr(t, err, "chmod", name, syscall.EINVAL)
+	err = s.Chown(-2, 0)
+	wantPathErr(t, err, "chown", name, syscall.EINVAL)
+}
+
+// nobodyCmd returns a child of role for name that runs as uid and gid
+// 65534, from a copy of the test binary that user can run.
+func nobodyCmd(t *testing.T, role, name string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as uid 65534")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "shmtest") // t.TempDir's parent is private
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "shm.test")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := childCmd(t, role, name)
+	cmd.Path, cmd.Dir = bin, dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd
+}
+
+// TestChownNobody: as root, Chown to uid 65534 hands the object over: that
+// user can then open it (mode 0600), chmod it as its owner, but not give
+// it back to root.
+//
+// Kills: Chown a no-op or with uid and gid swapped in the shim (the child
+// cannot open a root-owned 0600 object); an EPERM not wrapped as
+// fs.ErrPermission with Op "fchown".
+func TestChownNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	s := create(t, 4096)
+	copy(s.Bytes(), "hello!")
+	if err := s.Chown(65534, 65533); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := shm.Stat(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 65534 || st.Gid != 65533 {
+		t.Fatalf("owner %d:%d after Chown(65534, 65533)", st.Uid, st.Gid)
+	}
+	if err := s.Chown(-1, 65534); err != nil { // -1: the owner stays
+		t.Fatal(err)
+	}
+	cmd := nobodyCmd(t, "nobody", s.Name())
+	out, err := cmd.Output()
+	if err != nil || string(out) != "hello!" {
+		t.Fatalf("child as nobody: %v, %q\n%s", err, out, cmd.Stderr)
+	}
+	if fi, _ := s.Stat(); fi.Mode() != 0o640 || fi.Sys().(*syscall.Stat_t).Uid != 65534 {
+		t.Fatalf("after the child's Chmod: %v uid %d", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+	}
+}
+
+// holdingChild starts a child that holds name as role says, and returns
+// its pid and a func that lets it exit and waits for it.
+func holdingChild(t *testing.T, role, name string) (pid int, release func()) {
+	t.Helper()
+	cmd := childCmd(t, role, name)
+	stdin, out := startPeer(t, cmd, "ready\n")
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		stdin.Close()
+		io.ReadAll(out)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("holder %s: %v\n%s", role, err, cmd.Stderr)
+		}
+	}
+	t.Cleanup(release)
+	return cmd.Process.Pid, release
+}
+
+// TestHolders: Holders finds a process that has the object open but not
+// mapped, one that has it mapped after closing the descriptor, and this
+// process, whose descriptor's path is the temporary name (deleted); and
+// none once they let go. HoldersAll agrees.
+//
+// Kills: no /proc/PID/fd scan (hold-fd is missed); no /proc/PID/maps scan
+// (hold-map is missed); matching by path instead of device and inode (this
+// process's "/dev/shm/NAME.~RANDOM (deleted)" is missed); major:minor
+// decoded wrongly; the list not sorted.
+func TestHolders(t *testing.T) {
+	s := create(t, 4096)
+	name := s.Name()
+	if link, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fdOf(t, name))); !strings.Contains(link, ".~") {
+		t.Logf("this process's descriptor is %q (not the temporary name)", link)
+	}
+	fdPid, releaseFD := holdingChild(t, "hold-fd", name)
+	mapPid, releaseMap := holdingChild(t, "hold-map", name)
+
+	pids, err := shm.Holders(name)
+	want := []int{os.Getpid(), fdPid, mapPid}
+	slices.Sort(want)
+	if !inspected(t, err, want) || !slices.Equal(pids, want) {
+		t.Fatalf("Holders = %v, %v; want %v", pids, err, want)
+	}
+	all, err := shm.HoldersAll()
+	if !inspected(t, err, want) || !slices.Equal(all[name], want) {
+		t.Fatalf("HoldersAll[%s] = %v, %v; want %v", name, all[name], err, want)
+	}
+
+	releaseFD()
+	releaseMap()
+	s.Close()
+	if pids, err := shm.Holders(name); !inspected(t, err, want) || len(pids) != 0 {
+		t.Fatalf("Holders after all let go = %v, %v", pids, err)
+	}
+	all, err = shm.HoldersAll()
+	if _, held := all[name]; !inspected(t, err, want) || held {
+		t.Fatalf("HoldersAll after all let go: %v, %v", all[name], err)
+	}
+	_, err = shm.Holders(uniqueName(t))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Holders of a missing name = %v", err)
+	}
+}
+
+// inspected reports whether err from Holders is nil, or says only that
+// processes other than pids (ours) could not be inspected: a process with
+// more capabilities than this one (a container's init) is, even to root.
+func inspected(t *testing.T, err error, pids []int) bool {
+	t.Helper()
+	if err == nil {
+		return true
+	}
+	var de *shm.DeniedError
+	if !errors.As(err, &de) || !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Holders error %v", err)
+		return false
+	}
+	for _, p := range pids {
+		if slices.Contains(de.PIDs, p) {
+			t.Errorf("our process %d could not be inspected: %v", p, err)
+			return false
+		}
+	}
+	return true
+}
+
+// fdOf is the descriptor number of this process's open object name.
+func fdOf(t *testing.T, name string) int {
+	fi, err := os.Stat(devPath(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	entries, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range entries {
+		var st syscall.Stat_t
+		var fd int
+		fmt.Sscan(e.Name(), &fd)
+		if syscall.Stat("/proc/self/fd/"+e.Name(), &st) == nil && st.Ino == ino {
+			return fd
+		}
+	}
+	t.Fatalf("%s is not open here", name)
+	return -1
+}
+
+// TestHoldersDenied: a user who may not inspect another's processes gets
+// the pids it found and an error that wraps fs.ErrPermission and counts
+// the others.
+//
+// Kills: skipping processes whose /proc/PID/fd or maps cannot be read
+// without saying so.
+func TestHoldersDenied(t *testing.T) {
+	s := create(t, 4096)
+	if err := s.Chmod(0o644); err != nil { // nobody may Stat it
+		t.Fatal(err)
+	}
+	cmd := nobodyCmd(t, "holders-denied", s.Name())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, cmd.Stderr)
+	}
+	if !strings.Contains(string(out), "could not be inspected") {
+		t.Fatalf("error %q does not say how many processes were not inspected", out)
+	}
+	t.Log(string(out))
+}
+
+// TestTruncate: growing keeps the bytes, zero-fills and reserves the new
+// range and maps it; shrinking cuts the object and the mapping; 0 and back.
+// Read-only Segments and negative sizes are refused.
+//
+// Kills: growing with ftruncate only (the new pages unreserved: Blocks
+// short); the mapping not replaced (Size unchanged); shrinking the mapping
+// but not the object; a read-only Segment resized.
+func TestTruncate(t *testing.T) {
+	page := os.Getpagesize()
+	s := create(t, page)
+	copy(s.Bytes(), "first")
+	blocks := func() int64 {
+		fi, err := s.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Blocks * 512
+	}
+	for _, size := range []int{3 * page, 5*page + 100, page / 2, 0, 2 * page} {
+		if err := s.Truncate(size); err != nil {
+			t.Fatalf("Truncate(%d): %v", size, err)
+		}
+		fi, err := os.Stat(devPath(s.Name()))
+		if err != nil || fi.Size() != int64(size) || s.Size() != size || len(s.Bytes()) != size {
+			t.Fatalf("Truncate(%d): object %v, Size %d, Bytes %d", size, fi.Size(), s.Size(), len(s.Bytes()))
+		}
+		if b := blocks(); b < int64(size) {
+			t.Fatalf("Truncate(%d): only %d bytes reserved", size, b)
+		}
+		if size > 0 {
+			b := s.Bytes()
+			b[len(b)-1] = 1 // the whole mapping is usable
+			if n, err := s.WriteAt([]byte{2}, int64(size-1)); n != 1 || err != nil {
+				t.Fatal(err)
+			}
+		}
+		if size >= 5 && fi.Size() != 2*int64(page) && string(s.Bytes()[:5]) != "first" { // not after 0
+			t.Fatalf("Truncate(%d) lost the bytes: %q", size, s.Bytes()[:5])
+		}
+	}
+	// Grown from 0: the first page is zeros now.
+	if !bytes.Equal(s.Bytes()[:page-1], make([]byte, page-1)) {
+		t.Fatal("bytes regrown from size 0 are not zero")
+	}
+	wantPathErr(t, s.Truncate(-1), "truncate", s.Name(), syscall.EINVAL)
+
+	ro, err := shm.OpenFile(s.Name(), os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	wantPathErr(t, ro.Truncate(page), "truncate", s.Name(), syscall.EBADF)
+	if fi, _ := ro.Stat(); fi.Size() != int64(2*page) {
+		t.Fatalf("a read-only Truncate changed the size to %d", fi.Size())
+	}
+	// A read-only Segment may Remap.
+	if err := s.Truncate(4 * page); err != nil {
+		t.Fatal(err)
+	}
+	if err := ro.Remap(); err != nil || ro.Size() != 4*page {
+		t.Fatalf("read-only Remap: %v, Size %d", err, ro.Size())
+	}
+}
+
+// TestTruncatePrivate: a private Segment stays private after Truncate.
+//
+// Kills: resize remapping MAP_SHARED regardless of how the Segment was
+// mapped (from nothing: size 0, then grown).
+func TestTruncatePrivate(t *testing.T) {
+	page := os.Getpagesize()
+	s := create(t, page)
+	p, err := shm.OpenFile(s.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, size := range []int{0, 2 * page} {
+		if err := p.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copy(p.Bytes(), "private")
+	if err := s.Remap(); err != nil || s.Size() != 2*page {
+		t.Fatalf("Remap: %v, %d", err, s.Size())
+	}
+	if string(s.Bytes()[:7]) == "private" {
+		t.Fatal("a private Segment's write reached the object after Truncate")
+	}
+}
+
+// TestTruncateENOSPC: in a 1 MiB /dev/shm, growing past what fits is
+// ENOSPC from fallocate and leaves the object, its reservation and the
+// mapping as they were.
+//
+// Kills: growing with ftruncate only (no error: SIGBUS later); ftruncate
+// before fallocate (the size changes although the call fails); the
+// mapping left grown after the failure.
+func TestTruncateENOSPC(t *testing.T) {
+	if !inSmallDevShm(t, "1m") {
+		return
+	}
+	s := create(t, 256<<10)
+	copy(s.Bytes(), "kept")
+	err := s.Truncate(2 << 20)
+	wantPathErr(t, err, "fallocate", s.Name(), syscall.ENOSPC)
+	fi, err := os.Stat(devPath(s.Name()))
+	if err != nil || fi.Size() != 256<<10 || fi.Sys().(*syscall.Stat_t).Blocks*512 != 256<<10 {
+		t.Fatalf("after ENOSPC: size %d, %d bytes reserved, %v", fi.Size(), fi.Sys().(*syscall.Stat_t).Blocks*512, err)
+	}
+	if s.Size() != 256<<10 || string(s.Bytes()[:4]) != "kept" {
+		t.Fatalf("after ENOSPC the mapping is %d bytes, %q", s.Size(), s.Bytes()[:4])
+	}
+	if err := s.Truncate(512 << 10); err != nil {
+		t.Fatalf("what fits: %v", err)
+	}
+	if _, err := s.WriteAt(make([]byte, 256<<10), 256<<10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRemapAfterGrow: a peer that maps one page, then Remaps after this
+// process grew the object to three, reads the new bytes.
+//
+// Kills: Remap that does nothing, or maps the old size.
+func TestRemapAfterGrow(t *testing.T) {
+	page := os.Getpagesize()
+	s := create(t, page)
+	copy(s.Bytes(), "first")
+	cmd := childCmd(t, "remap", s.Name())
+	stdin, out := startPeer(t, cmd, "mapped\n")
+	if err := s.Truncate(3 * page); err != nil {
+		t.Fatal(err)
+	}
+	copy(s.Bytes()[2*page:], "grown")
+	finishPeer(t, cmd, stdin, out, "ok\n")
+}
+
+// TestPeerAfterShrink: a peer that does not Remap after Truncate shrank
+// the object gets ErrFault from ReadAt and WriteAt of the lost page, never
+// a crash (the child would die, and fail the test).
+//
+// Kills: Truncate that shrinks only this process's mapping, not the
+// object.
+func TestPeerAfterShrink(t *testing.T) {
+	page := os.Getpagesize()
+	s := create(t, 2*page)
+	copy(s.Bytes(), "page one")
+	cmd := childCmd(t, "fault", s.Name())
+	stdin, out := startPeer(t, cmd, "mapped\n")
+	if err := s.Truncate(page); err != nil {
+		t.Fatal(err)
+	}
+	finishPeer(t, cmd, stdin, out, "ok\n")
+}
+
+// TestTruncateRace: ReadAt and WriteAt running while Truncate moves and
+// resizes the mapping always see a whole mapping: no fault, no race.
+//
+// Kills: Truncate or Remap under the read lock (ReadAt copies from a
+// mapping mremap moved away: ErrFault, or the race detector).
+func TestTruncateRace(t *testing.T) {
+	page := os.Getpagesize()
+	s := create(t, page)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 2 {
+		wg.Go(func() {
+			buf := make([]byte, page)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.ReadAt(buf, 0); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := s.WriteAt(buf[:64], int64(page-64)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	for i := range 2000 {
+		size := page * (1 + i%7*32) // moves: big steps
+		var err error
+		if i%5 == 0 {
+			err = s.Remap()
+		} else {
+			err = s.Truncate(size)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("ReadAt/WriteAt during Truncate: %v", err)
+	}
+}
+
+// TestList: List and Objects show our objects as "/name", which Open
+// takes, and leave out semaphores, FIFOs and directories.
+//
+// Kills: the sem.* filter dropped; the regular-file filter dropped; names
+// without the leading slash; Objects not stopping when the loop breaks.
+func TestList(t *testing.T) {
+	a, b := create(t, 4096), create(t, 8192)
+	sem := "/sem." + strings.TrimPrefix(uniqueName(t), "/")
+	if err := os.WriteFile(devPath(sem), make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(sem)) })
+	fifo, dir := uniqueName(t), uniqueName(t)
+	if err := syscall.Mkfifo(devPath(fifo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(fifo)) })
+	if err := os.Mkdir(devPath(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(dir)) })
+
+	names, err := shm.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{a.Name(), b.Name()} {
+		if !slices.Contains(names, n) {
+			t.Errorf("List lacks %s", n)
+		}
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, "/") || strings.HasPrefix(n, "/sem.") || n == fifo || n == dir {
+			t.Errorf("List has %q", n)
+		}
+		if strings.HasPrefix(n, prefix) || strings.HasPrefix(n, "/"+prefix) {
+			s, err := shm.OpenFile(n, os.O_RDONLY, 0, 0, nil)
+			if err != nil {
+				t.Errorf("Open(%q) of a listed name: %v", n, err)
+				continue
+			}
+			s.Close()
+		}
+	}
+	sizes := map[string]int64{}
+	for fi, err := range shm.Objects() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes["/"+fi.Name()] = fi.Size()
+		if _, ok := fi.Sys().(*syscall.Stat_t); !ok || !fi.Mode().IsRegular() {
+			t.Errorf("Objects: %s: %v, %T", fi.Name(), fi.Mode(), fi.Sys())
+		}
+	}
+	if sizes[a.Name()] != 4096 || sizes[b.Name()] != 8192 {
+		t.Errorf("Objects sizes: %d, %d", sizes[a.Name()], sizes[b.Name()])
+	}
+	n := 0
+	for range shm.Objects() {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Fatal("Objects went on after break")
+	}
+}
+
+// TestLifecycleNoLeaks: Stat, Segment.Stat, List, Objects, Holders and
+// HoldersAll, many times over, leave no descriptor open.
+//
+// Kills: goshm_stat_name without close(fd); scanFDs or scanHolders
+// without closing its directory.
+func TestLifecycleNoLeaks(t *testing.T) {
+	s := create(t, 4096)
+	before := countFDs(t)
+	for range 20 {
+		if _, err := shm.Stat(s.Name()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := shm.List(); err != nil {
+			t.Fatal(err)
+		}
+		for range shm.Objects() {
+			break
+		}
+		pids, err := shm.Holders(s.Name())
+		if !inspected(t, err, []int{os.Getpid()}) || !slices.Equal(pids, []int{os.Getpid()}) {
+			t.Fatalf("Holders = %v, %v", pids, err)
+		}
+		if _, err := shm.HoldersAll(); !inspected(t, err, []int{os.Getpid()}) {
+			t.Fatal(err)
+		}
+	}
+	if after := countFDs(t); after != before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+}
