@@ -64,7 +64,18 @@
 // Segment.Remap follows a resize made elsewhere. The command's
 // "shm rm -stale" removes the objects nobody holds.
 //
-// A Segment is safe for concurrent use by its methods; Close waits for
-// ReadAt, WriteAt and Sync in flight. Synchronisation between processes is
-// the user's: for example sync/atomic on aligned words of the mapping.
+// # Coordination
+//
+// Two standard ways to wait for another process, both shared with C and
+// Python peers: named POSIX semaphores (Semaphore, libc's sem_open family)
+// and futex words of a mapping (Uint32 and Uint64 give an aligned word for
+// sync/atomic; Wait and Wake are the Linux shared futex). Waits honour a
+// context: a deadline is exact, cancellation takes at most one 50 ms slice.
+//
+// # Concurrency
+//
+// A Segment, Mapping or Semaphore is safe for concurrent use by its
+// methods. Close waits for ReadAt, WriteAt, Sync and Wait in flight, then
+// they return errors wrapping fs.ErrClosed; Truncate and Remap wait for
+// them too.
 package shm
