@@ -57,6 +57,11 @@ static int reserve(int fd, int64_t size) {
 	return err;
 }
 
+// goshm_reserve is reserve for the shim's other files (memfd.c).
+int goshm_reserve(int fd, int64_t size) {
+	return reserve(fd, size);
+}
+
 // resize gives the object fd its size: reserved with fallocate unless
 // GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
 static int resize(int fd, int64_t size, int flags) {

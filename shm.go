@@ -20,6 +20,7 @@ import (
 type Segment struct {
 	mapping
 	created bool
+	memfd   bool // made by CreateMemfd or NewMemfd: no name
 }
 
 // Options are the choices of OpenFile (and MapFile) that the short forms
@@ -243,5 +244,11 @@ func (m *Segment) Created() bool { return m.created }
 
 // Unlink removes the Segment's name: shm_unlink(s.Name()). The mapping
 // stays usable until Close. It works before and after Close, and can be
-// called from any goroutine.
-func (m *Segment) Unlink() error { return Unlink(m.name) }
+// called from any goroutine. A memfd Segment has no name: its Unlink is an
+// error wrapping syscall.EINVAL that says so.
+func (m *Segment) Unlink() error {
+	if m.memfd {
+		return m.errNoName()
+	}
+	return Unlink(m.name)
+}
