@@ -294,7 +294,7 @@ func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, 
 	var buf nameBuf
 	cs, err := cname("memfd_create", name, &buf)
 	if err != nil {
-		return result{}, err
+		return result{}, &fs.PathError{Op: "memfd_create", Path: path, Err: syscall.EINVAL}
 	}
 	var r C.goshm_result
 	if e := C.goshm_memfd(cs, C.int64_t(size), C.int(seals), C.int(flags), &r); e != 0 {
