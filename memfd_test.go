@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -635,8 +637,9 @@ func TestMemfdPython(t *testing.T) {
 
 // TestMemfdNoLeaks: descriptors and mappings stay constant over many
 // memfd cycles, failing ones included (refused seals, refused mappings, a
-// C library without memfd_create). Kills: goshm_add_seals not closing its
-// read-only descriptor, goshm_memfd not closing on failure.
+// C library without memfd_create, an mmap that fails after memfd_create).
+// Kills: goshm_add_seals not closing its read-only descriptor,
+// goshm_memfd not closing on failure.
 func TestMemfdNoLeaks(t *testing.T) {
 	n := 1000
 	if testing.Short() {
@@ -676,6 +679,11 @@ func TestMemfdNoLeaks(t *testing.T) {
 		if err == nil {
 			t.Fatal("no memfd_create, no error")
 		}
+		if strconv.IntSize == 64 { // mmap of 2⁶³-1 bytes fails after memfd_create and ftruncate
+			if _, err := shm.NewMemfd("huge", math.MaxInt, 0, &shm.Options{Sparse: true}); !errors.Is(err, syscall.ENOMEM) {
+				t.Fatalf("a sparse memfd of 2⁶³-1 bytes: %v", err)
+			}
+		}
 	}
 	for range 20 {
 		cycle()
@@ -687,5 +695,23 @@ func TestMemfdNoLeaks(t *testing.T) {
 	fds1, _, maps1 := resources(t)
 	if fds1 != fds0 || maps1 > maps0+16 {
 		t.Fatalf("after %d cycles: fds %d -> %d, mappings %d -> %d", n, fds0, fds1, maps0, maps1)
+	}
+}
+
+// TestMemfdReserveRetriesEINTR: CreateMemfd reserves with shm.c's reserve,
+// so where tmpfs abandons fallocate with EINTR on every pending signal it
+// retries with signals blocked and completes, every page allocated. The
+// child runs with testdata/eintr.c preloaded. Kills: a plain fallocate in
+// goshm_memfd (EINTR, or EIO after 100 tries).
+func TestMemfdReserveRetriesEINTR(t *testing.T) {
+	lib := buildC(t, "eintr", "-shared", "-fPIC")
+	cmd := childCmd(t, "reserve-memfd", "")
+	cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
+	out, err := cmd.Output()
+	if err != nil || string(out) != "reserved" {
+		t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
+	}
+	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
+		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
 	}
 }
