@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log"
 	"math"
 	"net"
 	"os"
@@ -106,8 +107,8 @@ func TestCreateMemfd(t *testing.T) {
 			t.Errorf("%s: %v, want %v", what, err, wantErr)
 		}
 	}
-	if s.AddSeals(shm.SealWrite) == nil {
-		t.Error("a seal was added after F_SEAL_SEAL")
+	if err := s.AddSeals(shm.SealFutureWrite); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("a seal added after F_SEAL_SEAL: %v", err)
 	}
 	if err := s.Unlink(); !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "no name to unlink") {
 		t.Errorf("Unlink of a memfd: %v", err)
@@ -218,8 +219,8 @@ func TestSegmentFile(t *testing.T) {
 
 // TestFileCloseRace: File racing with Close returns a duplicate of the
 // memfd or fs.ErrClosed, never another file's descriptor nor EBADF.
-// Kills: File that reads the descriptor without the lock (it dups a
-// closed, or reused, descriptor number).
+// Kills (under -race, as the suite runs): File that reads the descriptor
+// without the lock (it dups a closed, or reused, descriptor number).
 func TestFileCloseRace(t *testing.T) {
 	for range 200 {
 		s, err := shm.CreateMemfd("race", 4096)
@@ -713,5 +714,180 @@ func TestMemfdReserveRetriesEINTR(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
 		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
+	}
+}
+
+// A sealed memfd handed to another process over a Unix socket: the sender
+// passes File's descriptor with SCM_RIGHTS (syscall.UnixRights and
+// WriteMsgUnix), the receiver takes it with ReadMsgUnix and maps it with
+// MapFile. Here both ends live in one process, over a socket pair; across
+// processes the code is the same, with a net.UnixListener between them.
+func ExampleCreateMemfd() {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := func(fd int) *net.UnixConn {
+		f := os.NewFile(uintptr(fd), "socket")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return c.(*net.UnixConn)
+	}
+	sender, receiver := conn(fds[0]), conn(fds[1])
+	defer sender.Close()
+	defer receiver.Close()
+
+	// The sender: memfd_create, fallocate, seals, mmap.
+	s, err := shm.CreateMemfd("frames", 1<<16)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close() // nothing to unlink: there is no name
+	copy(s.Bytes(), "frame 1")
+	f, err := s.File() // a duplicate, F_DUPFD_CLOEXEC
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, _, err = sender.WriteMsgUnix([]byte("memfd"), syscall.UnixRights(int(f.Fd())), nil)
+	f.Close() // the receiver has its own descriptor now
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The receiver.
+	oob := make([]byte, syscall.CmsgSpace(4)) // room for one descriptor
+	_, oobn, _, _, err := receiver.ReadMsgUnix(make([]byte, 16), oob)
+	if err != nil {
+		log.Fatal(err)
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		log.Fatal("no control message: ", err)
+	}
+	rfds, err := syscall.ParseUnixRights(&msgs[0])
+	if err != nil || len(rfds) != 1 {
+		log.Fatal("no descriptor: ", err)
+	}
+	rf := os.NewFile(uintptr(rfds[0]), "received")
+	m, err := shm.MapFile(rf, os.O_RDWR, 0, 0, nil) // size from fstat
+	rf.Close()                                      // the mapping stays
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	fmt.Printf("%s, %d bytes, sealed: %v\n", m.Bytes()[:7], m.Size(), m.Sealed())
+	// Output: frame 1, 65536 bytes, sealed: true
+}
+
+// A read-only hand-off: create without SealSeal, fill, then seal against
+// writing. The creator's own mapping turns read-only in place, and every
+// receiver can map it only read-only.
+func ExampleSegment_AddSeals() {
+	s, err := shm.NewMemfd("config", 4096, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+	copy(s.Bytes(), "answer=42")
+	if err := s.AddSeals(shm.SealWrite | shm.SealSeal); err != nil {
+		log.Fatal(err)
+	}
+	f, err := s.File() // what a receiver gets
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	_, err = shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	fmt.Println(errors.Is(err, fs.ErrPermission))
+	seals, _ := s.Seals()
+	fmt.Println(seals &^ shm.SealExec) // SealExec too on Linux 6.3 and later
+	// Output:
+	// true
+	// seal|shrink|grow|write
+}
+
+// BenchmarkCreateMemfd: the CreateMemfd cycle (create, touch a byte,
+// close) beside Create's (create, touch, close, unlink), 4 KiB each.
+// TestCompareMemfd sets both against the same libc calls from C.
+func BenchmarkCreateMemfd(b *testing.B) {
+	for _, impl := range []struct {
+		name string
+		f    func(string, int) error
+	}{{"memfd", shmMemfdCycle}, {"create", shmCreateCycle}} {
+		b.Run(impl.name, func(b *testing.B) {
+			name := uniqueName(b)
+			cleanup(b, name)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := impl.f(name, 4096); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func shmMemfdCycle(name string, size int) error {
+	s, err := shm.CreateMemfd("bench", size)
+	if err != nil {
+		return err
+	}
+	s.Bytes()[0] = 1
+	return s.Close()
+}
+
+// TestCompareMemfd sets the CreateMemfd cycle against Create's and against
+// the same libc calls from C (testdata/memfdbench.c: memfd_create,
+// fallocate, F_ADD_SEALS, mmap, touch, munmap, close; and bench.c's
+// atomic-publish create cycle), alternating, in one run, and prints medians
+// and ratios. One short round in the normal suite; the README's figures:
+//
+//	go test -run '^TestCompareMemfd$' -v . -args -compare
+func TestCompareMemfd(t *testing.T) {
+	rounds, n := 1, 20
+	if *compareFlag {
+		rounds, n = 21, 2000
+	}
+	cmemfd := buildC(t, "memfdbench")
+	cbench := buildC(t, "bench")
+	contenders := []contender{
+		execContender("C memfd", cmemfd),
+		execContender("C create (publish)", cbench),
+		goContender("CreateMemfd", shmMemfdCycle, nil),
+		goContender("Create", shmCreateCycle, nil),
+	}
+	ops := []string{"memfd", "publish", "create", "create"} // the op each contender runs
+	name := uniqueName(t)
+	cleanup(t, name)
+	samples := make([][]float64, len(contenders))
+	for r := range rounds {
+		for i := range contenders {
+			c := (i + r) % len(contenders)
+			ns, err := contenders[c].run(ops[c], name, n)
+			if err != nil || ns <= 0 {
+				t.Fatalf("%s: %v (%v ns/op)", contenders[c].name, err, ns)
+			}
+			samples[c] = append(samples[c], ns)
+		}
+	}
+	if exists(name) {
+		t.Fatalf("a create cycle left %s behind", name)
+	}
+	med := make([]float64, len(contenders))
+	for i := range contenders {
+		med[i] = median(samples[i])
+	}
+	var report strings.Builder
+	fmt.Fprintf(&report, "%d rounds of %d cycles of 4 KiB, alternating; median µs per cycle\n\n", rounds, n)
+	fmt.Fprintf(&report, "| cycle | C | Go (shm) | Go / C |\n|---|---|---|---|\n")
+	fmt.Fprintf(&report, "| memfd: CreateMemfd, touch, Close | %.1f | %.1f | %.2f× |\n", med[0]/1000, med[2]/1000, med[2]/med[0])
+	fmt.Fprintf(&report, "| named: Create, touch, Close, Unlink | %.1f | %.1f | %.2f× |\n", med[1]/1000, med[3]/1000, med[3]/med[1])
+	fmt.Fprintf(&report, "\nmemfd / named: C %.2f×, Go %.2f×\n", med[0]/med[1], med[2]/med[3])
+	t.Log("\n" + report.String())
+	if *compareFlag {
+		fmt.Print(report.String())
 	}
 }
