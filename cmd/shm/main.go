@@ -9,7 +9,7 @@
 //	shm stat NAME
 //	shm ls
 //	shm rm NAME...
-//	shm demo [-hold]
+//	shm demo [-hold] [-memfd]
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
 // -size says otherwise. write copies standard input into a new object sized
@@ -20,7 +20,9 @@
 // bytes, or -length bytes from -offset, to standard output. stat shows
 // size, mode, owner and modification time; ls lists every object on the
 // host; rm unlinks objects. demo has two processes share memory by name;
-// with -hold the second waits for Enter, so that Ctrl-C can be tried.
+// with -hold the second waits for Enter, so that Ctrl-C can be tried; with
+// -memfd they share a sealed memfd instead, which the second process
+// inherits as a descriptor and cannot shrink.
 //
 // Names are given as libc takes them ("/name" is the portable form).
 // A size or offset N is decimal digits, optionally followed by K, M, G or
@@ -68,7 +70,7 @@ var commands = []*command{
 	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
 	{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
 	{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
-	{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
+	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", flags: demoFlags, run: runDemo},
 }
 
 // synopsis is the command line of c, as usage and the package doc show it.

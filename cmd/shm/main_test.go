@@ -646,3 +646,21 @@ func TestWriteNohup(t *testing.T) {
 		t.Fatalf("read back %q", got)
 	}
 }
+
+// TestDemoMemfd: demo -memfd shares a sealed memfd, handed to the reader
+// as fd 3; the reader reads, answers, and its ftruncate is refused; nothing
+// appears in /dev/shm. Kills: a reader that finds no descriptor, a memfd
+// without seals (the reader's ftruncate succeeds and it fails).
+func TestDemoMemfd(t *testing.T) {
+	before, _ := os.ReadDir("/dev/shm")
+	r := ok(t, runShm(t, nil, "demo", "-memfd"))
+	for _, want := range []string{"created memfd:shm-demo:", "seals seal|shrink|grow", "mapped fd 3 (memfd:shm-demo)",
+		`read "hello from process `, "ftruncate to 2048 bytes: operation not permitted", `left the answer "process `, "still 4096 bytes", "nothing to unlink"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo -memfd output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if after, _ := os.ReadDir("/dev/shm"); len(after) > len(before) {
+		t.Errorf("demo -memfd added to /dev/shm: %d entries, %d before", len(after), len(before))
+	}
+}
