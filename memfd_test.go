@@ -270,7 +270,9 @@ func roFile(t *testing.T, f *os.File) *os.File {
 // read-only (Populate too); a named object's descriptor and an ordinary
 // file's are not Sealed. Kills: the read-only-descriptor check and the
 // write-seal check in goshm_mapfd (bare "permission denied" / "operation
-// not permitted" from mmap), Mapping.seals not recorded.
+// not permitted" from mmap), Mapping.seals not recorded, Mapping.Seals
+// without its closed check, the shim's op 51 missing from memfdOpNames
+// (Op "shim op 51"), AddSeals(SealWrite) without the read-only remap.
 func TestMapFileReceived(t *testing.T) {
 	fds := countFDs(t)
 	s, err := shm.NewMemfd("handoff", 2*os.Getpagesize(), shm.SealShrink|shm.SealGrow, nil)
@@ -511,7 +513,7 @@ func recvFile(c *net.UnixConn) (*os.File, error) {
 // fails with EPERM, so the size stays and this side's Bytes cannot fault.
 // A named Segment's File works the same way (without the shrink, which
 // would succeed there). Kills: CreateMemfd without seals (the C child's
-// ftruncate says ok, and the size halves), File not usable by a child.
+// ftruncate says ok, and the size halves).
 func TestMemfdCChild(t *testing.T) {
 	peer := buildC(t, "memfdpeer")
 	fds := countFDs(t)
@@ -556,7 +558,7 @@ func TestMemfdCChild(t *testing.T) {
 // descriptor, sealed; Go receives it, maps it with MapFile (size from
 // fstat), reads it, sees it Sealed, answers. Kills: CreateMemfd without
 // seals (Python's ftruncate says ok), MapFile's seals not read (Sealed
-// false), a received descriptor left open.
+// false), a received descriptor left open (the descriptor count).
 func TestMemfdPython(t *testing.T) {
 	py := python(t)
 	fds := countFDs(t)

@@ -15,8 +15,9 @@ import (
 // A Segment is a POSIX shared memory object, open and mapped into memory.
 //
 // Its methods are safe for concurrent use. After Close, ReadAt, WriteAt,
-// Sync, SyncRange and Close return errors wrapping fs.ErrClosed, Bytes
-// returns nil and Size 0; Name, Created and Unlink still work.
+// Sync, SyncRange, File, Seals, AddSeals and Close return errors wrapping
+// fs.ErrClosed, Bytes returns nil, Size 0 and Sealed false; Name, Created
+// and Unlink still work. CreateMemfd makes a Segment with no name.
 type Segment struct {
 	mapping
 	created bool
