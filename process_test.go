@@ -30,6 +30,9 @@ func runChild(role, name string) int {
 		return 1
 	}
 	in := bufio.NewReader(os.Stdin)
+	if strings.HasPrefix(role, "sync-") { // futex_test.go
+		return syncChild(role, name, in)
+	}
 	switch role {
 	case "read6": // print the first 6 bytes
 		s, err := shm.Open(name)

@@ -209,6 +209,19 @@ int goshm_publish(int fd, const char *tmp, const char *name) {
 	return 0;
 }
 
+// taken reports whether something now has name in libc's directory (an
+// object, or a symlink, socket or FIFO that O_CREAT|O_EXCL would meet):
+// what O_EXCL would have said EEXIST for. fd, made under tmp, shows the
+// directory.
+static int taken(int fd, const char *tmp, const char *name) {
+	char path[PATH_MAX];
+	struct stat st;
+	const char *dir = learndir(fd, tmp);
+	if (dir == NULL || snprintf(path, sizeof path, "%s/%s", dir, skipslash(name)) >= (int)sizeof path)
+		return 0;
+	return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 // create makes a new object under tmp and publishes it as name (shm.h).
 static int create(const char *name, const char *tmp, int oflag, unsigned int mode,
                   int64_t size, int flags, goshm_result *res) {
@@ -230,6 +243,12 @@ static int create(const char *name, const char *tmp, int oflag, unsigned int mod
 	int r = resize(fd, size, flags);
 	if (r == 0)
 		r = map(fd, 0, size, flags, res);
+	// If something has the name by now (another process that created it
+	// meanwhile, or what the probe could not open: another user's object,
+	// a symlink, a socket), O_EXCL would have said EEXIST: so does this
+	// failure. (Success finds out at link.)
+	if (r != 0 && taken(fd, tmp, name))
+		r = fail(GOSHM_OP_SHM_OPEN, EEXIST);
 	if (r == 0 && res->advice != 0) {
 		res->pending = 1; // the caller populates, then publishes
 	} else if (r == 0) {

@@ -20,6 +20,18 @@ package shm
 #cgo noescape goshm_unlink
 #cgo nocallback goshm_unlink
 #include "shm.h"
+// Named semaphores (sem.h; semaphore.go).
+#cgo noescape goshm_sem_open
+#cgo nocallback goshm_sem_open
+#cgo noescape goshm_sem_unlink
+#cgo nocallback goshm_sem_unlink
+#cgo noescape goshm_sem_getvalue
+#cgo nocallback goshm_sem_getvalue
+#cgo nocallback goshm_sem_close
+#cgo nocallback goshm_sem_post
+#cgo nocallback goshm_sem_trywait
+#cgo nocallback goshm_sem_wait
+#include "sem.h"
 #cgo noescape goshm_memfd
 #cgo nocallback goshm_memfd
 #cgo nocallback goshm_seals
@@ -234,6 +246,116 @@ func shmUnlink(name string) error {
 	return nil
 }
 
+// Named semaphores (sem.c): thin wrappers for semaphore.go. A semaphore is
+// libc's sem_t *, held as a uintptr: never Go memory.
+
+// semOpNames are sem.h's GOSHM_OP_SEM_* as PathError.Op.
+var semOpNames = map[int]string{
+	C.GOSHM_OP_SEM_OPEN:      "sem_open",
+	C.GOSHM_OP_SEM_CLOSE:     "sem_close",
+	C.GOSHM_OP_SEM_UNLINK:    "sem_unlink",
+	C.GOSHM_OP_SEM_POST:      "sem_post",
+	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
+	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
+	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
+}
+
+// semWaitOp is the libc function that waits with a timeout:
+// sem_clockwait(CLOCK_MONOTONIC) where libc has it (glibc 2.30+), else
+// sem_timedwait (musl).
+var semWaitOp = func() string {
+	if C.goshm_sem_clockwait() != 0 {
+		return "sem_clockwait"
+	}
+	return "sem_timedwait"
+}()
+
+// semErrno is the errno of a shim failure.
+func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
+
+// semErr decodes a failure of sem.c (or of shm.c) into an *fs.PathError.
+func semErr(name string, r C.int) error {
+	op := int(-r >> 16)
+	if n, ok := semOpNames[op]; ok {
+		return &fs.PathError{Op: n, Path: name, Err: semErrno(r)}
+	}
+	return shimErr(name, r)
+}
+
+func semOpen(name string, oflag int, mode uint32, value uint32) (sem uintptr, created bool, err error) {
+	var buf nameBuf
+	cs, err := cname("sem_open", name, &buf)
+	if err != nil {
+		return 0, false, err
+	}
+	var s C.uintptr_t
+	var c C.int
+	if e := C.goshm_sem_open(cs, C.int(oflag), C.uint(mode), C.uint(value), &s, &c); e != 0 {
+		return 0, false, semErr(name, e)
+	}
+	return uintptr(s), c != 0, nil
+}
+
+func semUnlink(name string) error {
+	var buf nameBuf
+	cs, err := cname("sem_unlink", name, &buf)
+	if err != nil {
+		return err
+	}
+	if e := C.goshm_sem_unlink(cs); e != 0 {
+		return semErr(name, e)
+	}
+	return nil
+}
+
+func semClose(name string, sem uintptr) error {
+	if e := C.goshm_sem_close(C.uintptr_t(sem)); e != 0 {
+		return semErr(name, e)
+	}
+	return nil
+}
+
+func semPost(name string, sem uintptr) error {
+	if e := C.goshm_sem_post(C.uintptr_t(sem)); e != 0 {
+		return semErr(name, e)
+	}
+	return nil
+}
+
+// semTryWait reports whether it took one; the count being 0 is not an
+// error.
+func semTryWait(name string, sem uintptr) (bool, error) {
+	e := C.goshm_sem_trywait(C.uintptr_t(sem))
+	switch {
+	case e == 0:
+		return true, nil
+	case semErrno(e) == syscall.EAGAIN:
+		return false, nil
+	}
+	return false, semErr(name, e)
+}
+
+// semWait waits up to timeout to take one; false, nil when the time ran
+// out.
+func semWait(name string, sem uintptr, timeout int64) (bool, error) {
+	e := C.goshm_sem_wait(C.uintptr_t(sem), C.int64_t(timeout))
+	switch {
+	case e == 0:
+		return true, nil
+	case semErrno(e) == syscall.ETIMEDOUT:
+		return false, nil
+	}
+	return false, semErr(name, e)
+}
+
+func semGetValue(name string, sem uintptr) (int, error) {
+	var v C.int
+	if e := C.goshm_sem_getvalue(C.uintptr_t(sem), &v); e != 0 {
+		return 0, semErr(name, e)
+	}
+	return int(v), nil
+}
+
 // memfd: the wrappers of memfd.c.
 
 // memfdOpNames are the libc functions of memfd.c's GOSHM_OP_* (from 48).
@@ -253,6 +375,9 @@ func opName(op int) string {
 		return opNames[op]
 	}
 	if n, ok := memfdOpNames[op]; ok {
+		return n
+	}
+	if n, ok := semOpNames[op]; ok {
 		return n
 	}
 	return "shim op " + strconv.Itoa(op)

@@ -299,19 +299,23 @@ func runLs(fl *flag.FlagSet, args []string) error {
 		return cmdErr("ls", shmDir, err)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "SIZE\tMODE\tOWNER\tAGE\t NAME\n")
+	fmt.Fprintf(w, "TYPE\tSIZE\tMODE\tOWNER\tAGE\t NAME\n")
 	for _, e := range entries {
-		// Regular files are the objects; glibc's and musl's named
-		// semaphores live beside them as sem.NAME.
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), "sem.") {
+		// Regular files are the objects; glibc's named semaphores live
+		// beside them as sem.NAME (musl's as plain NAME: objects here).
+		if !e.Type().IsRegular() {
 			continue
+		}
+		kind, name := "shm", "/"+e.Name()
+		if rest, ok := strings.CutPrefix(e.Name(), "sem."); ok {
+			kind, name = "sem", "/"+rest
 		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // unlinked while we looked
 		}
 		uid, _ := owner(fi)
-		fmt.Fprintf(w, "%d\t%v\t%s\t%s\t %s\n", fi.Size(), fi.Mode().Perm(), userName(uid), age(fi.ModTime()), "/"+e.Name())
+		fmt.Fprintf(w, "%s\t%d\t%v\t%s\t%s\t %s\n", kind, fi.Size(), fi.Mode().Perm(), userName(uid), age(fi.ModTime()), name)
 	}
 	return w.Flush()
 }
@@ -322,7 +326,11 @@ func runRm(fl *flag.FlagSet, args []string) error {
 	}
 	failed := false
 	for _, name := range args {
-		if err := shm.Unlink(name); err != nil {
+		err := shm.Unlink(name)
+		if errors.Is(err, fs.ErrNotExist) && shm.UnlinkSemaphore(name) == nil {
+			err = nil // no object, but a semaphore of that name
+		}
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("rm", name, err))
 			failed = true
 		}

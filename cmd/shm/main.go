@@ -9,6 +9,7 @@
 //	shm stat NAME
 //	shm ls
 //	shm rm NAME...
+//	shm sem create [-value N] [-mode 0600] NAME | post NAME | wait [-timeout D] NAME | value NAME
 //	shm demo [-hold] [-memfd]
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
@@ -19,7 +20,10 @@
 // input, unless -keep keeps them as they were. read copies an object's
 // bytes, or -length bytes from -offset, to standard output. stat shows
 // size, mode, owner and modification time; ls lists every object on the
-// host; rm unlinks objects. demo has two processes share memory by name;
+// host, and semaphores with a TYPE column; rm unlinks objects (and a
+// semaphore where no object has the name). sem creates, posts, waits on
+// (up to -timeout) or reads a named POSIX semaphore, so that a shell script
+// can coordinate with a Go or C program. demo has two processes share memory by name;
 // with -hold the second waits for Enter, so that Ctrl-C can be tried; with
 // -memfd they share a sealed memfd instead, which the second process
 // inherits as a descriptor and cannot shrink.
@@ -70,6 +74,7 @@ var commands = []*command{
 	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
 	{name: "ls", args: "", summary: "list every POSIX shared memory object on the host", run: runLs},
 	{name: "rm", args: "NAME...", summary: "unlink objects", run: runRm},
+	{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
 	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", flags: demoFlags, run: runDemo},
 }
 

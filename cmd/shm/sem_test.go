@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func onMusl() bool {
+	maps, _ := os.ReadFile("/proc/self/maps")
+	return strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
+}
+
+// TestSem: a script's view of a semaphore: create with a count, post,
+// value, wait, a wait that times out, ls with its type, rm. Kills: post or
+// wait on the wrong semaphore; -timeout ignored (the wait would hang); ls
+// leaving semaphores out or typing them "shm"; rm not reaching
+// sem_unlink.
+func TestSem(t *testing.T) {
+	name := newName(t)
+	t.Cleanup(func() { runShm(t, nil, "rm", name) })
+	ok(t, runShm(t, nil, "sem", "create", "-value", "1", "-mode", "0640", name))
+	ok(t, runShm(t, nil, "sem", "post", name))
+	if v := ok(t, runShm(t, nil, "sem", "value", name)).stdout; v != "2\n" {
+		t.Fatalf("value after a post = %q", v)
+	}
+	ok(t, runShm(t, nil, "sem", "wait", name))
+	ok(t, runShm(t, nil, "sem", "wait", "-timeout", "5s", name))
+	r := runShm(t, nil, "sem", "wait", "-timeout", "20ms", name)
+	if r.code != 1 || !strings.Contains(r.stderr, "timed out after 20ms") {
+		t.Fatalf("wait on 0: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runShm(t, nil, "sem", "create", name); r.code != 1 || !strings.Contains(r.stderr, "file exists") {
+		t.Fatalf("create again: exit %d, %q", r.code, r.stderr)
+	}
+	if r := runShm(t, nil, "sem", "post", "-value", "3", name); r.code != 2 {
+		t.Fatalf("-value with post: exit %d, %q", r.code, r.stderr)
+	}
+	found := false
+	for _, l := range strings.Split(ok(t, runShm(t, nil, "ls")).stdout, "\n") {
+		if strings.HasSuffix(l, " "+name) {
+			found = true
+			// musl keeps semaphores as plain NAME: ls cannot tell them.
+			if f := strings.Fields(l); f[0] != map[bool]string{false: "sem", true: "shm"}[onMusl()] || f[2] != "-rw-r-----" {
+				t.Errorf("ls line %q", l)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("ls does not show the semaphore")
+	}
+	ok(t, runShm(t, nil, "rm", name))
+	if r := runShm(t, nil, "sem", "value", name); r.code != 1 || !strings.Contains(r.stderr, "no such file") {
+		t.Fatalf("after rm: exit %d, %q", r.code, r.stderr)
+	}
+}

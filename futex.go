@@ -1,0 +1,162 @@
+//go:build linux && cgo
+
+package shm
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"math"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Linux futex operations (linux/futex.h). Without FUTEX_PRIVATE_FLAG the
+// futex is keyed by the page and offset in the object, so processes that
+// map the same object at different addresses meet on it.
+const (
+	futexWait = 0
+	futexWake = 1
+)
+
+// word returns the address of the size-byte word at off, checked; the
+// caller holds m.mu for reading.
+func (m *mapping) word(op string, off int64, size int64) (unsafe.Pointer, error) {
+	if m.data == nil {
+		return nil, m.errClosed(op)
+	}
+	if off < 0 || off > int64(len(m.data))-size || off%size != 0 {
+		return nil, argErr(op, m.name, "offset %d: want a multiple of %d with %d bytes inside the %d-byte mapping", off, size, size, len(m.data))
+	}
+	return unsafe.Pointer(&m.data[off]), nil
+}
+
+// Uint32 returns the aligned 32-bit word at offset off of the mapping, for
+// sync/atomic between processes and for Wait and Wake. off must be a
+// multiple of 4 with the word inside the mapping, else the error wraps
+// syscall.EINVAL; after Close the error wraps fs.ErrClosed. It makes no
+// system call.
+//
+// The word is the mapped memory itself, as unguarded as Bytes: it is valid
+// until Close and must not be used after it, and loading or storing it
+// raises SIGBUS if another process truncated its page away (Wait and Wake
+// report that as an error instead). Storing to a read-only mapping faults.
+// Go's atomics are sequentially consistent and agree with C11 atomic_*,
+// Rust's AtomicU32 and Python's ctypes on the same memory. Safe for
+// concurrent use.
+func (m *mapping) Uint32(off int64) (*atomic.Uint32, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, err := m.word("uint32", off, 4)
+	return (*atomic.Uint32)(p), err
+}
+
+// Uint64 is Uint32 for the aligned 64-bit word at off (a multiple of 8).
+// Futexes are 32-bit: to Wait on a 64-bit counter, Wait on its low half,
+// Uint32(off) on little-endian machines.
+func (m *mapping) Uint64(off int64) (*atomic.Uint64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, err := m.word("uint64", off, 8)
+	return (*atomic.Uint64)(p), err
+}
+
+// Wait blocks while the 32-bit word at off (as from Uint32) holds old,
+// until Wake is called on it by this or any other process, or ctx is
+// done: the Linux futex(FUTEX_WAIT) system call on a shared (not private)
+// futex, so a C peer's futex(FUTEX_WAKE) on the same object wakes it, and
+// Wake wakes a C peer's FUTEX_WAIT.
+//
+// It returns nil when woken, when the word does not hold old (at once),
+// and also spuriously: the caller loads the word again and decides, in a
+// loop. The comparison and the sleep are atomic in the kernel, so a Wake
+// after the word changed is never lost.
+//
+// The system call is made in slices of at most 50 ms. A deadline of ctx
+// ends the last slice (FUTEX_WAIT's timeout is on CLOCK_MONOTONIC), so
+// Wait returns context.DeadlineExceeded at the deadline; cancellation
+// without a deadline returns ctx.Err() within about 50 ms; a ctx already
+// done returns ctx.Err() at once. EINTR is retried.
+//
+// Wait is fault-safe: where another process truncated the word's page
+// away, the kernel answers EFAULT and Wait returns an *fs.PathError with
+// Op "futex" wrapping both ErrFault and syscall.EFAULT. off must be a
+// multiple of 4 inside the mapping (else syscall.EINVAL). A blocked Wait
+// holds one OS thread and no P. Safe for concurrent use; Close waits for
+// Waits in progress to leave the kernel (within about 50 ms), never
+// unmapping under them, and they then return errors wrapping fs.ErrClosed.
+func (m *mapping) Wait(ctx context.Context, off int64, old uint32) error {
+	deadline, hasDeadline := ctx.Deadline()
+	done := ctx.Done()
+	for {
+		if done != nil {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+			}
+		}
+		slice := waitSlice
+		if hasDeadline {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return context.DeadlineExceeded
+			}
+			slice = min(slice, left)
+		}
+		m.mu.RLock()
+		p, err := m.word("futex", off, 4)
+		if err != nil {
+			m.mu.RUnlock()
+			return err
+		}
+		ts := syscall.NsecToTimespec(int64(slice))
+		_, _, e := syscall.Syscall6(syscall.SYS_FUTEX, uintptr(p), futexWait, uintptr(old),
+			uintptr(unsafe.Pointer(&ts)), 0, 0)
+		m.mu.RUnlock()
+		switch e {
+		case 0, syscall.EAGAIN: // woken (perhaps spuriously), or the word is not old
+			return nil
+		case syscall.ETIMEDOUT, syscall.EINTR:
+			continue
+		}
+		return m.futexErr(e)
+	}
+}
+
+func (m *mapping) futexErr(e syscall.Errno) error {
+	if e == syscall.EFAULT {
+		return &fs.PathError{Op: "futex", Path: m.name, Err: fmt.Errorf("%w (%w)", ErrFault, e)}
+	}
+	return &fs.PathError{Op: "futex", Path: m.name, Err: e}
+}
+
+// Wake wakes up to n waiters on the 32-bit word at off, in any process,
+// and returns how many it woke: futex(FUTEX_WAKE), shared. Store the new
+// value before waking, or a waiter may sleep again. n above math.MaxInt32
+// means all, as does math.MaxInt; a negative n is syscall.EINVAL. Waking
+// when nobody waits still costs the system call; a word that tells whether
+// anyone waits avoids it.
+//
+// Wake is fault-safe as Wait is (an error wrapping ErrFault where the page
+// is gone); off must be a multiple of 4 inside the mapping. Safe for
+// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+func (m *mapping) Wake(off int64, n int) (int, error) {
+	if n < 0 {
+		return 0, argErr("futex", m.name, "negative count %d", n)
+	}
+	n = min(n, math.MaxInt32)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, err := m.word("futex", off, 4)
+	if err != nil {
+		return 0, err
+	}
+	r, _, e := syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(p), futexWake, uintptr(n), 0, 0, 0)
+	if e != 0 {
+		return 0, m.futexErr(e)
+	}
+	return int(r), nil
+}

@@ -1,0 +1,58 @@
+//go:build linux && cgo
+
+// Named POSIX semaphores for github.com/posixshm/shm: libc's sem_open
+// family, one cgo crossing per operation, with shm.h's failure convention
+// -(op << 16 | errno). Semaphores cross as integers (sem_t * from libc):
+// they are never Go memory.
+
+#ifndef GOSHM_SEM_H
+#define GOSHM_SEM_H
+
+#include <stdint.h>
+
+// The libc calls, as reported in a failure's upper bits. They start at 32
+// so that they never collide with shm.h's GOSHM_OP_ values.
+enum {
+	GOSHM_OP_SEM_OPEN = 32,
+	GOSHM_OP_SEM_CLOSE,
+	GOSHM_OP_SEM_UNLINK,
+	GOSHM_OP_SEM_POST,
+	GOSHM_OP_SEM_TRYWAIT,
+	GOSHM_OP_SEM_CLOCKWAIT, // sem_clockwait, or sem_timedwait where libc lacks it
+	GOSHM_OP_SEM_GETVALUE,
+};
+
+// GOSHM_SEM_CLOCKWAIT is 1 where libc has sem_clockwait (glibc 2.30+),
+// else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.
+int goshm_sem_clockwait(void);
+
+// goshm_sem_open is sem_open(name, oflag, mode, value). With O_CREAT but
+// not O_EXCL it creates exclusively, else opens what exists, and again if
+// the semaphore vanished in between, and reports in *created which
+// happened.
+int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value,
+                   uintptr_t *sem, int *created);
+
+// goshm_sem_close is sem_close(sem).
+int goshm_sem_close(uintptr_t sem);
+
+// goshm_sem_unlink is sem_unlink(name).
+int goshm_sem_unlink(const char *name);
+
+// goshm_sem_post is sem_post(sem).
+int goshm_sem_post(uintptr_t sem);
+
+// goshm_sem_trywait is sem_trywait(sem), retried on EINTR: 0 when it took
+// one, the EAGAIN failure when the count is 0.
+int goshm_sem_trywait(uintptr_t sem);
+
+// goshm_sem_wait waits at most timeout_ns nanoseconds (measured on
+// CLOCK_MONOTONIC where libc has sem_clockwait) to take one: 0 when it
+// did, the ETIMEDOUT failure when the time ran out. EINTR is retried
+// against the same absolute deadline.
+int goshm_sem_wait(uintptr_t sem, int64_t timeout_ns);
+
+// goshm_sem_getvalue is sem_getvalue(sem, value).
+int goshm_sem_getvalue(uintptr_t sem, int *value);
+
+#endif

@@ -1,0 +1,213 @@
+//go:build linux && cgo
+
+package shm
+
+import (
+	"context"
+	"io/fs"
+	"math"
+	"os"
+	"sync"
+	"time"
+)
+
+// waitSlice bounds each blocking call of Semaphore.Wait and Segment.Wait:
+// a waiter comes back from libc or the kernel at least this often to see
+// whether its context is done or Close has been called, so cancellation
+// and Close take effect within about this long. A blocked waiter holds an
+// OS thread but no P (it is in a cgo call or a system call), so thousands
+// of them cost threads, not progress; each wakes 1/waitSlice times a
+// second.
+const waitSlice = 50 * time.Millisecond
+
+// A Semaphore is a named POSIX semaphore, opened with libc's sem_open: a
+// counter shared by every process that opens the same name, whatever its
+// language. Post adds one; Wait takes one, blocking while the count is 0.
+//
+// Its methods are safe for concurrent use. Close waits for calls in
+// progress to leave libc (a Wait within about 50 ms) before sem_close,
+// and afterwards every method but Name, Created and Unlink returns an
+// error wrapping fs.ErrClosed.
+type Semaphore struct {
+	name    string
+	created bool
+	mu      sync.RWMutex // read-held across every libc call on sem; Close write-locks it
+	sem     uintptr      // libc's sem_t *; 0 after Close
+}
+
+// SemValueMax is SEM_VALUE_MAX under glibc and musl on Linux: the largest
+// count a semaphore can hold. A Post beyond it fails with EOVERFLOW.
+const SemValueMax = math.MaxInt32
+
+// CreateSemaphore creates a new named semaphore with count value:
+// sem_open(name, O_CREAT|O_EXCL, 0600, value). It fails with an error
+// wrapping fs.ErrExist if the name exists. Names are libc's, as for
+// Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
+// above SemValueMax is libc's EINVAL.
+func CreateSemaphore(name string, value int) (*Semaphore, error) {
+	return OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, 0o600, value)
+}
+
+// OpenSemaphore opens an existing named semaphore: sem_open(name, 0). An
+// error wraps fs.ErrNotExist if there is none.
+func OpenSemaphore(name string) (*Semaphore, error) {
+	return OpenSemaphoreFile(name, 0, 0, 0)
+}
+
+// OpenSemaphoreFile is the general form of CreateSemaphore and
+// OpenSemaphore, in the manner of OpenFile: flag is 0 (open an existing
+// semaphore) or os.O_CREATE, optionally with os.O_EXCL; perm (permission
+// bits only, less the umask) and value (0 to SemValueMax) are the mode and
+// count of a semaphore this call creates. Without os.O_CREATE, perm and
+// value must be 0.
+//
+// os.O_CREATE without os.O_EXCL opens the semaphore or creates it, and
+// tells which through Created: it calls sem_open with O_EXCL, then without
+// O_CREAT, and again if the semaphore vanished in between. All in one cgo
+// crossing.
+func OpenSemaphoreFile(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
+	bad := func(format string, args ...any) (*Semaphore, error) {
+		return nil, argErr("sem_open", name, format, args...)
+	}
+	create := flag&os.O_CREATE != 0
+	switch {
+	case flag&^(os.O_CREATE|os.O_EXCL) != 0:
+		return bad("unsupported flag bits %#x: want 0 or os.O_CREATE, with os.O_EXCL", flag&^(os.O_CREATE|os.O_EXCL))
+	case flag&os.O_EXCL != 0 && !create:
+		return bad("os.O_EXCL without os.O_CREATE")
+	case perm&^fs.ModePerm != 0:
+		return bad("mode %v: only permission bits are allowed", perm)
+	case value < 0 || uint64(value) > math.MaxUint32:
+		return bad("value %d outside [0, %d]", value, SemValueMax)
+	case !create && (value != 0 || perm != 0):
+		return bad("mode and value given, but without os.O_CREATE the semaphore's own are used: pass 0")
+	}
+	sem, created, err := semOpen(name, flag, uint32(perm), uint32(value))
+	if err != nil {
+		return nil, err
+	}
+	return &Semaphore{name: name, created: created, sem: sem}, nil
+}
+
+// UnlinkSemaphore removes a named semaphore: sem_unlink(name). Processes
+// that have it open keep using it until they close it. An error wraps
+// fs.ErrNotExist if there is no such semaphore.
+func UnlinkSemaphore(name string) error {
+	return semUnlink(name)
+}
+
+// Name returns the name the Semaphore was opened or created with, as
+// given. It works after Close.
+func (s *Semaphore) Name() string { return s.name }
+
+// Created reports whether the call that returned s created the semaphore.
+// It works after Close.
+func (s *Semaphore) Created() bool { return s.created }
+
+// Unlink removes the Semaphore's name: sem_unlink(s.Name()). It works
+// before and after Close, from any goroutine.
+func (s *Semaphore) Unlink() error { return semUnlink(s.name) }
+
+func (s *Semaphore) errClosed(op string) error {
+	return &fs.PathError{Op: op, Path: s.name, Err: fs.ErrClosed}
+}
+
+// Post adds one to the count, waking one waiter in any process:
+// sem_post. Past SemValueMax it fails with an error wrapping
+// syscall.EOVERFLOW. Without waiters it makes no system call. Safe for
+// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+func (s *Semaphore) Post() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.sem == 0 {
+		return s.errClosed("sem_post")
+	}
+	return semPost(s.name, s.sem)
+}
+
+// TryWait takes one if the count is positive and reports whether it did,
+// never blocking: sem_trywait (a count of 0 is false, nil). Safe for
+// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+func (s *Semaphore) TryWait() (bool, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.sem == 0 {
+		return false, s.errClosed("sem_trywait")
+	}
+	return semTryWait(s.name, s.sem)
+}
+
+// Wait takes one, blocking while the count is 0, until ctx is done.
+//
+// It calls sem_clockwait(CLOCK_MONOTONIC) (glibc 2.30+; under musl,
+// sem_timedwait with a CLOCK_REALTIME deadline) in slices of at most 50
+// ms, retrying EINTR. A deadline of ctx ends the last slice: Wait returns
+// context.DeadlineExceeded at the deadline, not a slice later.
+// Cancellation without a deadline returns ctx.Err() within about 50 ms.
+// A ctx that is already done returns ctx.Err() without taking one. When
+// the count is positive, Wait takes one in a single cgo crossing with no
+// system call.
+//
+// A blocked Wait holds one OS thread and no P: it does not keep other
+// goroutines from running. Safe for concurrent use. Close makes Waits in
+// progress return an error wrapping fs.ErrClosed, within about 50 ms.
+func (s *Semaphore) Wait(ctx context.Context) error {
+	deadline, hasDeadline := ctx.Deadline()
+	done := ctx.Done()
+	for {
+		if done != nil {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
+			}
+		}
+		slice := waitSlice
+		if hasDeadline {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return context.DeadlineExceeded
+			}
+			slice = min(slice, left)
+		}
+		s.mu.RLock()
+		if s.sem == 0 {
+			s.mu.RUnlock()
+			return s.errClosed(semWaitOp)
+		}
+		took, err := semWait(s.name, s.sem, int64(slice))
+		s.mu.RUnlock()
+		if took || err != nil {
+			return err
+		}
+	}
+}
+
+// Value returns the current count: sem_getvalue. Other processes may
+// change it at any moment, so it is a hint, as in C. Safe for concurrent
+// use; after Close it returns an error wrapping fs.ErrClosed.
+func (s *Semaphore) Value() (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.sem == 0 {
+		return 0, s.errClosed("sem_getvalue")
+	}
+	return semGetValue(s.name, s.sem)
+}
+
+// Close releases this process's handle: sem_close, which unmaps libc's
+// memory for the semaphore. It waits for Post, TryWait and Value calls in
+// progress, and for Waits to come out of libc (within about 50 ms), which
+// then return errors wrapping fs.ErrClosed; sem_close never runs under a
+// waiter. Close never unlinks. A second Close returns an error wrapping
+// fs.ErrClosed. Safe for concurrent use.
+func (s *Semaphore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sem == 0 {
+		return s.errClosed("sem_close")
+	}
+	sem := s.sem
+	s.sem = 0
+	return semClose(s.name, sem)
+}
