@@ -53,6 +53,16 @@
 // Only regular files are objects: a FIFO, directory or socket under a name
 // is an error, and opening never blocks.
 //
+// # Descriptors and memfd
+//
+// CreateMemfd makes an object with no name (memfd_create), reserved and
+// sealed so that no process can ever change its size: its Bytes can never
+// fault from truncation, and nothing is left behind. Hand it, or a named
+// Segment, to another process with File (exec.Cmd's ExtraFiles, or a Unix
+// socket with syscall.UnixRights); the receiver maps the descriptor with
+// MapFile. Seals and Sealed tell an object's seals; AddSeals adds some,
+// for example SealWrite for a read-only hand-off.
+//
 // # Lifecycle
 //
 // List and Objects show what exists (the regular files of /dev/shm, the

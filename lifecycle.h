@@ -57,8 +57,5 @@ int goshm_fchown(int fd, int64_t uid, int64_t gid);
 // (it may have moved).
 int goshm_resize(int fd, uintptr_t addr, int64_t oldlen, int64_t size, int flags, goshm_result *res);
 
-// goshm_reserve_range is shm.c's reserve over [off, off+len): fallocate,
-// EINTR retried with all signals blocked. It returns 0 or an errno.
-int goshm_reserve_range(int fd, int64_t off, int64_t len);
 
 #endif

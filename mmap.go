@@ -253,6 +253,7 @@ func (m *mapping) Close() error {
 // *os.File can be closed as soon as MapFile returns.
 type Mapping struct {
 	mapping
+	seals Seal // fcntl(F_GET_SEALS) when mapped
 }
 
 // MapFile maps length bytes of f starting at offset off with mmap. Mapping
@@ -272,8 +273,19 @@ type Mapping struct {
 // (MADV_POPULATE_READ): it never dirties a page nor allocates a hole of
 // the file.
 //
-// The calls are fstat (from Go), then mmap and, with Populate, madvise, in
-// one cgo crossing. Argument errors have Op "mapfile".
+// f may be a descriptor received from another process (exec.Cmd's
+// ExtraFiles, a Unix socket's SCM_RIGHTS): a memfd or shared memory
+// object's is mapped like any file, its size from fstat. Mapping with
+// os.O_RDWR is refused with a clear error where mmap itself would say
+// only "permission denied": a descriptor open read-only (wrapping
+// syscall.EACCES), and an object sealed with SealWrite or SealFutureWrite
+// (wrapping syscall.EPERM); map those with os.O_RDONLY. Seals and Sealed
+// tell the object's seals: a Mapping of an object sealed against
+// shrinking can never fault from truncation.
+//
+// The calls are fstat (from Go), then fcntl(F_GETFL), fcntl(F_GET_SEALS),
+// mmap and, with Populate, madvise, in one cgo crossing. Argument errors
+// have Op "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {
 		return nil, argErr("mapfile", "<nil>", "nil *os.File")
@@ -321,9 +333,10 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 		return nil, err
 	}
 	var r result
+	var seals Seal
 	cerr := rc.Control(func(fd uintptr) {
 		if length > 0 {
-			r, err = mmapFile(name, int(fd), off, int64(length), flags)
+			r, seals, err = mapFD(name, int(fd), off, int64(length), flags)
 			return
 		}
 		// Nothing to map, but the file must be one that mmap takes:
@@ -342,7 +355,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	if err != nil {
 		return nil, err
 	}
-	m := &Mapping{}
+	m := &Mapping{seals: seals}
 	m.init(name, r, flag == os.O_RDONLY)
 	return m, nil
 }

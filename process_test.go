@@ -103,6 +103,22 @@ func runChild(role, name string) int {
 		}
 		s.Close()
 		fmt.Print("reserved")
+	case "reserve-memfd": // CreateMemfd under testdata/eintr.c's fallocate
+		s, err := shm.CreateMemfd("reserve", 1<<20)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer s.Close()
+		f, err := s.File()
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer f.Close()
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Blocks*512 != 1<<20 {
+			return fail("not reserved: %d bytes allocated, %v", st.Blocks*512, err)
+		}
+		fmt.Print("reserved")
 	case "denied": // run as another user: opening must be EACCES
 		s, err := shm.Open(name)
 		if err == nil {

@@ -60,6 +60,7 @@ int goshm_reserve_range(int fd, int64_t off, int64_t len) {
 	return err;
 }
 
+
 // resize gives the object fd its size: reserved with fallocate unless
 // GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
 static int resize(int fd, int64_t size, int flags) {

@@ -15,12 +15,14 @@ import (
 // A Segment is a POSIX shared memory object, open and mapped into memory.
 //
 // Its methods are safe for concurrent use. After Close, ReadAt, WriteAt,
-// Sync, SyncRange and Close return errors wrapping fs.ErrClosed, Bytes
-// returns nil and Size 0; Name, Created and Unlink still work.
+// Sync, SyncRange, File, Seals, AddSeals and Close return errors wrapping
+// fs.ErrClosed, Bytes returns nil, Size 0 and Sealed false; Name, Created
+// and Unlink still work. CreateMemfd makes a Segment with no name.
 type Segment struct {
 	mapping
 	created bool
 	private bool // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	memfd   bool // made by CreateMemfd or NewMemfd: no name
 }
 
 // Options are the choices of OpenFile (and MapFile) that the short forms
@@ -244,5 +246,11 @@ func (m *Segment) Created() bool { return m.created }
 
 // Unlink removes the Segment's name: shm_unlink(s.Name()). The mapping
 // stays usable until Close. It works before and after Close, and can be
-// called from any goroutine.
-func (m *Segment) Unlink() error { return Unlink(m.name) }
+// called from any goroutine. A memfd Segment has no name: its Unlink is an
+// error wrapping syscall.EINVAL that says so.
+func (m *Segment) Unlink() error {
+	if m.memfd {
+		return m.errNoName()
+	}
+	return Unlink(m.name)
+}

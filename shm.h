@@ -107,4 +107,9 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags);
 // goshm_unlink is shm_unlink(name).
 int goshm_unlink(const char *name);
 
+// goshm_reserve_range allocates [off, off+len) of fd with fallocate, EINTR
+// retried with all signals blocked: 0 or an errno. For the shim's other
+// files (memfd.c creates, lifecycle.c grows).
+int goshm_reserve_range(int fd, int64_t off, int64_t len);
+
 #endif

@@ -41,6 +41,15 @@ package shm
 #cgo nocallback goshm_sem_trywait
 #cgo nocallback goshm_sem_wait
 #include "sem.h"
+#cgo noescape goshm_memfd
+#cgo nocallback goshm_memfd
+#cgo nocallback goshm_seals
+#cgo nocallback goshm_dup
+#cgo noescape goshm_add_seals
+#cgo nocallback goshm_add_seals
+#cgo noescape goshm_mapfd
+#cgo nocallback goshm_mapfd
+#include "memfd.h"
 */
 import "C"
 
@@ -117,6 +126,12 @@ func shimErr(name string, r C.int) error {
 // number no file registered.
 func opName(op int) string {
 	if n, ok := opNames[op]; ok {
+		return n
+	}
+	if n, ok := memfdOpNames[op]; ok {
+		return n
+	}
+	if n, ok := semOpNames[op]; ok {
 		return n
 	}
 	return "shim op " + strconv.Itoa(op)
@@ -446,4 +461,101 @@ func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte,
 		return data, shimErr(name, e)
 	}
 	return data, nil
+}
+
+// memfd: the wrappers of memfd.c.
+
+// memfdOpNames are the libc functions of memfd.c's GOSHM_OP_* (from 48).
+var memfdOpNames = map[int]string{
+	C.GOSHM_OP_MEMFD_CREATE: "memfd_create",
+	C.GOSHM_OP_FCNTL:        "fcntl",
+	C.GOSHM_OP_NOMEMFD:      "memfd_create",
+	C.GOSHM_OP_WSEALED:      "mmap",
+	C.GOSHM_OP_RDONLYFD:     "mmap",
+	C.GOSHM_OP_REOPEN:       "open",
+}
+
+// memfdErr is shimErr with the verdicts of memfd.c spelled out.
+func memfdErr(name string, r C.int) error {
+	op, errno := int(-r>>16), syscall.Errno(-r&0xffff)
+	var err error
+	switch op {
+	case C.GOSHM_OP_NOMEMFD:
+		err = fmt.Errorf("no memfd_create in this C library or kernel (glibc 2.27, musl 1.1.20 and Linux 3.17 have it): %w", errno)
+	case C.GOSHM_OP_WSEALED:
+		err = fmt.Errorf("the object is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): map it with os.O_RDONLY: %w", errno)
+	case C.GOSHM_OP_RDONLYFD:
+		err = fmt.Errorf("the descriptor is open read-only: map it with os.O_RDONLY: %w", errno)
+	case C.GOSHM_OP_MEMFD_CREATE:
+		if errno == syscall.EINVAL {
+			err = fmt.Errorf("name longer than 249 bytes, or flags the kernel does not know: %w", errno)
+		}
+	}
+	if err == nil {
+		return shimErr(name, r)
+	}
+	return &fs.PathError{Op: opName(op), Path: name, Err: err}
+}
+
+// The seals as the kernel numbers them; the build fails if Seal's values
+// ever differ from the C headers'.
+var _ = [1]struct{}{}[SealSeal-C.F_SEAL_SEAL+SealShrink-C.F_SEAL_SHRINK+SealGrow-C.F_SEAL_GROW+
+	SealWrite-C.F_SEAL_WRITE+SealFutureWrite-C.F_SEAL_FUTURE_WRITE+SealExec-C.F_SEAL_EXEC]
+
+const memfdNoLibc = C.GOSHM_MEMFD_NOLIBC
+
+// memfdCreate: memfd_create, fallocate (or ftruncate), fcntl(F_ADD_SEALS),
+// mmap and madvise; one crossing. The name is the caller's, without
+// "memfd:"; errors carry path.
+func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, error) {
+	var buf nameBuf
+	cs, err := cname("memfd_create", name, &buf)
+	if err != nil {
+		return result{}, &fs.PathError{Op: "memfd_create", Path: path, Err: syscall.EINVAL}
+	}
+	var r C.goshm_result
+	if e := C.goshm_memfd(cs, C.int64_t(size), C.int(seals), C.int(flags), &r); e != 0 {
+		return result{}, memfdErr(path, e)
+	}
+	return toResult(&r), nil
+}
+
+// getSeals: fcntl(F_GET_SEALS).
+func getSeals(name string, fd int) (Seal, error) {
+	r := C.goshm_seals(C.int(fd))
+	if r < 0 {
+		return 0, memfdErr(name, r)
+	}
+	return Seal(r), nil
+}
+
+// dupFD: fcntl(F_DUPFD_CLOEXEC).
+func dupFD(name string, fd int) (int, error) {
+	r := C.goshm_dup(C.int(fd))
+	if r < 0 {
+		return -1, memfdErr(name, r)
+	}
+	return int(r), nil
+}
+
+// addSeals: fcntl(F_ADD_SEALS); with SealWrite and data, data (the
+// caller's whole mapping of fd) is first made read-only in place. It
+// reports whether data is read-only now.
+func addSeals(name string, fd int, data []byte, seals Seal) (bool, error) {
+	var rdonly C.int
+	if e := C.goshm_add_seals(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int(seals), &rdonly); e != 0 {
+		return rdonly != 0, memfdErr(name, e)
+	}
+	return rdonly != 0, nil
+}
+
+// mapFD: fcntl(F_GETFL), fcntl(F_GET_SEALS), mmap, madvise of a
+// descriptor that may come from another process; one crossing.
+func mapFD(name string, fd int, off, length int64, flags int) (result, Seal, error) {
+	var r C.goshm_result
+	var seals C.int
+	if e := C.goshm_mapfd(C.int(fd), C.int64_t(off), C.int64_t(length), C.int(flags), &r, &seals); e != 0 {
+		return result{}, Seal(seals), memfdErr(name, e)
+	}
+	return toResult(&r), Seal(seals), nil
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/posixshm/shm"
@@ -24,10 +25,11 @@ const (
 	replyOffset  = 1024
 )
 
-var demoHold bool
+var demoHold, demoMemfd bool
 
 func demoFlags(fl *flag.FlagSet) {
 	fl.BoolVar(&demoHold, "hold", false, "the reader waits for Enter before it finishes, so you can try Ctrl-C")
+	fl.BoolVar(&demoMemfd, "memfd", false, "share a sealed memfd, passed to the reader as a descriptor, instead of a name")
 }
 
 // stepper prints one timestamped line per step.
@@ -54,6 +56,9 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	notifyStop(sigs)
 	defer signal.Stop(sigs)
 	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid())}
+	if demoMemfd {
+		return runDemoMemfd(sigs, w)
+	}
 
 	s, err := shm.CreateTemp("shm-demo-*", demoSize)
 	if err != nil {
@@ -120,6 +125,9 @@ func demoChild(role string, args []string) int {
 		start = time.Unix(0, ns)
 	}
 	r := stepper{start: start, who: fmt.Sprintf("reader %d", os.Getpid())}
+	if strings.HasPrefix(role, "reader-memfd") {
+		return demoMemfdChild(r, role, args)
+	}
 	if len(args) != 1 || (role != "reader" && role != "reader-hold") {
 		fmt.Fprintf(os.Stderr, "shm: demo reader: bad invocation\n")
 		return 2

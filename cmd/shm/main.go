@@ -13,7 +13,7 @@
 //	shm chown USER[:GROUP] NAME
 //	shm truncate -size N NAME
 //	shm sem create [-value N] [-mode 0600] NAME | post NAME | wait [-timeout D] NAME | value NAME
-//	shm demo [-hold]
+//	shm demo [-hold] [-memfd]
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
 // -size says otherwise. write copies standard input into a new object sized
@@ -34,7 +34,9 @@
 // posts, waits on (up to -timeout) or reads a named POSIX semaphore, so
 // that a shell script can coordinate with a Go or C program. demo has two
 // processes share memory by name;
-// with -hold the second waits for Enter, so that Ctrl-C can be tried.
+// with -hold the second waits for Enter, so that Ctrl-C can be tried; with
+// -memfd they share a sealed memfd instead, which the second process
+// inherits as a descriptor and cannot shrink.
 //
 // Names are given as libc takes them ("/name" is the portable form).
 // A size or offset N is decimal digits, optionally followed by K, M, G or
@@ -86,7 +88,7 @@ var commands = []*command{
 	{name: "chown", args: "USER[:GROUP] NAME", summary: "set an object's owner and group", run: runChown},
 	{name: "truncate", args: "-size N NAME", summary: "resize an object, reserving the pages it grows by", flags: truncateFlags, run: runTruncate},
 	{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
-	{name: "demo", args: "[-hold]", summary: "one process writes a fresh object, another reads it by name", flags: demoFlags, run: runDemo},
+	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", flags: demoFlags, run: runDemo},
 }
 
 // synopsis is the command line of c, as usage and the package doc show it.

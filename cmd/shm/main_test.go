@@ -657,3 +657,30 @@ func TestWriteNohup(t *testing.T) {
 		t.Fatalf("read back %q", got)
 	}
 }
+
+// TestDemoMemfd: demo -memfd shares a sealed memfd, handed to the reader
+// as fd 3; the reader reads, answers, and its ftruncate is refused; nothing
+// appears in /dev/shm. Kills: a reader that finds no descriptor, a memfd
+// without seals (the reader's ftruncate succeeds and it fails).
+func TestDemoMemfd(t *testing.T) {
+	demoEntries := func() (n int) { // other tests and packages run meanwhile: count only the demo's
+		entries, _ := os.ReadDir("/dev/shm")
+		for _, e := range entries {
+			if strings.Contains(e.Name(), "shm-demo") {
+				n++
+			}
+		}
+		return n
+	}
+	before := demoEntries()
+	r := ok(t, runShm(t, nil, "demo", "-memfd"))
+	for _, want := range []string{"created memfd:shm-demo:", "seals seal|shrink|grow", "mapped fd 3 (memfd:shm-demo)",
+		`read "hello from process `, "ftruncate to 2048 bytes: operation not permitted", `left the answer "process `, "still 4096 bytes", "nothing to unlink"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo -memfd output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if after := demoEntries(); after > before {
+		t.Errorf("demo -memfd added to /dev/shm: %d shm-demo entries, %d before", after, before)
+	}
+}

@@ -1,0 +1,218 @@
+//go:build linux && cgo
+
+package shm
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// A Seal is a set of memfd seals, as fcntl(F_ADD_SEALS) and
+// fcntl(F_GET_SEALS) take and give them. A seal, once added, stays for the
+// life of the object, for every process that holds it.
+type Seal int
+
+// The seals, with the kernel's values (F_SEAL_*).
+const (
+	SealSeal        Seal = 0x01 // F_SEAL_SEAL: no seal can be added any more
+	SealShrink      Seal = 0x02 // F_SEAL_SHRINK: the size can never go down, so no page of a mapping can vanish
+	SealGrow        Seal = 0x04 // F_SEAL_GROW: the size can never go up
+	SealWrite       Seal = 0x08 // F_SEAL_WRITE: the contents can never change; no writable shared mapping may exist
+	SealFutureWrite Seal = 0x10 // F_SEAL_FUTURE_WRITE: no new write (write(2), writable mapping); existing writable mappings stay
+	SealExec        Seal = 0x20 // F_SEAL_EXEC: the mode's execute bits can never change (Linux 6.3)
+
+	// MemfdSeals are the seals of CreateMemfd: the size is fixed for
+	// good, so a mapping can never fault from truncation, and nobody can
+	// add a seal later.
+	MemfdSeals = SealShrink | SealGrow | SealSeal
+)
+
+var sealNames = []struct {
+	s    Seal
+	name string
+}{{SealSeal, "seal"}, {SealShrink, "shrink"}, {SealGrow, "grow"}, {SealWrite, "write"},
+	{SealFutureWrite, "future-write"}, {SealExec, "exec"}}
+
+// String names the seals, "shrink|grow|seal" style; "none" for 0.
+func (s Seal) String() string {
+	var parts []string
+	for _, n := range sealNames {
+		if s&n.s != 0 {
+			parts = append(parts, n.name)
+			s &^= n.s
+		}
+	}
+	if s != 0 {
+		parts = append(parts, "0x"+strconv.FormatUint(uint64(s), 16))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "|")
+}
+
+const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite | SealExec
+
+// CreateMemfd creates an anonymous shared memory object of size bytes,
+// sealed so that nobody can ever change its size, and maps it read-write:
+// memfd_create(name, MFD_CLOEXEC|MFD_ALLOW_SEALING|MFD_NOEXEC_SEAL) (without
+// MFD_NOEXEC_SEAL on kernels before 6.3), fallocate to reserve every page
+// (ENOSPC, not SIGBUS; EINTR retried with signals blocked, as Create does),
+// fcntl(F_ADD_SEALS, F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL) before anyone
+// else can see the descriptor, and mmap(MAP_SHARED), in one cgo crossing.
+//
+// The object has no name in /dev/shm: nothing can be left behind, and it
+// is freed when its last descriptor and mapping go. Hand it to another
+// process with File: as an exec.Cmd's ExtraFiles, or over a Unix socket
+// (see the example). Name returns "memfd:" + name, as /proc/PID/fd shows
+// it; name is only a label (at most 249 bytes, no NUL), and need not be
+// unique. Unlink is an error: there is no name to unlink.
+//
+// Since the object can never shrink, Sealed is true and Bytes can never
+// fault from truncation, whatever another process does with the
+// descriptor. NewMemfd chooses other seals. size must be positive.
+// Where the C library lacks memfd_create (glibc before 2.27, musl before
+// 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
+func CreateMemfd(name string, size int) (*Segment, error) {
+	return NewMemfd(name, size, MemfdSeals, nil)
+}
+
+// NewMemfd is the general form of CreateMemfd: seals are the seals the
+// new object gets before anyone else can see it (any of SealShrink,
+// SealGrow, SealSeal, SealExec; 0 for none). Leave SealSeal out to add
+// seals later with AddSeals: for a read-only hand-off, create with
+// SealShrink|SealGrow, fill the object, then AddSeals(SealWrite|SealSeal)
+// before passing it on. Of opt, Sparse (ftruncate only, no reservation)
+// and Populate apply; Private is refused, as a private mapping of a new
+// memfd would keep its writes from everyone. Argument errors have Op
+// "creatememfd".
+func NewMemfd(name string, size int, seals Seal, opt *Options) (*Segment, error) {
+	path := "memfd:" + name
+	switch {
+	case size <= 0:
+		return nil, argErr("creatememfd", path, "size %d must be positive", size)
+	case seals&^(SealShrink|SealGrow|SealSeal|SealExec) != 0:
+		return nil, argErr("creatememfd", path, "seals %v: a new memfd takes only shrink, grow, seal and exec; add write seals with AddSeals once it is filled", seals)
+	case opt != nil && opt.Private:
+		return nil, argErr("creatememfd", path, "a private mapping of a new memfd would keep its writes from everyone")
+	}
+	flags := opt.mapFlags()
+	if testNoMemfd {
+		flags |= memfdNoLibc
+	}
+	r, err := memfdCreate(name, path, int64(size), seals, flags)
+	if err == nil {
+		err = finishPopulate(path, "", r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{created: true, memfd: true}
+	s.init(path, r, false)
+	return s, nil
+}
+
+// testNoMemfd makes NewMemfd behave as with a C library without
+// memfd_create; set by tests only.
+var testNoMemfd bool
+
+// File returns a duplicate of the Segment's descriptor,
+// fcntl(F_DUPFD_CLOEXEC), as an *os.File named as the Segment: the
+// caller's to close, and closing it never affects the Segment. It is
+// close-on-exec; exec.Cmd's ExtraFiles hands it to a child all the same,
+// and syscall.UnixRights over a Unix socket to any process. Works on every
+// Segment, named or memfd; safe for concurrent use; after Close it returns
+// an error wrapping fs.ErrClosed. The receiver maps it with MapFile.
+func (m *Segment) File() (*os.File, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return nil, m.errClosed("fcntl")
+	}
+	fd, err := dupFD(m.name, m.fd)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), m.name), nil
+}
+
+// Seals returns the object's seals as the kernel has them now:
+// fcntl(F_GET_SEALS). A named object (shm_open) cannot be sealed and
+// reports SealSeal alone. Safe for concurrent use; after Close, an error
+// wrapping fs.ErrClosed.
+func (m *Segment) Seals() (Seal, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return 0, m.errClosed("fcntl")
+	}
+	return getSeals(m.name, m.fd)
+}
+
+// Sealed reports whether the object is sealed against shrinking
+// (SealShrink; fcntl(F_GET_SEALS)). Then no process can ever truncate it,
+// so Bytes is safe from truncation faults: no page of the mapping can
+// vanish. False after Close. Safe for concurrent use.
+func (m *Segment) Sealed() bool {
+	s, err := m.Seals()
+	return err == nil && s&SealShrink != 0
+}
+
+// AddSeals adds seals to the object: fcntl(F_ADD_SEALS), refused with an
+// error wrapping syscall.EPERM (fs.ErrPermission) once SealSeal is set,
+// and always for named objects. With SealWrite the Segment's own mapping
+// is first replaced, in place, by a read-only one (a writable shared
+// mapping would make the kernel refuse the seal with EBUSY): the Segment
+// is read-only from then on (WriteAt is EBADF; a write through a slice
+// from Bytes faults), and it stays read-write if the seal is refused.
+// Another process's writable mapping still makes it EBUSY. SealFutureWrite
+// keeps this Segment's mapping writable and refuses new writable mappings
+// and write(2) to everyone. Safe for concurrent use: it waits for ReadAt,
+// WriteAt and Sync in flight. After Close, an error wrapping fs.ErrClosed.
+func (m *Segment) AddSeals(seals Seal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return m.errClosed("fcntl")
+	}
+	if seals&^allSeals != 0 || seals == 0 {
+		return argErr("addseals", m.name, "seals %v: want some of the Seal constants", seals)
+	}
+	data := m.data
+	if !m.memfd || seals&SealWrite == 0 {
+		data = nil
+	}
+	rdonly, err := addSeals(m.name, m.fd, data, seals)
+	if rdonly {
+		m.readOnly = true
+	}
+	return err
+}
+
+// Seals returns the seals the object had when MapFile mapped it,
+// fcntl(F_GET_SEALS) then (0 for a file that cannot be sealed). Seals are
+// never removed, so those it reports still hold. After Close, an error
+// wrapping fs.ErrClosed. Safe for concurrent use.
+func (m *Mapping) Seals() (Seal, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return 0, m.errClosed("fcntl")
+	}
+	return m.seals, nil
+}
+
+// Sealed reports whether the object was sealed against shrinking when
+// MapFile mapped it (SealShrink). Then no process can ever truncate it,
+// so Bytes is safe from truncation faults: no page of the mapping can
+// vanish. False after Close. Safe for concurrent use.
+func (m *Mapping) Sealed() bool {
+	s, err := m.Seals()
+	return err == nil && s&SealShrink != 0
+}
+
+// errNoName is Unlink's answer for a memfd Segment.
+func (m *Segment) errNoName() error {
+	return argErr("unlink", m.name, "a memfd has no name to unlink: it is freed with its last descriptor and mapping")
+}
