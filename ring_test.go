@@ -245,6 +245,7 @@ func cRingStats(out []byte) (sleeps, wakes int, err error) {
 // sees a stale slot: wrong length or content, the peer exits and the test
 // fails at once); the Go reader moving tail past slots it has not read.
 func TestRingBetweenProcesses(t *testing.T) {
+	needFree(t, 4<<20)
 	peer := buildC(t, "ring")
 	for _, goWrites := range []bool{true, false} {
 		t.Run(map[bool]string{true: "Go-writes-C-reads", false: "C-writes-Go-reads"}[goWrites], func(t *testing.T) {

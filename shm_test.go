@@ -783,6 +783,7 @@ const closeRaceEnv = "SHM_TEST_CLOSE_RACE"
 // copy: ErrFault, or the child dies of SIGSEGV); Close that does not wait
 // for calls in flight; ReadAt/WriteAt that do not check for Close.
 func TestCloseRace(t *testing.T) {
+	needFree(t, 16<<20)
 	if os.Getenv(closeRaceEnv) != "" {
 		closeRaceRounds(t)
 		return
