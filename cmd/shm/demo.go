@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -23,6 +24,9 @@ const (
 	demoStartEnv = "SHM_DEMO_START"
 	demoSize     = 4096
 	replyOffset  = 1024
+	// handoffOffset is the futex word the reader sets to 1 and wakes
+	// when its answer is in place.
+	handoffOffset = 2048
 )
 
 var demoHold, demoMemfd bool
@@ -45,9 +49,10 @@ func (s stepper) step(format string, args ...any) {
 // runDemo is the classic POSIX two-program example: the writer creates a
 // fresh object and writes a message; the reader, another process told only
 // the name, opens it, prints the message and answers; the writer reads the
-// answer and unlinks. The order is kept by the processes themselves: the
-// reader starts after the message is written, and the writer reads the
-// answer after the reader has exited. Ctrl-C at any point still unlinks.
+// answer and unlinks. The reader starts after the message is written; it
+// hands the answer over through a futex word of the object (Uint32, Wake),
+// on which the writer waits (Wait), so the writer reads the answer while
+// the reader still runs. Ctrl-C at any point still unlinks.
 func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if len(args) != 0 {
 		return usageError{"demo takes no arguments"}
@@ -64,7 +69,7 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if err != nil {
 		return cmdErr("demo", "/shm-demo-*", err)
 	}
-	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600), fallocate %d bytes, mmap", s.Name(), demoSize)
+	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) under a temporary name, fallocate %d bytes, mmap, link to the name", s.Name(), demoSize)
 	defer func() {
 		s.Close()
 		if uerr := s.Unlink(); uerr != nil && err == nil {
@@ -95,26 +100,59 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 		return cmdErr("demo", s.Name(), err)
 	}
 	w.step("started reader %d, telling it only the name %s", cmd.Process.Pid, s.Name())
+	// The reader's exit also ends the wait: one that dies without
+	// answering must not leave the writer waiting.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var werr error
-	select {
-	case werr = <-waited:
-	case sig := <-sigs:
+	go func() { waited <- cmd.Wait(); cancel() }()
+	answered := make(chan error, 1)
+	go func() { answered <- awaitWord(ctx, s, handoffOffset) }()
+	w.step("waiting for the answer: futex(FUTEX_WAIT) on the word at offset %d", handoffOffset)
+	stop := func(sig os.Signal) error {
 		cmd.Process.Kill()
 		<-waited
 		w.step("interrupted: stopped the reader, cleaning up")
 		return stoppedBy(sig, "demo")
 	}
-	if werr != nil {
-		return cmdErr("demo", s.Name(), fmt.Errorf("reader: %w", werr))
+	select {
+	case err := <-answered:
+		if err != nil {
+			werr := <-waited
+			return cmdErr("demo", s.Name(), fmt.Errorf("reader ended without answering: %v (%w)", werr, err))
+		}
+	case sig := <-sigs:
+		return stop(sig)
 	}
 	reply := make([]byte, 128)
 	if _, err := s.ReadAt(reply, replyOffset); err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
 	reply, _, _ = bytes.Cut(reply, []byte{0})
-	w.step("reader exited; it left the answer %q", reply)
+	w.step("woken: the reader left the answer %q", reply)
+	select {
+	case werr := <-waited:
+		if werr != nil {
+			return cmdErr("demo", s.Name(), fmt.Errorf("reader: %w", werr))
+		}
+	case sig := <-sigs:
+		return stop(sig)
+	}
+	w.step("reader exited")
+	return nil
+}
+
+// awaitWord waits until the futex word at off of s is not 0.
+func awaitWord(ctx context.Context, s *shm.Segment, off int64) error {
+	word, err := s.Uint32(off)
+	if err != nil {
+		return err
+	}
+	for word.Load() == 0 {
+		if err := s.Wait(ctx, off, 0); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -153,6 +191,16 @@ func demoChild(role string, args []string) int {
 		return 1
 	}
 	r.step("wrote the answer %q", answer)
+	r.step("waking the writer: 1 into the word at offset %d, futex(FUTEX_WAKE)", handoffOffset)
+	word, err := s.Uint32(handoffOffset)
+	if err == nil {
+		word.Store(1)
+		_, err = s.Wake(handoffOffset, 1)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shm: %v\n", cmdErr("demo", name, err))
+		return 1
+	}
 	if role == "reader-hold" {
 		r.step("holding: press Enter to finish, or Ctrl-C to interrupt")
 		bufio.NewReader(os.Stdin).ReadString('\n') // a line or the end of input

@@ -495,18 +495,71 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	// Each line carries its time, in order.
-	last := -1.0
+	// Each line carries its time, in order for each process (the two
+	// print concurrently once the writer is woken).
+	last := map[string]float64{}
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		f, _, _ := strings.Cut(strings.TrimSpace(l), "ms")
+		f, rest, _ := strings.Cut(strings.TrimSpace(l), "ms")
+		who := strings.Join(strings.Fields(rest)[:2], " ")
 		ms, err := strconv.ParseFloat(f, 64)
-		if err != nil || ms < last {
-			t.Errorf("line %q: time %v after %v", l, ms, last)
+		if err != nil || ms < last[who] {
+			t.Errorf("line %q: time %v after %v", l, ms, last[who])
 		}
-		last = ms
+		last[who] = ms
 	}
 	if _, err := os.Stat("/dev/shm" + m[1]); err == nil {
 		t.Fatalf("demo left %s", m[1])
+	}
+}
+
+// TestDemoHandover: the reader hands its answer over through a futex word
+// (Wake), so the writer reads it while the reader still runs, here while
+// it holds for Enter. Kills: a writer that waits for the reader's exit
+// before it looks at the word (it prints nothing before Enter; the test
+// fails at its deadline).
+func TestDemoHandover(t *testing.T) {
+	cmd := exec.Command(bin, "demo", "-hold")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	deadline := time.After(20 * time.Second)
+	for woken := false; !woken; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("demo ended before the writer was woken")
+			}
+			if strings.Contains(l, "closed:") || strings.Contains(l, "reader exited") {
+				t.Fatalf("the reader finished before the writer was woken: %q", l)
+			}
+			woken = strings.Contains(l, "woken: the reader left the answer")
+		case <-deadline:
+			t.Fatal("the writer was not woken while the reader held")
+		}
+	}
+	io.WriteString(stdin, "\n")
+	for range lines {
+	}
+	done = true
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo: %v", err)
 	}
 }
 
