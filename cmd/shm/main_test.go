@@ -526,8 +526,8 @@ func TestDemoHandover(t *testing.T) {
 	}
 	done := false
 	defer func() {
-		if !done {
-			cmd.Process.Kill()
+		if !done { // SIGTERM, not SIGKILL: the demo unlinks its object
+			cmd.Process.Signal(syscall.SIGTERM)
 			cmd.Wait()
 		}
 	}()
