@@ -3,6 +3,9 @@
 package shm
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -166,7 +169,10 @@ func (m *Segment) Sealed() bool {
 // mapping would make the kernel refuse the seal with EBUSY): the Segment
 // is read-only from then on (WriteAt is EBADF; a write through a slice
 // from Bytes faults), and it stays read-write if the seal is refused.
-// Another process's writable mapping still makes it EBUSY. SealFutureWrite
+// Another process's writable mapping still makes it EBUSY. The one
+// exception: once the object has SealFutureWrite, no writable mapping can
+// be made again, so a refused SealWrite leaves the Segment read-only, and
+// its error says so. SealFutureWrite
 // keeps this Segment's mapping writable and refuses new writable mappings
 // and write(2) to everyone. Safe for concurrent use: it waits for ReadAt,
 // WriteAt and Sync in flight. After Close, an error wrapping fs.ErrClosed.
@@ -184,8 +190,15 @@ func (m *Segment) AddSeals(seals Seal) error {
 		data = nil
 	}
 	rdonly, err := addSeals(m.name, m.fd, data, seals)
-	if rdonly {
+	if rdonly || (err == nil && m.memfd && seals&SealWrite != 0) {
+		// Sealed against writing (an empty mapping too: Truncate and
+		// Remap must map it read-only), or the mapping could not be
+		// made writable again.
 		m.readOnly = true
+	}
+	var pe *fs.PathError
+	if err != nil && rdonly && errors.As(err, &pe) {
+		pe.Err = fmt.Errorf("%w (the mapping, made read-only for the seal, cannot be made writable again once the object has SealFutureWrite: the Segment is read-only now)", pe.Err)
 	}
 	return err
 }

@@ -895,3 +895,65 @@ func TestCompareMemfd(t *testing.T) {
 		fmt.Print(report.String())
 	}
 }
+
+// TestAddSealsWriteAfterFutureWrite: once the object has SealFutureWrite,
+// a refused SealWrite (EBUSY: a peer's writable mapping) cannot give the
+// Segment its writable mapping back; it is then read-only (WriteAt EBADF,
+// not a fault) and the error says so. Kills: a Segment left marked
+// read-write over a read-only mapping, or an error that does not tell.
+func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
+	s, err := shm.NewMemfd("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	peer, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil) // a peer's writable mapping
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := s.AddSeals(shm.SealFutureWrite); err != nil {
+		t.Fatal(err)
+	}
+	err = s.AddSeals(shm.SealWrite)
+	if !errors.Is(err, syscall.EBUSY) || !strings.Contains(fmt.Sprint(err), "read-only now") {
+		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Segment is read-only", err)
+	}
+	if _, err := s.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("WriteAt after = %v; want EBADF", err)
+	}
+}
+
+// TestAddSealsWriteEmptyThenRemap: SealWrite on a memfd whose mapping is
+// empty still makes the Segment read-only, so that Remap after a peer grew
+// the object maps it read-only instead of failing with EPERM. Kills:
+// marking read-only only when a mapping was replaced.
+func TestAddSealsWriteEmptyThenRemap(t *testing.T) {
+	s, err := shm.NewMemfd("emptyseal", 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSeals(shm.SealWrite); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(4096); err != nil { // a peer grows it: SealWrite allows that
+		t.Fatal(err)
+	}
+	if err := s.Remap(); err != nil || s.Size() != 4096 {
+		t.Fatalf("Remap of a write-sealed memfd: %v, Size %d; want nil, 4096", err, s.Size())
+	}
+}

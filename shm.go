@@ -238,9 +238,14 @@ func Unlink(name string) error {
 }
 
 // Name returns the name the Segment was opened or created with, as given.
+// For a memfd Segment (CreateMemfd) it is "memfd:NAME", the label
+// /proc/self/fd shows, not a name in /dev/shm: the package's functions
+// given it (Open, Stat, Holders, Unlink) would look for an unrelated object
+// of that name; use the Segment's own methods (Stat, File, Unlink says
+// there is nothing to unlink). Safe after Close and across goroutines.
 func (m *Segment) Name() string { return m.name }
 
-// Created reports whether the call that returned s created the object
+// Created reports whether the call that returned m created the object
 // (always true from Create and CreateTemp, false from Open).
 func (m *Segment) Created() bool { return m.created }
 
