@@ -32,7 +32,9 @@
 // fs.ErrPermission or syscall.ENOSPC work. Bad arguments are errors wrapping
 // syscall.EINVAL, never panics and never silent clamps; where the package
 // itself refuses an argument, Op is the Go function in lower case
-// ("openfile", "mapfile", "createtemp", "syncrange", "readat", "writeat").
+// ("openfile", "mapfile", "createtemp", "syncrange", "readat", "writeat",
+// "opensemaphorefile", "creatememfd", "addseals", "chmod", "chown",
+// "truncate", "unlink", "uint32", "uint64"; "futex" for Wait and Wake).
 // ReadAt and WriteAt report every error with Op "readat" or "writeat".
 //
 // # Safety

@@ -9,7 +9,6 @@ import (
 	"math"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -88,23 +87,10 @@ func (m *mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // Waits in progress to leave the kernel (within about 50 ms), never
 // unmapping under them, and they then return errors wrapping fs.ErrClosed.
 func (m *mapping) Wait(ctx context.Context, off int64, old uint32) error {
-	deadline, hasDeadline := ctx.Deadline()
-	done := ctx.Done()
 	for {
-		if done != nil {
-			select {
-			case <-done:
-				return ctx.Err()
-			default:
-			}
-		}
-		slice := waitSlice
-		if hasDeadline {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return context.DeadlineExceeded
-			}
-			slice = min(slice, left)
+		slice, err := nextSlice(ctx)
+		if err != nil {
+			return err
 		}
 		m.mu.RLock()
 		p, err := m.word("futex", off, 4)

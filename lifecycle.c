@@ -13,9 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int lfail(int op, int err) {
-	return -(op << 16 | err);
-}
 
 static void copystat(const struct stat *s, goshm_stat *st) {
 	st->dev = (uint64_t)s->st_dev;
@@ -40,13 +37,13 @@ int goshm_stat_name(const char *name, goshm_stat *st) {
 	struct stat s;
 	int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0)
-		return lfail(GOSHM_OP_SHM_OPEN, errno);
-	int r = fstat(fd, &s) != 0 ? lfail(GOSHM_OP_FSTAT, errno) : 0;
+		return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
+	int r = fstat(fd, &s) != 0 ? goshm_fail(GOSHM_OP_FSTAT, errno) : 0;
 	close(fd);
 	if (r != 0)
 		return r;
 	if (!S_ISREG(s.st_mode))
-		return lfail(GOSHM_OP_NOTREG, ENODEV);
+		return goshm_fail(GOSHM_OP_NOTREG, ENODEV);
 	copystat(&s, st);
 	return 0;
 }
@@ -54,17 +51,17 @@ int goshm_stat_name(const char *name, goshm_stat *st) {
 int goshm_fstat(int fd, goshm_stat *st) {
 	struct stat s;
 	if (fstat(fd, &s) != 0)
-		return lfail(GOSHM_OP_FSTAT, errno);
+		return goshm_fail(GOSHM_OP_FSTAT, errno);
 	copystat(&s, st);
 	return 0;
 }
 
 int goshm_fchmod(int fd, unsigned int mode) {
-	return fchmod(fd, (mode_t)mode) != 0 ? lfail(GOSHM_OP_FCHMOD, errno) : 0;
+	return fchmod(fd, (mode_t)mode) != 0 ? goshm_fail(GOSHM_OP_FCHMOD, errno) : 0;
 }
 
 int goshm_fchown(int fd, int64_t uid, int64_t gid) {
-	return fchown(fd, (uid_t)uid, (gid_t)gid) != 0 ? lfail(GOSHM_OP_FCHOWN, errno) : 0;
+	return fchown(fd, (uid_t)uid, (gid_t)gid) != 0 ? goshm_fail(GOSHM_OP_FCHOWN, errno) : 0;
 }
 
 // remap makes *addr, a mapping of *len bytes of fd (NULL and 0 for none),
@@ -76,7 +73,7 @@ static int remap(int fd, int flags, void **addr, int64_t *len, int64_t size) {
 		return 0;
 	if (size == 0) {
 		if (munmap(*addr, (size_t)*len) != 0)
-			return lfail(GOSHM_OP_MUNMAP, errno);
+			return goshm_fail(GOSHM_OP_MUNMAP, errno);
 		*addr = NULL;
 		*len = 0;
 		return 0;
@@ -86,11 +83,11 @@ static int remap(int fd, int flags, void **addr, int64_t *len, int64_t size) {
 		int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
 		p = mmap(NULL, (size_t)size, prot, mflags, fd, 0);
 		if (p == MAP_FAILED)
-			return lfail(GOSHM_OP_MMAP, errno);
+			return goshm_fail(GOSHM_OP_MMAP, errno);
 	} else {
 		p = mremap(*addr, (size_t)*len, (size_t)size, MREMAP_MAYMOVE);
 		if (p == MAP_FAILED)
-			return lfail(GOSHM_OP_MREMAP, errno);
+			return goshm_fail(GOSHM_OP_MREMAP, errno);
 	}
 	*addr = p;
 	*len = size;
@@ -104,10 +101,10 @@ int goshm_resize(int fd, uintptr_t addr, int64_t oldlen, int64_t size, int flags
 	int r = 0;
 
 	if (fstat(fd, &s) != 0) {
-		r = lfail(GOSHM_OP_FSTAT, errno);
+		r = goshm_fail(GOSHM_OP_FSTAT, errno);
 	} else if (size < 0) { // Remap: follow the object
 		if ((uint64_t)s.st_size > (uint64_t)PTRDIFF_MAX)
-			r = lfail(GOSHM_OP_TOOBIG, EFBIG);
+			r = goshm_fail(GOSHM_OP_TOOBIG, EFBIG);
 		else
 			r = remap(fd, flags, &p, &len, (int64_t)s.st_size);
 	} else if (size > (int64_t)s.st_size) {
@@ -115,30 +112,20 @@ int goshm_resize(int fd, uintptr_t addr, int64_t oldlen, int64_t size, int flags
 		// then reserve only the new range, which grows the object.
 		r = remap(fd, flags, &p, &len, size);
 		if (r == 0) {
-			int op = GOSHM_OP_FALLOCATE;
-			int err = goshm_reserve_range(fd, (int64_t)s.st_size, size - (int64_t)s.st_size);
-			if (err == EOPNOTSUPP || err == ENOSYS) { // cannot reserve here
-				op = GOSHM_OP_FTRUNCATE;
-				err = ftruncate(fd, (off_t)size) != 0 ? errno : 0;
-			}
-			if (err != 0) {
-				// The object is unchanged (tmpfs undoes a failed
+			r = goshm_size(fd, (int64_t)s.st_size, size, flags);
+			if (r != 0) // the object is unchanged (tmpfs undoes a failed
 				// fallocate); the mapping shrinks back, in place.
 				remap(fd, flags, &p, &len, addr != 0 ? oldlen : 0);
-				r = lfail(op, err);
-			}
 		}
 	} else {
 		if (size < (int64_t)s.st_size && ftruncate(fd, (off_t)size) != 0)
-			r = lfail(GOSHM_OP_FTRUNCATE, errno);
+			r = goshm_fail(GOSHM_OP_FTRUNCATE, errno);
 		else
 			r = remap(fd, flags, &p, &len, size);
 	}
+	goshm_clear(res);
 	res->addr = p;
 	res->size = len;
 	res->fd = fd;
-	res->created = 0;
-	res->advice = 0;
-	res->pending = 0;
 	return r;
 }

@@ -2,7 +2,7 @@
 
 package shm
 
-// Lifecycle (issue 11): what exists, who holds it, its mode and owner, and
+// Lifecycle: what exists, who holds it, its mode and owner, and
 // its size. The libc calls are in lifecycle.c; the directory and /proc
 // scans are plain Go.
 

@@ -1,6 +1,6 @@
 //go:build linux && cgo
 
-// The shim's lifecycle calls (issue 11): stat, permissions, owner and
+// The shim's lifecycle calls: stat, permissions, owner and
 // resizing of shared memory objects. Conventions as in shm.h: each
 // goshm_ function is one whole operation in one cgo crossing, returning 0
 // or -(op << 16 | errno); these ops are numbered from 64 so that they never
@@ -56,6 +56,5 @@ int goshm_fchown(int fd, int64_t uid, int64_t gid);
 // ftruncate, then mremap. On failure res is the mapping as it then is
 // (it may have moved).
 int goshm_resize(int fd, uintptr_t addr, int64_t oldlen, int64_t size, int flags, goshm_result *res);
-
 
 #endif

@@ -1,6 +1,6 @@
 package shm_test
 
-// Tests of the lifecycle calls (issue 11): Stat, Chmod, Chown, List,
+// Tests of the lifecycle calls: Stat, Chmod, Chown, List,
 // Holders, Truncate and Remap. Each names the mutation it kills.
 
 import (

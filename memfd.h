@@ -82,5 +82,4 @@ int goshm_add_seals(int fd, uintptr_t addr, int64_t size, int seals, int *rdonly
 // file cannot be sealed.
 int goshm_mapfd(int fd, int64_t off, int64_t length, int flags, goshm_result *res, int *seals);
 
-
 #endif

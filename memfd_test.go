@@ -273,7 +273,7 @@ func roFile(t *testing.T, f *os.File) *os.File {
 // file's are not Sealed. Kills: the read-only-descriptor check and the
 // write-seal check in goshm_mapfd (bare "permission denied" / "operation
 // not permitted" from mmap), Mapping.seals not recorded, Mapping.Seals
-// without its closed check, the shim's op 51 missing from memfdOpNames
+// without its closed check, the shim's op 51 missing from opNames
 // (Op "shim op 51"), AddSeals(SealWrite) without the read-only remap.
 func TestMapFileReceived(t *testing.T) {
 	fds := countFDs(t)

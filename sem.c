@@ -17,9 +17,7 @@
 #define HAVE_CLOCKWAIT 0
 #endif
 
-static int fail(int op, int err) {
-	return -(op << 16 | err);
-}
+#include "shm.h"
 
 int goshm_sem_clockwait(void) {
 	return HAVE_CLOCKWAIT;
@@ -39,37 +37,37 @@ int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int 
 				break;
 			}
 			if (errno != EEXIST || tries == 100)
-				return fail(GOSHM_OP_SEM_OPEN, errno);
+				return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
 			s = sem_open(name, oflag & ~O_CREAT);
 			if (s != SEM_FAILED)
 				break;
 			if (errno != ENOENT)
-				return fail(GOSHM_OP_SEM_OPEN, errno);
+				return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
 		}
 	} else if (oflag & O_CREAT) {
 		s = sem_open(name, oflag, (mode_t)mode, value);
 		if (s == SEM_FAILED)
-			return fail(GOSHM_OP_SEM_OPEN, errno);
+			return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
 		*created = 1;
 	} else {
 		s = sem_open(name, oflag);
 		if (s == SEM_FAILED)
-			return fail(GOSHM_OP_SEM_OPEN, errno);
+			return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
 	}
 	*sem = (uintptr_t)s;
 	return 0;
 }
 
 int goshm_sem_close(uintptr_t sem) {
-	return sem_close((sem_t *)sem) != 0 ? fail(GOSHM_OP_SEM_CLOSE, errno) : 0;
+	return sem_close((sem_t *)sem) != 0 ? goshm_fail(GOSHM_OP_SEM_CLOSE, errno) : 0;
 }
 
 int goshm_sem_unlink(const char *name) {
-	return sem_unlink(name) != 0 ? fail(GOSHM_OP_SEM_UNLINK, errno) : 0;
+	return sem_unlink(name) != 0 ? goshm_fail(GOSHM_OP_SEM_UNLINK, errno) : 0;
 }
 
 int goshm_sem_post(uintptr_t sem) {
-	return sem_post((sem_t *)sem) != 0 ? fail(GOSHM_OP_SEM_POST, errno) : 0;
+	return sem_post((sem_t *)sem) != 0 ? goshm_fail(GOSHM_OP_SEM_POST, errno) : 0;
 }
 
 int goshm_sem_trywait(uintptr_t sem) {
@@ -77,7 +75,7 @@ int goshm_sem_trywait(uintptr_t sem) {
 	do {
 		r = sem_trywait((sem_t *)sem);
 	} while (r != 0 && errno == EINTR);
-	return r != 0 ? fail(GOSHM_OP_SEM_TRYWAIT, errno) : 0;
+	return r != 0 ? goshm_fail(GOSHM_OP_SEM_TRYWAIT, errno) : 0;
 }
 
 static void add_ns(struct timespec *ts, int64_t ns) {
@@ -110,9 +108,9 @@ int goshm_sem_wait(uintptr_t sem, int64_t timeout_ns) {
 		r = sem_timedwait((sem_t *)sem, &at);
 	} while (r != 0 && errno == EINTR);
 #endif
-	return r != 0 ? fail(GOSHM_OP_SEM_CLOCKWAIT, errno) : 0;
+	return r != 0 ? goshm_fail(GOSHM_OP_SEM_CLOCKWAIT, errno) : 0;
 }
 
 int goshm_sem_getvalue(uintptr_t sem, int *value) {
-	return sem_getvalue((sem_t *)sem, value) != 0 ? fail(GOSHM_OP_SEM_GETVALUE, errno) : 0;
+	return sem_getvalue((sem_t *)sem, value) != 0 ? goshm_fail(GOSHM_OP_SEM_GETVALUE, errno) : 0;
 }

@@ -22,7 +22,7 @@ enum {
 	GOSHM_OP_SEM_GETVALUE,
 };
 
-// GOSHM_SEM_CLOCKWAIT is 1 where libc has sem_clockwait (glibc 2.30+),
+// goshm_sem_clockwait returns 1 where libc has sem_clockwait (glibc 2.30+),
 // else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.
 int goshm_sem_clockwait(void);
 

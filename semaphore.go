@@ -20,6 +20,27 @@ import (
 // second.
 const waitSlice = 50 * time.Millisecond
 
+// nextSlice is how long the next blocking call of a Wait may last, or
+// ctx's error once ctx is done (context.DeadlineExceeded at the deadline).
+func nextSlice(ctx context.Context) (time.Duration, error) {
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-done:
+			return 0, ctx.Err()
+		default:
+		}
+	}
+	slice := waitSlice
+	if deadline, ok := ctx.Deadline(); ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, context.DeadlineExceeded
+		}
+		slice = min(slice, left)
+	}
+	return slice, nil
+}
+
 // A Semaphore is a named POSIX semaphore, opened with libc's sem_open: a
 // counter shared by every process that opens the same name, whatever its
 // language. Post adds one; Wait takes one, blocking while the count is 0.
@@ -67,7 +88,7 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 // crossing.
 func OpenSemaphoreFile(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
 	bad := func(format string, args ...any) (*Semaphore, error) {
-		return nil, argErr("sem_open", name, format, args...)
+		return nil, argErr("opensemaphorefile", name, format, args...)
 	}
 	create := flag&os.O_CREATE != 0
 	switch {
@@ -152,23 +173,10 @@ func (s *Semaphore) TryWait() (bool, error) {
 // goroutines from running. Safe for concurrent use. Close makes Waits in
 // progress return an error wrapping fs.ErrClosed, within about 50 ms.
 func (s *Semaphore) Wait(ctx context.Context) error {
-	deadline, hasDeadline := ctx.Deadline()
-	done := ctx.Done()
 	for {
-		if done != nil {
-			select {
-			case <-done:
-				return ctx.Err()
-			default:
-			}
-		}
-		slice := waitSlice
-		if hasDeadline {
-			left := time.Until(deadline)
-			if left <= 0 {
-				return context.DeadlineExceeded
-			}
-			slice = min(slice, left)
+		slice, err := nextSlice(ctx)
+		if err != nil {
+			return err
 		}
 		s.mu.RLock()
 		if s.sem == 0 {

@@ -200,7 +200,7 @@ func TestSemaphoreErrors(t *testing.T) {
 		{0, 0, 1},
 	} {
 		_, err := shm.OpenSemaphoreFile(name, c.flag, c.perm, c.value)
-		wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+		wantPathErr(t, err, "opensemaphorefile", name, syscall.EINVAL)
 	}
 	// Past SEM_VALUE_MAX: libc's EINVAL from sem_open, EOVERFLOW from
 	// sem_post.

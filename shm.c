@@ -26,12 +26,7 @@
 #define MADV_POPULATE_WRITE 23
 #endif
 
-// fail encodes a failure as shm.h says: -(op << 16 | errno).
-static int fail(int op, int err) {
-	return -(op << 16 | err);
-}
-
-// goshm_reserve_range allocates the object's pages so that a full file system is
+// reserve_range allocates the object's pages so that a full file system is
 // ENOSPC here instead of SIGBUS at first touch. tmpfs abandons a fallocate
 // with EINTR, undoing it, whenever a signal is pending, and the Go runtime
 // signals its threads often (SIGURG for preemption, SIGPROF), so a long
@@ -39,10 +34,8 @@ static int fail(int op, int err) {
 // runs as is (a short one rarely meets a signal, and blocking costs two
 // system calls); after EINTR, all signals are blocked around the retries.
 // Blocked signals stay pending and are delivered when the mask is restored.
-//
-// It reserves [off, off+len); lifecycle.c grows objects with it (declared
-// in lifecycle.h).
-int goshm_reserve_range(int fd, int64_t off, int64_t len) {
+// It reserves [off, off+len).
+static int reserve_range(int fd, int64_t off, int64_t len) {
 	sigset_t all, old;
 	int r, err;
 
@@ -60,18 +53,17 @@ int goshm_reserve_range(int fd, int64_t off, int64_t len) {
 	return err;
 }
 
-
 // resize gives the object fd its size: reserved with fallocate unless
 // GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
-static int resize(int fd, int64_t size, int flags) {
+int goshm_size(int fd, int64_t from, int64_t size, int flags) {
 	if (!(flags & GOSHM_SPARSE)) {
-		int err = goshm_reserve_range(fd, 0, size);
+		int err = reserve_range(fd, from, size - from);
 		if (err == 0)
 			return 0;
 		if (err != EOPNOTSUPP && err != ENOSYS)
-			return fail(GOSHM_OP_FALLOCATE, err);
+			return goshm_fail(GOSHM_OP_FALLOCATE, err);
 	}
-	return ftruncate(fd, (off_t)size) != 0 ? fail(GOSHM_OP_FTRUNCATE, errno) : 0;
+	return ftruncate(fd, (off_t)size) != 0 ? goshm_fail(GOSHM_OP_FTRUNCATE, errno) : 0;
 }
 
 static int populate(void *addr, size_t length, int advice) {
@@ -93,10 +85,10 @@ static int resident(void *addr, size_t length) {
 		char *p = (char *)addr + i * page;
 		size_t len = i + n == pages ? length - i * page : n * page;
 		if (mincore(p, len, vec) != 0)
-			return fail(GOSHM_OP_MINCORE, errno);
+			return goshm_fail(GOSHM_OP_MINCORE, errno);
 		for (size_t j = 0; j < n; j++)
 			if (!(vec[j] & 1))
-				return fail(GOSHM_OP_MMAP, EFAULT);
+				return goshm_fail(GOSHM_OP_MMAP, EFAULT);
 	}
 	return 0;
 }
@@ -110,7 +102,7 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
 	void *p = mmap(NULL, (size_t)size, prot, mflags, fd, (off_t)off);
 	if (p == MAP_FAILED)
-		return fail(GOSHM_OP_MMAP, errno);
+		return goshm_fail(GOSHM_OP_MMAP, errno);
 	if (flags & GOSHM_POPULATE) {
 		// A private mapping is populated for reading: populating it for
 		// writing would copy every page up front; a file mapping too:
@@ -125,10 +117,10 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 		if (err != 0) {
 			munmap(p, (size_t)size);
 			if (err != EINVAL)
-				return fail(GOSHM_OP_MADVISE, err);
+				return goshm_fail(GOSHM_OP_MADVISE, err);
 			p = mmap(NULL, (size_t)size, prot, mflags | MAP_POPULATE, fd, (off_t)off);
 			if (p == MAP_FAILED)
-				return fail(GOSHM_OP_MMAP, errno);
+				return goshm_fail(GOSHM_OP_MMAP, errno);
 			int r = resident(p, (size_t)size);
 			if (r != 0) {
 				munmap(p, (size_t)size);
@@ -139,15 +131,6 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 	res->addr = p;
 	res->size = size;
 	return 0;
-}
-
-static void clear(goshm_result *res) {
-	res->addr = NULL;
-	res->size = 0;
-	res->fd = -1;
-	res->created = 0;
-	res->advice = 0;
-	res->pending = 0;
 }
 
 static const char *skipslash(const char *s) {
@@ -197,13 +180,13 @@ int goshm_publish(int fd, const char *tmp, const char *name) {
 	char from[PATH_MAX], to[PATH_MAX];
 	const char *dir = learndir(fd, tmp);
 	if (dir == NULL)
-		return fail(GOSHM_OP_LINK, ENOENT);
+		return goshm_fail(GOSHM_OP_LINK, ENOENT);
 	if (snprintf(from, sizeof from, "%s/%s", dir, skipslash(tmp)) >= (int)sizeof from ||
 	    snprintf(to, sizeof to, "%s/%s", dir, skipslash(name)) >= (int)sizeof to)
-		return fail(GOSHM_OP_LINK, ENAMETOOLONG);
+		return goshm_fail(GOSHM_OP_LINK, ENAMETOOLONG);
 	if (link(from, to) != 0)
 		// The name is taken: what shm_open(O_CREAT|O_EXCL) would say.
-		return fail(errno == EEXIST ? GOSHM_OP_SHM_OPEN : GOSHM_OP_LINK, errno);
+		return goshm_fail(errno == EEXIST ? GOSHM_OP_SHM_OPEN : GOSHM_OP_LINK, errno);
 	shm_unlink(tmp); // the object has its real name now; only ENOENT (someone removed tmp) is possible
 	return 0;
 }
@@ -231,15 +214,15 @@ static int create(const char *name, const char *tmp, int oflag, unsigned int mod
 	int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
 	if (fd >= 0) {
 		close(fd);
-		return fail(GOSHM_OP_SHM_OPEN, EEXIST);
+		return goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST);
 	}
 	if (errno == EINVAL || errno == ENAMETOOLONG)
-		return fail(GOSHM_OP_SHM_OPEN, errno);
+		return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
 
 	fd = shm_open(tmp, (oflag & ~O_TRUNC) | O_CREAT | O_EXCL | O_NONBLOCK, (mode_t)mode);
 	if (fd < 0)
-		return fail(errno == EEXIST ? GOSHM_OP_TMPNAME : GOSHM_OP_SHM_OPEN, errno);
-	int r = resize(fd, size, flags);
+		return goshm_fail(errno == EEXIST ? GOSHM_OP_TMPNAME : GOSHM_OP_SHM_OPEN, errno);
+	int r = goshm_size(fd, 0, size, flags);
 	if (r == 0)
 		r = map(fd, 0, size, flags, res);
 	// If something has the name by now (another process that created it
@@ -247,7 +230,7 @@ static int create(const char *name, const char *tmp, int oflag, unsigned int mod
 	// a symlink, a socket), O_EXCL would have said EEXIST: so does this
 	// failure. (Success finds out at link.)
 	if (r != 0 && taken(fd, tmp, name))
-		r = fail(GOSHM_OP_SHM_OPEN, EEXIST);
+		r = goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST);
 	if (r == 0 && res->advice != 0) {
 		res->pending = 1; // the caller populates, then publishes
 	} else if (r == 0) {
@@ -258,7 +241,7 @@ static int create(const char *name, const char *tmp, int oflag, unsigned int mod
 	if (r != 0) {
 		shm_unlink(tmp); // a name nobody else knows
 		close(fd);
-		clear(res);
+		goshm_clear(res);
 		return r;
 	}
 	res->fd = fd;
@@ -271,20 +254,20 @@ static int existing(int fd, int oflag, int64_t size, int flags, goshm_result *re
 	struct stat st;
 	int r = 0;
 	if (fstat(fd, &st) != 0)
-		r = fail(GOSHM_OP_FSTAT, errno);
+		r = goshm_fail(GOSHM_OP_FSTAT, errno);
 	else if (!S_ISREG(st.st_mode))
-		r = fail(GOSHM_OP_NOTREG, ENODEV);
+		r = goshm_fail(GOSHM_OP_NOTREG, ENODEV);
 	else if (oflag & O_TRUNC)
-		r = resize(fd, size, flags);
+		r = goshm_size(fd, 0, size, flags);
 	else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
-		r = fail(GOSHM_OP_TOOBIG, EFBIG);
+		r = goshm_fail(GOSHM_OP_TOOBIG, EFBIG);
 	else
 		size = st.st_size;
 	if (r == 0 && size > 0)
 		r = map(fd, 0, size, flags, res);
 	if (r != 0) {
 		close(fd);
-		clear(res);
+		goshm_clear(res);
 		return r;
 	}
 	res->fd = fd;
@@ -296,13 +279,13 @@ int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
                int64_t size, int flags, goshm_result *res) {
 	int fd;
 
-	clear(res);
+	goshm_clear(res);
 	if ((oflag & O_CREAT) && (oflag & O_EXCL))
 		return create(name, tmp, oflag, mode, size, flags, res);
 	if (!(oflag & O_CREAT)) {
 		fd = shm_open(name, oflag | O_NONBLOCK, (mode_t)mode);
 		if (fd < 0)
-			return fail(GOSHM_OP_SHM_OPEN, errno);
+			return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
 		return existing(fd, oflag, size, flags, res);
 	}
 	// Open-or-create that knows which happened: open what exists, else
@@ -313,38 +296,38 @@ int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
 		if (fd >= 0)
 			return existing(fd, oflag, size, flags, res);
 		if (errno != ENOENT || tries == 100)
-			return fail(GOSHM_OP_SHM_OPEN, errno);
+			return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
 		int r = create(name, tmp, oflag | O_EXCL, mode, size, flags, res);
-		if (r != fail(GOSHM_OP_SHM_OPEN, EEXIST))
+		if (r != goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST))
 			return r;
 	}
 }
 
 int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res) {
-	clear(res);
+	goshm_clear(res);
 	return map(fd, off, length, flags, res);
 }
 
 int goshm_populate(uintptr_t addr, int64_t length, int advice) {
 	int err = populate((void *)addr, (size_t)length, advice);
-	return err != 0 ? fail(GOSHM_OP_MADVISE, err) : 0;
+	return err != 0 ? goshm_fail(GOSHM_OP_MADVISE, err) : 0;
 }
 
 int goshm_close(uintptr_t addr, int64_t size, int fd) {
 	int err = 0;
 	if (addr != 0 && munmap((void *)addr, (size_t)size) != 0)
-		err = fail(GOSHM_OP_MUNMAP, errno);
+		err = goshm_fail(GOSHM_OP_MUNMAP, errno);
 	// close(2) on Linux releases the fd even when it reports an error, so
 	// it is never retried.
 	if (fd >= 0 && close(fd) != 0 && err == 0)
-		err = fail(GOSHM_OP_CLOSE, errno);
+		err = goshm_fail(GOSHM_OP_CLOSE, errno);
 	return err;
 }
 
 int goshm_msync(uintptr_t addr, int64_t length, int flags) {
-	return msync((void *)addr, (size_t)length, flags) != 0 ? fail(GOSHM_OP_MSYNC, errno) : 0;
+	return msync((void *)addr, (size_t)length, flags) != 0 ? goshm_fail(GOSHM_OP_MSYNC, errno) : 0;
 }
 
 int goshm_unlink(const char *name) {
-	return shm_unlink(name) != 0 ? fail(GOSHM_OP_SHM_UNLINK, errno) : 0;
+	return shm_unlink(name) != 0 ? goshm_fail(GOSHM_OP_SHM_UNLINK, errno) : 0;
 }

@@ -188,7 +188,7 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 	if testNoMadvPopulate {
 		flags |= mapNoMadv
 	}
-	for {
+	for tries := 1; ; tries++ {
 		r, tmp, err := shmOpen(name, flag, uint32(perm), int64(size), flags)
 		if err == nil {
 			err = finishPopulate(name, tmp, r)
@@ -197,7 +197,7 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 			if err = publish(name, tmp, r.fd); err != nil {
 				unmapClose(name, r.data, r.fd)
 				shmUnlink(tmp)
-				if flag&os.O_EXCL == 0 && errors.Is(err, fs.ErrExist) {
+				if flag&os.O_EXCL == 0 && errors.Is(err, fs.ErrExist) && tries < 100 {
 					continue // open-or-create: another process made it first; open it
 				}
 			}

@@ -107,9 +107,17 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags);
 // goshm_unlink is shm_unlink(name).
 int goshm_unlink(const char *name);
 
-// goshm_reserve_range allocates [off, off+len) of fd with fallocate, EINTR
-// retried with all signals blocked: 0 or an errno. For the shim's other
-// files (memfd.c creates, lifecycle.c grows).
-int goshm_reserve_range(int fd, int64_t off, int64_t len);
+// goshm_fail encodes a failure: -(op << 16 | errno).
+static inline int goshm_fail(int op, int err) { return -(op << 16 | err); }
+
+// goshm_clear empties res: nothing mapped, fd -1.
+static inline void goshm_clear(goshm_result *res) {
+	*res = (goshm_result){.fd = -1};
+}
+
+// goshm_size makes the object fd size bytes long, reserving [from, size)
+// with fallocate (EINTR retried with signals blocked) unless GOSHM_SPARSE;
+// ftruncate where the file system cannot reserve.
+int goshm_size(int fd, int64_t from, int64_t size, int flags);
 
 #endif

@@ -2,8 +2,9 @@
 
 package shm
 
-// This is the only file that imports "C": thin wrappers over the shim in
-// shm.c, each one cgo crossing, turning its failures into *fs.PathError.
+// This is the only file that imports "C": thin wrappers over the shim (shm.c,
+// sem.c, memfd.c, lifecycle.c), each one cgo crossing, turning its failures
+// into *fs.PathError.
 
 /*
 #cgo CFLAGS: -O2 -Wall -D_FILE_OFFSET_BITS=64
@@ -65,23 +66,39 @@ import (
 
 // opNames maps GOSHM_OP_* to the libc function names used as PathError.Op.
 // Op numbers are sparse (each file of the shim numbers its own from its own
-// base), so this is a map, and files add theirs in init.
+// base), so this is a map.
 var opNames = map[int]string{
-	C.GOSHM_OP_SHM_OPEN:   "shm_open",
-	C.GOSHM_OP_FTRUNCATE:  "ftruncate",
-	C.GOSHM_OP_FALLOCATE:  "fallocate",
-	C.GOSHM_OP_FSTAT:      "fstat",
-	C.GOSHM_OP_MMAP:       "mmap",
-	C.GOSHM_OP_MADVISE:    "madvise",
-	C.GOSHM_OP_MSYNC:      "msync",
-	C.GOSHM_OP_MUNMAP:     "munmap",
-	C.GOSHM_OP_CLOSE:      "close",
-	C.GOSHM_OP_SHM_UNLINK: "shm_unlink",
-	C.GOSHM_OP_LINK:       "link",
-	C.GOSHM_OP_MINCORE:    "mincore",
-	C.GOSHM_OP_NOTREG:     "shm_open",
-	C.GOSHM_OP_TOOBIG:     "fstat",
-	C.GOSHM_OP_TMPNAME:    "shm_open",
+	C.GOSHM_OP_SHM_OPEN:      "shm_open",
+	C.GOSHM_OP_FTRUNCATE:     "ftruncate",
+	C.GOSHM_OP_FALLOCATE:     "fallocate",
+	C.GOSHM_OP_FSTAT:         "fstat",
+	C.GOSHM_OP_MMAP:          "mmap",
+	C.GOSHM_OP_MADVISE:       "madvise",
+	C.GOSHM_OP_MSYNC:         "msync",
+	C.GOSHM_OP_MUNMAP:        "munmap",
+	C.GOSHM_OP_CLOSE:         "close",
+	C.GOSHM_OP_SHM_UNLINK:    "shm_unlink",
+	C.GOSHM_OP_LINK:          "link",
+	C.GOSHM_OP_MINCORE:       "mincore",
+	C.GOSHM_OP_NOTREG:        "shm_open",
+	C.GOSHM_OP_TOOBIG:        "fstat",
+	C.GOSHM_OP_TMPNAME:       "shm_open",
+	C.GOSHM_OP_FCHMOD:        "fchmod",
+	C.GOSHM_OP_FCHOWN:        "fchown",
+	C.GOSHM_OP_MREMAP:        "mremap",
+	C.GOSHM_OP_SEM_OPEN:      "sem_open",
+	C.GOSHM_OP_SEM_CLOSE:     "sem_close",
+	C.GOSHM_OP_SEM_UNLINK:    "sem_unlink",
+	C.GOSHM_OP_SEM_POST:      "sem_post",
+	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
+	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
+	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
+	C.GOSHM_OP_MEMFD_CREATE:  "memfd_create",
+	C.GOSHM_OP_FCNTL:         "fcntl",
+	C.GOSHM_OP_NOMEMFD:       "memfd_create",
+	C.GOSHM_OP_WSEALED:       "mmap",
+	C.GOSHM_OP_RDONLYFD:      "mmap",
+	C.GOSHM_OP_REOPEN:        "open",
 }
 
 // mapFlags are the shim's GOSHM_* flags.
@@ -118,23 +135,20 @@ func shimErr(name string, r C.int) error {
 		err = fmt.Errorf("not a regular file (a directory, FIFO, socket or device): %w", err)
 	case op == C.GOSHM_OP_TOOBIG:
 		err = fmt.Errorf("the object is larger than this process can map: %w", err)
+	case op == C.GOSHM_OP_NOMEMFD:
+		err = fmt.Errorf("no memfd_create in this C library or kernel (glibc 2.27, musl 1.1.20 and Linux 3.17 have it): %w", errno)
+	case op == C.GOSHM_OP_WSEALED:
+		err = fmt.Errorf("the object is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): map it with os.O_RDONLY: %w", errno)
+	case op == C.GOSHM_OP_RDONLYFD:
+		err = fmt.Errorf("the descriptor is open read-only: map it with os.O_RDONLY: %w", errno)
+	case op == C.GOSHM_OP_MEMFD_CREATE && errno == syscall.EINVAL:
+		err = fmt.Errorf("name longer than 249 bytes, or flags the kernel does not know: %w", errno)
 	}
-	return &fs.PathError{Op: opName(op), Path: name, Err: err}
-}
-
-// opName is the libc function of a GOSHM_OP_*, or "shim op N" for a
-// number no file registered.
-func opName(op int) string {
-	if n, ok := opNames[op]; ok {
-		return n
+	opn, ok := opNames[op]
+	if !ok {
+		opn = "shim op " + strconv.Itoa(op)
 	}
-	if n, ok := memfdOpNames[op]; ok {
-		return n
-	}
-	if n, ok := semOpNames[op]; ok {
-		return n
-	}
-	return "shim op " + strconv.Itoa(op)
+	return &fs.PathError{Op: opn, Path: name, Err: err}
 }
 
 // nameBuf holds a name for C on the caller's stack: the shim keeps no
@@ -275,17 +289,6 @@ func shmUnlink(name string) error {
 // Named semaphores (sem.c): thin wrappers for semaphore.go. A semaphore is
 // libc's sem_t *, held as a uintptr: never Go memory.
 
-// semOpNames are sem.h's GOSHM_OP_SEM_* as PathError.Op.
-var semOpNames = map[int]string{
-	C.GOSHM_OP_SEM_OPEN:      "sem_open",
-	C.GOSHM_OP_SEM_CLOSE:     "sem_close",
-	C.GOSHM_OP_SEM_UNLINK:    "sem_unlink",
-	C.GOSHM_OP_SEM_POST:      "sem_post",
-	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
-	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
-	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
-}
-
 // semWaitOp is the libc function that waits with a timeout:
 // sem_clockwait(CLOCK_MONOTONIC) where libc has it (glibc 2.30+), else
 // sem_timedwait (musl).
@@ -299,15 +302,6 @@ var semWaitOp = func() string {
 // semErrno is the errno of a shim failure.
 func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
 
-// semErr decodes a failure of sem.c (or of shm.c) into an *fs.PathError.
-func semErr(name string, r C.int) error {
-	op := int(-r >> 16)
-	if n, ok := semOpNames[op]; ok {
-		return &fs.PathError{Op: n, Path: name, Err: semErrno(r)}
-	}
-	return shimErr(name, r)
-}
-
 func semOpen(name string, oflag int, mode uint32, value uint32) (sem uintptr, created bool, err error) {
 	var buf nameBuf
 	cs, err := cname("sem_open", name, &buf)
@@ -317,7 +311,7 @@ func semOpen(name string, oflag int, mode uint32, value uint32) (sem uintptr, cr
 	var s C.uintptr_t
 	var c C.int
 	if e := C.goshm_sem_open(cs, C.int(oflag), C.uint(mode), C.uint(value), &s, &c); e != 0 {
-		return 0, false, semErr(name, e)
+		return 0, false, shimErr(name, e)
 	}
 	return uintptr(s), c != 0, nil
 }
@@ -329,21 +323,21 @@ func semUnlink(name string) error {
 		return err
 	}
 	if e := C.goshm_sem_unlink(cs); e != 0 {
-		return semErr(name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
 
 func semClose(name string, sem uintptr) error {
 	if e := C.goshm_sem_close(C.uintptr_t(sem)); e != 0 {
-		return semErr(name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
 
 func semPost(name string, sem uintptr) error {
 	if e := C.goshm_sem_post(C.uintptr_t(sem)); e != 0 {
-		return semErr(name, e)
+		return shimErr(name, e)
 	}
 	return nil
 }
@@ -358,7 +352,7 @@ func semTryWait(name string, sem uintptr) (bool, error) {
 	case semErrno(e) == syscall.EAGAIN:
 		return false, nil
 	}
-	return false, semErr(name, e)
+	return false, shimErr(name, e)
 }
 
 // semWait waits up to timeout to take one; false, nil when the time ran
@@ -371,24 +365,18 @@ func semWait(name string, sem uintptr, timeout int64) (bool, error) {
 	case semErrno(e) == syscall.ETIMEDOUT:
 		return false, nil
 	}
-	return false, semErr(name, e)
+	return false, shimErr(name, e)
 }
 
 func semGetValue(name string, sem uintptr) (int, error) {
 	var v C.int
 	if e := C.goshm_sem_getvalue(C.uintptr_t(sem), &v); e != 0 {
-		return 0, semErr(name, e)
+		return 0, shimErr(name, e)
 	}
 	return int(v), nil
 }
 
-// Lifecycle (issue 11): stat, chmod, chown and resizing, over lifecycle.c.
-
-func init() {
-	opNames[C.GOSHM_OP_FCHMOD] = "fchmod"
-	opNames[C.GOSHM_OP_FCHOWN] = "fchown"
-	opNames[C.GOSHM_OP_MREMAP] = "mremap"
-}
+// Lifecycle: stat, chmod, chown and resizing, over lifecycle.c.
 
 // setInt stores v in a field of syscall.Stat_t, whose integer types differ
 // between architectures.
@@ -465,38 +453,6 @@ func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte,
 
 // memfd: the wrappers of memfd.c.
 
-// memfdOpNames are the libc functions of memfd.c's GOSHM_OP_* (from 48).
-var memfdOpNames = map[int]string{
-	C.GOSHM_OP_MEMFD_CREATE: "memfd_create",
-	C.GOSHM_OP_FCNTL:        "fcntl",
-	C.GOSHM_OP_NOMEMFD:      "memfd_create",
-	C.GOSHM_OP_WSEALED:      "mmap",
-	C.GOSHM_OP_RDONLYFD:     "mmap",
-	C.GOSHM_OP_REOPEN:       "open",
-}
-
-// memfdErr is shimErr with the verdicts of memfd.c spelled out.
-func memfdErr(name string, r C.int) error {
-	op, errno := int(-r>>16), syscall.Errno(-r&0xffff)
-	var err error
-	switch op {
-	case C.GOSHM_OP_NOMEMFD:
-		err = fmt.Errorf("no memfd_create in this C library or kernel (glibc 2.27, musl 1.1.20 and Linux 3.17 have it): %w", errno)
-	case C.GOSHM_OP_WSEALED:
-		err = fmt.Errorf("the object is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): map it with os.O_RDONLY: %w", errno)
-	case C.GOSHM_OP_RDONLYFD:
-		err = fmt.Errorf("the descriptor is open read-only: map it with os.O_RDONLY: %w", errno)
-	case C.GOSHM_OP_MEMFD_CREATE:
-		if errno == syscall.EINVAL {
-			err = fmt.Errorf("name longer than 249 bytes, or flags the kernel does not know: %w", errno)
-		}
-	}
-	if err == nil {
-		return shimErr(name, r)
-	}
-	return &fs.PathError{Op: opName(op), Path: name, Err: err}
-}
-
 // The seals as the kernel numbers them; the build fails if Seal's values
 // ever differ from the C headers'.
 var _ = [1]struct{}{}[SealSeal-C.F_SEAL_SEAL+SealShrink-C.F_SEAL_SHRINK+SealGrow-C.F_SEAL_GROW+
@@ -515,7 +471,7 @@ func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, 
 	}
 	var r C.goshm_result
 	if e := C.goshm_memfd(cs, C.int64_t(size), C.int(seals), C.int(flags), &r); e != 0 {
-		return result{}, memfdErr(path, e)
+		return result{}, shimErr(path, e)
 	}
 	return toResult(&r), nil
 }
@@ -524,7 +480,7 @@ func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, 
 func getSeals(name string, fd int) (Seal, error) {
 	r := C.goshm_seals(C.int(fd))
 	if r < 0 {
-		return 0, memfdErr(name, r)
+		return 0, shimErr(name, r)
 	}
 	return Seal(r), nil
 }
@@ -533,7 +489,7 @@ func getSeals(name string, fd int) (Seal, error) {
 func dupFD(name string, fd int) (int, error) {
 	r := C.goshm_dup(C.int(fd))
 	if r < 0 {
-		return -1, memfdErr(name, r)
+		return -1, shimErr(name, r)
 	}
 	return int(r), nil
 }
@@ -544,7 +500,7 @@ func dupFD(name string, fd int) (int, error) {
 func addSeals(name string, fd int, data []byte, seals Seal) (bool, error) {
 	var rdonly C.int
 	if e := C.goshm_add_seals(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int(seals), &rdonly); e != 0 {
-		return rdonly != 0, memfdErr(name, e)
+		return rdonly != 0, shimErr(name, e)
 	}
 	return rdonly != 0, nil
 }
@@ -555,7 +511,7 @@ func mapFD(name string, fd int, off, length int64, flags int) (result, Seal, err
 	var r C.goshm_result
 	var seals C.int
 	if e := C.goshm_mapfd(C.int(fd), C.int64_t(off), C.int64_t(length), C.int(flags), &r, &seals); e != 0 {
-		return result{}, Seal(seals), memfdErr(name, e)
+		return result{}, Seal(seals), shimErr(name, e)
 	}
 	return toResult(&r), Seal(seals), nil
 }

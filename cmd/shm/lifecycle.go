@@ -1,6 +1,6 @@
 package main
 
-// The lifecycle commands (issue 11): ls -l, rm -stale, chmod, chown and
+// The lifecycle commands: ls -l, rm -stale, chmod, chown and
 // truncate.
 
 import (
