@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,11 +43,15 @@ func runLsLong() error {
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "SIZE\tMODE\tOWNER\tMODIFIED\tHOLDERS\tNAME\n")
+	var objects []fs.FileInfo
 	for fi, err := range shm.Objects() {
 		if err != nil {
-			w.Flush()
 			return cmdErr("ls", shmDir, err)
 		}
+		objects = append(objects, fi)
+	}
+	slices.SortFunc(objects, func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, fi := range objects {
 		name := "/" + fi.Name()
 		uid, _ := owner(fi)
 		fmt.Fprintf(w, "%d\t%v\t%s\t%s\t%s\t%s\n", fi.Size(), fi.Mode().Perm(), userName(uid),

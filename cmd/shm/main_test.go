@@ -123,7 +123,7 @@ func TestCreateStatLsRm(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "SIZE") || col < 0 {
 		t.Fatalf("ls -l header %q", lines[0])
 	}
-	seen := 0
+	seen, prev := 0, ""
 	re := regexp.MustCompile(`^(\d+) +(-[rwx-]{9}) +(\S+) +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) +(\S+) +(/\S+)$`)
 	for _, l := range lines[1:] {
 		m := re.FindStringSubmatch(l)
@@ -131,6 +131,10 @@ func TestCreateStatLsRm(t *testing.T) {
 			t.Errorf("ls -l line %q is not SIZE MODE OWNER MODIFIED HOLDERS NAME", l)
 			continue
 		}
+		if m[6] < prev {
+			t.Errorf("ls -l lists %s after %s: not sorted by name", m[6], prev)
+		}
+		prev = m[6]
 		if strings.Index(l, m[6]) != col {
 			t.Errorf("ls -l line %q: NAME not aligned at column %d", l, col)
 		}
