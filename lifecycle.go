@@ -409,6 +409,7 @@ type DeniedError struct {
 
 // Error says how many processes could not be inspected, and which.
 func (e *DeniedError) Error() string { return e.msg + ": " + fs.ErrPermission.Error() }
+
 // Unwrap returns fs.ErrPermission, so errors.Is(err, fs.ErrPermission)
 // holds.
 func (e *DeniedError) Unwrap() error { return fs.ErrPermission }
