@@ -85,17 +85,10 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	}
 	w.step("wrote %q", msg)
 
-	exe, err := os.Executable()
+	cmd, err := readerCmd(w, "reader", s.Name())
 	if err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
-	cmd := exec.Command(exe, s.Name())
-	role := "reader"
-	if demoHold {
-		role = "reader-hold"
-	}
-	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
@@ -140,6 +133,22 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	}
 	w.step("reader exited")
 	return nil
+}
+
+// readerCmd is the demo's second process: this program again, with the
+// role (and "-hold" with -hold) in demoRoleEnv and name as its argument.
+func readerCmd(w stepper, role, name string) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if demoHold {
+		role += "-hold"
+	}
+	cmd := exec.Command(exe, name)
+	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd, nil
 }
 
 // awaitWord waits until the futex word at off of s is not 0.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
 	"syscall"
 
 	"github.com/posixshm/shm"
@@ -35,7 +33,7 @@ func runDemoMemfd(sigs chan os.Signal, w stepper) error {
 	}
 	w.step("wrote %q", msg)
 
-	exe, err := os.Executable()
+	cmd, err := readerCmd(w, "reader-memfd", s.Name())
 	if err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
@@ -43,13 +41,6 @@ func runDemoMemfd(sigs chan os.Signal, w stepper) error {
 	if err != nil {
 		return cmdErr("demo", s.Name(), err)
 	}
-	cmd := exec.Command(exe, s.Name())
-	role := "reader-memfd"
-	if demoHold {
-		role = "reader-memfd-hold"
-	}
-	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{f} // fd 3 in the reader
 	err = cmd.Start()
 	f.Close() // the reader has its own copy now
