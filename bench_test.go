@@ -79,16 +79,25 @@ func shmOpenCycle(name string) error {
 
 // BenchmarkCreate: create + touch + close + unlink of 4 KiB.
 func BenchmarkCreate(b *testing.B) {
-	for _, impl := range []struct {
-		name string
-		f    func(string, int) error
-	}{{"shm", shmCreateCycle}, {"purego", pureGoCreateCycle}} {
-		b.Run(impl.name, func(b *testing.B) {
+	benchCycles(b, []cycle{{"shm", shmCreateCycle}, {"purego", pureGoCreateCycle}})
+}
+
+// A cycle is one way to create, touch and let go of a 4 KiB object named
+// name.
+type cycle struct {
+	name string
+	f    func(name string, size int) error
+}
+
+// benchCycles runs each cycle as a sub-benchmark, on a name of its own.
+func benchCycles(b *testing.B, cycles []cycle) {
+	for _, c := range cycles {
+		b.Run(c.name, func(b *testing.B) {
 			name := uniqueName(b)
 			cleanup(b, name)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := impl.f(name, 4096); err != nil {
+				if err := c.f(name, 4096); err != nil {
 					b.Fatal(err)
 				}
 			}

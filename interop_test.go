@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,6 +132,53 @@ func TestGoCreatesPythonAttaches(t *testing.T) {
 	}
 }
 
+// matchLibc runs argv (a C helper) with each name hex-encoded as a further
+// argument; for each name the helper prints the errno (0 for success) of
+// libc's unlink, create and unlink again (-1 when create failed). It checks
+// that unlink and create, called on the same names here, give exactly
+// those answers.
+func matchLibc(t *testing.T, argv, names []string, unlink func(string) error, create func(string) (io.Closer, error)) {
+	t.Helper()
+	args := argv[1:len(argv):len(argv)]
+	for _, n := range names {
+		args = append(args, hex.EncodeToString([]byte(n)))
+	}
+	out, err := exec.Command(argv[0], args...).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", argv[0], err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(names) {
+		t.Fatalf("%s printed %d lines for %d names", argv[0], len(lines), len(names))
+	}
+	errnoOf := func(err error) int {
+		var e syscall.Errno
+		if err == nil {
+			return 0
+		}
+		if !errors.As(err, &e) {
+			t.Fatalf("error %v carries no errno", err)
+		}
+		return int(e)
+	}
+	for i, name := range names {
+		var want [3]int
+		for j, f := range strings.Fields(lines[i]) {
+			want[j], _ = strconv.Atoi(f)
+		}
+		before := errnoOf(unlink(name))
+		c, err := create(name)
+		made, after := errnoOf(err), -1
+		if err == nil {
+			c.Close()
+			after = errnoOf(unlink(name))
+		}
+		if got := [3]int{before, made, after}; got != want {
+			t.Errorf("name %q (%d bytes): Go (unlink, create, unlink) = %v, libc = %v", name, len(name), got, want)
+		}
+	}
+}
+
 // TestNamesMatchLibc: for names of every awkward kind, Create fails with
 // exactly the errno libc's shm_open gives (or succeeds where it does), and
 // Unlink matches shm_unlink, as a C helper linked against the same libc
@@ -148,50 +196,15 @@ func TestNamesMatchLibc(t *testing.T) {
 		pad("/"+u, 255), pad(u, 255), pad("/"+u, 256), pad(u, 256), pad("//"+u, 257),
 		pad("/"+u, 254), pad("/"+u, 4000), strings.Repeat("/", 300) + u,
 	}
-	args := make([]string, len(names))
-	for i, n := range names {
-		args[i] = hex.EncodeToString([]byte(n))
-	}
-	out, err := exec.Command(helper, args...).Output()
-	if err != nil {
-		t.Fatalf("names helper: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(names) {
-		t.Fatalf("helper printed %d lines for %d names", len(lines), len(names))
-	}
-	errnoOf := func(err error) int {
-		var e syscall.Errno
-		if err == nil {
-			return 0
-		}
-		if !errors.As(err, &e) {
-			t.Fatalf("error %v carries no errno", err)
-		}
-		return int(e)
-	}
-	for i, name := range names {
-		var want [3]int
-		for j, f := range strings.Fields(lines[i]) {
-			want[j], _ = strconv.Atoi(f)
-		}
-		gotBefore := errnoOf(shm.Unlink(name))
-		s, err := shm.Create(name, 4096)
-		gotOpen, gotAfter := errnoOf(err), -1
-		if err == nil {
-			s.Close()
-			gotAfter = errnoOf(shm.Unlink(name))
-		}
-		if got := [3]int{gotBefore, gotOpen, gotAfter}; got != want {
-			t.Errorf("name %q (%d bytes): Go (unlink, create, unlink) = %v, libc = %v", name, len(name), got, want)
-		}
-	}
+	matchLibc(t, []string{helper}, names, shm.Unlink, func(name string) (io.Closer, error) {
+		return shm.Create(name, 4096)
+	})
 	// A NUL byte: refused before C, which would act on the name cut short.
 	for _, name := range []string{"/" + u + "\x00", "/" + u + "\x00tail", "\x00"} {
-		if _, err := shm.Create(name, 4096); errnoOf(err) != int(syscall.EINVAL) {
+		if _, err := shm.Create(name, 4096); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("Create(%q) = %v, want EINVAL", name, err)
 		}
-		if err := shm.Unlink(name); errnoOf(err) != int(syscall.EINVAL) {
+		if err := shm.Unlink(name); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("Unlink(%q) = %v, want EINVAL", name, err)
 		}
 	}

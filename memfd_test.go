@@ -817,21 +817,7 @@ func ExampleSegment_AddSeals() {
 // close) beside Create's (create, touch, close, unlink), 4 KiB each.
 // TestCompareMemfd sets both against the same libc calls from C.
 func BenchmarkCreateMemfd(b *testing.B) {
-	for _, impl := range []struct {
-		name string
-		f    func(string, int) error
-	}{{"memfd", shmMemfdCycle}, {"create", shmCreateCycle}} {
-		b.Run(impl.name, func(b *testing.B) {
-			name := uniqueName(b)
-			cleanup(b, name)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := impl.f(name, 4096); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	benchCycles(b, []cycle{{"memfd", shmMemfdCycle}, {"create", shmCreateCycle}})
 }
 
 func shmMemfdCycle(name string, size int) error {

@@ -8,9 +8,9 @@ package shm_test
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -50,13 +50,7 @@ func semName(t testing.TB) string {
 }
 
 // semCleanup unlinks the semaphore name when t ends, if it exists.
-func semCleanup(t testing.TB, name string) {
-	t.Cleanup(func() {
-		if err := shm.UnlinkSemaphore(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-}
+func semCleanup(t testing.TB, name string) { cleanupWith(t, name, shm.UnlinkSemaphore) }
 
 // createSem makes a fresh semaphore for t, closed and unlinked when t ends.
 func createSem(t testing.TB, value int) *shm.Semaphore {
@@ -271,44 +265,9 @@ func TestSemaphoreNamesMatchLibc(t *testing.T) {
 		"/" + u + " space", "/" + u + "-ünï", "/" + u + "\xff\xfe",
 		pad("/"+u, 251), pad("/"+u, 252), pad(u, 251), pad(u, 252), pad("/"+u, 300),
 	}
-	args := []string{"names"}
-	for _, n := range names {
-		args = append(args, hex.EncodeToString([]byte(n)))
-	}
-	out, err := exec.Command(peer, args...).Output()
-	if err != nil {
-		t.Fatalf("sempeer names: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(names) {
-		t.Fatalf("%d lines for %d names", len(lines), len(names))
-	}
-	errnoOf := func(err error) int {
-		var e syscall.Errno
-		if err == nil {
-			return 0
-		}
-		if !errors.As(err, &e) {
-			t.Fatalf("error %v carries no errno", err)
-		}
-		return int(e)
-	}
-	for i, name := range names {
-		var want [3]int
-		for j, f := range strings.Fields(lines[i]) {
-			want[j], _ = strconv.Atoi(f)
-		}
-		before := errnoOf(shm.UnlinkSemaphore(name))
-		s, err := shm.CreateSemaphore(name, 0)
-		open, after := errnoOf(err), -1
-		if err == nil {
-			s.Close()
-			after = errnoOf(shm.UnlinkSemaphore(name))
-		}
-		if got := [3]int{before, open, after}; got != want {
-			t.Errorf("name %q (%d bytes): Go (unlink, create, unlink) = %v, libc = %v", name, len(name), got, want)
-		}
-	}
+	matchLibc(t, []string{peer, "names"}, names, shm.UnlinkSemaphore, func(name string) (io.Closer, error) {
+		return shm.CreateSemaphore(name, 0)
+	})
 }
 
 // TestSemaphoreWaitDeadline: a deadline ends Wait at the deadline, not at

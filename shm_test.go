@@ -93,9 +93,13 @@ func uniqueName(t testing.TB) string {
 }
 
 // cleanup unlinks name when t ends; it tolerates that it is already gone.
-func cleanup(t testing.TB, name string) {
+func cleanup(t testing.TB, name string) { cleanupWith(t, name, shm.Unlink) }
+
+// cleanupWith removes name with unlink when t ends, tolerating that it is
+// already gone.
+func cleanupWith(t testing.TB, name string, unlink func(string) error) {
 	t.Cleanup(func() {
-		if err := shm.Unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
