@@ -1,0 +1,474 @@
+/* shmring.h: the message ring of github.com/posixshm/shm/ring in C.
+ *
+ * Header-only, C11, Linux (glibc or musl), 64-bit or -m32. It speaks the
+ * layout of ring/LAYOUT.md (version 1), so a C process can be either end
+ * of a ring whose other end is Go, Python or C. Single producer, single
+ * consumer, messages of 0 to max_message bytes, whole and in order.
+ *
+ *   shmring *r = shmring_create("/jobs", 1 << 20);  or shmring_open("/jobs")
+ *   shmring_writer(r);                               or shmring_reader(r)
+ *   shmring_send(r, msg, len, -1);                   ssize_t n = shmring_recv(r, buf, sizeof buf, -1);
+ *   shmring_close(r);
+ *
+ * Errors are -1 (NULL) with errno: EBUSY (the end is claimed by a live
+ * process), ETIMEDOUT, EMSGSIZE (message too large, receive buffer too
+ * small: the message stays), EPIPE (recv: the writer closed and every
+ * message was received; send: the reader closed its end and the ring is
+ * full), EOWNERDEAD (the peer's process died; recv first delivers what it
+ * committed), EINVAL, EPROTO (not a ring of this layout, or a corrupt
+ * record). timeout_ms -1 waits forever, 0 never blocks.
+ *
+ * A handle holds at most one end. It is not safe for concurrent use by
+ * several threads. Include this header before any system header, or
+ * compile with _GNU_SOURCE or _DEFAULT_SOURCE, so that shm_open and
+ * syscall are declared under -std=c11.
+ */
+#ifndef SHMRING_H
+#define SHMRING_H
+
+#if !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHMRING_VERSION 1
+#define SHMRING_MAGIC "SHMRING" /* 8 bytes with its NUL */
+#define SHMRING_HEADER 512
+#define SHMRING_WRAP 0xFFFFFFFFu
+
+/* Byte offsets of the header's fields (LAYOUT.md). */
+enum {
+	SHMRING_OFF_MAGIC = 0,
+	SHMRING_OFF_VERSION = 8,
+	SHMRING_OFF_HEADER_SIZE = 12,
+	SHMRING_OFF_CAPACITY = 16,
+	SHMRING_OFF_MAX_MESSAGE = 24,
+	SHMRING_OFF_WRITER_STATE = 32,
+	SHMRING_OFF_READER_STATE = 36,
+	SHMRING_OFF_HEAD = 64,
+	SHMRING_OFF_TAIL = 128,
+	SHMRING_OFF_READER_SLEEP = 192,
+	SHMRING_OFF_WRITER_SLEEP = 256,
+	SHMRING_LOCK_WRITER = 448,
+	SHMRING_LOCK_READER = 449,
+};
+
+enum { SHMRING_END_NONE = 0, SHMRING_END_OPEN = 1, SHMRING_END_CLOSED = 2 };
+
+#ifndef F_OFD_GETLK
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#endif
+
+typedef struct shmring {
+	unsigned char *base; /* the mapping */
+	size_t size;
+	int fd;              /* our own open file description: the end's lock */
+	uint64_t cap, max;
+	unsigned char *data;
+	int role;            /* 0 none, 1 writer, 2 reader */
+	uint64_t pos;        /* writer: head; reader: tail (past a wrap marker read) */
+	int check;           /* test the peer's lock before sleeping */
+	long spin_ns;        /* how long a blocked call polls before sleeping */
+} shmring;
+
+static inline _Atomic uint64_t *shmring__u64(shmring *r, int off) { return (_Atomic uint64_t *)(void *)(r->base + off); }
+static inline _Atomic uint32_t *shmring__u32(shmring *r, int off) { return (_Atomic uint32_t *)(void *)(r->base + off); }
+
+static inline uint64_t shmring__le64(const unsigned char *p) {
+	uint64_t v;
+	memcpy(&v, p, 8); /* Linux on x86 and arm is little-endian; LAYOUT.md says so */
+	return v;
+}
+
+static inline int64_t shmring__now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The kernel's struct flock (flock64 on i386, where int64_t is 4-aligned
+ * in structs); fcntl64 on 32-bit, fcntl on 64-bit, called directly so
+ * that neither the C library's struct nor its _FILE_OFFSET_BITS matter. */
+struct shmring__flock {
+	short type, whence;
+	int64_t start, len;
+	int pid;
+};
+
+static inline int shmring__fcntl(int fd, int cmd, short type, int64_t off, short *got) {
+	struct shmring__flock fl = {type, SEEK_SET, off, 1, 0};
+	long rc;
+	do {
+#ifdef SYS_fcntl64
+		rc = syscall(SYS_fcntl64, fd, cmd, &fl);
+#else
+		rc = syscall(SYS_fcntl, fd, cmd, &fl);
+#endif
+	} while (rc < 0 && errno == EINTR);
+	if (got)
+		*got = fl.type;
+	return rc < 0 ? -1 : 0;
+}
+
+static inline void shmring__free(shmring *r) {
+	int e = errno;
+	if (r->base && r->base != MAP_FAILED)
+		munmap(r->base, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r);
+	errno = e;
+}
+
+/* shmring__check checks the header; EPROTO if it is not a ring of this
+ * layout, EAGAIN if the magic is not there yet. */
+static inline int shmring__check(shmring *r) {
+	if (r->size < SHMRING_HEADER) {
+		errno = r->size == 0 ? EAGAIN : EPROTO;
+		return -1;
+	}
+	uint64_t m = atomic_load_explicit(shmring__u64(r, SHMRING_OFF_MAGIC), memory_order_acquire);
+	if (m == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	uint32_t v, hs;
+	memcpy(&v, r->base + SHMRING_OFF_VERSION, 4);
+	memcpy(&hs, r->base + SHMRING_OFF_HEADER_SIZE, 4);
+	uint64_t c = shmring__le64(r->base + SHMRING_OFF_CAPACITY), mm = shmring__le64(r->base + SHMRING_OFF_MAX_MESSAGE);
+	if (memcmp(r->base, SHMRING_MAGIC, 8) || v != SHMRING_VERSION || hs != SHMRING_HEADER || c < 64 ||
+	    c > ((uint64_t)1 << 40) || c % 8 || c > r->size - SHMRING_HEADER || mm != c / 2 - 8) {
+		errno = EPROTO;
+		return -1;
+	}
+	r->cap = c;
+	r->max = mm;
+	r->data = r->base + SHMRING_HEADER;
+	return 0;
+}
+
+static inline shmring *shmring__new(void) {
+	shmring *r = calloc(1, sizeof *r);
+	if (r) {
+		r->fd = -1;
+		r->spin_ns = 10000;
+	}
+	return r;
+}
+
+/* shmring_create makes a new ring of capacity data bytes (a multiple of 8
+ * from 64 to 2^40) in a new object name (O_EXCL, mode 0600, pages
+ * reserved). NULL and errno on failure; nothing is left behind. */
+static inline shmring *shmring_create(const char *name, size_t capacity) {
+	if (capacity < 64 || capacity % 8 || capacity > (size_t)-1 - SHMRING_HEADER ||
+	    (capacity >> 20) > ((size_t)1 << 20) || ((capacity >> 20) == ((size_t)1 << 20) && (capacity & 0xFFFFF))) {
+		/* (capacity >> 20) compares with 2^40 without a warning where size_t is 32-bit */
+		errno = EINVAL;
+		return NULL;
+	}
+	shmring *r = shmring__new();
+	if (!r)
+		return NULL;
+	r->size = SHMRING_HEADER + capacity;
+	r->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (r->fd < 0) {
+		shmring__free(r);
+		return NULL;
+	}
+	int e;
+	if (ftruncate(r->fd, (off_t)r->size) < 0)
+		goto fail;
+	do
+		e = posix_fallocate(r->fd, 0, (off_t)r->size);
+	while (e == EINTR);
+	if (e && e != EOPNOTSUPP && e != EINVAL) {
+		errno = e;
+		goto fail;
+	}
+	r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	if (r->base == MAP_FAILED)
+		goto fail;
+	uint32_t v = SHMRING_VERSION, hs = SHMRING_HEADER;
+	uint64_t c = capacity, mm = capacity / 2 - 8, m;
+	memcpy(r->base + SHMRING_OFF_VERSION, &v, 4);
+	memcpy(r->base + SHMRING_OFF_HEADER_SIZE, &hs, 4);
+	memcpy(r->base + SHMRING_OFF_CAPACITY, &c, 8);
+	memcpy(r->base + SHMRING_OFF_MAX_MESSAGE, &mm, 8);
+	memcpy(&m, SHMRING_MAGIC, 8);
+	atomic_store_explicit(shmring__u64(r, SHMRING_OFF_MAGIC), m, memory_order_release);
+	shmring__check(r);
+	return r;
+fail:
+	e = errno;
+	shm_unlink(name);
+	errno = e;
+	shmring__free(r);
+	return NULL;
+}
+
+static inline shmring *shmring__map(int fd) {
+	shmring *r = shmring__new();
+	if (!r) {
+		close(fd);
+		return NULL;
+	}
+	r->fd = fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		shmring__free(r);
+		return NULL;
+	}
+	r->size = (size_t)st.st_size;
+	if (r->size > 0) {
+		r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (r->base == MAP_FAILED) {
+			shmring__free(r);
+			return NULL;
+		}
+	}
+	if (shmring__check(r) < 0) {
+		shmring__free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* shmring_open opens the ring in the existing object name and checks its
+ * header (EPROTO if it is not a ring of this layout). A header its creator
+ * is still writing is waited for, up to a second. */
+static inline shmring *shmring_open(const char *name) {
+	for (int tries = 0;; tries++) {
+		int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+		if (fd < 0)
+			return NULL;
+		shmring *r = shmring__map(fd);
+		if (r || errno != EAGAIN)
+			return r;
+		if (tries >= 1000) {
+			errno = EPROTO;
+			return NULL;
+		}
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+}
+
+/* shmring_open_fd maps the ring in fd, a descriptor received from another
+ * process, through a new open file description of its own (the claims
+ * are locked on it); fd stays the caller's. */
+static inline shmring *shmring_open_fd(int fd) {
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int own = open(path, O_RDWR | O_CLOEXEC);
+	if (own < 0)
+		return NULL;
+	shmring *r = shmring__map(own);
+	if (!r && errno == EAGAIN)
+		errno = EPROTO;
+	return r;
+}
+
+static inline int shmring__claim(shmring *r, int role, int lock, int state_off) {
+	short got;
+	if (r->role) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (shmring__fcntl(r->fd, F_OFD_SETLK, F_WRLCK, lock, &got) < 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			errno = EBUSY;
+		return -1;
+	}
+	atomic_store(shmring__u32(r, state_off), SHMRING_END_OPEN);
+	r->role = role;
+	r->check = 0;
+	r->pos = atomic_load(shmring__u64(r, role == 1 ? SHMRING_OFF_HEAD : SHMRING_OFF_TAIL));
+	return 0;
+}
+
+/* shmring_writer claims the writing end: 0, or -1 with EBUSY. */
+static inline int shmring_writer(shmring *r) { return shmring__claim(r, 1, SHMRING_LOCK_WRITER, SHMRING_OFF_WRITER_STATE); }
+
+/* shmring_reader claims the reading end: 0, or -1 with EBUSY. */
+static inline int shmring_reader(shmring *r) { return shmring__claim(r, 2, SHMRING_LOCK_READER, SHMRING_OFF_READER_STATE); }
+
+/* shmring__peer_alive: does another open file description hold the lock? */
+static inline int shmring__peer_alive(shmring *r, int lock) {
+	short got = F_UNLCK;
+	if (shmring__fcntl(r->fd, F_OFD_GETLK, F_WRLCK, lock, &got) < 0)
+		return 1; /* never declare dead what we cannot judge */
+	return got != F_UNLCK;
+}
+
+static inline void shmring__wake(shmring *r, int off) {
+	_Atomic uint32_t *w = shmring__u32(r, off);
+	if (atomic_load(w) && atomic_exchange(w, 0))
+		syscall(SYS_futex, (void *)w, 1 /* FUTEX_WAKE */, 1, NULL, NULL, 0);
+}
+
+/* shmring__wait waits until ready(r, arg), spinning, then sleeping on the
+ * role's futex word after announcing it there. closed_err is the errno
+ * when the peer closed its end. */
+static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), uint64_t arg, int timeout_ms, int closed_err) {
+	int64_t start = shmring__now_ns(), deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000;
+	for (long i = 1;; i++) {
+		if (ready(r, arg))
+			return 0;
+		if (i % 64 == 0 && shmring__now_ns() - start > r->spin_ns)
+			break;
+	}
+	int sleep_off = r->role == 1 ? SHMRING_OFF_WRITER_SLEEP : SHMRING_OFF_READER_SLEEP;
+	int peer_state = r->role == 1 ? SHMRING_OFF_READER_STATE : SHMRING_OFF_WRITER_STATE;
+	int peer_lock = r->role == 1 ? SHMRING_LOCK_READER : SHMRING_LOCK_WRITER;
+	_Atomic uint32_t *sl = shmring__u32(r, sleep_off);
+	for (;;) {
+		int64_t now = shmring__now_ns();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		atomic_store(sl, 1); /* announce, then look again */
+		if (ready(r, arg)) {
+			atomic_store(sl, 0);
+			r->check = 0;
+			return 0;
+		}
+		uint32_t st = atomic_load(shmring__u32(r, peer_state));
+		int err = 0;
+		if (st == SHMRING_END_CLOSED)
+			err = closed_err;
+		else if (st == SHMRING_END_OPEN && r->check && !shmring__peer_alive(r, peer_lock))
+			err = EOWNERDEAD;
+		if (err) {
+			atomic_store(sl, 0);
+			if (ready(r, arg))
+				return 0;
+			errno = err;
+			return -1;
+		}
+		int64_t left = deadline - now, slice = 150000000;
+		int timed = left <= slice;
+		if (left < slice)
+			slice = left;
+		struct timespec ts = {(time_t)(slice / 1000000000), (long)(slice % 1000000000)};
+		long rc = syscall(SYS_futex, (void *)sl, 0 /* FUTEX_WAIT */, 1, &ts, NULL, 0);
+		r->check = rc < 0 && errno == ETIMEDOUT && !timed;
+	}
+}
+
+static inline int shmring__room(shmring *r, uint64_t need) {
+	return r->cap - (r->pos - atomic_load(shmring__u64(r, SHMRING_OFF_TAIL))) >= need;
+}
+
+static inline int shmring__data(shmring *r, uint64_t unused) {
+	(void)unused;
+	return atomic_load(shmring__u64(r, SHMRING_OFF_HEAD)) != r->pos;
+}
+
+/* shmring_send sends len bytes of msg as one message, waiting up to
+ * timeout_ms while the ring is full. */
+static inline int shmring_send(shmring *r, const void *msg, size_t len, int timeout_ms) {
+	if (r->role != 1) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)len > r->max) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	uint64_t rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7), off = r->pos % r->cap, skip = 0;
+	if (rec > r->cap - off)
+		skip = r->cap - off;
+	if (!shmring__room(r, skip + rec) && shmring__wait(r, shmring__room, skip + rec, timeout_ms, EPIPE) < 0)
+		return -1;
+	uint64_t word = SHMRING_WRAP;
+	if (skip) {
+		memcpy(r->data + off, &word, 8);
+		off = 0;
+	}
+	memcpy(r->data + off + 8, msg, len);
+	word = len;
+	memcpy(r->data + off, &word, 8);
+	r->pos += skip + rec;
+	atomic_store(shmring__u64(r, SHMRING_OFF_HEAD), r->pos); /* release: the record first */
+	shmring__wake(r, SHMRING_OFF_READER_SLEEP);
+	return 0;
+}
+
+/* shmring_recv copies the next message into buf (cap bytes) and returns
+ * its length, waiting up to timeout_ms while the ring is empty. */
+static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeout_ms) {
+	if (r->role != 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (;;) {
+		uint64_t h = atomic_load(shmring__u64(r, SHMRING_OFF_HEAD));
+		if (h == r->pos) {
+			if (shmring__wait(r, shmring__data, 0, timeout_ms, EPIPE) < 0)
+				return -1;
+			continue;
+		}
+		uint64_t off = r->pos % r->cap;
+		uint32_t n;
+		memcpy(&n, r->data + off, 4);
+		if (h - r->pos > r->cap) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (n == SHMRING_WRAP) {
+			if (off == 0 || h - r->pos < r->cap - off) {
+				errno = EPROTO;
+				return -1;
+			}
+			r->pos += r->cap - off;
+			continue;
+		}
+		uint64_t rec = 8 + (((uint64_t)n + 7) & ~(uint64_t)7);
+		if (n > r->max || rec > h - r->pos || off + rec > r->cap) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (n > cap) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		memcpy(buf, r->data + off + 8, n);
+		r->pos += rec;
+		atomic_store(shmring__u64(r, SHMRING_OFF_TAIL), r->pos); /* release: done with the record */
+		shmring__wake(r, SHMRING_OFF_WRITER_SLEEP);
+		return (ssize_t)n;
+	}
+}
+
+/* shmring_close releases the handle's end (a writer's close ends the
+ * stream: the reader drains, then EPIPE), unmaps and frees. */
+static inline void shmring_close(shmring *r) {
+	if (!r)
+		return;
+	if (r->role) {
+		atomic_store(shmring__u32(r, r->role == 1 ? SHMRING_OFF_WRITER_STATE : SHMRING_OFF_READER_STATE), SHMRING_END_CLOSED);
+		shmring__wake(r, r->role == 1 ? SHMRING_OFF_READER_SLEEP : SHMRING_OFF_WRITER_SLEEP);
+		shmring__fcntl(r->fd, F_OFD_SETLK, F_UNLCK, r->role == 1 ? SHMRING_LOCK_WRITER : SHMRING_LOCK_READER, NULL);
+	}
+	shmring__free(r);
+}
+
+/* shmring_max_message is the largest message the ring takes. */
+static inline size_t shmring_max_message(const shmring *r) { return (size_t)r->max; }
+
+#endif

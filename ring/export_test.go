@@ -1,0 +1,15 @@
+//go:build linux && cgo
+
+package ring
+
+// Stats returns how often an end announced a sleep and how often it woke
+// the other side.
+func Stats(e interface{ stats() (int64, int64) }) (sleeps, wakes int64) { return e.stats() }
+
+func (e *end) stats() (int64, int64) { return e.sleeps.Load(), e.wakes.Load() }
+
+// PollPeer is how long a sleeping call waits before testing its peer.
+const PollPeer = pollPeer
+
+// HeaderSize is the data's offset.
+const HeaderSize = headerSize

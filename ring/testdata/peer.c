@@ -1,0 +1,156 @@
+/* peer: a C end of a ring for ring_test.go, on ring/c/shmring.h.
+ *
+ *   peer write NAME COUNT SEED   send COUNT messages of the stream SEED, then close
+ *   peer read NAME COUNT SEED    receive and verify them, then expect the end of stream
+ *   peer hold-writer NAME        claim the writing end, say "ready", wait for death
+ *   peer hold-reader NAME        claim the reading end, say "ready", wait for death
+ *   peer recv-wait NAME          claim the reader, say "ready", receive until an error; print its errno name
+ *   peer send-wait NAME          claim the writer, say "ready", send until an error; print its errno name
+ *
+ * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
+ * ring's max for i == 1, else from a xorshift32 of the seed, half of them
+ * under 64 bytes; its bytes are pat[p % PATN ...] at stream position p,
+ * pat from a xorshift64* of the seed.
+ */
+#include "../c/shmring.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PATN ((1 << 20) + 4093)
+
+static unsigned char *pat;
+static uint32_t y;
+
+static void pattern(uint64_t seed, size_t ext) {
+	pat = malloc(PATN + ext);
+	uint64_t x = 2 * seed + 1;
+	for (int i = 0; i < PATN; i++) {
+		x ^= x >> 12;
+		x ^= x << 25;
+		x ^= x >> 27;
+		pat[i] = (unsigned char)((x * 0x2545F4914F6CDD1DULL) >> 56);
+	}
+	memcpy(pat + PATN, pat, ext);
+}
+
+static size_t next_len(uint64_t i, size_t max) {
+	y ^= y << 13;
+	y ^= y >> 17;
+	y ^= y << 5;
+	if (i == 0)
+		return 0;
+	if (i == 1)
+		return max;
+	if (y & 1)
+		return (y >> 1) % 64 < max ? (y >> 1) % 64 : max;
+	return (y >> 1) % (max + 1);
+}
+
+static const char *errname(int e) {
+	switch (e) {
+	case EPIPE: return "EPIPE";
+	case EOWNERDEAD: return "EOWNERDEAD";
+	case ETIMEDOUT: return "ETIMEDOUT";
+	case EMSGSIZE: return "EMSGSIZE";
+	case EBUSY: return "EBUSY";
+	case EPROTO: return "EPROTO";
+	}
+	return strerror(e);
+}
+
+static int fail(const char *what) {
+	fprintf(stderr, "peer: %s: %s\n", what, errname(errno));
+	return 1;
+}
+
+int main(int argc, char **argv) {
+	if (argc < 3) {
+		fprintf(stderr, "usage: peer write|read NAME COUNT SEED | hold-writer|hold-reader|recv-wait|send-wait NAME\n");
+		return 2;
+	}
+	shmring *r = shmring_open(argv[2]);
+	if (!r)
+		return fail("open");
+	const char *mode = argv[1];
+	if (!strcmp(mode, "hold-writer") || !strcmp(mode, "hold-reader")) {
+		if ((mode[5] == 'w' ? shmring_writer(r) : shmring_reader(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	if (!strcmp(mode, "recv-wait") || !strcmp(mode, "send-wait")) {
+		int rd = mode[0] == 'r';
+		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		static char buf[1 << 16];
+		for (long n = 0;; n++) {
+			int rc = rd ? (int)shmring_recv(r, buf, sizeof buf, -1) : shmring_send(r, buf, 8, -1);
+			if (rc < 0) {
+				printf("%s %ld\n", errname(errno), n);
+				return 0;
+			}
+		}
+	}
+	if (argc != 5) {
+		fprintf(stderr, "usage: peer write|read NAME COUNT SEED\n");
+		return 2;
+	}
+	uint64_t count = strtoull(argv[3], NULL, 10), seed = strtoull(argv[4], NULL, 10);
+	size_t max = shmring_max_message(r);
+	pattern(seed, max);
+	y = (uint32_t)seed | 1;
+	uint64_t p = 0;
+	if (!strcmp(mode, "write")) {
+		if (shmring_writer(r) < 0)
+			return fail("writer");
+		for (uint64_t i = 0; i < count; i++) {
+			size_t n = next_len(i, max);
+			if (shmring_send(r, pat + p % PATN, n, 10000) < 0)
+				return fail("send");
+			p += n;
+		}
+		char big[1];
+		if (shmring_send(r, big, max + 1, 0) != -1 || errno != EMSGSIZE)
+			return fail("send of max+1 bytes is not EMSGSIZE");
+		shmring_close(r);
+		printf("ok %llu %llu\n", (unsigned long long)count, (unsigned long long)p);
+		return 0;
+	}
+	if (strcmp(mode, "read"))
+		return 2;
+	if (shmring_reader(r) < 0)
+		return fail("reader");
+	unsigned char *buf = malloc(max + 1);
+	for (uint64_t i = 0; i < count; i++) {
+		size_t n = next_len(i, max);
+		if (n > 0) {
+			/* a buffer one byte short is EMSGSIZE and leaves the message */
+			if (shmring_recv(r, buf, n - 1, 10000) != -1 || errno != EMSGSIZE) {
+				fprintf(stderr, "peer: message %llu: recv into %zu bytes is not EMSGSIZE\n", (unsigned long long)i, n - 1);
+				return 1;
+			}
+		}
+		ssize_t got = shmring_recv(r, buf, max + 1, 10000);
+		if (got < 0)
+			return fail("recv");
+		if ((size_t)got != n) {
+			fprintf(stderr, "peer: message %llu has length %zd, want %zu\n", (unsigned long long)i, got, n);
+			return 1;
+		}
+		if (memcmp(buf, pat + p % PATN, n)) {
+			fprintf(stderr, "peer: message %llu at byte %llu: wrong content\n", (unsigned long long)i, (unsigned long long)p);
+			return 1;
+		}
+		p += n;
+	}
+	if (shmring_recv(r, buf, max + 1, 10000) != -1 || errno != EPIPE)
+		return fail("after the last message, want EPIPE (end of stream)");
+	shmring_close(r);
+	printf("ok %llu %llu\n", (unsigned long long)count, (unsigned long long)p);
+	return 0;
+}
