@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -579,7 +580,7 @@ func waitSleeping2(t *testing.T, rd *ring.Reader, n int64) {
 // Kills: Send of MaxMessage+1 sending (ErrTooLarge not returned); bad
 // capacities accepted (no error); Commit beyond the reservation accepted.
 func TestBadInput(t *testing.T) {
-	for _, c := range []int{0, -8, 63, 100, 1<<40 + 8} {
+	for _, c := range []int{0, -8, 63, 100, int(min(1<<40+8, math.MaxInt))} {
 		if _, err := ring.Create(ringName(t), c); !errors.Is(err, syscall.EINVAL) {
 			t.Errorf("Create with capacity %d: %v, want EINVAL", c, err)
 		}
