@@ -325,7 +325,8 @@ func startPeer(t testing.TB, cmd *exec.Cmd, ready bool) (*peer, string) {
 		t.Fatal(err)
 	}
 	go func() { p.err = cmd.Wait(); pw.Close(); close(p.done) }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	guard := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() }) // a hung peer fails the test, not the run
+	t.Cleanup(func() { guard.Stop(); cmd.Process.Kill() })
 	if !ready {
 		return p, ""
 	}

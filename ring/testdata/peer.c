@@ -6,6 +6,8 @@
  *   peer hold-reader NAME        claim the reading end, say "ready", wait for death
  *   peer recv-wait NAME          claim the reader, say "ready", receive until an error; print its errno name
  *   peer send-wait NAME          claim the writer, say "ready", send until an error; print its errno name
+ *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
+ *                                before sleeping; say "ready" once both ends are claimed
  *
  * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
  * ring's max for i == 1, else from a xorshift32 of the seed, half of them
@@ -95,6 +97,29 @@ int main(int argc, char **argv) {
 				return 0;
 			}
 		}
+	}
+	if (!strcmp(mode, "echo") && argc == 5) {
+		shmring *out = shmring_open(argv[3]);
+		if (!out)
+			return fail("open OUT");
+		if (shmring_reader(r) < 0 || shmring_writer(out) < 0)
+			return fail("claim");
+		r->spin_ns = out->spin_ns = atol(argv[4]);
+		printf("ready\n");
+		fflush(stdout);
+		static char buf[1 << 16];
+		for (;;) {
+			ssize_t n = shmring_recv(r, buf, sizeof buf, -1);
+			if (n < 0)
+				break;
+			if (shmring_send(out, buf, (size_t)n, -1) < 0)
+				return fail("send");
+		}
+		if (errno != EPIPE)
+			return fail("recv");
+		shmring_close(out);
+		shmring_close(r);
+		return 0;
 	}
 	if (argc != 5) {
 		fprintf(stderr, "usage: peer write|read NAME COUNT SEED\n");
