@@ -13,3 +13,7 @@ const PollPeer = pollPeer
 
 // HeaderSize is the data's offset.
 const HeaderSize = headerSize
+
+// SetHookAnnounced sets a function wait calls after announcing a sleep
+// and finding the ring unready, before it reads the peer's state.
+func SetHookAnnounced(f func()) { testHookAnnounced = f }

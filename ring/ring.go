@@ -482,6 +482,9 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 			e.check = false
 			return nil
 		}
+		if testHookAnnounced != nil {
+			testHookAnnounced()
+		}
 		if e.closing.Load() {
 			e.sleep.Store(0)
 			return r.errClosed("wait")
@@ -518,6 +521,10 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		e.check = timedOut
 	}
 }
+
+// testHookAnnounced, if set (by tests), runs in wait after the sleep is
+// announced and the ring found unready, before the peer's state is read.
+var testHookAnnounced func()
 
 // wakePeer wakes the other side if it announced a sleep in word at off.
 func (e *end) wakePeer(word *atomic.Uint32, off int64) {

@@ -202,9 +202,7 @@ func TestPeerDeath(t *testing.T) {
 		buf := make([]byte, 64)
 		// Blocked in Receive when the writer dies.
 		p, _ := startPeer(t, goPeer("hold-writer", r.Name(), 0, 0), true)
-		done := make(chan error, 1)
-		go func() { _, err := rd.Receive(ctx, buf); done <- err }()
-		waitSleeping(t, rd)
+		done := blocked(t, rd, func() error { _, err := rd.Receive(ctx, buf); return err })
 		p.kill9(t)
 		killed := time.Now()
 		err = <-done
@@ -428,11 +426,52 @@ func TestDeadline(t *testing.T) {
 		if err := call(canceled); !errors.Is(err, context.Canceled) {
 			t.Fatalf("%s with a canceled context: %v", what, err)
 		}
+		// Canceled while asleep: shm's Wait notices within its 50 ms
+		// slice, before the ring's own 150 ms poll would.
+		ctx3, cancel3 := context.WithCancel(context.Background())
+		defer cancel3()
+		e := any(rd)
+		if strings.HasPrefix(what, "Send") {
+			e = w
+		}
+		done3 := blocked(t, e, func() error { return call(ctx3) })
+		canceledAt := time.Now()
+		cancel3()
+		if err := <-done3; !errors.Is(err, context.Canceled) || time.Since(canceledAt) > 120*time.Millisecond {
+			t.Fatalf("%s canceled while asleep: %v after %v, want context.Canceled within 120ms", what, err, time.Since(canceledAt))
+		}
 	}
 	check("Receive on an empty ring", func(ctx context.Context) error { _, err := rd.Receive(ctx, nil); return err })
 	for w.Send(within(t, 10*time.Millisecond), make([]byte, 16)) == nil {
 	}
 	check("Send on a full ring", func(ctx context.Context) error { return w.Send(ctx, make([]byte, 16)) })
+}
+
+// TestDrainBeforeEOF: a message committed, and the writer closed, between
+// the reader's announcing its sleep and its reading the writer's state, is
+// delivered before io.EOF (the hook makes that interleaving certain).
+//
+// Kills: reporting the end of stream without looking at the ring again
+// (the message is lost: io.EOF first).
+func TestDrainBeforeEOF(t *testing.T) {
+	r := newRing(t, 4096)
+	r.SetSpin(0)
+	w, _ := r.Writer()
+	rd, _ := openRing(t, r).Reader()
+	ctx := within(t, 5*time.Second)
+	ring.SetHookAnnounced(func() {
+		ring.SetHookAnnounced(nil)
+		w.Send(ctx, []byte("late"))
+		w.Close()
+	})
+	defer ring.SetHookAnnounced(nil)
+	buf := make([]byte, 8)
+	if n, err := rd.Receive(ctx, buf); err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("message committed before the close: %q, %v; want \"late\" before io.EOF", buf[:n], err)
+	}
+	if _, err := rd.Receive(ctx, buf); err != io.EOF {
+		t.Fatalf("then: %v, want io.EOF", err)
+	}
 }
 
 // TestEndOfStream: a writer's Close lets the reader drain, then io.EOF;
@@ -460,11 +499,8 @@ func TestEndOfStream(t *testing.T) {
 	}
 	// A blocked Receive and the writer's Close.
 	w, _ = r.Writer()
-	done := make(chan error, 1)
-	var closed time.Time
-	go func() { _, err := rd.Receive(ctx, buf); done <- err }()
-	waitSleeping(t, rd)
-	closed = time.Now()
+	done := blocked(t, rd, func() error { _, err := rd.Receive(ctx, buf); return err })
+	closed := time.Now()
 	w.Close()
 	if err := <-done; err != io.EOF || time.Since(closed) > 100*time.Millisecond {
 		t.Fatalf("blocked Receive at the writer's Close: %v after %v, want io.EOF at once", err, time.Since(closed))
@@ -486,12 +522,13 @@ func TestEndOfStream(t *testing.T) {
 	}
 }
 
-// waitSleeping polls until the end has announced a sleep (the test's
-// only poll: it observes, it does not synchronize the ring).
-func waitSleeping(t *testing.T, e interface{}) {
+// blocked starts call in a goroutine and returns, once the end e has
+// announced a new sleep, a channel with call's result. (The test's only
+// poll: it observes that the call sleeps, it does not synchronize the
+// ring.)
+func blocked(t *testing.T, e any, call func() error) <-chan error {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	stats := func() int64 {
 		var s int64
 		switch v := e.(type) {
 		case *ring.Reader:
@@ -499,14 +536,19 @@ func waitSleeping(t *testing.T, e interface{}) {
 		case *ring.Writer:
 			s, _ = ring.Stats(v)
 		}
-		if s > 0 {
-			return
-		}
+		return s
+	}
+	s0 := stats()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for stats() == s0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the call never slept")
 		}
 		time.Sleep(time.Millisecond)
 	}
+	return done
 }
 
 // TestClosed: every method after Close is an error wrapping fs.ErrClosed;
@@ -521,9 +563,7 @@ func TestClosed(t *testing.T) {
 	w, _ := r.Writer()
 	rd, _ := o.Reader()
 	ctx := within(t, 5*time.Second)
-	done := make(chan error, 1)
-	go func() { _, err := rd.Receive(ctx, nil); done <- err }()
-	waitSleeping(t, rd)
+	done := blocked(t, rd, func() error { _, err := rd.Receive(ctx, nil); return err })
 	r.Close()
 	if err := <-done; err != io.EOF {
 		t.Fatalf("Receive when the writer's Ring closed: %v, want io.EOF", err)
@@ -549,8 +589,7 @@ func TestClosed(t *testing.T) {
 	// A blocked Receive, and the Reader's own Close.
 	w2, _ := openRing(t, o).Writer()
 	_ = w2
-	go func() { _, err := rd.Receive(ctx, nil); done <- err }()
-	waitSleeping2(t, rd, 2)
+	done = blocked(t, rd, func() error { _, err := rd.Receive(ctx, nil); return err })
 	closed := time.Now()
 	rd.Close()
 	if err := <-done; !errors.Is(err, fs.ErrClosed) || time.Since(closed) > 100*time.Millisecond {
@@ -565,21 +604,6 @@ func TestClosed(t *testing.T) {
 		if err := f(); !errors.Is(err, fs.ErrClosed) {
 			t.Errorf("Reader.%s after Close: %v, want fs.ErrClosed", name, err)
 		}
-	}
-}
-
-// waitSleeping2 polls until rd has announced n sleeps in all.
-func waitSleeping2(t *testing.T, rd *ring.Reader, n int64) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if s, _ := ring.Stats(rd); s >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the call never slept")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
