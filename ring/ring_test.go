@@ -327,7 +327,9 @@ func TestBusy(t *testing.T) {
 		t.Fatalf("Writer of another open: %v, want ErrBusy", err)
 	}
 	if bin := buildPeer(t, "gcc"); bin != "" {
-		out, err := exec.Command(bin, "hold-writer", r.Name()).CombinedOutput()
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(c, bin, "hold-writer", r.Name()).CombinedOutput() // a C claim that succeeds holds on
+		cancel()
 		if err == nil || !strings.Contains(string(out), "EBUSY") {
 			t.Fatalf("C writer claim while Go holds it: %v %q, want EBUSY", err, out)
 		}
@@ -666,10 +668,13 @@ func TestBadHeader(t *testing.T) {
 	r := newRing(t, 4096)
 	good := bytes.Clone(shmBytes(t, r.Name())[:ring.HeaderSize])
 	cases := map[string]func(b []byte){
-		"foreign":      func(b []byte) { copy(b, "hello, world") },
-		"version":      func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 2) },
-		"header-size":  func(b []byte) { binary.LittleEndian.PutUint32(b[12:], 1024) },
-		"capacity-big": func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 8192) },
+		"foreign":     func(b []byte) { copy(b, "hello, world") },
+		"version":     func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 2) },
+		"header-size": func(b []byte) { binary.LittleEndian.PutUint32(b[12:], 1024) },
+		"capacity-big": func(b []byte) {
+			binary.LittleEndian.PutUint64(b[16:], 8192)
+			binary.LittleEndian.PutUint64(b[24:], 8192/2-8)
+		},
 		"capacity-odd": func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 4092) },
 		"max-message":  func(b []byte) { binary.LittleEndian.PutUint64(b[24:], 4096) },
 		"big-endian":   func(b []byte) { copy(b, "\x00GNIRMHS") },
@@ -689,7 +694,9 @@ func TestBadHeader(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 		if bin != "" {
-			out, _ := exec.Command(bin, "hold-reader", r.Name()).CombinedOutput()
+			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out, _ := exec.CommandContext(c, bin, "hold-reader", r.Name()).CombinedOutput() // a C peer that accepts would hold on
+			cancel()
 			if !strings.Contains(string(out), "EPROTO") {
 				t.Errorf("%s: C open: %q, want EPROTO", name, out)
 			}
