@@ -36,8 +36,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	for _, d := range buildDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
 }
+
+var buildDirs []string // the peers' build directories, removed at the end
 
 // child runs the Go peer's role on the ring called name.
 func child(role, name string) error {
@@ -276,6 +282,7 @@ func buildPeer(t testing.TB, cc string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	buildDirs = append(buildDirs, dir)
 	out := filepath.Join(dir, "peer")
 	cmd := exec.Command(args[0], append(args[1:], "-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-o", out, "testdata/peer.c")...)
 	if msg, err := cmd.CombinedOutput(); err != nil {

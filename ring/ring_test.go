@@ -803,15 +803,17 @@ func TestBlockingRoundTrips(t *testing.T) {
 	for _, peer := range []string{"Go", "gcc", "gcc -m32", "musl-gcc"} {
 		t.Run(strings.ReplaceAll(peer, " ", ""), func(t *testing.T) {
 			a, b := newRing(t, 4096), newRing(t, 4096)
-			a.SetSpin(0)
-			b.SetSpin(0)
+			ao, bo := openRing(t, a), openRing(t, b)
+			for _, r := range []*ring.Ring{a, b, ao, bo} {
+				r.SetSpin(0)
+			}
 			aw, _ := a.Writer()
 			bw := (*ring.Writer)(nil)
-			br, _ := openRing(t, b).Reader()
+			br, _ := bo.Reader()
 			ctx := within(t, 60*time.Second)
 			const n = 200
 			if peer == "Go" {
-				ar, _ := openRing(t, a).Reader()
+				ar, _ := ao.Reader()
 				bw, _ = b.Writer()
 				go func() {
 					buf := make([]byte, 8)
