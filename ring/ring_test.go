@@ -850,3 +850,92 @@ func TestBlockingRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// python returns python3's path and testdata/peer.py, skipping t where
+// python3 is missing.
+func python(t *testing.T) (string, string) {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	return py, "testdata/peer.py"
+}
+
+// TestPython moves 3000 messages of random sizes 0..MaxMessage through an
+// 8 KiB ring between this process and ring/python/shmring.py, both ways,
+// every byte checked by the reader, then the end of stream; kills -9 a
+// Python writer while Go is blocked (ErrPeerGone), and a Go child while
+// Python is blocked (PeerGoneError); and checks that Python's claim is
+// refused while Go holds the end.
+//
+// Kills: Python storing head before the copy or reading the length at the
+// wrong offset (wrong content, wrong length); Python's wake a no-op (the
+// 10 s timeouts); Python never testing the peer's lock (no PeerGoneError
+// within 500 ms); Python claiming without the lock (no BusyError).
+func TestPython(t *testing.T) {
+	py, script := python(t)
+	const count, seed = 3000, 11
+	for _, goWrites := range []bool{true, false} {
+		t.Run(map[bool]string{true: "Go-to-Python", false: "Python-to-Go"}[goWrites], func(t *testing.T) {
+			r := newRing(t, 8192)
+			ctx := within(t, 60*time.Second)
+			if goWrites {
+				w, _ := r.Writer()
+				p, _ := startPeer(t, exec.Command(py, script, "read", r.Name(), strconv.Itoa(count), strconv.Itoa(seed)), false)
+				if err := writeStream(ctx, w, r.MaxMessage(), count, seed); err != nil {
+					t.Fatalf("%v\nPython: %s", err, p.stderr)
+				}
+				w.Close()
+				if out, err := p.wait(); err != nil || !strings.HasPrefix(out, "ok") {
+					t.Fatalf("Python reader: %v %q\n%s", err, out, p.stderr)
+				}
+				return
+			}
+			rd, _ := r.Reader()
+			p, _ := startPeer(t, exec.Command(py, script, "write", r.Name(), strconv.Itoa(count), strconv.Itoa(seed)), false)
+			if err := readStream(ctx, rd, r.MaxMessage(), count, seed); err != nil {
+				t.Fatalf("%v\nPython: %s", err, p.stderr)
+			}
+			if _, err := rd.Receive(ctx, nil); err != io.EOF {
+				t.Fatalf("after the stream: %v, want io.EOF", err)
+			}
+			if out, err := p.wait(); err != nil || !strings.HasPrefix(out, "ok") {
+				t.Fatalf("Python writer: %v %q\n%s", err, out, p.stderr)
+			}
+		})
+	}
+	t.Run("Python-dies/Go-blocked", func(t *testing.T) {
+		r := newRing(t, 4096)
+		rd, _ := r.Reader()
+		p, _ := startPeer(t, exec.Command(py, script, "hold-writer", r.Name()), true)
+		ctx := within(t, 5*time.Second)
+		done := blocked(t, rd, func() error { _, err := rd.Receive(ctx, nil); return err })
+		p.kill9(t)
+		killed := time.Now()
+		if err := <-done; !errors.Is(err, ring.ErrPeerGone) || time.Since(killed) > 500*time.Millisecond {
+			t.Fatalf("blocked Receive after the Python writer's death: %v after %v", err, time.Since(killed))
+		}
+	})
+	t.Run("Go-dies/Python-blocked", func(t *testing.T) {
+		r := newRing(t, 4096)
+		gp, _ := startPeer(t, goPeer("hold-writer", r.Name(), 0, 0), true)
+		pp, _ := startPeer(t, exec.Command(py, script, "recv-wait", r.Name()), true)
+		gp.kill9(t)
+		killed := time.Now()
+		out, err := pp.wait()
+		if d := time.Since(killed); err != nil || !strings.HasPrefix(out, "PeerGoneError") || d > 500*time.Millisecond {
+			t.Fatalf("Python recv after the Go writer's death: %q %v after %v\n%s", out, err, d, pp.stderr)
+		}
+	})
+	t.Run("busy", func(t *testing.T) {
+		r := newRing(t, 4096)
+		r.Writer()
+		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(c, py, script, "hold-writer", r.Name()).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "BusyError") {
+			t.Fatalf("Python claim of a held end: %v %q, want BusyError", err, out)
+		}
+	})
+}

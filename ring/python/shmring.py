@@ -1,0 +1,355 @@
+"""shmring: the message ring of github.com/posixshm/shm/ring in Python.
+
+Standard library only (ctypes for the futex system call, fcntl for the
+claims, mmap for the memory). It speaks ring/LAYOUT.md, version 1, so a
+Python process can be either end of a ring whose other end is Go, C or
+Python. Linux, 64-bit, on a machine whose plain loads and stores are ordered
+as x86-64's are (total store order): Python has no atomics, so this module
+relies on aligned 8-byte loads and stores being single instructions, and on
+the kernel's FUTEX_WAKE_OP for the two places that need a full fence.
+
+    r = shmring.Ring.create("/jobs", 1 << 20)   # or Ring.open("/jobs")
+    r.writer()                                  # or r.reader()
+    r.send(b"hello")                            # data = r.recv(timeout=1.0)
+    r.close()
+
+A Ring holds at most one end. Errors: BusyError (the end is claimed by a
+live process), TooLargeError (a message beyond max_message), EOFError
+(recv: the writer closed and every message was received), BrokenPipeError
+(send: the reader closed its end and the ring is full), PeerGoneError (the
+other end's process died; recv first delivers what it committed),
+TimeoutError, ValueError (not a ring of this layout, or a corrupt record).
+A timeout of None waits forever, 0 never blocks.
+"""
+
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import platform
+import struct
+import time
+
+try:
+    import _posixshmem  # CPython's own shm_open, as multiprocessing.shared_memory uses
+except ImportError:  # pragma: no cover
+    _posixshmem = None
+
+__all__ = ["Ring", "PeerGoneError", "BusyError", "TooLargeError", "VERSION"]
+
+VERSION = 1
+MAGIC = b"SHMRING\x00"
+HEADER = 512
+WRAP = 0xFFFFFFFF
+
+OFF_VERSION, OFF_HEADER_SIZE, OFF_CAPACITY, OFF_MAX_MESSAGE = 8, 12, 16, 24
+OFF_WRITER_STATE, OFF_READER_STATE = 32, 36
+OFF_HEAD, OFF_TAIL = 64, 128
+OFF_READER_SLEEP, OFF_WRITER_SLEEP = 192, 256
+LOCK_WRITER, LOCK_READER = 448, 449
+END_NONE, END_OPEN, END_CLOSED = 0, 1, 2
+
+POLL_PEER = 0.150  # seconds a sleep lasts before the peer's lock is tested
+
+F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
+F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
+_FLOCK = "hh4xqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
+
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+FUTEX_WAIT, FUTEX_WAKE_OP = 0, 5
+# FUTEX_WAKE_OP operations: ((op << 28) | (cmp << 24) | (oparg << 12) | cmparg).
+_OP_SET_1 = 1 << 12  # *uaddr2 = 1 (an atomic exchange in the kernel: a full fence)
+_OP_SET_0_WAKE_IF_SET = 1 << 24  # *uaddr2 = 0; wake uaddr2 if the old value != 0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class PeerGoneError(Exception):
+    """The process at the other end died without closing it."""
+
+
+class BusyError(OSError):
+    """The end is claimed by a live process (or by this Ring)."""
+
+    def __init__(self, what):
+        super().__init__(errno.EBUSY, "ring end already claimed by a live process: " + what)
+
+
+class TooLargeError(ValueError):
+    """A message larger than max_message."""
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _futex(addr, op, val, timeout_or_val2, addr2, val3):
+    if _SYS_FUTEX is None:
+        raise OSError(errno.ENOSYS, "shmring: no futex system call number for " + platform.machine())
+    return _libc.syscall(ctypes.c_long(_SYS_FUTEX), ctypes.c_void_p(addr), ctypes.c_int(op),
+                         ctypes.c_int(val), timeout_or_val2, ctypes.c_void_p(addr2), ctypes.c_int(val3))
+
+
+def _shm_open(name, flags, mode):
+    if _posixshmem is not None:
+        return _posixshmem.shm_open(name, flags, mode)
+    return os.open("/dev/shm/" + name.lstrip("/"), flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+
+
+def _shm_unlink(name):
+    if _posixshmem is not None:
+        _posixshmem.shm_unlink(name)
+    else:
+        os.unlink("/dev/shm/" + name.lstrip("/"))
+
+
+def _size(n):
+    return 8 + ((n + 7) & ~7)
+
+
+class Ring:
+    """A ring in a shared memory object, open in this process."""
+
+    def __init__(self, name, fd):
+        self.name = name
+        self._fd = fd
+        self._role = 0  # 1 writer, 2 reader
+        self._check = False
+        size = os.fstat(fd).st_size
+        if size < HEADER:
+            raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
+        self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        mm = self._mm
+        if mm[0:8] != MAGIC:
+            raise ValueError("shmring %s: magic %r, want %r: not a ring of layout version %d" % (name, mm[0:8], MAGIC, VERSION))
+        version, hsize, cap, mx = struct.unpack_from("<IIQQ", mm, OFF_VERSION)
+        if version != VERSION:
+            raise ValueError("shmring %s: layout version %d, this module knows %d" % (name, version, VERSION))
+        if hsize != HEADER or cap < 64 or cap > 1 << 40 or cap % 8 or cap > size - HEADER or mx != cap // 2 - 8:
+            raise ValueError("shmring %s: header size %d, capacity %d, max message %d do not fit a %d-byte ring object"
+                             % (name, hsize, cap, mx, size))
+        self.capacity, self.max_message = cap, mx
+        # Words by address (from_address does not pin the mmap, which
+        # close must be able to unmap); never used after close.
+        probe = ctypes.c_char.from_buffer(mm)
+        base = ctypes.addressof(probe)
+        del probe
+        self._head = ctypes.c_uint64.from_address(base + OFF_HEAD)
+        self._tail = ctypes.c_uint64.from_address(base + OFF_TAIL)
+        self._wstate = ctypes.c_uint32.from_address(base + OFF_WRITER_STATE)
+        self._rstate = ctypes.c_uint32.from_address(base + OFF_READER_STATE)
+        self._rsleep = ctypes.c_uint32.from_address(base + OFF_READER_SLEEP)
+        self._wsleep = ctypes.c_uint32.from_address(base + OFF_WRITER_SLEEP)
+
+    @classmethod
+    def create(cls, name, capacity):
+        """Make a new ring of capacity data bytes (a multiple of 8 from 64 to
+        2**40) in a new object name (exclusive, mode 0600, pages reserved)."""
+        if capacity < 64 or capacity > 1 << 40 or capacity % 8:
+            raise ValueError("shmring: capacity %d: want a multiple of 8 from 64 to 2**40" % capacity)
+        fd = _shm_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            size = HEADER + capacity
+            os.ftruncate(fd, size)
+            os.posix_fallocate(fd, 0, size)
+            with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
+                struct.pack_into("<IIQQ", mm, OFF_VERSION, VERSION, HEADER, capacity, capacity // 2 - 8)
+                magic = ctypes.c_uint64.from_buffer(mm, 0)
+                magic.value = struct.unpack("<Q", MAGIC)[0]  # last: one 8-byte store
+                del magic
+        except BaseException:
+            os.close(fd)
+            _shm_unlink(name)
+            raise
+        try:
+            return cls(name, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    def open(cls, name):
+        """Open the ring in the existing object name and check its header
+        (ValueError if it is not a ring of this layout). A header its creator
+        is still writing is waited for, up to a second."""
+        deadline = time.monotonic() + 1.0
+        while True:
+            fd = _shm_open(name, os.O_RDWR, 0)
+            try:
+                st = os.fstat(fd).st_size
+                fresh = st == 0 or (st >= 8 and os.pread(fd, 8, 0) == bytes(8))
+                if fresh and time.monotonic() < deadline:
+                    os.close(fd)
+                    time.sleep(0.001)
+                    continue
+                return cls(name, fd)
+            except BaseException:
+                os.close(fd)
+                raise
+
+    # -- claims ----------------------------------------------------------
+
+    def _lock(self, cmd, typ, off):
+        return fcntl.fcntl(self._fd, cmd, struct.pack(_FLOCK, typ, os.SEEK_SET, off, 1, 0))
+
+    def _claim(self, role, lock, state):
+        if self._role:
+            raise BusyError(self.name)
+        try:
+            self._lock(F_OFD_SETLK, fcntl.F_WRLCK, lock)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise BusyError(self.name) from None
+            raise
+        state.value = END_OPEN
+        self._role = role
+        self._check = False
+        self._pos = (self._head if role == 1 else self._tail).value
+        return self
+
+    def writer(self):
+        """Claim the writing end; BusyError if a live process holds it."""
+        return self._claim(1, LOCK_WRITER, self._wstate)
+
+    def reader(self):
+        """Claim the reading end; BusyError if a live process holds it."""
+        return self._claim(2, LOCK_READER, self._rstate)
+
+    def _peer_alive(self, lock):
+        try:
+            got = struct.unpack(_FLOCK, self._lock(F_OFD_GETLK, fcntl.F_WRLCK, lock))[0]
+        except OSError:
+            return True  # never declare dead what we cannot judge
+        return got != fcntl.F_UNLCK
+
+    # -- the protocol ----------------------------------------------------
+
+    def _addr(self, word):
+        return ctypes.addressof(word)
+
+    def _wake(self, word):
+        # *word = 0 and wake its sleeper if it was 1, atomically in the
+        # kernel: the exchange is the fence between our counter's store and
+        # our look at the peer's sleep word.
+        a = self._addr(word)
+        _futex(a, FUTEX_WAKE_OP, 0, ctypes.c_void_p(1), a, _OP_SET_0_WAKE_IF_SET)
+
+    def _wait(self, ready, timeout, closed_exc):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if ready():
+            return
+        me = self._wsleep if self._role == 1 else self._rsleep
+        peer_state = self._rstate if self._role == 1 else self._wstate
+        peer_lock = LOCK_READER if self._role == 1 else LOCK_WRITER
+        a = self._addr(me)
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError("shmring %s: timed out" % self.name)
+            _futex(a, FUTEX_WAKE_OP, 0, None, a, _OP_SET_1)  # announce (a fenced store), then look again
+            if ready():
+                me.value = 0
+                self._check = False
+                return
+            st = peer_state.value
+            exc = None
+            if st == END_CLOSED:
+                exc = closed_exc
+            elif st == END_OPEN and self._check and not self._peer_alive(peer_lock):
+                exc = PeerGoneError("shmring %s: the process at the other end died" % self.name)
+            if exc is not None:
+                me.value = 0
+                if ready():
+                    return
+                raise exc
+            slice_ = POLL_PEER if deadline is None else min(POLL_PEER, deadline - now)
+            ts = _Timespec(int(slice_), int((slice_ - int(slice_)) * 1e9))
+            rc = _futex(a, FUTEX_WAIT, 1, ctypes.byref(ts), 0, 0)
+            self._check = rc < 0 and ctypes.get_errno() == errno.ETIMEDOUT and (deadline is None or slice_ == POLL_PEER)
+
+    def send(self, data, timeout=None):
+        """Send data (bytes-like) as one message, waiting while the ring is
+        full, up to timeout seconds (None: forever)."""
+        if self._mm is None:
+            raise ValueError("shmring %s: closed" % self.name)
+        if self._role != 1:
+            raise ValueError("shmring %s: send needs the writing end (writer())" % self.name)
+        n = len(data)
+        if n > self.max_message:
+            raise TooLargeError("shmring %s: message of %d bytes, max %d" % (self.name, n, self.max_message))
+        cap, pos = self.capacity, self._pos
+        rec, off, skip = _size(n), pos % cap, 0
+        if rec > cap - off:
+            skip = cap - off
+        need = skip + rec
+        tail = self._tail
+        self._wait(lambda: cap - (pos - tail.value) >= need, timeout,
+                   BrokenPipeError("shmring %s: the reader closed its end" % self.name))
+        mm, base = self._mm, HEADER
+        if skip:
+            struct.pack_into("<Q", mm, base + off, WRAP)
+            off = 0
+        mm[base + off + 8:base + off + 8 + n] = data
+        struct.pack_into("<Q", mm, base + off, n)
+        self._pos = pos + need
+        self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
+        self._wake(self._rsleep)
+
+    def recv(self, timeout=None):
+        """Receive the next message as bytes, waiting while the ring is empty,
+        up to timeout seconds (None: forever). EOFError at the end of the
+        stream, PeerGoneError if the writer died."""
+        if self._mm is None:
+            raise ValueError("shmring %s: closed" % self.name)
+        if self._role != 2:
+            raise ValueError("shmring %s: recv needs the reading end (reader())" % self.name)
+        mm, cap, head = self._mm, self.capacity, self._head
+        while True:
+            h = head.value
+            if h == self._pos:
+                self._wait(lambda: head.value != self._pos, timeout,
+                           EOFError("shmring %s: end of stream" % self.name))
+                continue
+            if h - self._pos > cap:
+                raise ValueError("shmring %s: corrupt: head %d, tail %d" % (self.name, h, self._pos))
+            off = self._pos % cap
+            (n,) = struct.unpack_from("<I", mm, HEADER + off)
+            if n == WRAP:
+                if off == 0 or h - self._pos < cap - off:
+                    raise ValueError("shmring %s: corrupt wrap marker at %d" % (self.name, off))
+                self._pos += cap - off
+                continue
+            rec = _size(n)
+            if n > self.max_message or rec > h - self._pos or off + rec > cap:
+                raise ValueError("shmring %s: corrupt record of %d bytes at %d" % (self.name, n, off))
+            msg = mm[HEADER + off + 8:HEADER + off + 8 + n]
+            self._pos += rec
+            self._tail.value = self._pos  # after the copy
+            self._wake(self._wsleep)
+            return msg
+
+    def close(self):
+        """Release this Ring's end (a writer's close ends the stream) and
+        unmap. Closing again does nothing."""
+        if self._mm is None:
+            return
+        if self._role:
+            (self._wstate if self._role == 1 else self._rstate).value = END_CLOSED
+            self._wake(self._rsleep if self._role == 1 else self._wsleep)
+            self._lock(F_OFD_SETLK, fcntl.F_UNLCK, LOCK_WRITER if self._role == 1 else LOCK_READER)
+            self._role = 0
+        self._mm.close()
+        self._mm = None
+        os.close(self._fd)
+
+    def unlink(self):
+        """Remove the ring's object name (shm_unlink)."""
+        _shm_unlink(self.name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
