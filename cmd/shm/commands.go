@@ -317,10 +317,14 @@ func runLs(fl *flag.FlagSet, args []string) error {
 		kind, name := "shm", "/"+e.Name()
 		if rest, ok := strings.CutPrefix(e.Name(), "sem."); ok {
 			kind, name = "sem", "/"+rest
+		} else if isRing(name) {
+			kind = "ring"
 		}
 		lines = append(lines, kind+" "+name)
 	}
-	slices.SortFunc(lines, func(a, b string) int { return strings.Compare(a[4:], b[4:]) })
+	slices.SortFunc(lines, func(a, b string) int {
+		return strings.Compare(a[strings.IndexByte(a, ' '):], b[strings.IndexByte(b, ' '):])
+	})
 	for _, l := range lines {
 		fmt.Println(l)
 	}

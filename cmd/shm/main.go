@@ -14,6 +14,7 @@
 //	shm truncate -size N NAME
 //	shm sem create [-value N] [-mode 0600] NAME | post NAME | wait [-timeout D] NAME | value NAME
 //	shm demo [-hold] [-memfd]
+//	shm ring create -size N NAME | send NAME | recv NAME
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
 // -size says otherwise. write copies standard input into a new object sized
@@ -36,7 +37,10 @@
 // processes share memory by name;
 // with -hold the second waits for Enter, so that Ctrl-C can be tried; with
 // -memfd they share a sealed memfd instead, which the second process
-// inherits as a descriptor and cannot shrink.
+// inherits as a descriptor and cannot shrink. ring is a shared-memory
+// pipe between two shells: ring create makes a message ring of N data
+// bytes, ring send sends standard input into it and ends the stream, ring
+// recv copies its messages to standard output until the stream ends.
 //
 // Names are given as libc takes them ("/name" is the portable form).
 // A size or offset N is decimal digits, optionally followed by K, M, G or
@@ -88,6 +92,7 @@ var commands = []*command{
 	{name: "chown", args: "USER[:GROUP] NAME", summary: "set an object's owner and group", run: runChown},
 	{name: "truncate", args: "-size N NAME", summary: "resize an object, reserving the pages it grows by", flags: truncateFlags, run: runTruncate},
 	{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
+	{name: "ring", args: ringArgs, summary: "a shared-memory pipe: make a message ring, send stdin into it, receive from it", run: runRing},
 	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", flags: demoFlags, run: runDemo},
 }
 
@@ -120,6 +125,9 @@ func run(args []string) int {
 	if len(args) == 0 {
 		usage(os.Stderr)
 		return 2
+	}
+	if args[0] == "ring" { // its own flags per subcommand: ring.go
+		return ringMain(args[1:], os.Stdin, os.Stdout, os.Stderr)
 	}
 	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(os.Stdout)
