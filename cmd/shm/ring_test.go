@@ -17,8 +17,8 @@ import (
 // from its standard input (3 MiB through a 64 KiB ring), and both exit 0
 // at the end of the stream.
 //
-// Kills: isRing always false (ls says "shm"); send not closing its writer
-// (recv never sees the end of stream: killed at the 30 s guard); recv
+// Kills: isRing always false (ls says "shm"); send exiting without ending
+// the stream (recv: the writer died, exit status 1); recv
 // writing a message twice or dropping one (the bytes differ); send cutting
 // messages at a size the ring refuses (send fails with "larger than").
 func TestRingPipe(t *testing.T) {
