@@ -30,7 +30,11 @@ const roleEnv = "SHMRING_TEST_ROLE"
 
 func TestMain(m *testing.M) {
 	if role := os.Getenv(roleEnv); role != "" {
-		if err := child(role, os.Args[len(os.Args)-1]); err != nil {
+		run := func() error { return child(role, os.Args[len(os.Args)-1]) }
+		if strings.HasPrefix(role, "bench-") {
+			run = func() error { return benchRole(role, os.Args[2:]) }
+		}
+		if err := run(); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}

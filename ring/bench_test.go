@@ -1,0 +1,301 @@
+//go:build linux && cgo
+
+package ring_test
+
+// Benchmarks across processes, payload written and read, each reporting
+// the ring beside its baseline measured in the same run, alternated
+// (rounds), and their ratio. Each does a fixed amount of work: run with
+// -benchtime=1x, e.g.
+//
+//	go test -run '^$' -bench . -benchtime=1x ./ring
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posixshm/shm/ring"
+)
+
+const rounds = 3
+
+// benchChild is this test binary in a benchmark role (see benchRole).
+func benchChild(b *testing.B, role string, args []string, extra ...*os.File) (*exec.Cmd, *bufio.Reader) {
+	b.Helper()
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), roleEnv+"=bench-"+role)
+	cmd.ExtraFiles = extra
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	br := bufio.NewReader(out)
+	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		b.Fatalf("bench child %s said %q", role, line)
+	}
+	return cmd, br
+}
+
+// finish waits for the child's "done" line and exit.
+func finish(b *testing.B, cmd *exec.Cmd, br *bufio.Reader) {
+	b.Helper()
+	line, _ := br.ReadString('\n')
+	io.Copy(io.Discard, br)
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(line, "done") {
+		b.Fatalf("bench child: %v %q", err, line)
+	}
+}
+
+// benchRole runs a benchmark child's role; args are its arguments after
+// the test flags: ring name (or "fd3"), message size, count, spin.
+func benchRole(role string, args []string) error {
+	size, _ := strconv.Atoi(args[1])
+	count, _ := strconv.Atoi(args[2])
+	ctx := context.Background()
+	buf := make([]byte, max(size, 64<<10))
+	switch role {
+	case "bench-ring-read": // read count messages, copying each out
+		r, err := ring.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		rd, err := r.Reader()
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		var sum byte
+		for range count {
+			m, err := rd.Next(ctx)
+			if err != nil {
+				return err
+			}
+			copy(buf, m) // the payload read
+			sum += buf[len(m)-1]
+			rd.Release()
+		}
+		fmt.Println("done", sum)
+	case "bench-fd-read": // read count messages of size from fd 3
+		f := os.NewFile(3, "stream")
+		fmt.Println("ready")
+		for range count {
+			if _, err := io.ReadFull(f, buf[:size]); err != nil {
+				return err
+			}
+		}
+		fmt.Println("done")
+	case "bench-echo": // ring args[0] to ring args[3], count times, spin args[4]
+		in, err := ring.Open(args[0])
+		if err != nil {
+			return err
+		}
+		out, err := ring.Open(args[3])
+		if err != nil {
+			return err
+		}
+		spin, _ := time.ParseDuration(args[4])
+		in.SetSpin(spin)
+		out.SetSpin(spin)
+		rd, err := in.Reader()
+		if err != nil {
+			return err
+		}
+		w, err := out.Writer()
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		for range count {
+			n, err := rd.Receive(ctx, buf)
+			if err != nil {
+				return err
+			}
+			if err := w.Send(ctx, buf[:n]); err != nil {
+				return err
+			}
+		}
+		fmt.Println("done")
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	return nil
+}
+
+// ringSend times sending count messages of size bytes to a child reader.
+func ringSend(b *testing.B, capacity, size, count int) time.Duration {
+	r := newRing(b, capacity)
+	w, err := r.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd, br := benchChild(b, "ring-read", []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count)})
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for range count {
+		mb, err := w.Reserve(ctx, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		copy(mb, msg) // the payload written
+		w.Commit(size)
+	}
+	finish(b, cmd, br)
+	d := time.Since(start)
+	w.Close()
+	return d
+}
+
+// BenchmarkBulk: 64 KiB messages through a 1 MiB ring to another
+// process, which copies each out, against one core copying the same bytes
+// in 64 KiB pieces: within cache (one buffer to another, the best case)
+// and from memory (through 64 MiB buffers, as a stream larger than the
+// caches is copied).
+func BenchmarkBulk(b *testing.B) {
+	const size, count = 64 << 10, 16384 // 1 GiB
+	var ringD, hotD, coldD time.Duration
+	src, dst := make([]byte, 64<<20), make([]byte, 64<<20)
+	for range rounds {
+		ringD += ringSend(b, 1<<20, size, count)
+		start := time.Now()
+		for i := range count {
+			src[i%size]++
+			copy(dst[:size], src[:size])
+		}
+		hotD += time.Since(start)
+		start = time.Now()
+		for i := range count {
+			off := i * size % len(src)
+			copy(dst[off:off+size], src[off:off+size])
+		}
+		coldD += time.Since(start)
+	}
+	total := float64(rounds) * size * count
+	b.ReportMetric(total/ringD.Seconds()/1e9, "ring-GB/s")
+	b.ReportMetric(total/hotD.Seconds()/1e9, "memmove-cache-GB/s")
+	b.ReportMetric(total/coldD.Seconds()/1e9, "memmove-memory-GB/s")
+	b.ReportMetric(hotD.Seconds()/ringD.Seconds(), "ring/memmove-cache")
+	b.ReportMetric(coldD.Seconds()/ringD.Seconds(), "ring/memmove-memory")
+}
+
+// BenchmarkSmall: 64-byte messages to another process, through the ring,
+// a SOCK_SEQPACKET socket pair and a pipe (one write and one read per
+// message).
+func BenchmarkSmall(b *testing.B) {
+	const size, count = 64, 1 << 20
+	var ringD, seqD, pipeD time.Duration
+	msg := make([]byte, size)
+	fdSend := func(w *os.File, r *os.File) time.Duration {
+		cmd, br := benchChild(b, "fd-read", []string{"fd3", strconv.Itoa(size), strconv.Itoa(count)}, r)
+		r.Close()
+		start := time.Now()
+		for range count {
+			if _, err := w.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		finish(b, cmd, br)
+		d := time.Since(start)
+		w.Close()
+		return d
+	}
+	for range rounds {
+		ringD += ringSend(b, 1<<20, size, count)
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seqD += fdSend(os.NewFile(uintptr(fds[0]), "seq0"), os.NewFile(uintptr(fds[1]), "seq1"))
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pipeD += fdSend(pw, pr)
+	}
+	n := float64(rounds * count)
+	b.ReportMetric(n/ringD.Seconds()/1e6, "ring-Mmsg/s")
+	b.ReportMetric(n/seqD.Seconds()/1e6, "seqpacket-Mmsg/s")
+	b.ReportMetric(n/pipeD.Seconds()/1e6, "pipe-Mmsg/s")
+	b.ReportMetric(seqD.Seconds()/ringD.Seconds(), "ring/seqpacket")
+	b.ReportMetric(pipeD.Seconds()/ringD.Seconds(), "ring/pipe")
+}
+
+// BenchmarkPingPong: round trips of an 8-byte message over two rings to
+// an echoing process, spinning (both sides poll for up to a second) and
+// blocking (no spin: every wait sleeps in the futex), beside the blocking
+// futex round trip of two C processes (testdata/futexpp.c). Reports
+// p50, p99 and p99.9 in µs.
+func BenchmarkPingPong(b *testing.B) {
+	const count = 20000
+	cbin := ""
+	if _, err := exec.LookPath("gcc"); err == nil {
+		dir := b.TempDir()
+		cbin = filepath.Join(dir, "futexpp")
+		if out, err := exec.Command("gcc", "-O2", "-o", cbin, "testdata/futexpp.c").CombinedOutput(); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+	}
+	pp := func(spin time.Duration) []time.Duration {
+		a, c := newRing(b, 4096), newRing(b, 4096)
+		ao, co := openRing(b, a), openRing(b, c)
+		ao.SetSpin(spin)
+		co.SetSpin(spin)
+		w, _ := ao.Writer()
+		rd, _ := co.Reader()
+		cmd, br := benchChild(b, "echo", []string{a.Name(), "8", strconv.Itoa(count), c.Name(), spin.String()})
+		ctx := context.Background()
+		msg, buf := make([]byte, 8), make([]byte, 8)
+		rt := make([]time.Duration, count)
+		for i := range count {
+			start := time.Now()
+			if err := w.Send(ctx, msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rd.Receive(ctx, buf); err != nil {
+				b.Fatal(err)
+			}
+			rt[i] = time.Since(start)
+		}
+		finish(b, cmd, br)
+		slices.Sort(rt)
+		return rt
+	}
+	pct := func(rt []time.Duration, name string) {
+		for _, p := range []struct {
+			q    float64
+			unit string
+		}{{0.5, "p50"}, {0.99, "p99"}, {0.999, "p99.9"}} {
+			b.ReportMetric(float64(rt[int(p.q*float64(len(rt)))].Nanoseconds())/1e3, name+"-"+p.unit+"-µs")
+		}
+	}
+	pct(pp(time.Second), "spin")
+	pct(pp(0), "block")
+	if cbin != "" {
+		out, err := exec.Command(cbin, strconv.Itoa(count)).Output()
+		var p50, p99, p999 float64
+		if _, serr := fmt.Sscan(string(out), &p50, &p99, &p999); err != nil || serr != nil {
+			b.Fatalf("futexpp: %v %v %q", err, serr, out)
+		}
+		b.ReportMetric(p50/1e3, "Cfutex-p50-µs")
+		b.ReportMetric(p99/1e3, "Cfutex-p99-µs")
+		b.ReportMetric(p999/1e3, "Cfutex-p99.9-µs")
+	}
+}
