@@ -26,7 +26,7 @@ import (
 	"github.com/posixshm/shm"
 )
 
-const futexWaitFrame = "shm.(*mapping).Wait"
+const futexWaitFrame = "shm.(*Mapping).Wait"
 
 // countStacks is how many goroutines have fn on their stacks and, if
 // inCall, are in a system call or cgo call.

@@ -211,9 +211,9 @@ func TestChmodExactUnderUmask(t *testing.T) {
 		}
 	}
 	err = s.Chmod(fs.ModeSetuid | 0o600)
-	wantPathErr(t, err, "chmod", name, syscall.EINVAL)
+	wantPathErr(t, err, "fchmod", name, syscall.EINVAL)
 	err = s.Chown(-2, 0)
-	wantPathErr(t, err, "chown", name, syscall.EINVAL)
+	wantPathErr(t, err, "fchown", name, syscall.EINVAL)
 }
 
 // nobodyCmd returns a child of role for name that runs as uid and gid

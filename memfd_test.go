@@ -1,6 +1,6 @@
 package shm_test
 
-// Tests of descriptors and memfd segments: File, CreateMemfd and NewMemfd,
+// Tests of descriptors and memfd segments: File, CreateMemfd and CreateMemfdWith,
 // seals, MapFile of a received descriptor, and peers in C and Python that
 // are handed the descriptor as real processes. The mutation each test
 // kills is named in its comment.
@@ -70,8 +70,8 @@ func TestCreateMemfd(t *testing.T) {
 		}
 	}
 	want := "memfd:shmtest-" + t.Name()
-	if s.Name() != want || s.Size() != size || !s.Created() || !s.Sealed() {
-		t.Fatalf("Name %q, Size %d, Created %v, Sealed %v", s.Name(), s.Size(), s.Created(), s.Sealed())
+	if s.Name() != want || s.Size() != size || !s.Created() || !s.ShrinkSealed() {
+		t.Fatalf("Name %q, Size %d, Created %v, Sealed %v", s.Name(), s.Size(), s.Created(), s.ShrinkSealed())
 	}
 	seals, err := s.Seals()
 	if err != nil || seals&^shm.SealExec != shm.MemfdSeals {
@@ -144,18 +144,18 @@ func TestMemfdErrors(t *testing.T) {
 		{"nul\x00", 4096, 0, nil, "memfd_create", ""},
 		{strings.Repeat("n", 250), 4096, 0, nil, "memfd_create", "249 bytes"},
 	} {
-		s, err := shm.NewMemfd(c.name, c.size, c.seals, c.opt)
+		s, err := shm.CreateMemfdWith(c.name, c.size, c.seals, c.opt)
 		if err == nil {
 			s.Close()
-			t.Errorf("NewMemfd(%.20q, %d, %v) succeeded", c.name, c.size, c.seals)
+			t.Errorf("CreateMemfdWith(%.20q, %d, %v) succeeded", c.name, c.size, c.seals)
 			continue
 		}
 		var pe *fs.PathError
 		if !errors.As(err, &pe) || pe.Op != c.op || pe.Path != "memfd:"+c.name || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("NewMemfd(%.20q, %d, %v): %v; want op %s, EINVAL, saying %q", c.name, c.size, c.seals, err, c.op, c.says)
+			t.Errorf("CreateMemfdWith(%.20q, %d, %v): %v; want op %s, EINVAL, saying %q", c.name, c.size, c.seals, err, c.op, c.says)
 		}
 	}
-	if s, err := shm.NewMemfd(strings.Repeat("n", 249), 4096, 0, nil); err != nil {
+	if s, err := shm.CreateMemfdWith(strings.Repeat("n", 249), 4096, 0, nil); err != nil {
 		t.Errorf("a 249-byte name: %v", err)
 	} else {
 		s.Close()
@@ -204,7 +204,7 @@ func TestSegmentFile(t *testing.T) {
 		if _, err := s.File(); !errors.Is(err, fs.ErrClosed) {
 			t.Errorf("File after Close: %v", err)
 		}
-		if _, err := s.Seals(); !errors.Is(err, fs.ErrClosed) || s.Sealed() {
+		if _, err := s.Seals(); !errors.Is(err, fs.ErrClosed) || s.ShrinkSealed() {
 			t.Errorf("Seals after Close: %v", err)
 		}
 		if err := s.AddSeals(shm.SealGrow); !errors.Is(err, fs.ErrClosed) {
@@ -277,7 +277,7 @@ func roFile(t *testing.T, f *os.File) *os.File {
 // (Op "shim op 51"), AddSeals(SealWrite) without the read-only remap.
 func TestMapFileReceived(t *testing.T) {
 	fds := countFDs(t)
-	s, err := shm.NewMemfd("handoff", 2*os.Getpagesize(), shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("handoff", 2*os.Getpagesize(), shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,11 +300,11 @@ func TestMapFileReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seals, _ := m.Seals(); m.Size() != s.Size() || !m.Sealed() || seals&^shm.SealExec != shm.SealShrink|shm.SealGrow {
-		t.Errorf("read-only Mapping: size %d, Sealed %v, seals %v", m.Size(), m.Sealed(), seals)
+	if seals, _ := m.Seals(); m.Size() != s.Size() || !m.ShrinkSealed() || seals&^shm.SealExec != shm.SealShrink|shm.SealGrow {
+		t.Errorf("read-only Mapping: size %d, Sealed %v, seals %v", m.Size(), m.ShrinkSealed(), seals)
 	}
 	m.Close()
-	if _, err := m.Seals(); !errors.Is(err, fs.ErrClosed) || m.Sealed() {
+	if _, err := m.Seals(); !errors.Is(err, fs.ErrClosed) || m.ShrinkSealed() {
 		t.Errorf("Mapping.Seals after Close: %v", err)
 	}
 
@@ -349,8 +349,8 @@ func TestMapFileReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seals, _ := nm.Seals(); nm.Sealed() || seals != shm.SealSeal || named.Sealed() {
-		t.Errorf("named object: Mapping seals %v, Sealed %v %v", seals, nm.Sealed(), named.Sealed())
+	if seals, _ := nm.Seals(); nm.ShrinkSealed() || seals != shm.SealSeal || named.ShrinkSealed() {
+		t.Errorf("named object: Mapping seals %v, Sealed %v %v", seals, nm.ShrinkSealed(), named.ShrinkSealed())
 	}
 	nm.Close()
 	// An ordinary file: no seals at all.
@@ -362,7 +362,7 @@ func TestMapFileReceived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seals, err := om.Seals(); seals != 0 || err != nil || om.Sealed() {
+	if seals, err := om.Seals(); seals != 0 || err != nil || om.ShrinkSealed() {
 		t.Errorf("ordinary file: seals %v, %v", seals, err)
 	}
 	om.Close()
@@ -384,7 +384,7 @@ func TestMapFileReceived(t *testing.T) {
 // set (WriteAt would fault), the ro descriptor not closed.
 func TestAddSeals(t *testing.T) {
 	fds := countFDs(t)
-	s, err := shm.NewMemfd("seal-write", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("seal-write", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestAddSeals(t *testing.T) {
 	}
 
 	// Future-write: the creator keeps writing; nobody else can.
-	fw, err := shm.NewMemfd("seal-future", 4096, shm.SealShrink|shm.SealGrow, nil)
+	fw, err := shm.CreateMemfdWith("seal-future", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,8 +621,8 @@ func TestMemfdPython(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg, _, _ := bytes.Cut(m.Bytes(), []byte{0})
-		if string(msg) != "hello from python" || m.Size() != 8192 || !m.Sealed() {
-			t.Errorf("Go read %q, size %d, Sealed %v", msg, m.Size(), m.Sealed())
+		if string(msg) != "hello from python" || m.Size() != 8192 || !m.ShrinkSealed() {
+			t.Errorf("Go read %q, size %d, Sealed %v", msg, m.Size(), m.ShrinkSealed())
 		}
 		if _, err := m.WriteAt([]byte("hello back from Go\x00"), 512); err != nil {
 			t.Error(err)
@@ -651,7 +651,7 @@ func TestMemfdNoLeaks(t *testing.T) {
 		n = 100
 	}
 	cycle := func() {
-		s, err := shm.NewMemfd("leak", 8192, shm.SealShrink, &shm.Options{Populate: true})
+		s, err := shm.CreateMemfdWith("leak", 8192, shm.SealShrink, &shm.Options{Populate: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -685,7 +685,7 @@ func TestMemfdNoLeaks(t *testing.T) {
 			t.Fatal("no memfd_create, no error")
 		}
 		if strconv.IntSize == 64 { // mmap of 2⁶³-1 bytes fails after memfd_create and ftruncate
-			if _, err := shm.NewMemfd("huge", math.MaxInt, 0, &shm.Options{Sparse: true}); !errors.Is(err, syscall.ENOMEM) {
+			if _, err := shm.CreateMemfdWith("huge", math.MaxInt, 0, &shm.Options{Sparse: true}); !errors.Is(err, syscall.ENOMEM) {
 				t.Fatalf("a sparse memfd of 2⁶³-1 bytes: %v", err)
 			}
 		}
@@ -782,7 +782,7 @@ func ExampleCreateMemfd() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	fmt.Printf("%s, %d bytes, sealed: %v\n", m.Bytes()[:7], m.Size(), m.Sealed())
+	fmt.Printf("%s, %d bytes, sealed: %v\n", m.Bytes()[:7], m.Size(), m.ShrinkSealed())
 	// Output: frame 1, 65536 bytes, sealed: true
 }
 
@@ -790,7 +790,7 @@ func ExampleCreateMemfd() {
 // writing. The creator's own mapping turns read-only in place, and every
 // receiver can map it only read-only.
 func ExampleSegment_AddSeals() {
-	s, err := shm.NewMemfd("config", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("config", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -888,7 +888,7 @@ func TestCompareMemfd(t *testing.T) {
 // not a fault) and the error says so. Kills: a Segment left marked
 // read-write over a read-only mapping, or an error that does not tell.
 func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
-	s, err := shm.NewMemfd("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -920,7 +920,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 // the object maps it read-only instead of failing with EPERM. Kills:
 // marking read-only only when a mapping was replaced.
 func TestAddSealsWriteEmptyThenRemap(t *testing.T) {
-	s, err := shm.NewMemfd("emptyseal", 4096, 0, nil)
+	s, err := shm.CreateMemfdWith("emptyseal", 4096, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,8 +193,8 @@ func TestSemaphoreErrors(t *testing.T) {
 		{0, 0o600, 0},
 		{0, 0, 1},
 	} {
-		_, err := shm.OpenSemaphoreFile(name, c.flag, c.perm, c.value)
-		wantPathErr(t, err, "opensemaphorefile", name, syscall.EINVAL)
+		_, err := shm.OpenSemaphoreWith(name, c.flag, c.perm, c.value)
+		wantPathErr(t, err, "opensemaphorewith", name, syscall.EINVAL)
 	}
 	// Past SEM_VALUE_MAX: libc's EINVAL from sem_open, EOVERFLOW from
 	// sem_post.
@@ -202,7 +202,7 @@ func TestSemaphoreErrors(t *testing.T) {
 	big++
 	op := "sem_open"
 	if big < 0 { // a 32-bit int wrapped: the package's own check refuses it
-		op = "opensemaphorefile"
+		op = "opensemaphorewith"
 	}
 	_, err = shm.CreateSemaphore(name, big)
 	wantPathErr(t, err, op, name, syscall.EINVAL)
@@ -224,12 +224,12 @@ func TestSemaphoreOpenOrCreate(t *testing.T) {
 	name := semName(t)
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
-	a, err := shm.OpenSemaphoreFile(name, os.O_CREATE, 0o644, 3)
+	a, err := shm.OpenSemaphoreWith(name, os.O_CREATE, 0o644, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := shm.OpenSemaphoreFile(name, os.O_CREATE, 0o600, 7)
+	b, err := shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestSemaphoreOpenOrCreate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("mode %v, %v; want 0644", fi.Mode(), err)
 	}
-	c, err := shm.OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, 0o600, 0)
+	c, err := shm.OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, 0)
 	if err == nil {
 		c.Close()
 	}
@@ -547,7 +547,7 @@ func TestSemHandshakeCWriterGoReader(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready, err := shm.OpenSemaphoreFile(name+"-ready", os.O_CREATE, 0o600, 0)
+	ready, err := shm.OpenSemaphoreWith(name+"-ready", os.O_CREATE, 0o600, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +586,7 @@ func TestSemHandshakeGoWriterCReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	ready, err := shm.OpenSemaphoreFile(name+"-ready", os.O_CREATE, 0o600, 0)
+	ready, err := shm.OpenSemaphoreWith(name+"-ready", os.O_CREATE, 0o600, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -681,7 +681,7 @@ func TestSyncRange(t *testing.T) {
 	// libc's verdict on flags passes through.
 	wantPathErr(t, s.SyncRange(0, 1, syscall.MS_SYNC|syscall.MS_ASYNC), "msync", s.Name(), syscall.EINVAL)
 	for _, r := range [][2]int64{{-1, 1}, {0, -1}, {0, 3*4096 + 1}, {3 * 4096, 1}, {1 << 62, 1}} {
-		wantPathErr(t, s.SyncRange(r[0], int(r[1]), syscall.MS_SYNC), "syncrange", s.Name(), syscall.EINVAL)
+		wantPathErr(t, s.SyncRange(r[0], int(r[1]), syscall.MS_SYNC), "msync", s.Name(), syscall.EINVAL)
 	}
 }
 
