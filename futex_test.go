@@ -15,9 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,20 +25,6 @@ import (
 )
 
 const futexWaitFrame = "shm.(*Mapping).Wait"
-
-// countStacks is how many goroutines have fn on their stacks and, if
-// inCall, are in a system call or cgo call.
-func countStacks(fn string, inCall bool) int {
-	buf := make([]byte, 1<<20)
-	k := runtime_Stack(buf)
-	n := 0
-	for _, g := range strings.Split(string(buf[:k]), "\n\n") {
-		if (!inCall || strings.Contains(g, "[syscall")) && strings.Contains(g, fn) {
-			n++
-		}
-	}
-	return n
-}
 
 // syncChild is runChild for the roles of these tests (named "sync-...").
 func syncChild(role, name string, in *bufio.Reader) int {
@@ -403,5 +387,3 @@ func TestFutexC(t *testing.T) {
 		})
 	}
 }
-
-func runtime_Stack(buf []byte) int { return runtime.Stack(buf, true) }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -154,59 +153,6 @@ func runChild(role, name string) int {
 		return fail("unknown role")
 	}
 	return 0
-}
-
-func childCmd(t testing.TB, role, name string) *exec.Cmd {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Skipf("cannot re-execute the test binary: %v", err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+role, nameEnv+"="+name)
-	cmd.Stderr = new(strings.Builder)
-	return cmd
-}
-
-// startPeer starts cmd, a peer process that talks in lines, and waits for
-// its first line, which must be want. finishPeer then tells it to go on and
-// checks what it prints after that and that it exits cleanly.
-func startPeer(t *testing.T, cmd *exec.Cmd, want string) (io.WriteCloser, *bufio.Reader) {
-	t.Helper()
-	if cmd.Stderr == nil {
-		cmd.Stderr = new(strings.Builder)
-	}
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); line != want {
-		cmd.Wait()
-		t.Fatalf("%s said %q, %v\n%s", cmd.Path, line, err, cmd.Stderr)
-	}
-	return stdin, out
-}
-
-func finishPeer(t *testing.T, cmd *exec.Cmd, stdin io.Writer, out *bufio.Reader, want string) {
-	t.Helper()
-	io.WriteString(stdin, "go\n")
-	rest, _ := io.ReadAll(out)
-	if err := cmd.Wait(); err != nil || string(rest) != want {
-		t.Fatalf("%s: %v, %q\n%s", cmd.Path, err, rest, cmd.Stderr)
-	}
-}
-
-// runChildOK runs a child to its end and returns its standard output.
-func runChildOK(t *testing.T, role, name string) string {
-	t.Helper()
-	cmd := childCmd(t, role, name)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child %s: %v\n%s", role, err, cmd.Stderr)
-	}
-	return string(out)
 }
 
 // TestCrossProcessGoCreates: this process creates and writes, another
@@ -360,69 +306,5 @@ func TestFullDevShm(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "--- PASS: TestFullDevShm") {
 			t.Fatalf("in a %s /dev/shm: %v\n%s", size, err, out)
 		}
-	}
-}
-
-func fillDevShm(t *testing.T, total, free int64) {
-	page := int64(os.Getpagesize())
-	t.Logf("/dev/shm: %d bytes, %d free", total, free)
-
-	// More than the whole file system: ENOSPC, nothing left.
-	name := uniqueName(t)
-	cleanup(t, name)
-	_, err := shm.Create(name, int(total+page))
-	wantPathErr(t, err, "fallocate", name, syscall.ENOSPC)
-	if exists(name) {
-		t.Fatal("ENOSPC left the object behind")
-	}
-
-	// Sparse and over-committed: writing runs out of pages, and WriteAt
-	// reports the SIGBUS as ErrFault.
-	sp, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, int(total+page), &shm.Options{Sparse: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sp.WriteAt(make([]byte, total+page), 0); !errors.Is(err, shm.ErrFault) {
-		t.Fatalf("WriteAt past a full /dev/shm = %v, want ErrFault", err)
-	}
-	sp.Close()
-	if err := sp.Unlink(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Sparse and pre-faulted: the shortage is the call's error.
-	_, err = shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, int(total+page), &shm.Options{Sparse: true, Populate: true})
-	wantPathErr(t, err, "madvise", name, syscall.EFAULT)
-	if !strings.Contains(err.Error(), "/dev/shm full") {
-		t.Errorf("populate error %q does not say why", err)
-	}
-	if exists(name) {
-		t.Fatal("failed populate left the object behind")
-	}
-
-	// Nearly everything that is free: reserved, so every byte is writable.
-	var st syscall.Statfs_t
-	syscall.Statfs("/dev/shm", &st)
-	free = int64(st.Bavail) * int64(st.Bsize)
-	size := free - 4*page
-	s, err := shm.Create(name, int(size))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if n, err := s.WriteAt(bytes.Repeat([]byte{0xa5}, int(size)), 0); n != int(size) || err != nil {
-		t.Fatalf("writing every reserved byte: %d, %v", n, err)
-	}
-	for i := int64(0); i < size; i += page {
-		s.Bytes()[i] = 0x5a // through the unguarded path too
-	}
-
-	// The rest plus a page does not fit.
-	other := uniqueName(t)
-	cleanup(t, other)
-	_, err = shm.Create(other, int(5*page))
-	wantPathErr(t, err, "fallocate", other, syscall.ENOSPC)
-	if exists(other) {
-		t.Fatal("ENOSPC left the object behind")
 	}
 }

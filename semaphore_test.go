@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +24,6 @@ import (
 
 	"github.com/posixshm/shm"
 )
-
-// onMusl reports whether this binary runs on musl (see TestLinkedLibc).
-var onMusl = func() bool {
-	maps, _ := os.ReadFile("/proc/self/maps")
-	return strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
-}()
 
 // semPath is where libc keeps the semaphore name (tests only): glibc
 // prefixes "sem.", musl puts semaphores beside the objects, so that a
@@ -61,39 +54,6 @@ func createSem(t testing.TB, value int) *shm.Semaphore {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// waitBlocked returns once n goroutines are blocked in a system call or
-// cgo call with fn on their stacks: polling the runtime's own view, so
-// that a test knows a waiter is inside the kernel or libc, without sleeps.
-func waitBlocked(t testing.TB, fn string, n int) { waitStacks(t, fn, n, true) }
-
-// waitStacks is waitBlocked, counting goroutines in any state when
-// inCall is false: of a thousand waiters, some are always between two
-// slices.
-func waitStacks(t testing.TB, fn string, n int, inCall bool) {
-	t.Helper()
-	buf := make([]byte, 1<<16)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		k := runtime.Stack(buf, true)
-		if k == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		count := 0
-		for _, g := range strings.Split(string(buf[:k]), "\n\n") {
-			if (!inCall || strings.Contains(g, "[syscall")) && strings.Contains(g, fn) {
-				count++
-			}
-		}
-		if count >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d goroutines blocked in %s", count, n, fn)
-		}
-		runtime.Gosched()
-	}
 }
 
 const semWaitFrame = "_Cfunc_goshm_sem_wait"
