@@ -1,20 +1,23 @@
 package shm_test
 
+// Tests of the package as a whole: its documentation and its build
+// refusals (doc.go, nocgo.go, nolinux.go).
+
 import (
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestBuildOtherSystems (item 10): other systems get a compile error that
-// names Linux; go doc works with CGO_ENABLED=0. Kills: a cgo-only build
-// constraint (darwin said "build with cgo"), and the package doc in a
-// tagged file (go doc printed no package doc).
-func TestBuildOtherSystems(t *testing.T) {
+// TestBuildRefusals: other systems get a compile error that names Linux,
+// and CGO_ENABLED=0 one that names cgo; go doc works with CGO_ENABLED=0.
+// Kills: a cgo-only build constraint (darwin said "build with cgo"), the
+// package doc in a tagged file (go doc printed no package doc), a
+// CGO_ENABLED=0 build that succeeds or fails without naming cgo.
+func TestBuildRefusals(t *testing.T) {
 	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(gocmd); err != nil {
 		t.Skipf("no go command at %s", gocmd)
@@ -27,9 +30,18 @@ func TestBuildOtherSystems(t *testing.T) {
 			t.Errorf("%v: want only the Linux message: %v\n%s", env, err, out)
 		}
 	}
-	cmd := exec.Command(gocmd, "doc", ".")
+	cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("CGO_ENABLED=0 build succeeded")
+	}
+	if !strings.Contains(string(out), "shm_requires_cgo") {
+		t.Fatalf("CGO_ENABLED=0 build failed without naming cgo:\n%s", out)
+	}
+	cmd = exec.Command(gocmd, "doc", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "POSIX shared memory") {
 		t.Fatalf("CGO_ENABLED=0 go doc: %v\n%s", err, out)
 	}
@@ -40,23 +52,5 @@ func TestBuildOtherSystems(t *testing.T) {
 	}
 	if strings.Contains(string(out), "func (s *Segment)") {
 		t.Errorf("go doc shows two receiver names for Segment")
-	}
-	_ = strconv.Itoa
-}
-
-// TestBuildWithoutCgo: CGO_ENABLED=0 fails to build, naming cgo.
-func TestBuildWithoutCgo(t *testing.T) {
-	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gocmd); err != nil {
-		t.Skipf("no go command at %s", gocmd)
-	}
-	cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatal("CGO_ENABLED=0 build succeeded")
-	}
-	if !strings.Contains(string(out), "shm_requires_cgo") {
-		t.Fatalf("CGO_ENABLED=0 build failed without naming cgo:\n%s", out)
 	}
 }

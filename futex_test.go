@@ -26,12 +26,14 @@ import (
 
 const futexWaitFrame = "shm.(*Mapping).Wait"
 
-// syncChild is runChild for the roles of these tests (named "sync-...").
+func init() {
+	addChildRoles(syncChild, "sync-futex-fault", "sync-futex-pong", "sync-sem-pong", "sync-ring-read", "sync-stream-read")
+}
+
+// syncChild plays the roles of these tests, semaphore_test.go's and the
+// ring's (ring_test.go, ring_bench_test.go).
 func syncChild(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1
-	}
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	switch role {
 	case "sync-futex-fault": // Wait and Wake on a word whose page the parent truncates away
 		s, err := shm.Open(name)
@@ -89,8 +91,6 @@ func syncChild(role, name string, in *bufio.Reader) int {
 		if err := ringChild(role, name); err != nil {
 			return fail("%v", err)
 		}
-	default:
-		return fail("unknown role")
 	}
 	return 0
 }

@@ -35,7 +35,11 @@ var prefix = fmt.Sprintf("shmtest-%d-", os.Getpid())
 // ExampleCreateTemp's), which the suite's own results cannot see.
 func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
-		os.Exit(runChild(role, os.Getenv(nameEnv)))
+		play, ok := childRoles[role]
+		if !ok {
+			os.Exit(childFail(role, "unknown role"))
+		}
+		os.Exit(play(role, os.Getenv(nameEnv), bufio.NewReader(os.Stdin)))
 	}
 	before := ourObjects() // a dead earlier process of the same pid: not ours
 	code := m.Run()
@@ -132,11 +136,37 @@ func wantPathErr(t *testing.T, err error, op, path string, errno error) {
 }
 
 // Child processes: the test binary re-executed with childEnv naming a role
-// (see runChild) and nameEnv the object, as an unrelated second program.
+// and nameEnv the object, as an unrelated second program.
 const (
 	childEnv = "SHM_TEST_CHILD"
 	nameEnv  = "SHM_TEST_NAME"
 )
+
+// A childRole plays a child's side of a cross-process test: it knows only
+// the object's name, reads the parent's lines from in, prints what the
+// parent checks, and returns the exit status.
+type childRole func(role, name string, in *bufio.Reader) int
+
+// childRoles is the one registry of child roles; each test file adds the
+// roles it uses (addChildRoles, in an init).
+var childRoles = map[string]childRole{}
+
+// addChildRoles registers play for each of roles.
+func addChildRoles(play childRole, roles ...string) {
+	for _, r := range roles {
+		if childRoles[r] != nil {
+			panic("child role " + r + " registered twice")
+		}
+		childRoles[r] = play
+	}
+}
+
+// childFail reports a child's failure on its standard error and returns
+// its exit status, 1.
+func childFail(role, format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
+	return 1
+}
 
 func childCmd(t testing.TB, role, name string) *exec.Cmd {
 	t.Helper()

@@ -186,7 +186,7 @@ func TestLinkedLibc(t *testing.T) {
 	if err != nil {
 		t.Skip("no /proc")
 	}
-	musl := strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
+	musl := onMusl
 	glibc := strings.Contains(string(maps), "libc.so.6")
 	if wantMusl := strings.Contains(os.Getenv("CC"), "musl"); musl != wantMusl || glibc == wantMusl {
 		t.Fatalf("CC=%q, but mapped: musl %v, glibc %v", os.Getenv("CC"), musl, glibc)

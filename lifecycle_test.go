@@ -23,13 +23,13 @@ import (
 	"github.com/posixshm/shm"
 )
 
-// lifecycleChild is runChild's part for these tests; ok is false for a
-// role it does not know.
-func lifecycleChild(role, name string, in *bufio.Reader) (code int, ok bool) {
-	fail := func(format string, args ...any) (int, bool) {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1, true
-	}
+func init() {
+	addChildRoles(lifecycleChild, "hold-fd", "hold-map", "remap", "nobody", "holders-denied")
+}
+
+// lifecycleChild plays the roles of these tests.
+func lifecycleChild(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	wait := func() error {
 		_, err := in.ReadString('\n')
 		return err
@@ -112,10 +112,8 @@ func lifecycleChild(role, name string, in *bufio.Reader) (code int, ok bool) {
 			return fail("denied pids %v lack the parent %d", de.PIDs, os.Getppid())
 		}
 		fmt.Print(err)
-	default:
-		return 0, false
 	}
-	return 0, true
+	return 0
 }
 
 // TestStat: Stat and Segment.Stat describe the object as fstat does, never

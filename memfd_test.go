@@ -582,24 +582,6 @@ func TestMemfdNoLeaks(t *testing.T) {
 	}
 }
 
-// TestMemfdReserveRetriesEINTR: CreateMemfd reserves with shm.c's reserve,
-// so where tmpfs abandons fallocate with EINTR on every pending signal it
-// retries with signals blocked and completes, every page allocated. The
-// child runs with testdata/eintr.c preloaded. Kills: a plain fallocate in
-// goshm_memfd (EINTR, or EIO after 100 tries).
-func TestMemfdReserveRetriesEINTR(t *testing.T) {
-	lib := buildC(t, "eintr", "-shared", "-fPIC")
-	cmd := childCmd(t, "reserve-memfd", "")
-	cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
-	out, err := cmd.Output()
-	if err != nil || string(out) != "reserved" {
-		t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
-	}
-	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
-		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
-	}
-}
-
 // A sealed memfd handed to another process over a Unix socket: the sender
 // passes File's descriptor with SCM_RIGHTS (syscall.UnixRights and
 // WriteMsgUnix), the receiver takes it with ReadMsgUnix and maps it with
@@ -694,7 +676,7 @@ func ExampleSegment_AddSeals() {
 
 // BenchmarkCreateMemfd: the CreateMemfd cycle (create, touch a byte,
 // close) beside Create's (create, touch, close, unlink), 4 KiB each.
-// TestCompareMemfd sets both against the same libc calls from C.
+// TestComparisonMemfd sets both against the same libc calls from C.
 func BenchmarkCreateMemfd(b *testing.B) {
 	benchCycles(b, []cycle{{"memfd", shmMemfdCycle}, {"create", shmCreateCycle}})
 }
@@ -708,14 +690,15 @@ func shmMemfdCycle(name string, size int) error {
 	return s.Close()
 }
 
-// TestCompareMemfd sets the CreateMemfd cycle against Create's and against
+// TestComparisonMemfd is a comparison (compare_test.go): it sets the
+// CreateMemfd cycle against Create's and against
 // the same libc calls from C (testdata/memfdbench.c: memfd_create,
 // fallocate, F_ADD_SEALS, mmap, touch, munmap, close; and bench.c's
 // atomic-publish create cycle), alternating, in one run, and prints medians
 // and ratios. One short round in the normal suite; the README's figures:
 //
-//	go test -run '^TestCompareMemfd$' -v . -args -compare
-func TestCompareMemfd(t *testing.T) {
+//	go test -run '^TestComparisonMemfd$' -v . -args -compare
+func TestComparisonMemfd(t *testing.T) {
 	rounds, n := 1, 20
 	if *compareFlag {
 		rounds, n = 21, 2000
@@ -736,7 +719,7 @@ func TestCompareMemfd(t *testing.T) {
 		for i := range contenders {
 			c := (i + r) % len(contenders)
 			ns, err := contenders[c].run(ops[c], name, n)
-			if err != nil || ns <= 0 {
+			if err != nil || !(ns > 0) {
 				t.Fatalf("%s: %v (%v ns/op)", contenders[c].name, err, ns)
 			}
 			samples[c] = append(samples[c], ns)

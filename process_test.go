@@ -21,17 +21,13 @@ import (
 	"github.com/posixshm/shm"
 )
 
-// runChild is the second process's side: role says what to do with the
-// object name. Its exit status and standard output are the parent's to check.
-func runChild(role, name string) int {
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1
-	}
-	in := bufio.NewReader(os.Stdin)
-	if strings.HasPrefix(role, "sync-") { // futex_test.go
-		return syncChild(role, name, in)
-	}
+func init() {
+	addChildRoles(processChild, "read6", "reply", "create", "fault", "reserve", "reserve-memfd", "denied", "pong-shm", "pong-unix")
+}
+
+// processChild plays the roles of these tests and of bench_test.go.
+func processChild(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	switch role {
 	case "read6": // print the first 6 bytes
 		s, err := shm.Open(name)
@@ -146,11 +142,6 @@ func runChild(role, name string) int {
 				return fail("%v", err)
 			}
 		}
-	default:
-		if code, ok := lifecycleChild(role, name, in); ok { // lifecycle_test.go
-			return code
-		}
-		return fail("unknown role")
 	}
 	return 0
 }
@@ -208,24 +199,34 @@ func TestTruncatedByAnotherProcess(t *testing.T) {
 
 // TestReserveRetriesEINTR: where tmpfs abandons fallocate with EINTR on
 // every pending signal (kernels before 6.x; Go's runtime signals often),
-// Create retries with signals blocked, and so completes. The child runs
-// with testdata/eintr.c preloaded, a fallocate that fails with EINTR
-// unless signals are blocked.
+// Create and CreateMemfd (both through shm.c's reserve) retry with signals
+// blocked, and so complete, every page allocated. The child runs with
+// testdata/eintr.c preloaded, a fallocate that fails with EINTR unless
+// signals are blocked. Kills: a plain fallocate in goshm_size or
+// goshm_memfd (EINTR, or EIO after 100 tries).
 func TestReserveRetriesEINTR(t *testing.T) {
 	lib := buildC(t, "eintr", "-shared", "-fPIC")
-	name := uniqueName(t)
-	cleanup(t, name)
-	cmd := childCmd(t, "reserve", name)
-	cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
-	out, err := cmd.Output()
-	if err != nil || string(out) != "reserved" {
-		t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
-	}
-	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
-		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
-	}
-	if fi, err := os.Stat(devPath(name)); err != nil || fi.Sys().(*syscall.Stat_t).Blocks*512 != 1<<20 {
-		t.Fatalf("the child's object is not reserved: %v", err)
+	for _, c := range []struct{ role, name string }{{"reserve", uniqueName(t)}, {"reserve-memfd", ""}} {
+		t.Run(c.role, func(t *testing.T) {
+			if c.name != "" {
+				cleanup(t, c.name)
+			}
+			cmd := childCmd(t, c.role, c.name)
+			cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
+			out, err := cmd.Output()
+			if err != nil || string(out) != "reserved" {
+				t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
+			}
+			if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
+				t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
+			}
+			if c.name == "" {
+				return // the memfd child checked its own reservation
+			}
+			if fi, err := os.Stat(devPath(c.name)); err != nil || fi.Sys().(*syscall.Stat_t).Blocks*512 != 1<<20 {
+				t.Fatalf("the child's object is not reserved: %v", err)
+			}
+		})
 	}
 }
 
