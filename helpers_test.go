@@ -382,15 +382,7 @@ func inSmallDevShm(t *testing.T, size string) bool {
 	if os.Getenv(shmSizeEnv) == size {
 		return true
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small /dev/shm needs root")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare(1) to mount a small /dev/shm")
-	}
-	if out, err := exec.Command("unshare", "--mount", "--ipc", "true").CombinedOutput(); err != nil {
-		t.Skipf("unshare --mount --ipc is not permitted here: %v %s", err, out)
-	}
+	needUnshare(t, "mounting a small /dev/shm needs root")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Skipf("cannot re-execute the test binary: %v", err)
@@ -457,3 +449,18 @@ func countFDs(t *testing.T) int {
 }
 
 const shmSizeEnv = "SHM_TEST_SHM_SIZE"
+
+// needUnshare skips t, saying why (notRoot when not root), unless this
+// process may run unshare --mount --ipc to mount a small /dev/shm.
+func needUnshare(t *testing.T, notRoot string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(notRoot)
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1) to mount a small /dev/shm")
+	}
+	if out, err := exec.Command("unshare", "--mount", "--ipc", "true").CombinedOutput(); err != nil {
+		t.Skipf("unshare --mount --ipc is not permitted here: %v %s", err, out)
+	}
+}

@@ -688,7 +688,7 @@ func TestList(t *testing.T) {
 // TestLifecycleNoLeaks: Stat, Segment.Stat, List, Objects, Holders and
 // HoldersAll, many times over, leave no descriptor open.
 //
-// Kills: goshm_stat_name without close(fd); scanFDs or scanHolders
+// Kills: Stat without close(fd); scanFDs or scanHolders
 // without closing its directory.
 func TestLifecycleNoLeaks(t *testing.T) {
 	s := create(t, 4096)

@@ -269,10 +269,9 @@ func roFile(t *testing.T, f *os.File) *os.File {
 // a write-sealed object refused read-write with a clear error and mapped
 // read-only (Populate too); a named object's descriptor and an ordinary
 // file's are not Sealed. Kills: the read-only-descriptor check and the
-// write-seal check in goshm_mapfd (bare "permission denied" / "operation
-// not permitted" from mmap), Mapping.seals not recorded, Mapping.Seals
-// without its closed check, the shim's op 51 missing from opNames
-// (Op "shim op 51"), AddSeals(SealWrite) without the read-only remap.
+// write-seal check in MapFile's writable (bare "permission denied" /
+// "operation not permitted" from mmap), Mapping.Seals without its closed
+// check, AddSeals(SealWrite) without the read-only remap.
 func TestMapFileReceived(t *testing.T) {
 	fds := countFDs(t)
 	s, err := shm.CreateMemfdWith("handoff", 2*os.Getpagesize(), shm.SealShrink|shm.SealGrow, nil)

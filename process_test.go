@@ -287,15 +287,7 @@ func TestFullDevShm(t *testing.T) {
 	if os.Getenv("SHM_TEST_SMALL_SHM") != "" {
 		t.Fatalf("inside the namespace /dev/shm is still %d bytes", total)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("/dev/shm is large and mounting a small one needs root")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("needs unshare(1) to mount a small /dev/shm")
-	}
-	if out, err := exec.Command("unshare", "--mount", "--ipc", "true").CombinedOutput(); err != nil {
-		t.Skipf("unshare --mount --ipc is not permitted here: %v %s", err, out)
-	}
+	needUnshare(t, "/dev/shm is large and mounting a small one needs root")
 	// 1 MiB, a container-sized /dev/shm; 80 MiB so that the pre-faulting that fails
 	// is the parallel one (64 MiB and more).
 	exe, _ := os.Executable()
