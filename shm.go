@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 )
 
 // A Segment is a POSIX shared memory object, open and mapped into memory:
@@ -240,15 +241,16 @@ func create(name string, perm uint32, size int64, flags int) (result, error) {
 // probe is step 1 of create: nil when name is free for libc, else the
 // error creating it would meet first.
 func probe(name string) error {
-	fd, err := shmOpenFD(name, os.O_RDONLY, 0)
+	errno, err := shmProbe(name, os.O_RDONLY)
 	switch {
-	case err == nil:
-		closeFD(fd)
-		return &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}
-	case errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENAMETOOLONG):
+	case err != nil:
 		return err
+	case errno == 0:
+		errno = syscall.EEXIST
+	case errno != syscall.EINVAL && errno != syscall.ENAMETOOLONG:
+		return nil // anything else (EACCES, ELOOP on a symlink) is link's to answer
 	}
-	return nil // anything else (EACCES, ELOOP on a symlink) is link's to answer
+	return &fs.PathError{Op: "shm_open", Path: name, Err: errno}
 }
 
 // publish is steps 4 and 5 of create: it links fd, made under tmp, to name
@@ -258,7 +260,7 @@ func publish(name, tmp string, fd int) error {
 	if dir == "" {
 		return &fs.PathError{Op: "link", Path: name, Err: syscall.ENOENT}
 	}
-	if err := syscall.Link(dir+"/"+baseName(tmp), dir+"/"+baseName(name)); err != nil {
+	if err := linkIn(dir, baseName(tmp), baseName(name)); err != nil {
 		op := "link"
 		if err == syscall.EEXIST {
 			op = "shm_open" // the name is taken: what O_CREAT|O_EXCL would say
@@ -268,6 +270,29 @@ func publish(name, tmp string, fd int) error {
 	shmUnlink(tmp) // the object has its real name now; only ENOENT (someone removed tmp) is possible
 	return nil
 }
+
+// linkIn is link(2) (linkat, as Go's syscall.Link) of dir/from to dir/to,
+// with the paths built on the stack: Create's hot path allocates nothing
+// for them. The names hold no NUL: cname refused such a name at the probe.
+func linkIn(dir, from, to string) error {
+	var buf [2 * 512]byte
+	b := buf[:0]
+	if 2*(len(dir)+1)+len(from)+len(to)+2 > len(buf) {
+		b = nil
+	}
+	b = append(append(append(append(b, dir...), '/'), from...), 0)
+	n := len(b)
+	b = append(append(append(append(b, dir...), '/'), to...), 0)
+	_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, atFDCWD, uintptr(unsafe.Pointer(&b[0])),
+		atFDCWD, uintptr(unsafe.Pointer(&b[n])), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// atFDCWD is AT_FDCWD (-100): paths relative to the working directory.
+const atFDCWD = ^uintptr(99)
 
 // taken reports whether something now has name in libc's directory (an
 // object, or a symlink, socket or FIFO that O_CREAT|O_EXCL would meet).

@@ -157,6 +157,24 @@ func shmOpenFD(name string, oflag int, mode uint32) (int, error) {
 	return int(fd), nil
 }
 
+// shmProbe is shm_open(name, oflag|O_NONBLOCK) and close: 0 when it
+// opened, else shm_open's errno, without building an error (Create calls
+// it every time, and it fails when all is well). err is for a name that C
+// cannot take.
+func shmProbe(name string, oflag int) (syscall.Errno, error) {
+	var buf nameBuf
+	cs, err := cname("shm_open", name, &buf)
+	if err != nil {
+		return 0, err
+	}
+	fd := C.goshm_shm_open(cs, C.int(oflag), 0)
+	if fd < 0 {
+		return syscall.Errno(-fd & 0xffff), nil
+	}
+	closeFD(int(fd))
+	return 0, nil
+}
+
 // shmCreate makes a new object under tmp (shm_open O_RDWR|O_CREAT|O_EXCL
 // with mode), sizes and maps it: one crossing; errors carry name. When the
 // object was made but could not be sized or mapped, the result has created
