@@ -19,18 +19,23 @@ type Seal int
 
 // The seals, with the kernel's values (F_SEAL_*).
 const (
-	SealSeal        Seal = fSealSeal        // F_SEAL_SEAL: no seal can be added any more
-	SealShrink      Seal = fSealShrink      // F_SEAL_SHRINK: the size can never go down, so no page of a mapping can vanish
-	SealGrow        Seal = fSealGrow        // F_SEAL_GROW: the size can never go up
-	SealWrite       Seal = fSealWrite       // F_SEAL_WRITE: the contents can never change; no writable shared mapping may exist
-	SealFutureWrite Seal = fSealFutureWrite // F_SEAL_FUTURE_WRITE: no new write (write(2), writable mapping); existing writable mappings stay
-	SealExec        Seal = fSealExec        // F_SEAL_EXEC: the mode's execute bits can never change (Linux 6.3)
+	SealSeal        Seal = 0x01 // F_SEAL_SEAL: no seal can be added any more
+	SealShrink      Seal = 0x02 // F_SEAL_SHRINK: the size can never go down, so no page of a mapping can vanish
+	SealGrow        Seal = 0x04 // F_SEAL_GROW: the size can never go up
+	SealWrite       Seal = 0x08 // F_SEAL_WRITE: the contents can never change; no writable shared mapping may exist
+	SealFutureWrite Seal = 0x10 // F_SEAL_FUTURE_WRITE: no new write (write(2), writable mapping); existing writable mappings stay
+	SealExec        Seal = 0x20 // F_SEAL_EXEC: the mode's execute bits can never change (Linux 6.3)
 
 	// MemfdSeals are the seals of CreateMemfd: the size is fixed for
 	// good, so a mapping can never fault from truncation, and nobody can
 	// add a seal later.
 	MemfdSeals = SealShrink | SealGrow | SealSeal
 )
+
+// The build fails if a Seal's value ever differs from the C headers'
+// (shm_cgo.go's fSeal*).
+var _ = [1]struct{}{}[SealSeal^fSealSeal|SealShrink^fSealShrink|SealGrow^fSealGrow|
+	SealWrite^fSealWrite|SealFutureWrite^fSealFutureWrite|SealExec^fSealExec]
 
 var sealNames = []struct {
 	s    Seal

@@ -656,3 +656,95 @@ func panicAddr(call func() (int, error)) (addr uintptr, n int, err error) {
 	<-done
 	return addr, n, err
 }
+
+// TestMapFileComplete: a Mapping of a received descriptor can do what the
+// sender's Segment can (Stat, Chmod, Truncate, Remap, File, Seals, futex
+// words), through a descriptor of its own: the *os.File is closed first.
+// A Mapping from an offset cannot resize. Kills: a Mapping that borrows
+// the caller's descriptor (EBADF once it is closed) or leaks its own, and
+// Truncate or Remap of an offset mapping (they map from 0).
+func TestMapFileComplete(t *testing.T) {
+	page := os.Getpagesize()
+	fds := countFDs(t)
+	s := create(t, 2*page)
+	f, err := s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := m.Stat(); err != nil || fi.Size() != int64(2*page) || fi.Name() != strings.TrimLeft(s.Name(), "/") {
+		t.Fatalf("Stat: %v, %v", fi, err)
+	}
+	if err := m.Chmod(0o640); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := s.Stat(); fi.Mode() != 0o640 {
+		t.Errorf("Chmod through the Mapping: mode %v", fi.Mode())
+	}
+	if err := m.Truncate(3 * page); err != nil || m.Size() != 3*page {
+		t.Fatalf("Truncate: %v, size %d", err, m.Size())
+	}
+	if err := s.Remap(); err != nil || s.Size() != 3*page {
+		t.Fatalf("the Segment's Remap after the Mapping's Truncate: %v, size %d", err, s.Size())
+	}
+	if _, err := s.WriteAt([]byte("grown"), int64(2*page)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Truncate(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remap(); err != nil || m.Size() != page {
+		t.Fatalf("Remap: %v, size %d", err, m.Size())
+	}
+	if seals, err := m.Seals(); err != nil || seals != shm.SealSeal {
+		t.Errorf("Seals of a named object's Mapping: %v, %v", seals, err)
+	}
+	w, err := m.Uint32(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Store(7)
+	if n, err := m.Wake(0, 1); n != 0 || err != nil {
+		t.Errorf("Wake: %d, %v", n, err)
+	}
+	g, err := m.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Stat(); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Stat after Close: %v", err)
+	}
+
+	// From an offset: no resizing.
+	if err := s.Truncate(2 * page); err != nil {
+		t.Fatal(err)
+	}
+	f, err = s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o, err := shm.MapFile(f, os.O_RDWR, int64(page), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPathErr(t, o.Truncate(page), "truncate", f.Name(), syscall.EINVAL)
+	wantPathErr(t, o.Remap(), "remap", f.Name(), syscall.EINVAL)
+	if fi, err := o.Stat(); err != nil || fi.Size() != int64(2*page) {
+		t.Errorf("Stat from an offset: %v, %v", fi, err)
+	}
+	o.Close()
+	f.Close()
+	s.Close()
+	if n := countFDs(t); n != fds {
+		t.Errorf("%d descriptors open, %d before", n, fds)
+	}
+}
