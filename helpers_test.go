@@ -147,18 +147,28 @@ const (
 // parent checks, and returns the exit status.
 type childRole func(role, name string, in *bufio.Reader) int
 
-// childRoles is the one registry of child roles; each test file adds the
-// roles it uses (addChildRoles, in an init).
-var childRoles = map[string]childRole{}
-
-// addChildRoles registers play for each of roles.
-func addChildRoles(play childRole, roles ...string) {
-	for _, r := range roles {
-		if childRoles[r] != nil {
-			panic("child role " + r + " registered twice")
-		}
-		childRoles[r] = play
-	}
+// childRoles is the one registry of child roles: each role, and the
+// function (in the test file that uses it) that plays it.
+var childRoles = map[string]childRole{
+	"read6":            childRead6,          // process_test.go
+	"reply":            childReply,          // process_test.go
+	"create":           childCreate,         // process_test.go
+	"fault":            childFault,          // process_test.go
+	"reserve":          childReserve,        // process_test.go
+	"reserve-memfd":    childReserveMemfd,   // process_test.go
+	"denied":           childDenied,         // process_test.go
+	"pong-shm":         childPongShm,        // process_test.go
+	"pong-unix":        childPongUnix,       // process_test.go
+	"sync-futex-fault": childSyncFutexFault, // futex_test.go
+	"sync-futex-pong":  childSyncFutexPong,  // futex_test.go
+	"sync-sem-pong":    childSyncSemPong,    // futex_test.go
+	"sync-ring-read":   childSyncRingRead,   // futex_test.go
+	"sync-stream-read": childSyncRingRead,   // futex_test.go
+	"hold-fd":          childHoldFd,         // lifecycle_test.go
+	"hold-map":         childHoldMap,        // lifecycle_test.go
+	"remap":            childRemap,          // lifecycle_test.go
+	"nobody":           childNobody,         // lifecycle_test.go
+	"holders-denied":   childHoldersDenied,  // lifecycle_test.go
 }
 
 // childFail reports a child's failure on its standard error and returns

@@ -39,7 +39,7 @@ func (fi *fileInfo) Sys() any    { return fi.st }
 
 // Stat describes the shared memory object name without creating it,
 // changing it or blocking: shm_open(name, O_RDONLY|O_NONBLOCK), fstat and
-// close, in one cgo crossing. The info's Name is name without its leading
+// close. The info's Name is name without its leading
 // slashes, as a file name would be; Mode holds the permission bits; Sys
 // is the *syscall.Stat_t (Uid, Gid, Ino, Ctim, ...). Errors are as for
 // Open (Op "shm_open" or "fstat"); anything but a regular file is an error

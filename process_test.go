@@ -21,129 +21,167 @@ import (
 	"github.com/posixshm/shm"
 )
 
-func init() {
-	addChildRoles(processChild, "read6", "reply", "create", "fault", "reserve", "reserve-memfd", "denied", "pong-shm", "pong-unix")
+// childRead6 plays "read6": print the first 6 bytes
+func childRead6(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Open(name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	fmt.Print(string(s.Bytes()[:6]))
+	return 0
 }
 
-// processChild plays the roles of these tests and of bench_test.go.
-func processChild(role, name string, in *bufio.Reader) int {
+// childReply plays "reply": read the NUL-terminated message at 0, answer at
+// 512
+func childReply(role, name string, in *bufio.Reader) int {
 	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
-	switch role {
-	case "read6": // print the first 6 bytes
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		fmt.Print(string(s.Bytes()[:6]))
-	case "reply": // read the NUL-terminated message at 0, answer at 512
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		msg, _, _ := bytes.Cut(s.Bytes(), []byte{0})
-		if _, err := s.WriteAt([]byte("child got: "+string(msg)), 512); err != nil {
-			return fail("%v", err)
-		}
-	case "create": // create, write, wait for the parent, check its answer
-		s, err := shm.Create(name, 4096)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		copy(s.Bytes(), "from child")
-		fmt.Println("ready")
-		if _, err := in.ReadString('\n'); err != nil {
-			return fail("waiting for parent: %v", err)
-		}
-		if got := string(s.Bytes()[100:111]); got != "from parent" {
-			return fail("read %q", got)
-		}
-		fmt.Println("ok")
-	case "fault": // map 2 pages, let the parent truncate to 1, touch page 2
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		page := int64(os.Getpagesize())
-		buf := make([]byte, 8)
-		if _, err := s.ReadAt(buf, page); err != nil {
-			return fail("before truncation: %v", err)
-		}
-		fmt.Println("mapped")
-		if _, err := in.ReadString('\n'); err != nil {
-			return fail("waiting for parent: %v", err)
-		}
-		if n, err := s.ReadAt(buf, page); n != 0 || !errors.Is(err, shm.ErrFault) {
-			return fail("ReadAt of a truncated page = %d, %v; want ErrFault", n, err)
-		}
-		if n, err := s.WriteAt(buf, page+8); n != 0 || !errors.Is(err, shm.ErrFault) {
-			return fail("WriteAt to a truncated page = %d, %v; want ErrFault", n, err)
-		}
-		if _, err := s.ReadAt(buf, 0); err != nil || string(buf) != "page one" {
-			return fail("the page that remains: %q, %v", buf, err)
-		}
-		var pe *fs.PathError
-		_, err = s.ReadAt(buf, page)
-		if !errors.As(err, &pe) || pe.Op != "readat" || pe.Path != name {
-			return fail("fault error %#v", err)
-		}
-		fmt.Println("ok")
-	case "reserve": // Create under testdata/eintr.c's fallocate
-		s, err := shm.Create(name, 1<<20)
-		if err != nil {
-			return fail("%v", err)
-		}
-		s.Close()
-		fmt.Print("reserved")
-	case "reserve-memfd": // CreateMemfd under testdata/eintr.c's fallocate
-		s, err := shm.CreateMemfd("reserve", 1<<20)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		f, err := s.File()
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer f.Close()
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Blocks*512 != 1<<20 {
-			return fail("not reserved: %d bytes allocated, %v", st.Blocks*512, err)
-		}
-		fmt.Print("reserved")
-	case "denied": // run as another user: opening must be EACCES
-		s, err := shm.Open(name)
-		if err == nil {
-			s.Close()
-			return fail("opened another user's 0600 object")
-		}
-		if !errors.Is(err, fs.ErrPermission) {
-			return fail("%v; want permission denied", err)
-		}
-		fmt.Print(err)
-	case "pong-shm": // BenchmarkRoundTrip's peer, through the segment
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		pong((*atomic.Uint64)(unsafe.Pointer(&s.Bytes()[0])))
-	case "pong-unix": // BenchmarkRoundTrip's peer, through the socket at fd 3
-		sock := os.NewFile(3, "socket")
-		tok := make([]byte, 1)
-		for {
-			if _, err := sock.Read(tok); err != nil {
-				return 0 // the parent closed its end
-			}
-			if _, err := sock.Write(tok); err != nil {
-				return fail("%v", err)
-			}
-		}
+	s, err := shm.Open(name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	msg, _, _ := bytes.Cut(s.Bytes(), []byte{0})
+	if _, err := s.WriteAt([]byte("child got: "+string(msg)), 512); err != nil {
+		return fail("%v", err)
 	}
 	return 0
+}
+
+// childCreate plays "create": create, write, wait for the parent, check its
+// answer
+func childCreate(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Create(name, 4096)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	copy(s.Bytes(), "from child")
+	fmt.Println("ready")
+	if _, err := in.ReadString('\n'); err != nil {
+		return fail("waiting for parent: %v", err)
+	}
+	if got := string(s.Bytes()[100:111]); got != "from parent" {
+		return fail("read %q", got)
+	}
+	fmt.Println("ok")
+	return 0
+}
+
+// childFault plays "fault": map 2 pages, let the parent truncate to 1,
+// touch page 2
+func childFault(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Open(name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	page := int64(os.Getpagesize())
+	buf := make([]byte, 8)
+	if _, err := s.ReadAt(buf, page); err != nil {
+		return fail("before truncation: %v", err)
+	}
+	fmt.Println("mapped")
+	if _, err := in.ReadString('\n'); err != nil {
+		return fail("waiting for parent: %v", err)
+	}
+	if n, err := s.ReadAt(buf, page); n != 0 || !errors.Is(err, shm.ErrFault) {
+		return fail("ReadAt of a truncated page = %d, %v; want ErrFault", n, err)
+	}
+	if n, err := s.WriteAt(buf, page+8); n != 0 || !errors.Is(err, shm.ErrFault) {
+		return fail("WriteAt to a truncated page = %d, %v; want ErrFault", n, err)
+	}
+	if _, err := s.ReadAt(buf, 0); err != nil || string(buf) != "page one" {
+		return fail("the page that remains: %q, %v", buf, err)
+	}
+	var pe *fs.PathError
+	_, err = s.ReadAt(buf, page)
+	if !errors.As(err, &pe) || pe.Op != "readat" || pe.Path != name {
+		return fail("fault error %#v", err)
+	}
+	fmt.Println("ok")
+	return 0
+}
+
+// childReserve plays "reserve": Create under testdata/eintr.c's fallocate
+func childReserve(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Create(name, 1<<20)
+	if err != nil {
+		return fail("%v", err)
+	}
+	s.Close()
+	fmt.Print("reserved")
+	return 0
+}
+
+// childReserveMemfd plays "reserve-memfd": CreateMemfd under
+// testdata/eintr.c's fallocate
+func childReserveMemfd(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.CreateMemfd("reserve", 1<<20)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	f, err := s.File()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Blocks*512 != 1<<20 {
+		return fail("not reserved: %d bytes allocated, %v", st.Blocks*512, err)
+	}
+	fmt.Print("reserved")
+	return 0
+}
+
+// childDenied plays "denied": run as another user: opening must be EACCES
+func childDenied(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Open(name)
+	if err == nil {
+		s.Close()
+		return fail("opened another user's 0600 object")
+	}
+	if !errors.Is(err, fs.ErrPermission) {
+		return fail("%v; want permission denied", err)
+	}
+	fmt.Print(err)
+	return 0
+}
+
+// childPongShm plays "pong-shm": BenchmarkRoundTrip's peer, through the
+// segment
+func childPongShm(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	s, err := shm.Open(name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	pong((*atomic.Uint64)(unsafe.Pointer(&s.Bytes()[0])))
+	return 0
+}
+
+// childPongUnix plays "pong-unix": BenchmarkRoundTrip's peer, through the
+// socket at fd 3
+func childPongUnix(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
+	sock := os.NewFile(3, "socket")
+	tok := make([]byte, 1)
+	for {
+		if _, err := sock.Read(tok); err != nil {
+			return 0 // the parent closed its end
+		}
+		if _, err := sock.Write(tok); err != nil {
+			return fail("%v", err)
+		}
+	}
 }
 
 // TestCrossProcessGoCreates: this process creates and writes, another

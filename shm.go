@@ -32,7 +32,9 @@ type Segment struct {
 // reserve every page (ftruncate where the file system cannot reserve), and
 // mmap(MAP_SHARED), in one cgo crossing. The object is made under a random
 // temporary name derived from name and only then linked to name (see
-// OpenFile), so no other process ever sees it half-made. It fails with an
+// OpenFile: a crossing before, to let libc judge the name, and a link(2)
+// and a crossing for shm_unlink after), so no other process ever sees it
+// half-made. It fails with an
 // error wrapping fs.ErrExist if the name exists, so nobody can plant an
 // object under a name you are about to create, and with syscall.ENOSPC if
 // /dev/shm cannot hold size bytes; on failure only the temporary name is
