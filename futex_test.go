@@ -29,27 +29,26 @@ const futexWaitFrame = "shm.(*Mapping).Wait"
 // childSyncFutexFault plays "sync-futex-fault": Wait and Wake on a word
 // whose page the parent truncates away
 func childSyncFutexFault(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	page := int64(os.Getpagesize())
 	fmt.Println("mapped")
-	if _, err := in.ReadString('\n'); err != nil {
-		return fail("waiting for parent: %v", err)
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
 	}
 	err = s.Wait(context.Background(), page, 0)
 	var pe *fs.PathError
 	if !errors.Is(err, shm.ErrFault) || !errors.Is(err, syscall.EFAULT) || !errors.As(err, &pe) || pe.Op != "futex" {
-		return fail("Wait on a truncated page = %v; want futex ErrFault, EFAULT", err)
+		return childFail(role, "Wait on a truncated page = %v; want futex ErrFault, EFAULT", err)
 	}
 	if _, err := s.Wake(page+4, 1); !errors.Is(err, shm.ErrFault) {
-		return fail("Wake on a truncated page = %v; want ErrFault", err)
+		return childFail(role, "Wake on a truncated page = %v; want ErrFault", err)
 	}
 	if err := s.Wait(context.Background(), 0, 12345); err != nil {
-		return fail("Wait on the page that remains: %v", err)
+		return childFail(role, "Wait on the page that remains: %v", err)
 	}
 	fmt.Println("ok")
 	return 0
@@ -58,16 +57,15 @@ func childSyncFutexFault(role, name string, in *bufio.Reader) int {
 // childSyncFutexPong plays "sync-futex-pong": answer tokens at word 0, as
 // testdata/futexpeer.c does
 func childSyncFutexPong(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
 	spin, _ := strconv.Atoi(os.Getenv("SHM_TEST_SPIN"))
 	if err := futexPong(s, n, spin); err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	return 0
 }
@@ -75,22 +73,21 @@ func childSyncFutexPong(role, name string, in *bufio.Reader) int {
 // childSyncSemPong plays "sync-sem-pong": answer posts on name with posts
 // on name+"-b"
 func childSyncSemPong(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	a, err := shm.OpenSemaphore(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	b, err := shm.OpenSemaphore(name + "-b")
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
 	for range n + 1 {
 		if err := a.Wait(context.Background()); err != nil {
-			return fail("%v", err)
+			return childFail(role, "%v", err)
 		}
 		if err := b.Post(); err != nil {
-			return fail("%v", err)
+			return childFail(role, "%v", err)
 		}
 	}
 	return 0
@@ -99,9 +96,8 @@ func childSyncSemPong(role, name string, in *bufio.Reader) int {
 // childSyncRingRead plays "sync-ring-read" and "sync-stream-read", for
 // ring_test.go, ring_bench_test.go
 func childSyncRingRead(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	if err := ringChild(role, name); err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	return 0
 }

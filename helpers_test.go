@@ -171,6 +171,12 @@ var childRoles = map[string]childRole{
 	"holders-denied":   childHoldersDenied,  // lifecycle_test.go
 }
 
+// waitParent waits for the parent's next line: its go-ahead.
+func waitParent(in *bufio.Reader) error {
+	_, err := in.ReadString('\n')
+	return err
+}
+
 // childFail reports a child's failure on its standard error and returns
 // its exit status, 1.
 func childFail(role, format string, args ...any) int {

@@ -25,80 +25,65 @@ import (
 
 // childHoldFd plays "hold-fd": hold a descriptor of the object, no mapping
 func childHoldFd(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
-	wait := func() error {
-		_, err := in.ReadString('\n')
-		return err
-	}
 	f, err := os.Open(devPath(name))
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer f.Close()
 	fmt.Println("ready")
-	wait()
+	waitParent(in)
 	return 0
 }
 
 // childHoldMap plays "hold-map": map the object, close the descriptor, hold
 // the mapping
 func childHoldMap(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
-	wait := func() error {
-		_, err := in.ReadString('\n')
-		return err
-	}
 	f, err := os.Open(devPath(name))
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
 	f.Close()
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer m.Close()
 	fmt.Println("ready")
-	wait()
+	waitParent(in)
 	return 0
 }
 
 // childRemap plays "remap": map one page; after the parent grew it to 3,
 // Remap and read
 func childRemap(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
-	wait := func() error {
-		_, err := in.ReadString('\n')
-		return err
-	}
 	page := os.Getpagesize()
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	if s.Size() != page {
-		return fail("size %d", s.Size())
+		return childFail(role, "size %d", s.Size())
 	}
 	fmt.Println("mapped")
-	if err := wait(); err != nil {
-		return fail("waiting for parent: %v", err)
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
 	}
 	if s.Size() != page {
-		return fail("size %d before Remap", s.Size())
+		return childFail(role, "size %d before Remap", s.Size())
 	}
 	if err := s.Remap(); err != nil {
-		return fail("Remap: %v", err)
+		return childFail(role, "Remap: %v", err)
 	}
 	buf := make([]byte, 5)
 	if s.Size() != 3*page {
-		return fail("size %d after Remap", s.Size())
+		return childFail(role, "size %d after Remap", s.Size())
 	}
 	if _, err := s.ReadAt(buf, int64(2*page)); err != nil || string(buf) != "grown" {
-		return fail("read %q, %v after Remap", buf, err)
+		return childFail(role, "read %q, %v after Remap", buf, err)
 	}
 	if string(s.Bytes()[:5]) != "first" {
-		return fail("first page %q after Remap", s.Bytes()[:5])
+		return childFail(role, "first page %q after Remap", s.Bytes()[:5])
 	}
 	fmt.Println("ok")
 	return 0
@@ -107,19 +92,18 @@ func childRemap(role, name string, in *bufio.Reader) int {
 // childNobody plays "nobody": run as uid 65534 after Chown: open, chmod as
 // owner, chown refused
 func childNobody(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	if err := s.Chmod(0o640); err != nil {
-		return fail("Chmod as owner: %v", err)
+		return childFail(role, "Chmod as owner: %v", err)
 	}
 	err = s.Chown(0, -1)
 	var pe *fs.PathError
 	if !errors.As(err, &pe) || pe.Op != "fchown" || !errors.Is(err, fs.ErrPermission) {
-		return fail("Chown to root as nobody = %v; want fchown: operation not permitted", err)
+		return childFail(role, "Chown to root as nobody = %v; want fchown: operation not permitted", err)
 	}
 	fmt.Print(string(s.Bytes()[:6]))
 	return 0
@@ -128,14 +112,13 @@ func childNobody(role, name string, in *bufio.Reader) int {
 // childHoldersDenied plays "holders-denied": run as uid 65534: the parent's
 // process is root's
 func childHoldersDenied(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	pids, err := shm.Holders(name)
 	var de *shm.DeniedError
 	if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &de) || len(de.PIDs) == 0 {
-		return fail("Holders = %v, %v; want an error wrapping fs.ErrPermission", pids, err)
+		return childFail(role, "Holders = %v, %v; want an error wrapping fs.ErrPermission", pids, err)
 	}
 	if !slices.Contains(de.PIDs, os.Getppid()) {
-		return fail("denied pids %v lack the parent %d", de.PIDs, os.Getppid())
+		return childFail(role, "denied pids %v lack the parent %d", de.PIDs, os.Getppid())
 	}
 	fmt.Print(err)
 	return 0

@@ -23,10 +23,9 @@ import (
 
 // childRead6 plays "read6": print the first 6 bytes
 func childRead6(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	fmt.Print(string(s.Bytes()[:6]))
@@ -36,15 +35,14 @@ func childRead6(role, name string, in *bufio.Reader) int {
 // childReply plays "reply": read the NUL-terminated message at 0, answer at
 // 512
 func childReply(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	msg, _, _ := bytes.Cut(s.Bytes(), []byte{0})
 	if _, err := s.WriteAt([]byte("child got: "+string(msg)), 512); err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	return 0
 }
@@ -52,19 +50,18 @@ func childReply(role, name string, in *bufio.Reader) int {
 // childCreate plays "create": create, write, wait for the parent, check its
 // answer
 func childCreate(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Create(name, 4096)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	copy(s.Bytes(), "from child")
 	fmt.Println("ready")
-	if _, err := in.ReadString('\n'); err != nil {
-		return fail("waiting for parent: %v", err)
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
 	}
 	if got := string(s.Bytes()[100:111]); got != "from parent" {
-		return fail("read %q", got)
+		return childFail(role, "read %q", got)
 	}
 	fmt.Println("ok")
 	return 0
@@ -73,34 +70,33 @@ func childCreate(role, name string, in *bufio.Reader) int {
 // childFault plays "fault": map 2 pages, let the parent truncate to 1,
 // touch page 2
 func childFault(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	page := int64(os.Getpagesize())
 	buf := make([]byte, 8)
 	if _, err := s.ReadAt(buf, page); err != nil {
-		return fail("before truncation: %v", err)
+		return childFail(role, "before truncation: %v", err)
 	}
 	fmt.Println("mapped")
-	if _, err := in.ReadString('\n'); err != nil {
-		return fail("waiting for parent: %v", err)
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
 	}
 	if n, err := s.ReadAt(buf, page); n != 0 || !errors.Is(err, shm.ErrFault) {
-		return fail("ReadAt of a truncated page = %d, %v; want ErrFault", n, err)
+		return childFail(role, "ReadAt of a truncated page = %d, %v; want ErrFault", n, err)
 	}
 	if n, err := s.WriteAt(buf, page+8); n != 0 || !errors.Is(err, shm.ErrFault) {
-		return fail("WriteAt to a truncated page = %d, %v; want ErrFault", n, err)
+		return childFail(role, "WriteAt to a truncated page = %d, %v; want ErrFault", n, err)
 	}
 	if _, err := s.ReadAt(buf, 0); err != nil || string(buf) != "page one" {
-		return fail("the page that remains: %q, %v", buf, err)
+		return childFail(role, "the page that remains: %q, %v", buf, err)
 	}
 	var pe *fs.PathError
 	_, err = s.ReadAt(buf, page)
 	if !errors.As(err, &pe) || pe.Op != "readat" || pe.Path != name {
-		return fail("fault error %#v", err)
+		return childFail(role, "fault error %#v", err)
 	}
 	fmt.Println("ok")
 	return 0
@@ -108,10 +104,9 @@ func childFault(role, name string, in *bufio.Reader) int {
 
 // childReserve plays "reserve": Create under testdata/eintr.c's fallocate
 func childReserve(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Create(name, 1<<20)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	s.Close()
 	fmt.Print("reserved")
@@ -121,20 +116,19 @@ func childReserve(role, name string, in *bufio.Reader) int {
 // childReserveMemfd plays "reserve-memfd": CreateMemfd under
 // testdata/eintr.c's fallocate
 func childReserveMemfd(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.CreateMemfd("reserve", 1<<20)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	f, err := s.File()
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer f.Close()
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Blocks*512 != 1<<20 {
-		return fail("not reserved: %d bytes allocated, %v", st.Blocks*512, err)
+		return childFail(role, "not reserved: %d bytes allocated, %v", st.Blocks*512, err)
 	}
 	fmt.Print("reserved")
 	return 0
@@ -142,14 +136,13 @@ func childReserveMemfd(role, name string, in *bufio.Reader) int {
 
 // childDenied plays "denied": run as another user: opening must be EACCES
 func childDenied(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err == nil {
 		s.Close()
-		return fail("opened another user's 0600 object")
+		return childFail(role, "opened another user's 0600 object")
 	}
 	if !errors.Is(err, fs.ErrPermission) {
-		return fail("%v; want permission denied", err)
+		return childFail(role, "%v; want permission denied", err)
 	}
 	fmt.Print(err)
 	return 0
@@ -158,10 +151,9 @@ func childDenied(role, name string, in *bufio.Reader) int {
 // childPongShm plays "pong-shm": BenchmarkRoundTrip's peer, through the
 // segment
 func childPongShm(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	s, err := shm.Open(name)
 	if err != nil {
-		return fail("%v", err)
+		return childFail(role, "%v", err)
 	}
 	defer s.Close()
 	pong((*atomic.Uint64)(unsafe.Pointer(&s.Bytes()[0])))
@@ -171,7 +163,6 @@ func childPongShm(role, name string, in *bufio.Reader) int {
 // childPongUnix plays "pong-unix": BenchmarkRoundTrip's peer, through the
 // socket at fd 3
 func childPongUnix(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int { return childFail(role, format, args...) }
 	sock := os.NewFile(3, "socket")
 	tok := make([]byte, 1)
 	for {
@@ -179,7 +170,7 @@ func childPongUnix(role, name string, in *bufio.Reader) int {
 			return 0 // the parent closed its end
 		}
 		if _, err := sock.Write(tok); err != nil {
-			return fail("%v", err)
+			return childFail(role, "%v", err)
 		}
 	}
 }
