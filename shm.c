@@ -213,3 +213,10 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags) {
 int goshm_unlink(const char *name) {
 	return shm_unlink(name) != 0 ? goshm_fail(GOSHM_OP_SHM_UNLINK, errno) : 0;
 }
+
+int goshm_link(const char *from, const char *to, const char *tmp) {
+	if (link(from, to) != 0)
+		return goshm_fail(GOSHM_OP_LINK, errno);
+	shm_unlink(tmp);
+	return 0;
+}

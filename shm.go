@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 )
 
 // A Segment is a POSIX shared memory object, open and mapped into memory:
@@ -32,8 +31,8 @@ type Segment struct {
 // reserve every page (ftruncate where the file system cannot reserve), and
 // mmap(MAP_SHARED), in one cgo crossing. The object is made under a random
 // temporary name derived from name and only then linked to name (see
-// OpenFile: a crossing before, to let libc judge the name, and a link(2)
-// and a crossing for shm_unlink after), so no other process ever sees it
+// OpenFile: a crossing before, to let libc judge the name, and one for
+// link(2) and shm_unlink after), so no other process ever sees it
 // half-made. It fails with an
 // error wrapping fs.ErrExist if the name exists, so nobody can plant an
 // object under a name you are about to create, and with syscall.ENOSPC if
@@ -112,9 +111,8 @@ func Open(name string) (*Segment, error) {
 // Opening is one cgo crossing (shm_open, fstat or fallocate or ftruncate,
 // mmap, madvise); creating is three (shm_open of name to probe it;
 // shm_open of the temporary name, fallocate or ftruncate, mmap, madvise;
-// shm_unlink of the temporary name) and a link(2), with one more when a
-// large mapping is populated in parallel. Argument errors have Op
-// "openfile".
+// link and shm_unlink of the temporary name), with one more when a large
+// mapping is populated in parallel. Argument errors have Op "openfile".
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
 		return nil, argErr("openfile", name, format, args...)
@@ -256,45 +254,19 @@ func probe(name string) error {
 }
 
 // publish is steps 4 and 5 of create: it links fd, made under tmp, to name
-// and removes tmp.
+// and removes tmp (one crossing).
 func publish(name, tmp string, fd int) error {
 	dir := learnDir(fd, tmp)
 	if dir == "" {
 		return &fs.PathError{Op: "link", Path: name, Err: syscall.ENOENT}
 	}
-	if err := linkIn(dir, baseName(tmp), baseName(name)); err != nil {
-		op := "link"
-		if err == syscall.EEXIST {
-			op = "shm_open" // the name is taken: what O_CREAT|O_EXCL would say
-		}
-		return &fs.PathError{Op: op, Path: name, Err: err}
+	err := shmLink(name, dir, baseName(tmp), baseName(name), tmp)
+	if errors.Is(err, syscall.EEXIST) {
+		// The name is taken: what O_CREAT|O_EXCL would say.
+		return &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}
 	}
-	shmUnlink(tmp) // the object has its real name now; only ENOENT (someone removed tmp) is possible
-	return nil
+	return err
 }
-
-// linkIn is link(2) (linkat, as Go's syscall.Link) of dir/from to dir/to,
-// with the paths built on the stack: Create's hot path allocates nothing
-// for them. The names hold no NUL: cname refused such a name at the probe.
-func linkIn(dir, from, to string) error {
-	var buf [2 * 512]byte
-	b := buf[:0]
-	if 2*(len(dir)+1)+len(from)+len(to)+2 > len(buf) {
-		b = nil
-	}
-	b = append(append(append(append(b, dir...), '/'), from...), 0)
-	n := len(b)
-	b = append(append(append(append(b, dir...), '/'), to...), 0)
-	_, _, e := syscall.Syscall6(syscall.SYS_LINKAT, atFDCWD, uintptr(unsafe.Pointer(&b[0])),
-		atFDCWD, uintptr(unsafe.Pointer(&b[n])), 0, 0)
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-// atFDCWD is AT_FDCWD (-100): paths relative to the working directory.
-const atFDCWD = ^uintptr(99)
 
 // taken reports whether something now has name in libc's directory (an
 // object, or a symlink, socket or FIFO that O_CREAT|O_EXCL would meet).

@@ -32,6 +32,7 @@ enum {
 	GOSHM_OP_CLOSE,
 	GOSHM_OP_SHM_UNLINK,
 	GOSHM_OP_MINCORE,
+	GOSHM_OP_LINK,
 	GOSHM_OP_MREMAP,
 	GOSHM_OP_MEMFD_CREATE,
 	GOSHM_OP_FCNTL,
@@ -111,6 +112,12 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags);
 
 // goshm_unlink is shm_unlink(name).
 int goshm_unlink(const char *name);
+
+// goshm_link is link(from, to) and then, once it succeeded, shm_unlink(tmp)
+// (whose failure is ignored: only ENOENT, someone removed tmp, is
+// possible): a new object made under tmp, whose path is from, gets the
+// path to. A failure of link is returned as is.
+int goshm_link(const char *from, const char *to, const char *tmp);
 
 // goshm_fail encodes a failure: -(op << 16 | errno).
 static inline int goshm_fail(int op, int err) { return -(op << 16 | err); }

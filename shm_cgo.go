@@ -26,6 +26,8 @@ package shm
 #cgo nocallback goshm_msync
 #cgo noescape goshm_unlink
 #cgo nocallback goshm_unlink
+#cgo noescape goshm_link
+#cgo nocallback goshm_link
 #include "shm.h"
 #cgo noescape goshm_resize
 #cgo nocallback goshm_resize
@@ -72,6 +74,7 @@ var opNames = [C.GOSHM_OP_COUNT]string{
 	C.GOSHM_OP_CLOSE:         "close",
 	C.GOSHM_OP_SHM_UNLINK:    "shm_unlink",
 	C.GOSHM_OP_MINCORE:       "mincore",
+	C.GOSHM_OP_LINK:          "link",
 	C.GOSHM_OP_MREMAP:        "mremap",
 	C.GOSHM_OP_MEMFD_CREATE:  "memfd_create",
 	C.GOSHM_OP_FCNTL:         "fcntl",
@@ -155,6 +158,36 @@ func shmOpenFD(name string, oflag int, mode uint32) (int, error) {
 		return -1, shimErr(name, fd)
 	}
 	return int(fd), nil
+}
+
+// pathBuf holds a path for C on the caller's stack, as nameBuf a name.
+type pathBuf [512]byte
+
+// cpath returns dir+"/"+base as a NUL-terminated C string in Go memory,
+// in buf when it fits. Neither holds a NUL (base is a name cname took;
+// dir a path the kernel gave).
+func cpath(dir, base string, buf *pathBuf) *C.char {
+	b := buf[:0]
+	if len(dir)+len(base)+2 > len(buf) {
+		b = nil
+	}
+	b = append(append(append(append(b, dir...), '/'), base...), 0)
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// shmLink is link(dir/from, dir/to), then shm_unlink(tmp): one crossing;
+// errors carry name.
+func shmLink(name, dir, from, to, tmp string) error {
+	var fbuf, tobuf pathBuf
+	var tbuf nameBuf
+	ct, err := cname("shm_unlink", tmp, &tbuf)
+	if err != nil {
+		return err
+	}
+	if e := C.goshm_link(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf), ct); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
 }
 
 // shmProbe is shm_open(name, oflag|O_NONBLOCK) and close: 0 when it
