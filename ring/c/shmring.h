@@ -325,7 +325,7 @@ static inline void shmring__wake(shmring *r, int off) {
  * when the peer closed its end. */
 static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), uint64_t arg, int timeout_ms, int closed_err) {
 	int64_t start = shmring__now_ns(), deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000;
-	for (long i = 1;; i++) {
+	for (long i = 1; timeout_ms != 0; i++) { /* timeout 0: one look, no spin */
 		if (ready(r, arg))
 			return 0;
 		if (i % 64 == 0 && shmring__now_ns() - start > r->spin_ns)
