@@ -463,8 +463,8 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 			if ready() {
 				return nil
 			}
-			if i%64 == 0 && time.Since(start) > d {
-				break
+			if i%64 == 0 && (time.Since(start) > d || ctx.Err() != nil || e.closing.Load()) {
+				break // the sleeping loop below reports ctx and Close
 			}
 		}
 	}
