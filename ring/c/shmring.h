@@ -109,6 +109,14 @@ struct shmring__flock {
 	int pid;
 };
 
+#if defined(__i386__)
+_Static_assert(sizeof(struct shmring__flock) == 24, "struct flock64 of i386 is 24 bytes");
+#elif defined(__x86_64__) || defined(__aarch64__)
+_Static_assert(sizeof(struct shmring__flock) == 32, "struct flock of 64-bit Linux is 32 bytes");
+#endif
+/* A lock-based atomic would not be atomic for another process. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2, "64-bit and 32-bit atomics must be lock-free");
+
 static inline int shmring__fcntl(int fd, int cmd, short type, int64_t off, short *got) {
 	struct shmring__flock fl = {type, SEEK_SET, off, 1, 0};
 	long rc;
