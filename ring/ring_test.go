@@ -967,3 +967,35 @@ func TestIdleCost(t *testing.T) {
 		t.Fatalf("a second blocked in Receive cost %v of CPU, want almost none", used)
 	}
 }
+
+// TestPeerInOtherPidNamespace: a writer in another pid namespace (unshare
+// --pid: its pids mean nothing here, and may be reused by unrelated
+// processes of this namespace) is judged alive while it lives, through
+// several of the reader's 150 ms checks, and dead once killed.
+//
+// Kills: judging liveness by the pid the lock reports (F_OFD_GETLK gives
+// l_pid -1) or by a pid stored in the ring (ErrPeerGone while it lives).
+func TestPeerInOtherPidNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("unshare --pid needs root")
+	}
+	if err := exec.Command("unshare", "--pid", "--fork", "--kill-child", "true").Run(); err != nil {
+		t.Skipf("unshare --pid is not available: %v", err)
+	}
+	r := newRing(t, 4096)
+	rd, _ := r.Reader()
+	g := goPeer("hold-writer", r.Name(), 0, 0)
+	g.Args = append([]string{"unshare", "--pid", "--fork", "--kill-child", g.Path}, g.Args[1:]...)
+	g.Path, _ = exec.LookPath("unshare")
+	p, _ := startPeer(t, g, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if _, err := rd.Receive(ctx, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive while the writer lives in another pid namespace: %v, want the deadline", err)
+	}
+	done := blocked(t, rd, func() error { _, err := rd.Receive(within(t, 5*time.Second), nil); return err })
+	p.kill9(t)
+	if err := <-done; !errors.Is(err, ring.ErrPeerGone) {
+		t.Fatalf("after its death: %v, want ErrPeerGone", err)
+	}
+}
