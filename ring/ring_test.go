@@ -999,3 +999,52 @@ func TestPeerInOtherPidNamespace(t *testing.T) {
 		t.Fatalf("after its death: %v, want ErrPeerGone", err)
 	}
 }
+
+// FuzzCorruptRing writes arbitrary head, tail and record bytes into a
+// ring's shared memory, as a broken or hostile peer could, and reads:
+// Open and Next return a message inside the data, ErrCorrupt or the
+// deadline, never a panic or a read outside the ring.
+//
+// Kills: dropping any bound of Next's record check (a slice out of range
+// panics on the seed "past the end").
+func FuzzCorruptRing(f *testing.F) {
+	r := newRing(f, 256)
+	f.Add(uint64(8), uint64(0), []byte{200, 0, 0, 0})                        // a length beyond what was published
+	f.Add(uint64(256), uint64(0), []byte{120, 0, 0, 0})                      // max message, published
+	f.Add(uint64(256+248), uint64(248), []byte{})                            // past the end: a record at offset 248 of 120 bytes
+	f.Add(uint64(512), uint64(0), []byte{})                                  // head - tail beyond the capacity
+	f.Add(uint64(256), uint64(248), []byte{0xff, 0xff, 0xff, 0xff})          // a wrap marker
+	f.Add(uint64(16), uint64(8), []byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}) // a wrap marker at the start
+	f.Fuzz(func(t *testing.T, head, tail uint64, data []byte) {
+		b := shmBytes(t, r.Name())
+		d := b[ring.HeaderSize : ring.HeaderSize+256]
+		clear(d)
+		copy(d, data)
+		if tail%8 == 0 && tail < 256 && len(data) == 0 {
+			binary.LittleEndian.PutUint32(d[tail:], 120) // the seeds' records at tail
+		}
+		binary.LittleEndian.PutUint64(b[64:], head)
+		binary.LittleEndian.PutUint64(b[128:], tail)
+		o, err := ring.Open(r.Name())
+		if err != nil {
+			if !errors.Is(err, ring.ErrCorrupt) {
+				t.Fatalf("Open: %v", err)
+			}
+			return
+		}
+		defer o.Close()
+		rd, err := o.Reader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		defer cancel()
+		m, err := rd.Next(ctx)
+		if err == nil && len(m) > o.MaxMessage() {
+			t.Fatalf("a message of %d bytes from a ring whose max is %d", len(m), o.MaxMessage())
+		}
+		if err != nil && !errors.Is(err, ring.ErrCorrupt) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Next: %v", err)
+		}
+	})
+}
