@@ -164,6 +164,48 @@ func ringSend(b *testing.B, capacity, size, count int) time.Duration {
 	return d
 }
 
+// cRingSend times count messages of size bytes from a C writer to a C
+// reader through a ring of capacity bytes (testdata/peer.c on shmring.h),
+// from the writer's go to the reader's last message.
+func cRingSend(b *testing.B, bin string, capacity, size, count int) time.Duration {
+	r := newRing(b, capacity)
+	args := []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count)}
+	start := func(mode string) (*exec.Cmd, *bufio.Reader, io.WriteCloser) {
+		cmd := exec.Command(bin, append([]string{mode}, args...)...)
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(out)
+		if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
+			b.Fatalf("C %s said %q", mode, line)
+		}
+		return cmd, br, in
+	}
+	rcmd, rout, _ := start("bench-read")
+	wcmd, wout, win := start("bench-write")
+	t0 := time.Now()
+	io.WriteString(win, "go\n")
+	finish(b, rcmd, rout)
+	d := time.Since(t0)
+	finish(b, wcmd, wout)
+	return d
+}
+
+// cPeer builds testdata/peer.c for the benchmarks ("" without gcc).
+func cPeer(b *testing.B) string {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		return ""
+	}
+	bin := filepath.Join(b.TempDir(), "peer")
+	if out, err := exec.Command("gcc", "-std=c11", "-O2", "-o", bin, "testdata/peer.c").CombinedOutput(); err != nil {
+		b.Fatalf("%v\n%s", err, out)
+	}
+	return bin
+}
+
 // BenchmarkBulk: 64 KiB messages through a 1 MiB ring to another
 // process, which copies each out, against one core copying the same bytes
 // in 64 KiB pieces: within cache (one buffer to another, the best case)
@@ -171,10 +213,14 @@ func ringSend(b *testing.B, capacity, size, count int) time.Duration {
 // caches is copied).
 func BenchmarkBulk(b *testing.B) {
 	const size, count = 64 << 10, 16384 // 1 GiB
-	var ringD, hotD, coldD time.Duration
+	var ringD, hotD, coldD, cD time.Duration
 	src, dst := make([]byte, 64<<20), make([]byte, 64<<20)
+	cbin := cPeer(b)
 	for range rounds {
 		ringD += ringSend(b, 1<<20, size, count)
+		if cbin != "" {
+			cD += cRingSend(b, cbin, 1<<20, size, count)
+		}
 		start := time.Now()
 		for i := range count {
 			src[i%size]++
@@ -194,6 +240,10 @@ func BenchmarkBulk(b *testing.B) {
 	b.ReportMetric(total/coldD.Seconds()/1e9, "memmove-memory-GB/s")
 	b.ReportMetric(hotD.Seconds()/ringD.Seconds(), "ring/memmove-cache")
 	b.ReportMetric(coldD.Seconds()/ringD.Seconds(), "ring/memmove-memory")
+	if cD > 0 {
+		b.ReportMetric(total/cD.Seconds()/1e9, "C-ring-GB/s")
+		b.ReportMetric(cD.Seconds()/ringD.Seconds(), "ring/C-ring")
+	}
 }
 
 // BenchmarkSmall: 64-byte messages to another process, through the ring,
@@ -201,8 +251,9 @@ func BenchmarkBulk(b *testing.B) {
 // message).
 func BenchmarkSmall(b *testing.B) {
 	const size, count = 64, 1 << 20
-	var ringD, seqD, pipeD time.Duration
+	var ringD, seqD, pipeD, cD time.Duration
 	msg := make([]byte, size)
+	cbin := cPeer(b)
 	fdSend := func(w *os.File, r *os.File) time.Duration {
 		cmd, br := benchChild(b, "fd-read", []string{"fd3", strconv.Itoa(size), strconv.Itoa(count)}, r)
 		r.Close()
@@ -219,6 +270,9 @@ func BenchmarkSmall(b *testing.B) {
 	}
 	for range rounds {
 		ringD += ringSend(b, 1<<20, size, count)
+		if cbin != "" {
+			cD += cRingSend(b, cbin, 1<<20, size, count)
+		}
 		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
 			b.Fatal(err)
@@ -236,6 +290,10 @@ func BenchmarkSmall(b *testing.B) {
 	b.ReportMetric(n/pipeD.Seconds()/1e6, "pipe-Mmsg/s")
 	b.ReportMetric(seqD.Seconds()/ringD.Seconds(), "ring/seqpacket")
 	b.ReportMetric(pipeD.Seconds()/ringD.Seconds(), "ring/pipe")
+	if cD > 0 {
+		b.ReportMetric(n/cD.Seconds()/1e6, "C-ring-Mmsg/s")
+		b.ReportMetric(cD.Seconds()/ringD.Seconds(), "ring/C-ring")
+	}
 }
 
 // BenchmarkPingPong: round trips of an 8-byte message over two rings to

@@ -7,6 +7,9 @@
  *   peer recv-wait NAME          claim the reader, say "ready", receive until an error; print its errno name
  *   peer send-wait NAME          claim the writer, say "ready", send until an error; print its errno name
  *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
+ *   peer bench-read NAME SIZE COUNT    claim the reader, say "ready", receive COUNT messages, say "done"
+ *   peer bench-write NAME SIZE COUNT   claim the writer, say "ready", wait for a line on stdin,
+ *                                      send COUNT messages of SIZE bytes, close, say "done"
  *                                before sleeping; say "ready" once both ends are claimed
  *
  * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
@@ -97,6 +100,38 @@ int main(int argc, char **argv) {
 				return 0;
 			}
 		}
+	}
+	if (!strncmp(mode, "bench-", 6) && argc == 5) {
+		size_t size = strtoull(argv[3], NULL, 10);
+		long count = atol(argv[4]);
+		unsigned char *buf = malloc(size + 1);
+		memset(buf, 7, size);
+		int rd = !strcmp(mode, "bench-read");
+		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		unsigned sum = 0;
+		if (!rd) {
+			char line[16];
+			if (!fgets(line, sizeof line, stdin))
+				return fail("stdin");
+		}
+		for (long i = 0; i < count; i++) {
+			if (rd) {
+				ssize_t n = shmring_recv(r, buf, size + 1, -1); /* the payload read: copied out */
+				if (n < 0)
+					return fail("recv");
+				sum += buf[n - 1];
+			} else {
+				buf[0] = (unsigned char)i; /* the payload written: copied in */
+				if (shmring_send(r, buf, size, -1) < 0)
+					return fail("send");
+			}
+		}
+		shmring_close(r);
+		printf("done %u\n", sum);
+		return 0;
 	}
 	if (!strcmp(mode, "echo") && argc == 5) {
 		shmring *out = shmring_open(argv[3]);
