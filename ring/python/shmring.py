@@ -3,8 +3,8 @@
 Standard library only (ctypes for the futex system call, fcntl for the
 claims, mmap for the memory). It speaks ring/LAYOUT.md, version 1, so a
 Python process can be either end of a ring whose other end is Go, C or
-Python. Linux, 64-bit, on a machine whose plain loads and stores are ordered
-as x86-64's are (total store order): Python has no atomics, so this module
+Python. Linux on x86-64 (64-bit, total store order; elsewhere it refuses
+with ENOSYS): Python has no atomics, so this module
 relies on aligned 8-byte loads and stores being single instructions, and on
 the kernel's FUTEX_WAKE_OP for the two places that need a full fence.
 
@@ -56,7 +56,9 @@ F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _FLOCK = "hh4xqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 
-_SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine().lower())
+# x86-64 only: elsewhere (arm64) plain loads and stores are not ordered
+# enough for the protocol, and Python offers no fence.
+_SYS_FUTEX = {"x86_64": 202, "amd64": 202}.get(platform.machine().lower())
 FUTEX_WAIT, FUTEX_WAKE_OP = 0, 5
 # FUTEX_WAKE_OP operations: ((op << 28) | (cmp << 24) | (oparg << 12) | cmparg).
 _OP_SET_1 = 1 << 12  # *uaddr2 = 1 (an atomic exchange in the kernel: a full fence)
@@ -113,6 +115,8 @@ class Ring:
     """A ring in a shared memory object, open in this process."""
 
     def __init__(self, name, fd):
+        if _SYS_FUTEX is None:
+            raise OSError(errno.ENOSYS, "shmring: Python peers need x86-64's store ordering, not " + platform.machine())
         self.name = name
         self._fd = fd
         self._role = 0  # 1 writer, 2 reader
