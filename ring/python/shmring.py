@@ -171,6 +171,7 @@ class Ring:
             return cls(name, fd)
         except BaseException:
             os.close(fd)
+            _shm_unlink(name)  # ours, just made: nothing left behind
             raise
 
     @classmethod
