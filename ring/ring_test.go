@@ -928,6 +928,25 @@ func TestPython(t *testing.T) {
 			t.Fatalf("Python recv after the Go writer's death: %q %v after %v\n%s", out, err, d, pp.stderr)
 		}
 	})
+	t.Run("timeout", func(t *testing.T) {
+		r := newRing(t, 4096)
+		r.Writer()
+		prog := `import sys, time; sys.path.insert(0, "python"); import shmring
+r = shmring.Ring.open(sys.argv[1]).reader()
+for t in (0, 0.2):
+    start = time.monotonic()
+    try:
+        r.recv(timeout=t)
+        sys.exit("a message from an empty ring")
+    except TimeoutError:
+        print("%.3f" % (time.monotonic() - start))
+`
+		out, err := exec.Command(py, "-c", prog, r.Name()).CombinedOutput()
+		var zero, d float64
+		if _, serr := fmt.Sscan(string(out), &zero, &d); err != nil || serr != nil || zero > 0.05 || d < 0.2 || d > 1 {
+			t.Fatalf("Python recv on an empty ring: %v %q; want TimeoutError at once (timeout 0) and after 0.2 s", err, out)
+		}
+	})
 	t.Run("busy", func(t *testing.T) {
 		r := newRing(t, 4096)
 		r.Writer()
