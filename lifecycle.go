@@ -261,8 +261,7 @@ func devMajorMinor(dev uint64) (uint64, uint64) {
 // identified by device and inode (Stat), never by path, then every
 // /proc/PID/fd/* is stat'ed and every /proc/PID/maps read for that device
 // and inode. So a process is found that opened the object under another
-// name, or whose object's name was unlinked or replaced (a creator's
-// /proc shows "/dev/shm/NAME.~RANDOM (deleted)": see OpenFile), or that
+// name, or whose object's name was unlinked or replaced, or that
 // closed the descriptor but keeps the mapping.
 //
 // Processes it may not inspect (another user's, unless root) are not

@@ -28,6 +28,8 @@ package shm
 #cgo nocallback goshm_unlink
 #cgo noescape goshm_link
 #cgo nocallback goshm_link
+#cgo noescape goshm_rename_noreplace
+#cgo nocallback goshm_rename_noreplace
 #include "shm.h"
 #cgo noescape goshm_resize
 #cgo nocallback goshm_resize
@@ -85,6 +87,7 @@ var opNames = [C.GOSHM_OP_COUNT]string{
 	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
 	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
 	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
+	C.GOSHM_OP_RENAMEAT2:     "renameat2",
 }
 
 // The shim's flags for the calls that map (shm.h).
@@ -185,6 +188,16 @@ func shmLink(name, dir, from, to, tmp string) error {
 		return err
 	}
 	if e := C.goshm_link(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf), ct); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
+}
+
+// shmRename is renameat2(dir/from, dir/to, RENAME_NOREPLACE): one
+// crossing (the syscall package has no renameat2); errors carry name.
+func shmRename(name, dir, from, to string) error {
+	var fbuf, tobuf pathBuf
+	if e := C.goshm_rename_noreplace(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf)); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
