@@ -39,8 +39,11 @@ func (m *Mapping) word(op string, off int64, size int64) (unsafe.Pointer, error)
 // system call.
 //
 // The word is the mapped memory itself, as unguarded as Bytes: it is valid
-// until Close and must not be used after it, and loading or storing it
-// raises SIGBUS if another process truncated its page away (Wait and Wake
+// until Close and must not be used after it, also across Truncate and
+// Remap, which never unmap it (a grow may move the mapping, but the word
+// keeps reaching the same bytes of the object; see Truncate); loading or
+// storing it raises SIGBUS if its page is past the object's end (another
+// process, or a Truncate, shrank the object) (Wait and Wake
 // report that as an error instead). Storing to a read-only mapping faults.
 // Go's atomics are sequentially consistent and agree with C11 atomic_*,
 // Rust's AtomicU32 and Python's ctypes on the same memory. Safe for

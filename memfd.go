@@ -211,7 +211,7 @@ func (m *Mapping) AddSeals(seals Seal) error {
 		return argErr("addseals", m.name, "seals %v: want some of the Seal constants", seals)
 	}
 	ro := -1
-	if seals&SealWrite != 0 && len(m.data) > 0 && !m.readOnly && !m.private {
+	if seals&SealWrite != 0 && len(m.whole) > 0 && !m.readOnly && !m.private {
 		f, err := os.OpenFile(procFD(m.fd), os.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: m.name, Err: errors.Unwrap(err)}
@@ -219,7 +219,7 @@ func (m *Mapping) AddSeals(seals Seal) error {
 		defer f.Close()
 		ro = int(f.Fd())
 	}
-	data := m.data
+	data := m.whole // a shrink keeps the mapping's tail: all of it must be read-only
 	if ro < 0 {
 		data = nil
 	}

@@ -40,16 +40,18 @@ var (
 // returns nil, Size 0 and ShrinkSealed false.
 type Mapping struct {
 	mu       sync.RWMutex
-	data     []byte // the mapping; empty when nothing is mapped; nil after Close
-	fd       int    // owned descriptor, -1 if none
-	name     string // for errors
+	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
+	whole    []byte   // the whole mapping, what munmap takes: a shrink keeps its tail (Truncate)
+	retired  [][]byte // earlier mappings a moving resize left in place, unmapped at Close
+	fd       int      // owned descriptor, -1 if none
+	name     string   // for errors
 	readOnly bool
 	private  bool  // mapped MAP_PRIVATE: Truncate and Remap map it so again
 	off      int64 // file offset of the mapping (MapFile); Truncate and Remap need 0
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
-	m.name, m.data, m.fd, m.readOnly = name, r.data, r.fd, readOnly
+	m.name, m.data, m.whole, m.fd, m.readOnly = name, r.data, r.data, r.fd, readOnly
 }
 
 // Options are the choices of OpenFile, MapFile and CreateMemfdWith that
@@ -164,7 +166,10 @@ func (m *Mapping) errClosed(op string) error {
 // Bytes is the fast path and it is unguarded: touching a page that another
 // process truncated away raises SIGBUS, which kills a Go program, and using
 // the slice after Close faults. Use ReadAt and WriteAt where either can
-// happen. Writing through Bytes of a read-only mapping faults too.
+// happen. Writing through Bytes of a read-only mapping faults too. After
+// Truncate or Remap, call Bytes again for the new size: an earlier slice
+// still reaches the same bytes of the object (see Truncate), never
+// another object.
 func (m *Mapping) Bytes() []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -338,9 +343,15 @@ func (m *Mapping) Close() error {
 	if m.data == nil {
 		return m.errClosed("close")
 	}
-	data, fd := m.data, m.fd
-	m.data, m.fd = nil, -1
-	return unmapClose(m.name, data, fd)
+	whole, retired, fd := m.whole, m.retired, m.fd
+	m.data, m.whole, m.retired, m.fd = nil, nil, nil, -1
+	err := unmapClose(m.name, whole, fd)
+	for _, r := range retired {
+		if e := unmapClose(m.name, r, -1); err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 // MapFile maps length bytes of f starting at offset off with mmap. Mapping

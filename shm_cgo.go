@@ -403,17 +403,22 @@ func semGetValue(name string, sem uintptr) (int, error) {
 // Resizing (lifecycle.c).
 
 // resizeMap resizes the object fd to size bytes (size < 0: leaves it as it
-// is) and remaps data, a mapping of it made with flags, to the object's
-// new size: fstat, fallocate or ftruncate, mremap; one crossing. It returns
-// the mapping as it is afterwards, whether or not the call failed.
-func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte, error) {
-	var r C.goshm_result
-	e := C.goshm_resize(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int64_t(size), C.int(flags), &r)
-	data = toResult(&r).data
-	if e != 0 {
-		return data, shimErr(name, e)
+// is) and makes whole, the whole mapping of it made with flags, cover the
+// object's new size: fstat, fallocate or ftruncate, mremap or mmap; one
+// crossing. It returns the whole mapping afterwards and the size it now
+// covers, whether or not the call failed, and moved: the mapping moved and
+// the old whole was left mapped, for the caller to unmap at Close. No
+// address of whole is ever unmapped (lifecycle.h).
+func resizeMap(name string, fd int, whole []byte, size int64, flags int) (newWhole []byte, n int, moved bool, err error) {
+	var r C.goshm_resized
+	e := C.goshm_resize(C.int(fd), addrOf(whole), C.int64_t(len(whole)), C.int64_t(size), C.int(flags), &r)
+	if r.addr != nil {
+		newWhole = unsafe.Slice((*byte)(r.addr), int(r.maplen))
 	}
-	return data, nil
+	if e != 0 {
+		err = shimErr(name, e)
+	}
+	return newWhole, int(r.size), r.moved != 0, err
 }
 
 // memfd: the wrappers of memfd.c.
