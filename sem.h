@@ -8,9 +8,22 @@
 #ifndef GOSHM_SEM_H
 #define GOSHM_SEM_H
 
+#include <semaphore.h>
 #include <stdint.h>
 
 #include "shm.h"
+
+// What libc's semaphores are: the size of a sem_t, which the semaphore's
+// file must hold, and whether libc is glibc, which keeps the semaphore
+// "/x" as the file sem.x beside the objects (musl: x).
+enum {
+	GOSHM_SEM_SIZE = sizeof(sem_t),
+#ifdef __GLIBC__
+	GOSHM_SEM_GLIBC = 1,
+#else
+	GOSHM_SEM_GLIBC = 0,
+#endif
+};
 
 // goshm_sem_clockwait returns 1 where libc has sem_clockwait (glibc 2.30+),
 // else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.

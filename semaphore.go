@@ -5,10 +5,12 @@ package shm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -87,6 +89,17 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 // tells which through Created: it calls sem_open with O_EXCL, then without
 // O_CREAT, and again if the semaphore vanished in between: one cgo
 // crossing per sem_open.
+//
+// An existing semaphore's file (/dev/shm/sem.NAME under glibc,
+// /dev/shm/NAME under musl) must be a regular file large enough for libc's
+// sem_t; it is checked with stat before and after sem_open, and anything
+// else (an empty file any user can plant, a truncated one) is refused with
+// an error wrapping syscall.EINVAL, where libc would let the first Post or
+// Wait die of SIGBUS. What no check can prevent: a process that truncates
+// the file while this one has the semaphore open makes the next call
+// SIGBUS inside libc, which kills a Go program as it kills a C one. Give
+// the semaphore's file permissions that keep untrusted users from writing
+// it (the default 0600).
 func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
 	bad := func(format string, args ...any) (*Semaphore, error) {
 		return nil, argErr("opensemaphorewith", name, format, args...)
@@ -117,7 +130,7 @@ func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Sem
 // in between.
 func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, created bool, err error) {
 	if flag&os.O_CREATE == 0 {
-		sem, err = semOpen(name, 0, 0, 0)
+		sem, err = semOpenExisting(name)
 		return sem, false, err
 	}
 	for tries := 0; ; tries++ {
@@ -128,11 +141,54 @@ func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, cr
 		if flag&os.O_EXCL != 0 {
 			return 0, false, err
 		}
-		sem, err = semOpen(name, 0, 0, 0)
+		sem, err = semOpenExisting(name)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return sem, false, err
 		}
 	}
+}
+
+// semOpenExisting is sem_open(name, 0) of a semaphore whose file must be
+// whole: a regular file of at least sizeof(sem_t) bytes, checked before
+// and after sem_open. sem_open maps whatever file has the name, and one
+// too small (an empty file any user can plant, a truncated one) would be
+// SIGBUS at the first sem_post or sem_wait.
+func semOpenExisting(name string) (uintptr, error) {
+	if !semWhole(name) {
+		return 0, errSemSmall(name)
+	}
+	sem, err := semOpen(name, 0, 0, 0)
+	if err == nil && !semWhole(name) {
+		semClose(name, sem)
+		return 0, errSemSmall(name)
+	}
+	return sem, err
+}
+
+// semFile is the file libc keeps the semaphore name in: Dir()/sem.NAME
+// under glibc, Dir()/NAME under musl.
+func semFile(name string) string {
+	if semGlibc {
+		return Dir() + "/sem." + baseName(name)
+	}
+	return Dir() + "/" + baseName(name)
+}
+
+// semWhole reports whether the semaphore's file, if there is one, is a
+// regular file that can hold a sem_t; where there is none, sem_open
+// answers.
+func semWhole(name string) bool {
+	var st syscall.Stat_t
+	if syscall.Stat(semFile(name), &st) != nil {
+		return true
+	}
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size >= semSize
+}
+
+func errSemSmall(name string) error {
+	return &fs.PathError{Op: "sem_open", Path: name, Err: fmt.Errorf(
+		"the semaphore's file is not a regular file of at least %d bytes (a sem_t): planted or truncated, not a semaphore: %w",
+		semSize, syscall.EINVAL)}
 }
 
 // UnlinkSemaphore removes a named semaphore: sem_unlink(name). Processes

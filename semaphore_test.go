@@ -592,3 +592,70 @@ func TestSemaphoreAcrossLibcs(t *testing.T) {
 	_, err := shm.OpenSemaphore(name)
 	wantPathErr(t, err, "sem_open", name, fs.ErrNotExist)
 }
+
+// TestSemaphorePlantedEmpty (issue 14 item 3): an empty file planted where
+// libc keeps the semaphore (any user can, in /dev/shm) is refused by
+// OpenSemaphore and by open-or-create with an error wrapping
+// syscall.EINVAL, never a SIGBUS at the first Post. Run in a child: on
+// today's code the child dies.
+//
+// Kills: no size check around sem_open (the child dies with SIGBUS,
+// "signal arrived during cgo execution").
+func TestSemaphorePlantedEmpty(t *testing.T) {
+	if !inChild(t, nil) {
+		semCleanup(t, liveName(t, os.Getpid())) // what a dead child leaves
+		return
+	}
+	name := liveName(t, os.Getppid())
+	semCleanup(t, name)
+	if err := os.WriteFile(semPath(name), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []struct {
+		what string
+		f    func() (*shm.Semaphore, error)
+	}{
+		{"OpenSemaphore", func() (*shm.Semaphore, error) { return shm.OpenSemaphore(name) }},
+		{"OpenSemaphoreWith(O_CREATE)", func() (*shm.Semaphore, error) {
+			return shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
+		}},
+	} {
+		s, err := open.f()
+		if err == nil {
+			err = s.Post() // SIGBUS on today's code
+			s.Close()
+			t.Fatalf("%s of an empty file: opened; Post: %v", open.what, err)
+		}
+		wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+		t.Logf("%s: %v", open.what, err)
+	}
+	if fi, err := os.Stat(semPath(name)); err != nil || fi.Size() != 0 {
+		t.Fatalf("the planted file changed: %v, %v", fi, err)
+	}
+}
+
+// TestSemaphoreTruncatedLive documents what cannot be prevented (issue 14
+// item 3): a peer that truncates a semaphore's file while this process
+// has it open makes the next Post a SIGBUS inside libc, which kills the
+// process, as it kills a C program. The child does exactly that; the test
+// checks that it died of it.
+func TestSemaphoreTruncatedLive(t *testing.T) {
+	if !inChild(t, func(out string, err error) {
+		if err == nil || !strings.Contains(out, "SIGBUS") {
+			t.Fatalf("the child did not die of SIGBUS: %v\n%s", err, out)
+		}
+		t.Logf("the child died of SIGBUS as documented: %v", err)
+	}) {
+		semCleanup(t, liveName(t, os.Getpid()))
+		return
+	}
+	s, err := shm.CreateSemaphore(liveName(t, os.Getppid()), 0) // the parent unlinks it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(semPath(s.Name()), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Post() // SIGBUS: this child dies
+	t.Fatal("Post on a truncated semaphore returned")
+}

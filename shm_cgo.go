@@ -326,6 +326,12 @@ var semWaitOp = func() string {
 // semErrno is the errno of a shim failure.
 func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
 
+// semSize is sizeof(sem_t); semGlibc tells whether libc is glibc.
+const (
+	semSize  = C.GOSHM_SEM_SIZE
+	semGlibc = C.GOSHM_SEM_GLIBC == 1
+)
+
 // semOpen is sem_open(name, oflag, mode, value).
 func semOpen(name string, oflag int, mode uint32, value uint32) (uintptr, error) {
 	var buf nameBuf
