@@ -119,7 +119,8 @@ func (m *Mapping) Chown(uid, gid int) error {
 // new range only (ftruncate where the file system cannot reserve), so that
 // a full /dev/shm is an error wrapping syscall.ENOSPC and leaves the object
 // as it was, never a SIGBUS later; to shrink, ftruncate. size 0 leaves an
-// empty Bytes.
+// empty Bytes. A grow that cannot fit in the memory cgroup's limit is an
+// error wrapping syscall.ENOMEM, as for Create.
 //
 // What stays valid: no address that a slice from Bytes or a word from
 // Uint32 or Uint64 pointed into is unmapped before Close, so a stale one
@@ -159,6 +160,9 @@ func (m *Mapping) Truncate(size int) error {
 		return argErr("truncate", m.name, "negative size %d", size)
 	case m.off != 0:
 		return m.errOffset("truncate")
+	}
+	if err := checkMemoryRoom("fallocate", m.name, int64(size)-int64(len(m.data))); err != nil {
+		return err
 	}
 	return m.resize(int64(size))
 }

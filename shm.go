@@ -39,6 +39,18 @@ type Segment struct {
 // object under a name you are about to create, and with syscall.ENOSPC if
 // /dev/shm cannot hold size bytes; on failure only the temporary name is
 // removed. size must be positive.
+//
+// tmpfs pages are charged to the memory cgroup of the process that
+// reserves them, and a reservation beyond the cgroup's limit is an OOM
+// kill, not an error. So where the process's memory cgroup (v2 memory.max
+// and memory.current, or v1 memory.limit_in_bytes and
+// memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
+// limit, a reservation of 1 MiB or more that cannot fit in what is left
+// (reclaimable file cache and usable swap counted) is refused with an
+// error wrapping syscall.ENOMEM before any page is touched. This is best
+// effort: other processes in the cgroup allocate meanwhile, and the
+// kernel may reclaim more or less than counted. Sparse objects are not
+// checked: they reserve nothing.
 func Create(name string, size int) (*Segment, error) {
 	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, nil)
 }
@@ -218,6 +230,11 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 func create(name string, perm uint32, size int64, flags int) (result, error) {
 	if err := probe(name); err != nil {
 		return result{}, err
+	}
+	if flags&mapSparse == 0 { // after libc's verdict on the name, before any page
+		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+			return result{}, err
+		}
 	}
 	for tries := 0; ; tries++ {
 		tmp := tmpName(name)
