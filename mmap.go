@@ -305,9 +305,16 @@ func faultCopy(op, name string, dst, src, mapped []byte) (n int, err error) {
 // Sync flushes the whole mapping with msync(MS_SYNC). For a shared memory
 // object this is cheap and rarely needed: every process already sees the
 // same pages. For a mapped file it writes dirty pages to the file. Safe for
-// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+// concurrent use, Truncate and Remap included (it syncs the mapping as it
+// is under the lock); after Close it returns an error wrapping
+// fs.ErrClosed.
 func (m *Mapping) Sync() error {
-	return m.SyncRange(0, m.Size(), syscall.MS_SYNC)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return m.errClosed("msync")
+	}
+	return m.syncLocked(0, len(m.data), syscall.MS_SYNC)
 }
 
 // SyncRange calls msync(flags) on the pages that hold bytes [off, off+n) of
@@ -324,6 +331,13 @@ func (m *Mapping) SyncRange(off int64, n int, flags int) error {
 	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
 		return argErr("msync", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
 	}
+	return m.syncLocked(off, n, flags)
+}
+
+// syncLocked is msync(flags) of the pages that hold [off, off+n), a range
+// inside the mapping; m.mu is held, so the mapping cannot change size
+// between the caller's check and the call.
+func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 	if len(m.data) == 0 {
 		return nil
 	}
