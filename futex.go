@@ -125,9 +125,10 @@ func (m *Mapping) futexErr(e syscall.Errno) error {
 // Wake wakes up to n waiters on the 32-bit word at off, in any process,
 // and returns how many it woke: futex(FUTEX_WAKE), shared. Store the new
 // value before waking, or a waiter may sleep again. n above math.MaxInt32
-// means all, as does math.MaxInt; a negative n is syscall.EINVAL. Waking
-// when nobody waits still costs the system call; a word that tells whether
-// anyone waits avoids it.
+// means all, as does math.MaxInt; n 0 wakes nobody and makes no system
+// call (the kernel would take 0 as 1); a negative n is syscall.EINVAL.
+// Waking when nobody waits still costs the system call; a word that tells
+// whether anyone waits avoids it.
 //
 // Wake is fault-safe as Wait is (an error wrapping ErrFault where the page
 // is gone); off must be a multiple of 4 inside the mapping. Safe for
@@ -140,7 +141,7 @@ func (m *Mapping) Wake(off int64, n int) (int, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, err := m.word("futex", off, 4)
-	if err != nil {
+	if err != nil || n == 0 {
 		return 0, err
 	}
 	r, _, e := syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(p), futexWake, uintptr(n), 0, 0, 0)

@@ -394,3 +394,37 @@ func TestFutexC(t *testing.T) {
 		})
 	}
 }
+
+// TestFutexWakeZero (issue 14 item 6): Wake(off, 0) wakes nobody, as "up
+// to n" says, while a waiter is blocked in the kernel; Wake(off, 1) then
+// wakes it.
+//
+// Kills: passing n 0 to FUTEX_WAKE, which the kernel takes as 1 (Wake
+// returns 1 and the waiter returns).
+func TestFutexWakeZero(t *testing.T) {
+	s := create(t, 4096)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Wait(context.Background(), 64, 0) }()
+	for range 20 {
+		waitBlocked(t, futexWaitFrame, 1)
+		if n, err := s.Wake(64, 0); n != 0 || err != nil {
+			t.Fatalf("Wake(0) with a waiter = %d, %v; want 0", n, err)
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Wake(0) woke the waiter: %v", err)
+	default:
+	}
+	w, _ := s.Uint32(64)
+	w.Store(1)
+	if _, err := s.Wake(64, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wake(4096, 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Wake(0) outside the mapping = %v, want EINVAL", err)
+	}
+}
