@@ -30,7 +30,7 @@ enum {
 int goshm_sem_clockwait(void);
 
 // goshm_sem_open is sem_open(name, oflag, mode, value), mode and value
-// only with O_CREAT.
+// only with O_CREAT. A failure without errno is EINVAL.
 int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value, uintptr_t *sem);
 
 // goshm_sem_close is sem_close(sem).

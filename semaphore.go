@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -67,7 +68,10 @@ const SemValueMax = math.MaxInt32
 // sem_open(name, O_CREAT|O_EXCL, 0600, value). It fails with an error
 // wrapping fs.ErrExist if the name exists. Names are libc's, as for
 // Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
-// above SemValueMax is libc's EINVAL.
+// above SemValueMax is libc's EINVAL. A name longer than NAME_MAX (255)
+// with its leading slashes, which glibc refuses only after making and
+// mapping its file, is refused before glibc is called, with the verdict
+// glibc gives (EINVAL; EEXIST where the file exists) and nothing left.
 func CreateSemaphore(name string, value int) (*Semaphore, error) {
 	return OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, value)
 }
@@ -129,6 +133,9 @@ func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Sem
 // opens what exists, and tries again (up to retries times) if it vanished
 // in between.
 func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, created bool, err error) {
+	if semGlibc && len(name) > nameMax {
+		return 0, false, &fs.PathError{Op: "sem_open", Path: name, Err: glibcLongName(name, flag)}
+	}
 	if flag&os.O_CREATE == 0 {
 		sem, err = semOpenExisting(name)
 		return sem, false, err
@@ -146,6 +153,32 @@ func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, cr
 			return sem, false, err
 		}
 	}
+}
+
+// nameMax is NAME_MAX on Linux.
+const nameMax = 255
+
+// glibcLongName is glibc's verdict on sem_open of a name longer than
+// NAME_MAX with its leading slashes, given without calling it: glibc
+// (2.36) judges the name without its slashes, creates and links sem.NAME,
+// maps it, and only then fails (errno 0) on the name's full length,
+// leaving the file and the mapping behind, so that the next try says
+// EEXIST. What glibc says before it creates anything is kept: EEXIST for
+// os.O_CREATE|os.O_EXCL when sem.NAME exists, ENOENT for an open when it
+// does not; every other case is its failure, as EINVAL.
+func glibcLongName(name string, flag int) syscall.Errno {
+	base := baseName(name)
+	if base == "" || strings.ContainsRune(base, '/') {
+		return syscall.EINVAL
+	}
+	var st syscall.Stat_t
+	switch err := syscall.Lstat(Dir()+"/sem."+base, &st); {
+	case err == nil && flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
+		return syscall.EEXIST
+	case err == syscall.ENOENT && flag&os.O_CREATE == 0:
+		return syscall.ENOENT
+	}
+	return syscall.EINVAL
 }
 
 // semOpenExisting is sem_open(name, 0) of a semaphore whose file must be

@@ -659,3 +659,41 @@ func TestSemaphoreTruncatedLive(t *testing.T) {
 	s.Post() // SIGBUS: this child dies
 	t.Fatal("Post on a truncated semaphore returned")
 }
+
+// TestSemaphoreLongSlashedName (issue 14 item 7): a name of 250 slashes
+// and a short name is longer than NAME_MAX with its slashes. glibc judges
+// the name without them, creates sem.NAME, maps it, and only then fails:
+// CreateSemaphore gives that failure (EINVAL) without glibc's leftovers: no
+// sem.NAME, no mapping, and a second try fails the same way, not with
+// EEXIST. Opening such a name is ENOENT while nothing has it. musl takes
+// the name as the short one, as for objects.
+//
+// Kills: calling glibc's sem_open with such a name (sem.NAME and a
+// mapping are left; the second CreateSemaphore says EEXIST).
+func TestSemaphoreLongSlashedName(t *testing.T) {
+	short := fmt.Sprintf("/%slong-%x", prefix, os.Getpid())
+	semCleanup(t, short)
+	name := strings.Repeat("/", 250) + short
+	if onMusl {
+		s, err := shm.CreateSemaphore(name, 0)
+		if err != nil {
+			t.Fatalf("musl: CreateSemaphore = %v", err)
+		}
+		s.Close()
+		t.Skip("musl takes the name without its slashes and creates it, as its sem_open does")
+	}
+	for try := range 2 {
+		_, err := shm.CreateSemaphore(name, 0)
+		wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+		if _, serr := os.Lstat(semPath(short)); serr == nil {
+			t.Fatalf("try %d: %v, but %s was left behind", try, err, semPath(short))
+		}
+		if maps, _ := os.ReadFile("/proc/self/maps"); strings.Contains(string(maps), strings.TrimLeft(short, "/")) {
+			t.Fatalf("try %d: a mapping of the semaphore was left behind", try)
+		}
+	}
+	_, err := shm.OpenSemaphore(name)
+	wantPathErr(t, err, "sem_open", name, syscall.ENOENT)
+	_, err = shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
+	wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+}
