@@ -249,8 +249,17 @@ func (s *Semaphore) errClosed(op string) error {
 
 // Post adds one to the count, waking one waiter in any process:
 // sem_post. Past SemValueMax it fails with an error wrapping
-// syscall.EOVERFLOW. Without waiters it makes no system call. Safe for
-// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+// syscall.EOVERFLOW. Safe for concurrent use; after Close it returns an
+// error wrapping fs.ErrClosed.
+//
+// Whether it makes a system call is libc's affair: glibc and musl keep a
+// count of waiters in the semaphore itself, and sem_post makes a futex
+// wake system call whenever that count is not zero. A waiter killed while
+// it waits (SIGKILL, a crash) is never taken off the count, so from then
+// on every Post makes the system call, for the life of the semaphore (until
+// it is unlinked and made anew), though nobody waits. Only a semaphore
+// whose waiters all left through the call makes no system call on Post
+// without waiters.
 func (s *Semaphore) Post() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

@@ -8,19 +8,25 @@ package shm_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/posixshm/shm"
 )
@@ -696,4 +702,81 @@ func TestSemaphoreLongSlashedName(t *testing.T) {
 	wantPathErr(t, err, "sem_open", name, syscall.ENOENT)
 	_, err = shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
 	wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+}
+
+// TestSemaphorePostDeadWaiter (issue 14 item 8): glibc counts waiters in
+// the semaphore, and a waiter SIGKILLed in sem_wait is never uncounted:
+// the count in the semaphore's file stays 1 with nobody waiting, so every
+// sem_post from then on makes a futex wake system call. Post's doc must
+// say so, not promise no system call without waiters. (The count is read
+// where glibc keeps it on 64-bit machines: the upper half of the first
+// 64-bit word.)
+//
+// Kills: Post's doc promising "without waiters it makes no system call".
+func TestSemaphorePostDeadWaiter(t *testing.T) {
+	doc := methodDoc(t, "semaphore.go", "Semaphore", "Post")
+	if strings.Contains(doc, "Without waiters it makes no system call.") || !strings.Contains(doc, "killed while") {
+		t.Fatalf("Post's doc does not say what a killed waiter does to sem_post:\n%s", doc)
+	}
+	if onMusl || unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the waiter count is read where 64-bit glibc keeps it")
+	}
+	peer := buildC(t, "sempeer")
+	s := createSem(t, 0)
+	other := createSem(t, 0)
+	waiters := func() uint32 {
+		b, err := os.ReadFile(semPath(s.Name()))
+		if err != nil || len(b) < 8 {
+			t.Fatalf("reading the semaphore: %v", err)
+		}
+		return binary.LittleEndian.Uint32(b[4:8])
+	}
+	cmd := exec.Command(peer, "pong", s.Name(), other.Name(), "1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); waiters() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the C peer never waited")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n := waiters(); n != 1 {
+		t.Fatalf("after the waiter was killed glibc counts %d waiters, not 1", n)
+	}
+	if err := s.Post(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.TryWait(); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if n := waiters(); n != 1 {
+		t.Fatalf("after Post and TryWait glibc counts %d waiters", n)
+	}
+	t.Log("a killed waiter stays counted: every sem_post makes a futex wake")
+}
+
+// methodDoc returns the doc comment of method recv.name in file.
+func methodDoc(t *testing.T, file, recv, name string) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != name || fd.Recv == nil || len(fd.Recv.List) != 1 {
+			continue
+		}
+		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
+			if id, ok := star.X.(*ast.Ident); ok && id.Name == recv {
+				return fd.Doc.Text()
+			}
+		}
+	}
+	t.Fatalf("no method (*%s).%s in %s", recv, name, file)
+	return ""
 }
