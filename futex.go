@@ -26,6 +26,9 @@ func (m *Mapping) word(op string, off int64, size int64) (unsafe.Pointer, error)
 	if m.data == nil {
 		return nil, m.errClosed(op)
 	}
+	if op == "futex" && m.private {
+		return nil, argErr(op, m.name, "a private (copy-on-write) mapping's words are this process's own: the kernel keys its futex to this process, so no other process's Wake reaches its Wait; map the object shared")
+	}
 	if off < 0 || off > int64(len(m.data))-size || off%size != 0 {
 		return nil, argErr(op, m.name, "offset %d: want a multiple of %d with %d bytes inside the %d-byte mapping", off, size, size, len(m.data))
 	}
@@ -81,6 +84,11 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // Wait returns context.DeadlineExceeded at the deadline; cancellation
 // without a deadline returns ctx.Err() within about 50 ms; a ctx already
 // done returns ctx.Err() at once. EINTR is retried.
+//
+// Wait and Wake are refused on a private mapping (Options.Private) with an
+// error wrapping syscall.EINVAL: the kernel keys a futex in a private
+// mapping to this process alone, so another process's Wake would never
+// reach the Wait.
 //
 // Wait is fault-safe: where another process truncated the word's page
 // away, the kernel answers EFAULT and Wait returns an *fs.PathError with

@@ -428,3 +428,28 @@ func TestFutexWakeZero(t *testing.T) {
 		t.Fatalf("Wake(0) outside the mapping = %v, want EINVAL", err)
 	}
 }
+
+// TestFutexPrivateRefused (issue 14 item 9): Wait and Wake on a word of a
+// private mapping are refused with EINVAL: the kernel keys the futex to
+// this process, so another process's Wake would never reach the Wait. A
+// shared Segment of the same object still waits and wakes.
+//
+// Kills: no private check (Wait returns nil at once on a word that is
+// not old, and would never see another process's Wake on one that is).
+func TestFutexPrivateRefused(t *testing.T) {
+	s := create(t, 4096)
+	p, err := shm.OpenFile(s.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wantPathErr(t, p.Wait(context.Background(), 0, 1), "futex", s.Name(), syscall.EINVAL)
+	_, err = p.Wake(0, 1)
+	wantPathErr(t, err, "futex", s.Name(), syscall.EINVAL)
+	if _, err := p.Uint32(0); err != nil {
+		t.Fatalf("Uint32 of a private mapping: %v", err)
+	}
+	if err := s.Wait(context.Background(), 0, 1); err != nil {
+		t.Fatalf("shared Wait: %v", err)
+	}
+}
