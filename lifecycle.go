@@ -143,7 +143,8 @@ func (m *Mapping) Chown(uid, gid int) error {
 // their mappings: after a grow they see the new bytes only once they call
 // Remap (or Open again); after a shrink, their ReadAt and WriteAt of the
 // lost pages return ErrFault, and their Bytes faults. A read-only Mapping
-// returns an error wrapping syscall.EBADF, as os.File does. After Close it
+// returns an error wrapping syscall.EBADF, as os.File does (a memfd sealed
+// against writing: syscall.EPERM, saying so). After Close it
 // returns an error wrapping fs.ErrClosed.
 //
 // When another process resizes concurrently, the size last set wins; the
@@ -155,7 +156,7 @@ func (m *Mapping) Truncate(size int) error {
 	case m.data == nil:
 		return m.errClosed("truncate")
 	case m.readOnly:
-		return &fs.PathError{Op: "truncate", Path: m.name, Err: syscall.EBADF}
+		return m.errReadOnly("truncate")
 	case size < 0:
 		return argErr("truncate", m.name, "negative size %d", size)
 	case m.off != 0:

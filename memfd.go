@@ -199,7 +199,9 @@ func (m *Mapping) ShrinkSealed() bool {
 // made from a read-only descriptor of the object (open of
 // /proc/self/fd/N), since a writable shared mapping would make the kernel
 // refuse the seal with EBUSY: the Mapping is read-only from then on
-// (WriteAt is EBADF; a write through a slice from Bytes faults), and it
+// (WriteAt and Truncate return an error wrapping syscall.EPERM that says
+// the memfd is sealed against writing; a write through a slice from Bytes
+// faults), and it
 // stays read-write if the seal is refused. Another process's writable
 // mapping still makes it EBUSY. The one exception: once the object has
 // SealFutureWrite, no writable mapping can be made again, so a refused
@@ -235,7 +237,7 @@ func (m *Mapping) AddSeals(seals Seal) error {
 		// Sealed against writing (an empty mapping too: Truncate and
 		// Remap must map it read-only), or the mapping could not be
 		// made writable again.
-		m.readOnly = true
+		m.readOnly, m.sealed = true, true
 	}
 	var pe *fs.PathError
 	if err != nil && rdonly && errors.As(err, &pe) {

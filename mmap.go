@@ -46,6 +46,7 @@ type Mapping struct {
 	fd       int      // owned descriptor, -1 if none
 	name     string   // for errors
 	readOnly bool
+	sealed   bool  // read-only because AddSeals sealed the memfd against writing
 	private  bool  // mapped MAP_PRIVATE: Truncate and Remap map it so again
 	off      int64 // file offset of the mapping (MapFile); Truncate and Remap need 0
 }
@@ -153,6 +154,16 @@ func argErr(op, name, format string, args ...any) error {
 	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }
 
+// errReadOnly is the error for writing through a read-only mapping:
+// EBADF, as os.File says, or, for a memfd sealed against writing by
+// AddSeals, EPERM (what write(2) says) with a message that says so.
+func (m *Mapping) errReadOnly(op string) error {
+	if m.sealed {
+		return &fs.PathError{Op: op, Path: m.name, Err: fmt.Errorf("the memfd is sealed against writing: %w", syscall.EPERM)}
+	}
+	return &fs.PathError{Op: op, Path: m.name, Err: syscall.EBADF}
+}
+
 func (m *Mapping) errClosed(op string) error {
 	return &fs.PathError{Op: op, Path: m.name, Err: fs.ErrClosed}
 }
@@ -219,7 +230,9 @@ func (m *Mapping) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt copies p into the mapping at offset off, implementing
 // io.WriterAt. A write that does not fit inside the mapping writes nothing
 // and returns an error wrapping io.ErrShortWrite: a mapping never grows. A
-// read-only mapping returns an error wrapping syscall.EBADF, as os.File does.
+// read-only mapping returns an error wrapping syscall.EBADF, as os.File
+// does; a memfd sealed against writing by AddSeals (SealWrite), one
+// wrapping syscall.EPERM that says so.
 // It makes no system call and does not allocate.
 //
 // WriteAt is fault-safe like ReadAt: 0 and an error wrapping ErrFault when
@@ -234,7 +247,7 @@ func (m *Mapping) WriteAt(p []byte, off int64) (int, error) {
 	case m.data == nil:
 		return 0, m.errClosed("writeat")
 	case m.readOnly:
-		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: syscall.EBADF}
+		return 0, m.errReadOnly("writeat")
 	case off < 0:
 		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: errNegativeOffset}
 	case off > int64(len(m.data)) || int64(len(p)) > int64(len(m.data))-off:
