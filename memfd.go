@@ -202,7 +202,10 @@ func (m *Mapping) ShrinkSealed() bool {
 // (WriteAt and Truncate return an error wrapping syscall.EPERM that says
 // the memfd is sealed against writing; a write through a slice from Bytes
 // faults), and it
-// stays read-write if the seal is refused. Another process's writable
+// stays read-write if the seal is refused. The earlier mappings that
+// Truncate and Remap keep for stale slices (see Truncate) are made
+// read-only too, and stay so even if the seal is refused. Another
+// process's writable
 // mapping still makes it EBUSY. The one exception: once the object has
 // SealFutureWrite, no writable mapping can be made again, so a refused
 // SealWrite leaves the Mapping read-only, and its error says so.
@@ -231,6 +234,15 @@ func (m *Mapping) AddSeals(seals Seal) error {
 	data := m.whole // a shrink keeps the mapping's tail: all of it must be read-only
 	if ro < 0 {
 		data = nil
+	} else {
+		// The mappings a moving grow kept for stale slices are writable
+		// mappings of the object too: read-only first, with no seal yet
+		// (they stay read-only should the seal be refused).
+		for _, r := range m.retired {
+			if _, err := addSeals(m.name, m.fd, ro, r, 0); err != nil {
+				return err
+			}
+		}
 	}
 	rdonly, err := addSeals(m.name, m.fd, ro, data, int(seals))
 	if rdonly || (err == nil && seals&SealWrite != 0) {

@@ -838,3 +838,26 @@ func TestWriteAtAfterSealWrite(t *testing.T) {
 		t.Fatalf("WriteAt of a read-only Segment = %v; want EBADF", err)
 	}
 }
+
+// TestAddSealsAfterMovingGrow (issue 14 item 2): after a Truncate that had
+// to move the mapping, the old mapping kept for stale slices does not
+// make AddSeals(SealWrite) fail with EBUSY: it is made read-only too.
+//
+// Kills: leaving the kept mappings writable (the kernel refuses the seal:
+// "device or resource busy").
+func TestAddSealsAfterMovingGrow(t *testing.T) {
+	s, err := shm.CreateMemfdWith("grown", 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := &s.Bytes()[0]
+	create(t, 4096) // most likely mapped right below: the grow must move
+	if err := s.Truncate(16 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSeals(shm.SealWrite); err != nil {
+		t.Fatalf("AddSeals(SealWrite) after a grow (moved: %v): %v", old != &s.Bytes()[0], err)
+	}
+	t.Logf("the grow moved the mapping: %v", old != &s.Bytes()[0])
+}
