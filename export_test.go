@@ -30,3 +30,11 @@ func SetCgroupFiles(cgroup, mountinfo, meminfo string) (room func() (int64, stri
 	cgroupLevels = sync.OnceValue(learnCgroupLevels)
 	return cgroupRoom, func() { procCgroup, procMountinfo, procMeminfo, cgroupLevels = oldC, oldM, oldI, oldL }
 }
+
+// SetNoDontunmap makes Truncate and Remap behave as on a kernel without
+// MREMAP_DONTUNMAP for file mappings (before 5.13) until restore is
+// called.
+func SetNoDontunmap() (restore func()) {
+	testNoDontunmap = true
+	return func() { testNoDontunmap = false }
+}

@@ -15,6 +15,32 @@
 #define MREMAP_DONTUNMAP 4
 #endif
 
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+// cover_moved grows a private mapping where MREMAP_DONTUNMAP is refused
+// (Linux before 5.13): mremap(MREMAP_MAYMOVE) takes this process's private
+// bytes along and unmaps the old range, which is then reserved at once,
+// inaccessible (PROT_NONE; MAP_FIXED_NOREPLACE never takes another
+// mapping's place), for the caller to unmap at Close. Best effort: in the
+// moment between the two calls another thread could map something there.
+static int cover_moved(goshm_resized *res, int64_t size) {
+	void *old = res->addr;
+	size_t oldlen = (size_t)res->maplen;
+	void *p = mremap(old, oldlen, (size_t)size, MREMAP_MAYMOVE);
+	if (p == MAP_FAILED)
+		return goshm_fail(GOSHM_OP_MREMAP, errno);
+	res->addr = p;
+	res->maplen = size;
+	void *r = mmap(old, oldlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (r == old)
+		res->moved = 1; // the reservation is the old range now
+	else if (r != MAP_FAILED)
+		munmap(r, oldlen); // a kernel without MAP_FIXED_NOREPLACE (before 4.17) put it elsewhere
+	return 0;
+}
+
 // cover makes res's mapping of fd at least size bytes long without ever
 // unmapping an address it covered (lifecycle.h).
 static int cover(int fd, int flags, goshm_resized *res, int64_t size) {
@@ -47,7 +73,10 @@ static int cover(int fd, int flags, goshm_resized *res, int64_t size) {
 		// MREMAP_DONTUNMAP (Linux 5.13 for file mappings); the old range
 		// stays, mapping the file. Then the moved mapping, which nothing
 		// else points into, grows wherever it can.
-		p = mremap(res->addr, (size_t)res->maplen, (size_t)res->maplen, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+		p = (flags & GOSHM_NO_DONTUNMAP) ? MAP_FAILED
+			: mremap(res->addr, (size_t)res->maplen, (size_t)res->maplen, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+		if (p == MAP_FAILED && ((flags & GOSHM_NO_DONTUNMAP) || errno == EINVAL))
+			return cover_moved(res, size);
 		if (p == MAP_FAILED)
 			return goshm_fail(GOSHM_OP_MREMAP, errno);
 		void *q = mremap(p, (size_t)res->maplen, (size_t)size, MREMAP_MAYMOVE);

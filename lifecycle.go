@@ -129,7 +129,10 @@ func (m *Mapping) Chown(uid, gid int) error {
 // free; otherwise the new mapping is made elsewhere (mmap, or for a
 // private Mapping mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which takes
 // this process's private bytes along) and the old one stays mapped, to
-// the same object, until Close. So after a grow, earlier slices and words
+// the same object, until Close. (A private Mapping on Linux before 5.13,
+// which has no MREMAP_DONTUNMAP for files, moves with MREMAP_MAYMOVE and
+// reserves the old range inaccessible at once, best effort: a stale slice
+// then faults.) So after a grow, earlier slices and words
 // keep reading and writing the object's bytes (for a shared Mapping; a
 // private one's old range shows the object as it is, without this
 // process's private writes), but Bytes must be called again to see the

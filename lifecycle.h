@@ -33,8 +33,10 @@ typedef struct {
 // new mapping is made elsewhere and the old one is left in place, still
 // mapping the same object (shared: mmap of fd again; private:
 // mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which moves this process's
-// private pages and leaves the old range mapping the file), and
-// res->moved tells the caller to unmap it at Close.
+// private pages and leaves the old range mapping the file; where the
+// kernel refuses that, before 5.13, mremap(MREMAP_MAYMOVE) and the old
+// range reserved at once, PROT_NONE), and res->moved tells the caller to
+// unmap it at Close.
 //
 // Growing maps first, then reserves the new range only (fallocate of
 // [old, size), EINTR retried with signals blocked), so a full file system

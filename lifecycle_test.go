@@ -868,3 +868,47 @@ func TestSyncDuringTruncate(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestPrivateGrowWithoutDontunmap (issue 14 item 2): where the kernel has
+// no MREMAP_DONTUNMAP for files (before 5.13; simulated), a private
+// Mapping that must move to grow keeps its private bytes, and the old range
+// is reserved inaccessible: a stale slice faults (recoverably here), never
+// reaching whatever the kernel maps next.
+//
+// Kills: failing the grow where MREMAP_DONTUNMAP is refused (EINVAL from
+// mremap); moving without reserving the old range (it shows unmapped).
+func TestPrivateGrowWithoutDontunmap(t *testing.T) {
+	defer shm.SetNoDontunmap()()
+	page := os.Getpagesize()
+	a := create(t, page)
+	p, err := shm.OpenFile(a.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	copy(p.Bytes(), "private")
+	stale := p.Bytes()
+	create(t, page) // most likely mapped right below: the grow must move
+	if err := p.Truncate(16 << 20); err != nil {
+		t.Fatalf("private grow without MREMAP_DONTUNMAP: %v", err)
+	}
+	if string(p.Bytes()[:7]) != "private" {
+		t.Fatalf("the grow lost this process's private bytes: %q", p.Bytes()[:7])
+	}
+	if &p.Bytes()[0] == &stale[0] {
+		t.Skip("the mapping grew in place: nothing to reserve")
+	}
+	line := mappingAt(t, uintptr(unsafe.Pointer(&stale[0])))
+	if f := strings.Fields(line); len(f) < 2 || f[1] != "---p" {
+		t.Fatalf("the old range is %q, not reserved inaccessible", line)
+	}
+	faulted := func() (faulted bool) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { faulted = recover() != nil }()
+		stale[0] = 1
+		return false
+	}()
+	if !faulted {
+		t.Fatal("a write through the stale slice did not fault")
+	}
+}

@@ -119,8 +119,15 @@ func (m *Mapping) mapFlags() int {
 	if m.private {
 		f |= mapPrivate
 	}
+	if testNoDontunmap {
+		f |= mapNoDontunmap
+	}
 	return f
 }
+
+// testNoDontunmap makes Truncate and Remap behave as on a kernel without
+// MREMAP_DONTUNMAP for file mappings (before 5.13); set by tests only.
+var testNoDontunmap bool
 
 // explain adds to err, a failure of the shim, what its bare errno means
 // there, where it would puzzle a reader.

@@ -64,6 +64,9 @@ enum {
 	GOSHM_NO_MADV_POPULATE = 1 << 6,
 	// Behave as with a C library that lacks memfd_create: tests.
 	GOSHM_NO_MEMFD = 1 << 7,
+	// Behave as on a kernel without MREMAP_DONTUNMAP for file mappings
+	// (before 5.13): tests.
+	GOSHM_NO_DONTUNMAP = 1 << 8,
 };
 
 #define GOSHM_PARALLEL_MIN ((int64_t)64 << 20)

@@ -92,14 +92,15 @@ var opNames = [C.GOSHM_OP_COUNT]string{
 
 // The shim's flags for the calls that map (shm.h).
 const (
-	mapReadOnly = C.GOSHM_RDONLY
-	mapPrivate  = C.GOSHM_PRIVATE
-	mapSparse   = C.GOSHM_SPARSE
-	mapPopulate = C.GOSHM_POPULATE
-	mapDefer    = C.GOSHM_POPULATE_DEFER
-	mapReadFill = C.GOSHM_POPULATE_READ
-	mapNoMadv   = C.GOSHM_NO_MADV_POPULATE
-	mapNoMemfd  = C.GOSHM_NO_MEMFD
+	mapReadOnly    = C.GOSHM_RDONLY
+	mapPrivate     = C.GOSHM_PRIVATE
+	mapSparse      = C.GOSHM_SPARSE
+	mapPopulate    = C.GOSHM_POPULATE
+	mapDefer       = C.GOSHM_POPULATE_DEFER
+	mapReadFill    = C.GOSHM_POPULATE_READ
+	mapNoMadv      = C.GOSHM_NO_MADV_POPULATE
+	mapNoMemfd     = C.GOSHM_NO_MEMFD
+	mapNoDontunmap = C.GOSHM_NO_DONTUNMAP
 )
 
 // result is what the shim hands back for a mapping.
