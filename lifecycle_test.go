@@ -376,26 +376,6 @@ func inspected(t *testing.T, err error, pids []int) bool {
 	return true
 }
 
-// fdOf is the descriptor number of this process's open object name.
-func fdOf(t *testing.T, name string) int {
-	fi, err := os.Stat(devPath(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ino := fi.Sys().(*syscall.Stat_t).Ino
-	entries, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range entries {
-		var st syscall.Stat_t
-		var fd int
-		fmt.Sscan(e.Name(), &fd)
-		if syscall.Stat("/proc/self/fd/"+e.Name(), &st) == nil && st.Ino == ino {
-			return fd
-		}
-	}
-	t.Fatalf("%s is not open here", name)
-	return -1
-}
-
 // TestHoldersDenied: a user who may not inspect another's processes gets
 // the pids it found and an error that wraps fs.ErrPermission and counts
 // the others.
