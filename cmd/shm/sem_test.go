@@ -27,7 +27,7 @@ func TestSem(t *testing.T) {
 	ok(t, runShm(t, nil, "sem", "wait", name))
 	ok(t, runShm(t, nil, "sem", "wait", "-timeout", "5s", name))
 	r := runShm(t, nil, "sem", "wait", "-timeout", "20ms", name)
-	if r.code != 1 || !strings.Contains(r.stderr, "timed out after 20ms") {
+	if r.code != 124 || !strings.Contains(r.stderr, "timed out after 20ms") {
 		t.Fatalf("wait on 0: exit %d, %q", r.code, r.stderr)
 	}
 	if r := runShm(t, nil, "sem", "create", name); r.code != 1 || !strings.Contains(r.stderr, "file exists") {
