@@ -257,7 +257,6 @@ func runRead(e *env, readOffset, readLength sizeFlag, args []string) error {
 	return closeErr("read", name, s)
 }
 
-
 func truncateCmd(fl *flag.FlagSet) runner {
 	var size sizeFlag
 	fl.Var(&size, "size", "the new size in `bytes`; growing reserves the new pages (ENOSPC, not SIGBUS later)")

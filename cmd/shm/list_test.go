@@ -57,4 +57,3 @@ func TestLsLongHolders(t *testing.T) {
 	}
 	ok(t, runShm(t, nil, "rm", a, b))
 }
-

@@ -66,9 +66,10 @@
 // Every name printed (ls, stat, rm and every message) is one field that no
 // name can forge: a name of printable characters without spaces, quotes or
 // backslashes is printed as it is; any other name is printed in double
-// quotes with Go's (and C's) escapes: "/a b", "/x\nroot", "/\xff". So one
-// object is always one line, and its name is always the last field of the
-// line. ls -l's columns are TYPE MODE OWNER GROUP SIZE MODIFIED HOLDERS
+// quotes with Go's (and C's) escapes, a space as \x20: "/a\x20b",
+// "/x\nroot", "/\xff" (Go's strconv.Unquote reads it back; \xff is a
+// byte). So one object is always one line, and its name is always the
+// last space-separated field of the line. ls -l's columns are TYPE MODE OWNER GROUP SIZE MODIFIED HOLDERS
 // NAME, separated by spaces; MODIFIED is "2006-01-02T15:04:05" in local
 // time; HOLDERS is pids joined by commas, "-" for none, "?" when some
 // process could not be inspected (said on standard error). With -0, ls and
@@ -391,15 +392,17 @@ func cmdErr(cmd, name string, err error) error {
 	return fmt.Errorf("%s %s: %w", cmd, quoteName(name), err)
 }
 
-// quoteName is name as every output prints it, one field that no name can
-// forge: as it is when it is not empty and every character is printable,
-// not a space, not a quote or a backslash; otherwise double-quoted with
-// Go's escapes (\n, \t, \", \\, \xff for a byte that is not UTF-8,
-// \u202e for an invisible character), as GNU ls --quoting-style=c.
+// quoteName is name as every output prints it, one field without spaces
+// that no name can forge: as it is when it is not empty and every
+// character is printable, not a space, not a quote or a backslash;
+// otherwise double-quoted with Go's escapes (\n, \t, \", \\, \xff for a
+// byte that is not UTF-8, \u202e for an invisible character), as GNU ls
+// --quoting-style=c, and a space written \x20. strconv.Unquote reads it
+// back.
 func quoteName(name string) string {
 	q := strconv.Quote(name)
 	if name == "" || q[1:len(q)-1] != name || strings.ContainsFunc(name, unicode.IsSpace) {
-		return q
+		return strings.ReplaceAll(q, " ", `\x20`)
 	}
 	return name
 }

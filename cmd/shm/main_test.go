@@ -326,7 +326,7 @@ func TestErrorsAndUsage(t *testing.T) {
 		{[]string{"write", "-existing", missing}, 1, "shm: write " + missing + ": no such file or directory\n"},
 		{[]string{"read", "/a/b"}, 1, "shm: read /a/b: invalid argument\n"},
 		{[]string{"create", ""}, 1, "shm: create \"\": invalid argument\n"},
-		{[]string{"read", missing + " x\ny"}, 1, "shm: read \"" + missing + " x\\ny\": no such file or directory\n"},
+		{[]string{"read", missing + " x\ny"}, 1, "shm: read \"" + missing + "\\x20x\\ny\": no such file or directory\n"},
 		{[]string{"stat", "/a/b"}, 1, "shm: stat /a/b: invalid argument\n"},
 		{[]string{"create", "-size", "0", missing}, 2, "shm create: -size must be positive\nusage: shm create..."},
 		{[]string{"create", "-size", "lots", missing}, 2, "shm create: invalid value \"lots\" for flag -size: bad size..."},

@@ -27,7 +27,7 @@ var rmCommands = []*command{
 
 type rmOpts struct {
 	force, stale, dryRun, ignoreDenied, json, nul bool
-	age                                         time.Duration
+	age                                           time.Duration
 }
 
 func rmCmd(fl *flag.FlagSet) runner {
