@@ -6,11 +6,14 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,4 +202,211 @@ func TestChmodChownTruncate(t *testing.T) {
 		}
 	}
 	ok(t, runShm(t, nil, "rm", name))
+}
+
+// TestRmStaleNoProc: rm -stale refuses, removing nothing, when /proc does
+// not show this process: here an empty directory (in process), and, as
+// root, a real run with an empty tmpfs over /proc in a private mount
+// namespace while another process holds the object.
+//
+// Kills: runRmStale without checkProc (the scan of an empty /proc finds no
+// holder, and the held object was removed; issue 18 item 3).
+func TestRmStaleNoProc(t *testing.T) {
+	name := newName(t)
+	ok(t, runIn(t, nil, "create", name))
+	old := procDir
+	procDir = t.TempDir()
+	r := runIn(t, nil, "rm", "-stale", "-age", "0", "-ignore-denied", name)
+	procDir = old
+	if r.code != 3 || !strings.Contains(r.stderr, "/proc is not mounted") || !strings.Contains(r.stderr, "nothing was removed") {
+		t.Errorf("rm -stale with an empty /proc: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat("/dev/shm" + name); err != nil {
+		t.Fatal("rm -stale removed the object without seeing any process")
+	}
+
+	if os.Geteuid() != 0 {
+		t.Skip("the run under an empty /proc needs root (unshare --mount)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("the run under an empty /proc needs unshare(1)")
+	}
+	holder(t, name)
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs none /proc && exec "$0" rm -stale -age 0 -ignore-denied "$1"`, bin, name)
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "mount:") || strings.Contains(string(out), "unshare:") {
+		t.Skipf("no private mount namespace here: %s", out)
+	}
+	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 3 || !strings.Contains(string(out), "nothing was removed") {
+		t.Errorf("rm -stale under an empty /proc: %v, %q", err, out)
+	}
+	if _, err := os.Stat("/dev/shm" + name); err != nil {
+		t.Fatal("rm -stale under an empty /proc removed a held object")
+	}
+}
+
+// TestRmForce: rm -f and rm -stale -f take a NAME that does not exist as
+// done (exit 0, nothing said); without -f it is an error (exit 1).
+//
+// Kills: -f ignored (issue 18 item 5: set -e scripts).
+func TestRmForce(t *testing.T) {
+	missing := newName(t)
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"rm", missing}, 1},
+		{[]string{"rm", "-f", missing}, 0},
+		{[]string{"rm", "-stale", "-ignore-denied", missing}, 1},
+		{[]string{"rm", "-stale", "-ignore-denied", "-f", missing}, 0},
+	} {
+		r := runIn(t, nil, c.args...)
+		quiet := r.stderr == "" || c.code != 0 && strings.Contains(r.stderr, "no such file")
+		if c.code == 0 && strings.Contains(r.stderr, missing) {
+			quiet = false
+		}
+		if r.code != c.code || !quiet || r.stdout != "" {
+			t.Errorf("shm %v: exit %d, %q, %q; want %d", c.args, r.code, r.stdout, r.stderr, c.code)
+		}
+	}
+}
+
+// TestRmStaleLeftovers: rm -stale NAME also removes NAME.~RANDOM, what a
+// Create of NAME killed before publishing leaves (and rm -stale's own
+// quarantine name), even when NAME itself is gone; not another name's, not
+// a held one.
+//
+// Kills: leftovers not looked for (only NAME was considered; NAME missing
+// was an error; issue 18 item 5).
+func TestRmStaleLeftovers(t *testing.T) {
+	name := newName(t)
+	left, held, other := name+".~3xk2q9", name+".~zz1", name+"x.~3xk2q9"
+	for _, n := range []string{left, held, other} {
+		t.Cleanup(func() { os.Remove("/dev/shm" + n) })
+		if err := os.WriteFile("/dev/shm"+n, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holder(t, held)
+	r := runIn(t, nil, "rm", "-stale", "-age", "0", "-ignore-denied", name)
+	if r.code != 0 || r.stdout != "removed "+left+"\n" || !strings.Contains(r.stderr, "rm "+held+": kept: held by") {
+		t.Fatalf("rm -stale NAME with leftovers: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat("/dev/shm" + other); err != nil {
+		t.Errorf("rm -stale NAME removed another name's leftover %s", other)
+	}
+}
+
+// TestRmStaleSemaphore: a semaphore is cleaned as an object is: kept while
+// a process has it open, removed once nobody does, listed by the
+// host-wide dry run with its type.
+//
+// Kills: rm -stale looking at objects only (issue 18 item 5: semaphores
+// left by a crash).
+func TestRmStaleSemaphore(t *testing.T) {
+	if onMusl() {
+		t.Skip("musl keeps a semaphore as a plain file NAME: the object tests cover it")
+	}
+	name := newName(t)
+	t.Cleanup(func() { os.Remove("/dev/shm/sem." + strings.TrimPrefix(name, "/")) })
+	ok(t, runIn(t, nil, "sem", "create", name))
+	_, release := holder(t, "/sem."+strings.TrimPrefix(name, "/"))
+	r := runIn(t, nil, "rm", "-stale", "-age", "0", "-ignore-denied", name)
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "kept: held by") {
+		t.Fatalf("rm -stale of a held semaphore: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	release()
+	r = runIn(t, nil, "rm", "-stale", "-age", "0", "-ignore-denied", "-json", "-dry-run")
+	var recs []map[string]any
+	json.Unmarshal([]byte(r.stdout), &recs)
+	if r.code != 0 || !slices.ContainsFunc(recs, func(m map[string]any) bool {
+		return m["name"] == name && m["type"] == "sem" && m["action"] == "would remove"
+	}) {
+		t.Fatalf("the host-wide dry run does not list the free semaphore: %d %q", r.code, r.stderr)
+	}
+	r = runIn(t, nil, "rm", "-stale", "-age", "0", "-ignore-denied", name)
+	if r.code != 0 || r.stdout != "removed "+name+"\n" {
+		t.Fatalf("rm -stale of a free semaphore: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runIn(t, nil, "sem", "value", name); r.code != 1 {
+		t.Fatalf("the semaphore survived: %d %q", r.code, r.stdout)
+	}
+}
+
+// TestRmStaleQuarantine: an object that the first scan found free but
+// that a process holds by the time of removal is put back under its name
+// (the same inode), and nothing is left under a quarantine name.
+//
+// Kills: removeStale without the second holders check after the rename
+// (the held object is unlinked; issue 18 item 4).
+func TestRmStaleQuarantine(t *testing.T) {
+	name := newName(t)
+	ok(t, runIn(t, nil, "create", name))
+	st, err := lstat("/dev/shm" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := holder(t, name) // after the "first scan", which saw nobody
+	action, reason := removeStale(entry{"shm", name, "/dev/shm" + name, st}, true)
+	if action != "kept" || !strings.Contains(reason, fmt.Sprint(pid)) {
+		t.Errorf("removeStale of a held object: %s, %s", action, reason)
+	}
+	if now, err := lstat("/dev/shm" + name); err != nil || !sameFile(now, st) {
+		t.Fatalf("the held object is not back under its name: %v", err)
+	}
+	if l := leftovers(name); len(l) != 0 {
+		t.Fatalf("quarantine left %v", l)
+	}
+	// Free: removed, and the quarantine name too.
+	ok(t, runIn(t, nil, "rm", name))
+	ok(t, runIn(t, nil, "create", name))
+	st, _ = lstat("/dev/shm" + name)
+	if action, reason := removeStale(entry{"shm", name, "/dev/shm" + name, st}, true); action != "removed" {
+		t.Errorf("removeStale of a free object: %s, %s", action, reason)
+	}
+	if _, err := os.Stat("/dev/shm" + name); err == nil || len(leftovers(name)) != 0 {
+		t.Fatalf("after removal: %v, leftovers %v", err, leftovers(name))
+	}
+}
+
+// TestExplainDenied: what rm -stale says of a process it could not
+// inspect is what is true: which process, and why (capabilities this one
+// lacks, or another user's), and what -ignore-denied risks; never "run as
+// root" to root.
+//
+// Kills: the old advice "(run as root, or give -ignore-denied)" (issue 18
+// item 5).
+func TestExplainDenied(t *testing.T) {
+	dir := t.TempDir()
+	old := procDir
+	procDir = dir
+	t.Cleanup(func() { procDir = old })
+	write := func(pid, name, uid, capEff string) {
+		os.MkdirAll(dir+"/"+pid, 0o755)
+		os.WriteFile(dir+"/"+pid+"/status", []byte("Name:\t"+name+"\nUid:\t"+uid+"\t"+uid+"\t"+uid+"\t"+uid+"\nCapEff:\t"+capEff+"\n"), 0o644)
+	}
+	me := strconv.Itoa(os.Geteuid())
+	write("self", "shm", me, "000001fffeffffff")
+	write("1", "tini", me, "000001ffffffffff")
+	write("7", "my app", "4242", "0000000000000000")
+	msg := explainDenied([]int{1, 7})
+	for _, want := range []string{"2 processes could not be inspected", "pid 1 (tini, uid " + me + "): it has capabilities this process lacks", `pid 7 ("my\x20app", uid 4242)`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("explainDenied says %q; want %q in it", msg, want)
+		}
+	}
+	if os.Geteuid() != 0 && !strings.Contains(msg, "another user's process") {
+		t.Errorf("explainDenied says %q; want another user's process for pid 7", msg)
+	}
+	for _, bad := range []string{"run as root"} {
+		if strings.Contains(msg+deniedAdvice, bad) {
+			t.Errorf("the advice says %q", bad)
+		}
+	}
+	for _, want := range []string{"-ignore-denied", "lose its name", "SYS_PTRACE"} {
+		if !strings.Contains(deniedAdvice, want) {
+			t.Errorf("the advice lacks %q: %s", want, deniedAdvice)
+		}
+	}
 }
