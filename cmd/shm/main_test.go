@@ -29,6 +29,9 @@ var bin string
 var prefix = fmt.Sprintf("shmtest-%d-cmd-", os.Getpid())
 
 func TestMain(m *testing.M) {
+	if os.Getenv(openerEnv) != "" {
+		os.Exit(opener(os.Args[len(os.Args)-1]))
+	}
 	syscall.Umask(0o022) // the modes the tests expect
 	dir, err := os.MkdirTemp("", "shmcmd")
 	if err != nil {

@@ -7,8 +7,11 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/posixshm/shm"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // holder starts a shell that holds name open (a descriptor, no mapping)
@@ -409,4 +413,97 @@ func TestExplainDenied(t *testing.T) {
 			t.Errorf("the advice lacks %q: %s", want, deniedAdvice)
 		}
 	}
+}
+
+// openerEnv makes the test binary the opener of TestRmStaleWindow.
+const openerEnv = "SHM_CMD_TEST_OPENER"
+
+// opener is a process that uses the object name 3 ms of every 5, as the
+// issue's: shm.Open (shm_open, fstat, mmap), hold, then look whether the
+// object lost its name meanwhile (st_nlink 0: unlinked while held), Close,
+// rest. It runs until its standard input ends and prints
+// "held N lost M".
+func opener(name string) int {
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	held, lost := 0, 0
+	for {
+		select {
+		case <-stop:
+			fmt.Printf("held %d lost %d\n", held, lost)
+			return 0
+		default:
+		}
+		if s, err := shm.Open(name); err == nil {
+			time.Sleep(3 * time.Millisecond) // the work: a load, not synchronization
+			if fi, err := s.Stat(); err == nil && fi.Sys().(*syscall.Stat_t).Nlink == 0 {
+				lost++
+			}
+			held++
+			s.Close()
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestRmStaleWindow measures how often rm -stale removes an object from
+// under a process that uses it 3 ms of every 5 (the issue's opener): the
+// command is run again and again on the name, which is created again
+// whenever it is gone. SHM_WINDOW_BIN=path measures another build of the
+// command (the one before the quarantine: 331 of 470 removals lost, in
+// the issue), and SHM_WINDOW_N the number of rm -stale runs (default 60).
+//
+// Kills: removal without quarantine and second look (the old build loses
+// most removals; at most one in ten is allowed, the rest of the window
+// being an open(2) in flight at the rename).
+func TestRmStaleWindow(t *testing.T) {
+	exe := bin
+	if b := os.Getenv("SHM_WINDOW_BIN"); b != "" {
+		exe = b
+	}
+	runs := 60
+	if n, err := strconv.Atoi(os.Getenv("SHM_WINDOW_N")); err == nil {
+		runs = n
+	}
+	name := newName(t)
+	recreate := func() {
+		if s, err := shm.Create(name, 4096); err == nil {
+			s.Close()
+		} else if !errors.Is(err, fs.ErrExist) {
+			t.Fatal(err)
+		}
+	}
+	recreate()
+	self, _ := os.Executable()
+	op := exec.Command(self, name)
+	op.Env = append(os.Environ(), openerEnv+"=1")
+	stdin, _ := op.StdinPipe()
+	var out strings.Builder
+	op.Stdout = &out
+	if err := op.Start(); err != nil {
+		t.Fatal(err)
+	}
+	removed := 0
+	for range runs {
+		recreate()
+		rm := exec.Command(exe, "rm", "-stale", "-age", "0", "-ignore-denied", name)
+		o, _ := rm.Output()
+		if strings.Contains(string(o), "removed") {
+			removed++
+		}
+	}
+	stdin.Close()
+	if err := op.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var held, lost int
+	if _, err := fmt.Sscanf(out.String(), "held %d lost %d", &held, &lost); err != nil {
+		t.Fatalf("opener said %q", out.String())
+	}
+	t.Logf("%s: %d rm -stale runs, %d removals, %d of them while the opener held the object; the opener held it %d times",
+		exe, runs, removed, lost, held)
+	if removed == 0 || lost*10 > removed {
+		t.Errorf("%d of %d removals took the object from under its user", lost, removed)
+	}
+	shm.Unlink(name)
 }
