@@ -267,6 +267,7 @@ func gather(e *env, cmd string, names []string) (es []entry, failed bool) {
 		}
 		es = append(es, got...)
 	}
+	sortEntries(es) // as ls sorts its operands
 	return es, failed
 }
 

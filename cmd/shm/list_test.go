@@ -3,11 +3,13 @@ package main
 // Tests of ls and stat. Each names the mutation it kills.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -56,4 +58,80 @@ func TestLsLongHolders(t *testing.T) {
 		t.Errorf("ls -l -n line %q: want owner %d, group %d", l, os.Geteuid(), os.Getegid())
 	}
 	ok(t, runShm(t, nil, "rm", a, b))
+}
+
+// TestStatRefusesLikePackage: stat describes what shm.Stat describes and
+// refuses what it refuses, as read does: a symbolic link (not followed), a
+// FIFO, a directory; and it shows the holders.
+//
+// Kills: stat by os.Stat of the path (it followed the link and described
+// the FIFO and the directory with exit 0; issue 18 item 6); stat without
+// holders.
+func TestStatRefusesLikePackage(t *testing.T) {
+	obj, link, fifo, dir := newName(t), newName(t), newName(t), newName(t)
+	ok(t, runIn(t, nil, "create", obj))
+	if err := os.Symlink("/dev/shm"+obj, "/dev/shm"+link); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo("/dev/shm"+fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir("/dev/shm"+dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{link, fifo, dir} {
+		st := runIn(t, nil, "stat", n)
+		rd := runIn(t, nil, "read", n)
+		_, stWhy, _ := strings.Cut(st.stderr, n+": ")
+		_, rdWhy, _ := strings.Cut(rd.stderr, n+": ")
+		if st.code != 1 || st.stdout != "" || stWhy == "" || stWhy != rdWhy {
+			t.Errorf("stat %s: exit %d, %q, %q; read says %q", n, st.code, st.stdout, st.stderr, rd.stderr)
+		}
+		if ls := runIn(t, nil, "ls", n); ls.code != 1 {
+			t.Errorf("ls %s: exit %d, %q", n, ls.code, ls.stdout)
+		}
+	}
+	pid, _ := holder(t, obj)
+	st := runIn(t, nil, "stat", obj)
+	if st.code != 0 || !regexp.MustCompile(`(?m)^holders: +`+fmt.Sprint(pid)+`(,\?)?$`).MatchString(st.stdout) {
+		t.Errorf("stat of a held object: exit %d:\n%s%s", st.code, st.stdout, st.stderr)
+	}
+}
+
+// TestListingsAgree: ls, ls -l, ls -json and stat show the same objects
+// and semaphores, typed; ls takes NAMEs and shows only theirs.
+//
+// Kills: ls -l listing objects only (issue 18 item 9).
+func TestListingsAgree(t *testing.T) {
+	if onMusl() {
+		t.Skip("musl keeps a semaphore as a plain file NAME: ls cannot tell it from an object")
+	}
+	obj, sem := newName(t), newName(t)
+	t.Cleanup(func() { os.Remove("/dev/shm/sem." + strings.TrimPrefix(sem, "/")) })
+	ok(t, runIn(t, nil, "create", obj))
+	ok(t, runIn(t, nil, "sem", "create", sem))
+	want := map[string]string{obj: "shm", sem: "sem"}
+	for _, args := range [][]string{{"ls"}, {"ls", "-l"}, {"ls", obj, sem}, {"ls", "-l", sem, obj}} {
+		r := runIn(t, nil, args...)
+		found := map[string]string{}
+		for _, l := range strings.Split(r.stdout, "\n") {
+			f := strings.Fields(l)
+			if len(f) > 1 && want[f[len(f)-1]] != "" {
+				found[f[len(f)-1]] = f[0]
+			}
+		}
+		if r.code != 0 || len(found) != 2 || found[obj] != "shm" || found[sem] != "sem" {
+			t.Errorf("shm %v: exit %d, found %v:\n%s", args, r.code, found, r.stdout)
+		}
+		names := slices.DeleteFunc(slices.Clone(args[1:]), func(a string) bool { return a == "-l" })
+		if header := slices.Contains(args, "-l"); len(names) > 0 && strings.Count(r.stdout, "\n") != len(names)+map[bool]int{true: 1}[header] {
+			t.Errorf("shm %v lists more than the NAMEs given:\n%s", args, r.stdout)
+		}
+	}
+	var recs []map[string]any
+	r := runIn(t, nil, "stat", "-json", obj, sem)
+	if err := json.Unmarshal([]byte(r.stdout), &recs); err != nil || len(recs) != 2 || recs[0]["type"] != "shm" || recs[1]["type"] != "sem" {
+		t.Errorf("stat -json: %v %v", err, recs)
+	}
+	ok(t, runIn(t, nil, "rm", obj, sem))
 }
