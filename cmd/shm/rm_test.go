@@ -507,3 +507,57 @@ func TestRmStaleWindow(t *testing.T) {
 	}
 	shm.Unlink(name)
 }
+
+// asNobody runs the command as uid and gid 65534.
+func asNobody(t *testing.T, args ...string) result {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the command as uid 65534")
+	}
+	os.Chmod(filepath.Dir(bin), 0o755)
+	cmd := exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, isExit := err.(*exec.ExitError); isExit {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// TestChmodChownWithoutRead: the owner of an object may change its mode
+// and group and stat it without read permission on it, as with chmod(1),
+// chown(1) and stat(1); another owner stays refused.
+//
+// Kills: chmod and chown only through an open for reading (EACCES for the
+// owner of a mode 0000 object; issue 18 item 7).
+func TestChmodChownWithoutRead(t *testing.T) {
+	name := newName(t)
+	ok(t, runIn(t, nil, "create", name))
+	ok(t, runIn(t, nil, "chown", "65534:65534", name))
+	ok(t, runIn(t, nil, "chmod", "0000", name))
+	mode := func() uint32 {
+		st, err := lstat("/dev/shm" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode & 0o777
+	}
+	if r := asNobody(t, "chmod", "0640", name); r.code != 0 || mode() != 0o640 {
+		t.Fatalf("chmod by the owner without read permission: exit %d, %q, mode %#o", r.code, r.stderr, mode())
+	}
+	ok(t, runIn(t, nil, "chmod", "0000", name))
+	if r := asNobody(t, "chown", ":65534", name); r.code != 0 {
+		t.Errorf("chown :GROUP by the owner without read permission: exit %d, %q", r.code, r.stderr)
+	}
+	if r := asNobody(t, "stat", name); r.code != 0 || !strings.Contains(r.stdout, "mode:     ---------- (0)") {
+		t.Errorf("stat by the owner without read permission: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	if r := asNobody(t, "chown", "0", name); r.code != 1 || !strings.Contains(r.stderr, "operation not permitted") {
+		t.Errorf("chown to root by nobody: exit %d, %q", r.code, r.stderr)
+	}
+}
