@@ -460,11 +460,32 @@ func explainDenied(pids []int) string {
 		case uid != myUID && myUID != "0":
 			why = "another user's process, which only root may inspect"
 		case extra != 0:
-			why = fmt.Sprintf("it has capabilities this process lacks (CapEff %s, this one %s), so even root without them may not read its descriptors", st["CapEff"], me["CapEff"])
+			why = fmt.Sprintf("it has capabilities this process lacks (%s), so even root without them may not read its descriptors", capNames(extra))
 		}
 		parts = append(parts, fmt.Sprintf("pid %d (%s, uid %s): %s", pid, quoteName(st["Name"]), uid, why))
 	}
 	return fmt.Sprintf("%d %s could not be inspected: %s", len(pids), map[bool]string{true: "process", false: "processes"}[len(pids) == 1], strings.Join(parts, "; "))
+}
+
+// capNames names the capabilities in the mask c, as capabilities(7) does.
+func capNames(c uint64) string {
+	names := strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+		LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE
+		SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME
+		SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG
+		WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE`)
+	var out []string
+	for i := range 64 {
+		if c&(1<<i) == 0 {
+			continue
+		}
+		if i < len(names) {
+			out = append(out, "CAP_"+names[i])
+		} else {
+			out = append(out, fmt.Sprintf("capability %d", i))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // deniedAdvice is what rm -stale suggests when it refuses.

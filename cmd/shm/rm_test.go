@@ -395,7 +395,7 @@ func TestExplainDenied(t *testing.T) {
 	write("1", "tini", me, "000001ffffffffff")
 	write("7", "my app", "4242", "0000000000000000")
 	msg := explainDenied([]int{1, 7})
-	for _, want := range []string{"2 processes could not be inspected", "pid 1 (tini, uid " + me + "): it has capabilities this process lacks", `pid 7 ("my\x20app", uid 4242)`} {
+	for _, want := range []string{"2 processes could not be inspected", "pid 1 (tini, uid " + me + "): it has capabilities this process lacks (CAP_SYS_RESOURCE)", `pid 7 ("my\x20app", uid 4242)`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("explainDenied says %q; want %q in it", msg, want)
 		}
@@ -559,5 +559,40 @@ func TestChmodChownWithoutRead(t *testing.T) {
 	}
 	if r := asNobody(t, "chown", "0", name); r.code != 1 || !strings.Contains(r.stderr, "operation not permitted") {
 		t.Errorf("chown to root by nobody: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestCheckProc: a /proc whose self is not this process (another pid
+// namespace's) is refused; one mounted hidepid=2 is a hiddenError (refused
+// unless -ignore-denied) for a process without CAP_SYS_PTRACE; a usable
+// one passes.
+//
+// Kills: checkProc trusting any /proc with a self link; hidepid ignored
+// (other users' processes invisible, so none counted as denied).
+func TestCheckProc(t *testing.T) {
+	if err := checkProc(); err != nil {
+		t.Fatalf("the real /proc: %v", err)
+	}
+	old := procDir
+	t.Cleanup(func() { procDir = old })
+	fake := func(self, hidepid string) error {
+		procDir = t.TempDir()
+		pid := strconv.Itoa(os.Getpid())
+		os.MkdirAll(procDir+"/"+pid+"/fd", 0o755)
+		os.Symlink(self, procDir+"/self")
+		os.WriteFile(procDir+"/"+pid+"/mountinfo", []byte("22 1 0:21 / /proc rw,nosuid - proc proc rw"+hidepid+"\n"), 0o644)
+		os.WriteFile(procDir+"/"+pid+"/status", []byte("Name:\tshm\nCapEff:\t0000000000000000\n"), 0o644)
+		return checkProc()
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if err := fake(pid, ""); err != nil {
+		t.Errorf("a usable /proc: %v", err)
+	}
+	if err := fake("1", ""); err == nil || !strings.Contains(err.Error(), "another pid namespace") {
+		t.Errorf("a /proc whose self is pid 1: %v", err)
+	}
+	var hidden hiddenError
+	if err := fake(pid, ",hidepid=invisible"); !errors.As(err, &hidden) {
+		t.Errorf("a /proc mounted hidepid=invisible: %v", err)
 	}
 }
