@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ func forgers(t *testing.T) []string {
 		t.Cleanup(func() { os.Remove("/dev/shm" + n) })
 		names = append(names, n)
 	}
+	slices.Sort(names) // the order of ls, by byte
 	return names
 }
 
