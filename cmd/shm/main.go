@@ -68,17 +68,23 @@
 // backslashes is printed as it is; any other name is printed in double
 // quotes with Go's (and C's) escapes, a space as \x20: "/a\x20b",
 // "/x\nroot", "/\xff" (Go's strconv.Unquote reads it back; \xff is a
-// byte). So one object is always one line, and its name is always the
-// last space-separated field of the line. ls -l's columns are TYPE MODE OWNER GROUP SIZE MODIFIED HOLDERS
-// NAME, separated by spaces; MODIFIED is "2006-01-02T15:04:05" in local
-// time; HOLDERS is pids joined by commas, "-" for none, "?" when some
-// process could not be inspected (said on standard error). With -0, ls and
-// rm end each record with a NUL byte instead of a newline and print names
-// exactly as they are, unquoted. With -json, ls, stat and rm print one JSON
-// array of objects with fields type, name, path, size, mode, uid, gid,
-// owner, group, modified, changed, holders (ls -l and stat), and for rm
-// action ("removed", "would remove", "kept", "error") and reason; a name
-// that is not valid UTF-8 also has name_base64, its exact bytes.
+// byte). So one object is always one line, and its name is always the last
+// space-separated field of the line. Owner and group names are printed the
+// same way.
+//
+// ls prints "TYPE NAME" lines; ls -l's columns are TYPE MODE OWNER GROUP
+// SIZE MODIFIED HOLDERS NAME, separated by spaces, after a header line;
+// MODIFIED is "2006-01-02T15:04:05" in local time; HOLDERS is pids joined by
+// commas, "-" for none, with "?" (alone or after the pids found) when some
+// process could not be inspected, which standard error then explains. Both
+// are sorted by name. With -0, ls and rm end each record with a NUL byte
+// instead of a newline and print names exactly as they are, unquoted, and
+// ls -l prints no header. With -json, ls, stat and rm print one JSON array:
+// for ls and stat, objects with fields type, name, path, size, mode, uid,
+// gid, owner, group, modified, changed and holders (null when unknown, with
+// holders_found); for rm, type, name, action ("removed", "would remove",
+// "kept", "absent", "error") and reason. A name that is not valid UTF-8
+// also has name_base64, its exact bytes.
 //
 // # Cleaning up
 //
