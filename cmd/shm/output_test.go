@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -199,5 +200,45 @@ func TestExitCodesDocumented(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(doc), []byte("Output")) {
 		t.Error("the package doc does not describe the output format")
+	}
+}
+
+// TestRunReentrant: run keeps no state between or across calls: commands
+// with different flags run at once in goroutines each get their own
+// (under -race, a shared flag variable is also a reported race).
+//
+// Kills: a flag value kept in a package variable (issue 17: run could not
+// be re-entered or tested in process).
+func TestRunReentrant(t *testing.T) {
+	const n = 8
+	names := make([]string, n)
+	for i := range names {
+		names[i] = newName(t)
+	}
+	errs := make(chan string, n)
+	for i, name := range names {
+		go func() {
+			size := strconv.Itoa((i + 1) * 4096)
+			for range 20 {
+				if r := runIn(t, nil, "create", "-size", size, name); r.code != 0 {
+					errs <- r.stderr
+					return
+				}
+				if r := runIn(t, nil, "read", name); len(r.stdout) != (i+1)*4096 {
+					errs <- fmt.Sprintf("read %d bytes of %s, made with -size %s", len(r.stdout), name, size)
+					return
+				}
+				if r := runIn(t, nil, "rm", name); r.code != 0 {
+					errs <- r.stderr
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range n {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
 	}
 }
