@@ -109,17 +109,29 @@ type holderInfo struct {
 	pids   map[string][]int // by entry path; nil slice: none found
 	failed map[string]error // by entry path: the holders are unknown
 	denied []int
+	hidden error // /proc hides some processes (hidepid)
 }
 
 // known reports whether the holders of e are known: found, and no process
 // could have hidden one.
-func (h *holderInfo) known(e entry) bool { return h.failed[e.path] == nil && len(h.denied) == 0 }
+func (h *holderInfo) known(e entry) bool {
+	return h.failed[e.path] == nil && len(h.denied) == 0 && h.hidden == nil
+}
 
 // findHolders looks for the processes that hold es: one scan of /proc for
 // all objects (shm.HoldersAll), one per semaphore (shm.Holders of its
 // file, which shm_open reaches as "/sem.NAME").
 func findHolders(es []entry) *holderInfo {
 	h := &holderInfo{pids: map[string][]int{}, failed: map[string]error{}}
+	var hidden hiddenError
+	if err := checkProc(); errors.As(err, &hidden) {
+		h.hidden = err // some processes are invisible: every answer is partial
+	} else if err != nil { // no holder found would mean nothing
+		for _, e := range es {
+			h.failed[e.path] = err
+		}
+		return h
+	}
 	deniedSet := map[int]bool{}
 	addDenied := func(err error) error {
 		var de *shm.DeniedError
@@ -181,6 +193,9 @@ func (h *holderInfo) field(e entry) string {
 
 // warnUnknown says on standard error why some holders are unknown.
 func (h *holderInfo) warnUnknown(e *env, cmd string) {
+	if h.hidden != nil {
+		e.warn("%s: %v: holders there are unknown (\"?\")", cmd, h.hidden)
+	}
 	if len(h.denied) > 0 {
 		e.warn("%s: %s: holders there are unknown (\"?\")", cmd, explainDenied(h.denied))
 	}

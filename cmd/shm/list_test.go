@@ -135,3 +135,24 @@ func TestListingsAgree(t *testing.T) {
 	}
 	ok(t, runIn(t, nil, "rm", obj, sem))
 }
+
+// TestLsWithoutProc: where /proc does not show this process, ls -l and
+// stat show the holders as unknown ("?") and say why, never "-".
+//
+// Kills: listings trusting an empty /proc (every object shown as held by
+// nobody).
+func TestLsWithoutProc(t *testing.T) {
+	name := newName(t)
+	ok(t, runIn(t, nil, "create", name))
+	old := procDir
+	procDir = t.TempDir()
+	defer func() { procDir = old }()
+	r := runIn(t, nil, "ls", "-l", name)
+	if f := strings.Fields(strings.Split(r.stdout, "\n")[1]); r.code != 0 || f[len(f)-2] != "?" || !strings.Contains(r.stderr, "/proc is not mounted") {
+		t.Errorf("ls -l without /proc: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+	}
+	r = runIn(t, nil, "stat", name)
+	if !strings.Contains(r.stdout, "holders:  ?\n") {
+		t.Errorf("stat without /proc: %q", r.stdout)
+	}
+}
