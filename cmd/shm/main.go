@@ -95,20 +95,23 @@
 // inspected (another user's; in a container, often pid 1, which has
 // capabilities the shell lacks), any object might be theirs: it says which
 // processes and why, and removes nothing unless -ignore-denied. Before it
-// removes an object it renames it to a quarantine name, checks the holders
-// again, and then unlinks it, or puts it back under its name if a process
-// holds it by then. Only a process that opens the object in the instant
-// between the second check reaching it and the rename (a single open(2)
-// in flight), or that receives its descriptor over a socket, can still
-// lose it; processes of another pid namespace are never seen.
+// removes an object it renames it to a quarantine name (NAME.~RANDOM), so
+// that nobody can open it any more, checks the holders again, and then
+// unlinks it, or puts it back under its name (never over a new object
+// there) if a process holds it by then. Meanwhile, for one scan of /proc, a
+// process that opens the name gets ENOENT. Only a process whose open(2) had
+// resolved the name before the rename but whose descriptor appears after
+// the second check read its /proc/PID/fd (one system call's span), or that
+// receives the descriptor over a socket, can still lose the object;
+// processes of another pid namespace are never seen.
 //
 // # Exit status
 //
-//	0    success; rm -f and rm -stale: also when a NAME does not exist, and
-//	     when rm -stale kept a NAME because it is held or young (said on
-//	     standard error)
-//	1    an error, said on standard error in one line ("shm: ..."); rm and
-//	     ls go on with the other NAMEs first
+//	0    success; with rm -f (or rm -stale -f), also when a NAME does not
+//	     exist; with rm -stale, also when it kept a NAME because it is held
+//	     or young (said on standard error)
+//	1    an error, said on standard error in one line ("shm: ..."); rm, ls
+//	     and stat go on with the other NAMEs first
 //	2    a usage error: the usage is printed to standard error
 //	3    rm -stale removed nothing because it could not judge: /proc does not
 //	     show this process, or some processes could not be inspected
