@@ -43,9 +43,9 @@ func allEntries() ([]entry, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, entry{"shm", "/" + fi.Name(), shmDir + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
+		out = append(out, entry{"shm", "/" + fi.Name(), shm.Dir() + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
 	}
-	sems, err := filepath.Glob(shmDir + "/sem.*")
+	sems, err := filepath.Glob(shm.Dir() + "/sem.*")
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +268,7 @@ func gather(e *env, cmd string, names []string) (es []entry, failed bool) {
 	if len(names) == 0 {
 		all, err := allEntries()
 		if err != nil {
-			e.warn("%v", cmdErr(cmd, shmDir, err))
+			e.warn("%v", cmdErr(cmd, shm.Dir(), err))
 			return nil, true
 		}
 		return all, false

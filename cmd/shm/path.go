@@ -1,8 +1,10 @@
 package main
 
-// Objects and semaphores as files of /dev/shm, for what the package does
-// not offer: a semaphore's file, and an object this user may not read
-// (stat, chmod and chown need no read permission, as for any file).
+// Objects and semaphores as files of the package's directory (shm.Dir:
+// object "/x" is the file Dir()+"/x", glibc's semaphore "/x" the file
+// Dir()+"/sem.x"), for what the package does not offer: a semaphore's file,
+// and an object this user may not read (stat, chmod and chown need no read
+// permission, as for any file).
 
 import (
 	"fmt"
@@ -11,12 +13,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// shmDir is where Linux's C libraries (glibc, musl) keep the objects:
-// name "/x" is the file /dev/shm/x, and glibc's semaphore "/x" the file
-// /dev/shm/sem.x.
-const shmDir = "/dev/shm"
+	"github.com/posixshm/shm"
+)
 
 // baseName is name as glibc and musl map it to a file name: leading
 // slashes dropped, then one path element, or EINVAL.
@@ -34,7 +33,7 @@ func objectPath(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return shmDir + "/" + base, nil
+	return shm.Dir() + "/" + base, nil
 }
 
 // semPath is the file behind glibc's semaphore name: sem.NAME. (musl keeps
@@ -44,7 +43,7 @@ func semPath(name string) (string, error) {
 	if err != nil || len(base) > 251 {
 		return "", syscall.EINVAL
 	}
-	return shmDir + "/sem." + base, nil
+	return shm.Dir() + "/sem." + base, nil
 }
 
 const (

@@ -193,7 +193,7 @@ func runRmStale(out *rmOutput, o *rmOpts, args []string) error {
 	} else {
 		all, err := allEntries()
 		if err != nil {
-			return cmdErr("rm", shmDir, err)
+			return cmdErr("rm", shm.Dir(), err)
 		}
 		for _, en := range all {
 			cands = append(cands, candidate{en, false})
@@ -320,7 +320,7 @@ func leftovers(name string) []entry {
 	if err != nil {
 		return nil
 	}
-	dir, err := os.ReadDir(shmDir)
+	dir, err := os.ReadDir(shm.Dir())
 	if err != nil {
 		return nil
 	}
@@ -342,11 +342,11 @@ func leftovers(name string) []entry {
 		if stem != prefix && !(len(f) == 255 && strings.HasPrefix(prefix, stem)) {
 			continue
 		}
-		st, err := lstat(shmDir + "/" + f)
+		st, err := lstat(shm.Dir() + "/" + f)
 		if err != nil {
 			continue
 		}
-		out = append(out, entry{kind, entryName(kind, f), shmDir + "/" + f, st})
+		out = append(out, entry{kind, entryName(kind, f), shm.Dir() + "/" + f, st})
 	}
 	return out
 }

@@ -36,7 +36,7 @@ func semCreateCmd(fl *flag.FlagSet) runner {
 		if *value > 1<<31-1 {
 			return usageError{fmt.Sprintf("-value %d is larger than SEM_VALUE_MAX", *value)}
 		}
-		s, err := shm.OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, fs.FileMode(mode), int(*value))
+		s, err := shm.OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, fs.FileMode(mode), int(*value))
 		if err != nil {
 			return cmdErr("sem create", name, err)
 		}
