@@ -6,8 +6,6 @@ package shm_test
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -18,9 +16,9 @@ import (
 // package doc in a tagged file (go doc printed no package doc), a
 // CGO_ENABLED=0 build that succeeds or fails without naming cgo.
 func TestBuildRefusals(t *testing.T) {
-	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gocmd); err != nil {
-		t.Skipf("no go command at %s", gocmd)
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command in PATH: %v", err)
 	}
 	for _, env := range [][]string{{"GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=1"}, {"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"}, {"GOOS=freebsd", "GOARCH=amd64"}} {
 		cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
