@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -240,5 +242,63 @@ func TestRunReentrant(t *testing.T) {
 		if e := <-errs; e != "" {
 			t.Error(e)
 		}
+	}
+}
+
+// TestReadmeCommandLines: every command line in the README's section on
+// the shm command names a command and flags that exist.
+//
+// Kills: a README left behind by a renamed or removed flag (ls -l -n,
+// which counted holders, is now -n for numeric ids).
+func TestReadmeCommandLines(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Skipf("no README: %v", err)
+	}
+	_, sec, _ := strings.Cut(string(readme), "### The `shm` command")
+	block, _, _ := strings.Cut(sec, "\n## ")
+	_, block, _ = strings.Cut(block, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	n := 0
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, cmdline := range strings.Split(line, ";") {
+			cmdline, _, _ = strings.Cut(cmdline, "<")
+			words := strings.Fields(cmdline)
+			if len(words) < 2 || words[0] != "shm" {
+				continue
+			}
+			n++
+			args := words[1:]
+			var g *group
+			var c *command
+			for _, gr := range groups {
+				if c != nil {
+					break
+				}
+				if gr.name == "" {
+					if found := gr.find(args[0]); found != nil {
+						g, c, args = gr, found, args[1:]
+					}
+				} else if gr.name == args[0] && len(args) > 1 {
+					if found := gr.find(args[1]); found != nil {
+						g, c, args = gr, found, args[2:]
+					}
+				}
+			}
+			if c == nil {
+				t.Errorf("README: %q: no such command", cmdline)
+				continue
+			}
+			fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
+			fl.SetOutput(io.Discard)
+			c.setup(fl)
+			if _, err := parseArgs(fl, args); err != nil {
+				t.Errorf("README: %q: %v (usage: %s)", cmdline, err, g.synopsis(c))
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found %d command lines in the README's command section", n)
 	}
 }
