@@ -75,7 +75,7 @@ func runDemo(e *env, hold, memfd bool, args []string) (err error) {
 	if err != nil {
 		return cmdErr("demo", "/shm-demo-*", err)
 	}
-	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) under a temporary name, fallocate %d bytes, mmap, link to the name", s.Name(), demoSize)
+	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) under a temporary name, fallocate %d bytes, mmap, rename to the name", s.Name(), demoSize)
 	defer func() {
 		s.Close()
 		if uerr := s.Unlink(); uerr != nil && err == nil {

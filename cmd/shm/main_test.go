@@ -12,11 +12,13 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -558,9 +560,7 @@ func TestDemoHandover(t *testing.T) {
 	cmd := exec.Command(bin, "demo", "-hold")
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	startSignalable(t, cmd)
 	done := false
 	defer func() {
 		if !done { // SIGTERM, not SIGKILL: the demo unlinks its object
@@ -607,6 +607,44 @@ var stopSignals = []struct {
 	code int
 }{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGHUP, 129}}
 
+// startSignalable starts cmd, a child the test will send signals, with
+// the default dispositions of the stop signals whatever this process
+// inherited: a signal ignored here (a test run under nohup, or in the
+// background of a shell, which ignores SIGINT) would stay ignored in the
+// child, which rightly keeps it so, and the test would wait for it
+// forever. And a deadline: if the child has not ended 30 seconds later, it
+// is killed (SIGKILL) and the test fails instead of hanging.
+func startSignalable(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	catchIgnored()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() {
+		t.Errorf("%s did not end within 30 s of its start: killed", cmd.Path)
+		cmd.Process.Kill()
+	})
+	t.Cleanup(func() { timer.Stop() })
+}
+
+// catchIgnored makes this process catch, and drop, those of the stop
+// signals it inherited ignored, for the rest of its life: to this process
+// they stay without effect, but a caught signal is reset to its default in
+// an exec'd child, where an ignored one stays ignored. (Catching only
+// around each start would not do: once os/signal has caught an inherited
+// ignored signal, signal.Ignored no longer reports it.)
+var catchIgnored = sync.OnceFunc(func() {
+	var ignored []os.Signal
+	for _, c := range stopSignals {
+		if signal.Ignored(c.sig) {
+			ignored = append(ignored, c.sig)
+		}
+	}
+	if len(ignored) > 0 {
+		signal.Notify(make(chan os.Signal, 1), ignored...)
+	}
+})
+
 // TestDemoInterrupted: Ctrl-C (SIGINT), SIGTERM or SIGHUP while the reader
 // holds the object still leaves nothing behind, and the exit status names
 // the signal.
@@ -617,9 +655,7 @@ func TestDemoInterrupted(t *testing.T) {
 			stdin, _ := cmd.StdinPipe() // kept open: the reader holds
 			defer stdin.Close()
 			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			startSignalable(t, cmd)
 			sc := bufio.NewScanner(stdout)
 			var name string
 			for sc.Scan() {
@@ -692,9 +728,7 @@ func TestWriteInterrupted(t *testing.T) {
 			defer stdin.Close()
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			startSignalable(t, cmd)
 			stdin.Write([]byte("the first bytes of many")) // then it waits for more
 			waitFor(name)
 			cmd.Process.Signal(c.sig)
@@ -722,10 +756,8 @@ func TestWriteNohup(t *testing.T) {
 	defer stdin.Close()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(name) // write has set up its signals before it created the object
+	startSignalable(t, cmd) // the shell makes write ignore SIGHUP
+	waitFor(name)           // write has set up its signals before it created the object
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -772,5 +804,35 @@ func TestDemoMemfd(t *testing.T) {
 	}
 	if after := demoEntries(); after > before {
 		t.Errorf("demo -memfd added to /dev/shm: %d shm-demo entries, %d before", after, before)
+	}
+}
+
+// signalTestsEnv marks the run of the signal tests that
+// TestSignalTestsUnderNohup starts.
+const signalTestsEnv = "SHM_TEST_SIGNALS_IGNORED"
+
+// TestSignalTestsUnderNohup (issue 14 item 11): the tests that send
+// signals pass when the test binary inherits SIGHUP, SIGINT and SIGTERM
+// ignored (started under nohup, or in the background of a shell), within
+// a deadline, instead of waiting for the whole test timeout.
+//
+// Kills: starting the demo or write with the inherited dispositions (the
+// demo keeps an ignored SIGHUP ignored, and TestDemoInterrupted/hangup
+// waits forever: here, until the child's 60 s timeout).
+func TestSignalTestsUnderNohup(t *testing.T) {
+	if os.Getenv(signalTestsEnv) != "" {
+		t.Skip("this is the run under nohup")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skipf("cannot re-execute the test binary: %v", err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `trap '' HUP INT TERM; exec "$0" "$@"`, exe,
+		"-test.run=^(TestDemoInterrupted|TestWriteInterrupted|TestDemoHandover|TestWriteNohup)$",
+		"-test.v", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), signalTestsEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "\nPASS\n") {
+		t.Fatalf("the signal tests with SIGHUP, SIGINT and SIGTERM ignored: %v\n%s", err, out)
 	}
 }
