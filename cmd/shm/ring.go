@@ -1,10 +1,10 @@
 package main
 
-// shm ring: a shared-memory pipe between two shells, on package ring.
+// The ring commands: shm ring create, send and recv, a shared-memory pipe
+// between two shells on package ring.
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,161 +13,138 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/ring"
 )
 
-const ringArgs = "create -size N NAME | send NAME | recv NAME"
+var ringCommands = []*command{
+	{name: "create", args: "-size N NAME", summary: "make a message ring of N data bytes (a multiple of 8, at least 64; exclusive, pages reserved)", setup: ringCreateCmd},
+	{name: "send", args: "NAME", summary: "send standard input into the ring as messages (each read, up to the largest message), then end the stream", setup: ringSendCmd},
+	{name: "recv", args: "NAME", summary: "copy the ring's messages to standard output until the stream ends", setup: ringRecvCmd},
+}
 
-const ringHelp = `create makes a ring of N data bytes (a multiple of 8, at least 64; the
-largest message is N/2-8 bytes). send claims the writing end and sends
-standard input as messages (each read, up to the largest message), then
-ends the stream; recv claims the reading end and copies the messages to
-standard output until the stream ends. Either may start first. recv fails
-if the writer's process dies, send if the reader's dies while the ring is
-full; a new send or recv can then take over the ring.`
-
-// ringMain runs "shm ring SUBCOMMAND ARGS" and returns the exit status:
-// 0, 1 after an error (one line on stderr), 2 after a usage error, 130
-// when SIGINT or SIGTERM stopped it (send still ends the stream).
-func ringMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	usage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: shm ring %s\n\n%s\n\n%s\n", ringArgs, ringHelp, sizeGrammar)
-	}
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "shm ring: "+format+"\n", a...)
-		usage(stderr)
-		return 2
-	}
-	if len(args) == 0 {
-		return bad("want a subcommand: %s", ringArgs)
-	}
-	sub := args[0]
-	switch sub {
-	case "-h", "-help", "--help", "help":
-		usage(stdout)
-		return 0
-	case "create", "send", "recv":
-	default:
-		return bad("unknown subcommand %q: want %s", sub, ringArgs)
-	}
-	fl := flag.NewFlagSet("shm ring "+sub, flag.ContinueOnError)
-	fl.SetOutput(io.Discard)
-	var size int64 = -1
-	if sub == "create" {
-		fl.Func("size", "the ring's data `bytes` (N)", func(v string) (err error) { size, err = parseSize(v); return })
-	}
-	if err := fl.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			usage(stdout)
-			return 0
-		}
-		return bad("%s: %v", sub, err)
-	}
-	if fl.NArg() != 1 {
-		return bad("%s: want exactly one NAME", sub)
-	}
-	name := fl.Arg(0)
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "shm: ring %s %s: %v\n", sub, showName(name), err)
-		return 1
-	}
-	if sub == "create" {
-		if size < 0 {
-			return bad("create: -size is required")
-		}
-		if size > 1<<40 {
-			return fail(fmt.Errorf("size %d: at most 1T", size))
-		}
-		r, err := ring.Create(name, int(size))
+func ringCreateCmd(fl *flag.FlagSet) runner {
+	size := sizeFlag{n: -1}
+	fl.Var(&size, "size", "the ring's data `bytes`; the largest message is half, less 8")
+	return func(e *env, args []string) error {
+		name, err := oneName(args)
 		if err != nil {
-			return fail(err)
+			return err
 		}
-		return closeWith(r, 0, fail)
+		if size.n < 0 {
+			return usageError{"-size is required"}
+		}
+		if size.n > 1<<40 {
+			return cmdErr("ring create", name, fmt.Errorf("size %d: at most 1T", size.n))
+		}
+		r, err := ring.Create(name, int(size.n))
+		if err != nil {
+			return cmdErr("ring create", name, err)
+		}
+		if err := r.Close(); err != nil {
+			return cmdErr("ring create", name, err)
+		}
+		return nil
 	}
+}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+// withRing opens the ring name and runs do with a context that SIGINT,
+// SIGTERM and SIGHUP cancel; do's error, or a stop by a signal, is the
+// command's.
+func withRing(cmd string, args []string, do func(ctx context.Context, r *ring.Ring) error) error {
+	name, err := oneName(args)
+	if err != nil {
+		return err
+	}
 	r, err := ring.Open(name)
 	if err != nil {
-		return fail(err)
+		return cmdErr(cmd, name, err)
 	}
-	code := 0
-	if sub == "send" {
-		code = ringSend(ctx, r, stdin, fail)
-	} else {
-		code = ringRecv(ctx, r, stdout, fail)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	notifyStop(sigs)
+	defer signal.Stop(sigs)
+	got := make(chan os.Signal, 1)
+	go func() {
+		var s os.Signal
+		select {
+		case s = <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+		got <- s
+	}()
+	err = do(ctx, r)
+	if cerr := r.Close(); err == nil && cerr != nil {
+		err = cerr
 	}
-	if ctx.Err() != nil && code != 0 {
-		code = 130
-		fmt.Fprintf(stderr, "shm: ring %s %s: stopped by a signal\n", sub, showName(name))
+	cancel()
+	if s := <-got; s != nil && err != nil {
+		return stoppedBy(s, cmd+" "+quoteName(name))
 	}
-	return closeWith(r, code, fail)
-}
-
-func closeWith(r *ring.Ring, code int, fail func(error) int) int {
-	if err := r.Close(); err != nil && code == 0 {
-		return fail(err)
-	}
-	return code
-}
-
-// ringSend sends stdin as messages, then ends the stream (Close).
-func ringSend(ctx context.Context, r *ring.Ring, stdin io.Reader, fail func(error) int) int {
-	w, err := r.Writer()
 	if err != nil {
-		return fail(err)
+		return cmdErr(cmd, name, err)
 	}
-	defer w.Close()
-	buf := make([]byte, min(r.MaxMessage(), 256<<10))
-	for {
-		n, rerr := stdin.Read(buf)
-		if n > 0 {
-			if err := w.Send(ctx, buf[:n]); err != nil {
-				return fail(err)
+	return nil
+}
+
+func ringSendCmd(fl *flag.FlagSet) runner {
+	return func(e *env, args []string) error {
+		return withRing("ring send", args, func(ctx context.Context, r *ring.Ring) error {
+			w, err := r.Writer()
+			if err != nil {
+				return err
 			}
-		}
-		if rerr == io.EOF {
-			if err := w.Close(); err != nil {
-				return fail(err)
+			buf := make([]byte, min(r.MaxMessage(), 256<<10))
+			for {
+				n, rerr := e.stdin.Read(buf)
+				if n > 0 {
+					if err := w.Send(ctx, buf[:n]); err != nil {
+						return err
+					}
+				}
+				if rerr == io.EOF {
+					return w.Close() // the end of the stream
+				}
+				if rerr != nil {
+					return rerr
+				}
 			}
-			return 0
-		}
-		if rerr != nil {
-			return fail(rerr)
-		}
+		})
 	}
 }
 
-// ringRecv copies messages to stdout, from the ring itself, until the end
-// of the stream.
-func ringRecv(ctx context.Context, r *ring.Ring, stdout io.Writer, fail func(error) int) int {
-	rd, err := r.Reader()
-	if err != nil {
-		return fail(err)
-	}
-	defer rd.Close()
-	for {
-		msg, err := rd.Next(ctx)
-		if err == io.EOF {
-			return 0
-		}
-		if err != nil {
-			return fail(err)
-		}
-		if _, err := stdout.Write(msg); err != nil {
-			return fail(err) // the message stays in the ring for the next reader
-		}
-		if err := rd.Release(); err != nil {
-			return fail(err)
-		}
+func ringRecvCmd(fl *flag.FlagSet) runner {
+	return func(e *env, args []string) error {
+		return withRing("ring recv", args, func(ctx context.Context, r *ring.Ring) error {
+			rd, err := r.Reader()
+			if err != nil {
+				return err
+			}
+			for {
+				msg, err := rd.Next(ctx) // in place: written to stdout from the ring itself
+				if err == io.EOF {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if _, err := e.stdout.Write(msg); err != nil {
+					return err // the message stays in the ring for the next reader
+				}
+				if err := rd.Release(); err != nil {
+					return err
+				}
+			}
+		})
 	}
 }
 
-// isRing reports whether the object name (as /dev/shm lists it, with or
-// without a leading slash) starts with a ring's magic (ring/LAYOUT.md),
-// reading 8 bytes without mapping it.
+// isRing reports whether the object name (as ls shows it, "/x") starts
+// with a ring's magic (ring/LAYOUT.md), reading 8 bytes without mapping it.
 func isRing(name string) bool {
-	f, err := os.OpenFile(shmDir+"/"+strings.TrimLeft(name, "/"), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(shm.Dir()+"/"+strings.TrimLeft(name, "/"), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
@@ -177,10 +154,11 @@ func isRing(name string) bool {
 	return err == nil && string(b[:]) == "SHMRING\x00"
 }
 
-// runRing is the command table's entry for "shm ring".
-func runRing(_ *flag.FlagSet, args []string) error {
-	if code := ringMain(args, os.Stdin, os.Stdout, os.Stderr); code != 0 {
-		return exitCode{code, "ring: exit status " + fmt.Sprint(code)}
+// shownKind is the type ls prints for en: "ring" for an object that is a
+// ring, else en.kind.
+func shownKind(en entry) string {
+	if en.kind == "shm" && isRing(en.name) {
+		return "ring"
 	}
-	return nil
+	return en.kind
 }

@@ -59,7 +59,7 @@ func TestRingErrors(t *testing.T) {
 	name := newName(t)
 	for _, args := range [][]string{{"ring"}, {"ring", "create", name}, {"ring", "bogus", name}, {"ring", "send"}, {"ring", "recv", "-size", "1k", name}} {
 		r := runShm(t, nil, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "usage: shm ring") {
+		if r.code != 2 || !strings.Contains(r.stderr, "usage:") || !strings.Contains(r.stderr, "shm ring ") {
 			t.Errorf("shm %s: exit %d, stderr %q; want 2 and the usage", strings.Join(args, " "), r.code, r.stderr)
 		}
 	}
