@@ -33,6 +33,9 @@ func runChild(role, name string) int {
 	if strings.HasPrefix(role, "sync-") { // futex_test.go
 		return syncChild(role, name, in)
 	}
+	if strings.HasPrefix(role, "mutex-") { // mutex_test.go
+		return mutexChild(role, name, in)
+	}
 	switch role {
 	case "read6": // print the first 6 bytes
 		s, err := shm.Open(name)

@@ -1,0 +1,470 @@
+//go:build linux && cgo
+
+package shm_test
+
+// Mutex: a lock between processes that survives its holder's death, in Go
+// and in C (c/shmmutex.h, testdata/mutexpeer.c), against pid reuse and
+// across pid namespaces.
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/posixshm/shm"
+)
+
+// counterOff is where the tests keep a plain counter the lock protects.
+const counterOff = 64
+
+// mutexChild is runChild for the roles of these tests ("mutex-...").
+func mutexChild(role, name string, in *bufio.Reader) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
+		return 1
+	}
+	s, err := shm.Open(name)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer s.Close()
+	off := int64(0)
+	if role == "mutex-hold8" {
+		off = 8
+	}
+	mu, err := s.Mutex(off)
+	if err != nil {
+		return fail("%v", err)
+	}
+	switch role {
+	case "mutex-count": // SHM_TEST_N times: lock, counter++, unlock
+		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
+		if err := countUnder(mu, s.Bytes(), n); err != nil {
+			return fail("%v", err)
+		}
+		fmt.Println("done")
+	case "mutex-hold", "mutex-hold8": // lock (at 0 or 8), say so, wait to be killed (or for stdin's end)
+		err := mu.Lock(context.Background())
+		fmt.Printf("locked %v\n", err)
+		in.ReadString('\n')
+	case "mutex-trylock": // say what TryLock says, and Unlock if it took the lock
+		took, err := mu.TryLock()
+		fmt.Printf("%v %v\n", took, errors.Is(err, shm.ErrOwnerDead))
+		if took {
+			if err := mu.Unlock(); err != nil {
+				return fail("%v", err)
+			}
+		}
+	default:
+		return fail("unknown role")
+	}
+	return 0
+}
+
+// countUnder adds 1 to the plain counter in b n times, each under mu.
+func countUnder(mu *shm.Mutex, b []byte, n int) error {
+	for range n {
+		if err := mu.Lock(context.Background()); err != nil {
+			return err
+		}
+		c := b[counterOff : counterOff+8]
+		binary.LittleEndian.PutUint64(c, binary.LittleEndian.Uint64(c)+1)
+		if err := mu.Unlock(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newMutex(t *testing.T) (*shm.Segment, *shm.Mutex) {
+	t.Helper()
+	s := create(t, 4096)
+	mu, err := s.Mutex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, mu
+}
+
+// TestMutexSemantics: offsets, the zero value, not reentrant, process
+// ownership across Segments of one object, Unlock misuse, Close.
+//
+// Kills: a reentrant lock (step treating our own token as free: the second
+// TryLock says true); Unlock without the holder check (Unlock of a free lock
+// returns nil); a Mutex per Segment rather than per process (the second
+// Segment's Unlock says EPERM).
+func TestMutexSemantics(t *testing.T) {
+	s, mu := newMutex(t)
+	for _, off := range []int64{-8, 4, 4096 - 4, 4096} {
+		if _, err := s.Mutex(off); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("Mutex(%d) = %v; want EINVAL", off, err)
+		}
+	}
+	if err := mu.Unlock(); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("Unlock of a free lock = %v; want EPERM", err)
+	}
+	if took, err := mu.TryLock(); !took || err != nil {
+		t.Fatalf("TryLock of a zero lock = %v, %v", took, err)
+	}
+	if took, err := mu.TryLock(); took || err != nil {
+		t.Fatalf("TryLock of a lock this process holds = %v, %v; want false: not reentrant", took, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := mu.Lock(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock of a lock this process holds = %v; want DeadlineExceeded", err)
+	}
+	// Another Segment of the same object: the same lock, held by this process.
+	s2, err := shm.Open(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	mu2, err := s2.Mutex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, _ := mu2.TryLock(); took {
+		t.Fatal("TryLock through a second Segment took a held lock")
+	}
+	done := make(chan error)
+	go func() { done <- mu2.Unlock() }() // any goroutine of the holder may unlock
+	if err := <-done; err != nil {
+		t.Fatalf("Unlock through a second Segment of the same object: %v", err)
+	}
+	if err := mu.Unlock(); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("second Unlock = %v; want EPERM", err)
+	}
+	var pe *fs.PathError
+	if err := mu.Unlock(); !errors.As(err, &pe) || pe.Op != "unlock" || pe.Path != s.Name() {
+		t.Errorf("Unlock error %#v; want *fs.PathError unlock %s", err, s.Name())
+	}
+	ro, err := shm.OpenFile(s.Name(), os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Mutex(0); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Mutex of a read-only mapping = %v; want EINVAL", err)
+	}
+	ro.Close()
+	s2.Close()
+	if _, err := s2.Mutex(0); !errors.Is(err, fs.ErrClosed) {
+		t.Errorf("Mutex after Close = %v; want ErrClosed", err)
+	}
+	// A word of an unknown layout is refused, never taken.
+	binary.LittleEndian.PutUint64(s.Bytes()[8:], 1<<63|5)
+	mu8, err := s.Mutex(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu8.TryLock(); took || !errors.Is(err, syscall.EPROTO) {
+		t.Errorf("TryLock of a layout-2 word = %v, %v; want EPROTO", took, err)
+	}
+}
+
+// TestMutexMapping: a Mapping of a file (no descriptor kept) has the same
+// lock as a Segment of it.
+//
+// Kills: a registration keyed by anything but the object's device and
+// inode (the Mapping's Unlock of the Segment's lock says EPERM); a
+// reopenObject that cannot find a mapped file (Mutex fails).
+func TestMutexMapping(t *testing.T) {
+	s, mu := newMutex(t)
+	f, err := os.OpenFile(devPath(s.Name()), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	mm, err := m.Mutex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu.TryLock(); !took || err != nil {
+		t.Fatal(took, err)
+	}
+	if err := mm.Unlock(); err != nil {
+		t.Fatalf("Mapping's Unlock of the Segment's lock: %v", err)
+	}
+}
+
+// TestMutexCounter: Go goroutines, Go processes and C processes add to a
+// plain counter under the lock; the total is exact.
+//
+// Kills: a Lock that does not exclude (Lock returning nil without the
+// compare-and-swap: the total comes out short); an Unlock that does not
+// wake (waiters sleep, the test times out); C and Go disagreeing on the
+// futex half or the waiters bit (likewise).
+func TestMutexCounter(t *testing.T) {
+	s, mu := newMutex(t)
+	peer := buildC(t, "mutexpeer")
+	const n = 20000
+	var procs []*exec.Cmd
+	for i := range 2 {
+		c := childCmd(t, "mutex-count", s.Name())
+		c.Env = append(c.Env, "SHM_TEST_N="+strconv.Itoa(n))
+		procs = append(procs, c, exec.Command(peer, "count", s.Name(), strconv.Itoa(n)))
+		_ = i
+	}
+	for _, c := range procs {
+		if c.Stderr == nil {
+			c.Stderr = new(strings.Builder)
+		}
+		c.Stdout = new(strings.Builder)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() { errs <- countUnder(mu, s.Bytes(), n) })
+	}
+	wg.Wait()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range procs {
+		if err := c.Wait(); err != nil || !strings.HasSuffix(c.Stdout.(*strings.Builder).String(), "done\n") {
+			t.Fatalf("%s: %v %q %s", c.Args, err, c.Stdout, c.Stderr)
+		}
+	}
+	if got := binary.LittleEndian.Uint64(s.Bytes()[counterOff:]); got != 6*n {
+		t.Fatalf("counter = %d; want %d", got, 6*n)
+	}
+	if w := binary.LittleEndian.Uint64(s.Bytes()); w != 0 {
+		t.Fatalf("lock word after all unlocked = %#x; want 0", w)
+	}
+}
+
+// holdIn starts cmd, which must print a line starting "locked", and
+// returns a function that kills it with SIGKILL and reaps it.
+func holdIn(t *testing.T, cmd *exec.Cmd) (kill func()) {
+	t.Helper()
+	if cmd.Stderr == nil {
+		cmd.Stderr = new(strings.Builder)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if !strings.HasPrefix(line, "locked") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("%s: %q, %v %s", cmd.Args, line, err, cmd.Stderr)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			stdin.Close()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	return kill
+}
+
+// TestMutexOwnerDeadCHolder: a C process holds the lock and is killed
+// with SIGKILL; a Go Lock already waiting gets the lock and ErrOwnerDead
+// within the 250 ms test period (plus scheduling), and the lock is held.
+//
+// Kills: no death watch (the waiting Lock sleeps on: "Lock still waiting");
+// alive() answering true for a dead holder (same); a takeover that does
+// not report (err nil).
+func TestMutexOwnerDeadCHolder(t *testing.T) {
+	s, mu := newMutex(t)
+	peer := buildC(t, "mutexpeer")
+	kill := holdIn(t, exec.Command(peer, "hold", s.Name()))
+	if took, err := mu.TryLock(); took || err != nil {
+		t.Fatalf("TryLock of a lock a live C process holds = %v, %v", took, err)
+	}
+	done := make(chan error)
+	go func() { done <- mu.Lock(context.Background()) }()
+	waitSleeping(t, 1)
+	kill()
+	killed := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, shm.ErrOwnerDead) || !errors.Is(err, syscall.EOWNERDEAD) {
+			t.Fatalf("Lock after the holder died = %v; want ErrOwnerDead", err)
+		}
+		t.Logf("waiting Lock learnt of the death after %v", time.Since(killed))
+		if d := time.Since(killed); d > 2*time.Second {
+			t.Errorf("took %v; want about 250 ms", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock still waiting 5 s after its holder was killed")
+	}
+	if out := runPeer(t, peer, "lock", s.Name(), "0"); out != "ETIMEDOUT 0\n" {
+		t.Fatalf("C lock while Go holds it after the takeover: %q", out)
+	}
+	if err := mu.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu.TryLock(); !took || err != nil {
+		t.Fatalf("TryLock after the repair = %v, %v; want a plain take", took, err)
+	}
+	mu.Unlock()
+}
+
+// waitSleeping waits until n goroutines of this process sleep in the
+// futex of a Mutex or a Wait.
+func waitSleeping(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); countStacks("shm.(*sleeper).futexWait", true) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines never slept", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func runPeer(t *testing.T, argv ...string) string {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = new(strings.Builder)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v %s", argv, err, cmd.Stderr)
+	}
+	return string(out)
+}
+
+// TestMutexOwnerDeadGoHolder: a Go process holds the lock and is killed
+// with SIGKILL; a C process already waiting in shmmutex_lock gets
+// EOWNERDEAD with the lock held, and a Go TryLock afterwards a plain lock.
+//
+// Kills: C's step not testing the holder's byte (ETIMEDOUT); Go's slot()
+// and C's shmmutex__slot disagreeing (the C waiter tests the wrong byte:
+// EOWNERDEAD while the holder lives, seen as "C took a live holder's lock").
+func TestMutexOwnerDeadGoHolder(t *testing.T) {
+	s, mu := newMutex(t)
+	peer := buildC(t, "mutexpeer")
+	kill := holdIn(t, childCmd(t, "mutex-hold", s.Name()))
+	if out := runPeer(t, peer, "lock", s.Name(), "300"); out != "ETIMEDOUT 0\n" {
+		t.Fatalf("C took a live holder's lock: %q", out)
+	}
+	c := exec.Command(peer, "lock", s.Name(), "10000")
+	c.Stderr = new(strings.Builder)
+	out, _ := c.StdoutPipe()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	c.Wait()
+	if line != "EOWNERDEAD 0\n" {
+		t.Fatalf("C waiter after the Go holder died: %q %v %s", line, err, c.Stderr)
+	}
+	if took, err := mu.TryLock(); !took || err != nil {
+		t.Fatalf("TryLock after C repaired and unlocked = %v, %v", took, err)
+	}
+	if got := binary.LittleEndian.Uint64(s.Bytes()[counterOff:]); got != 1 {
+		t.Fatalf("counter %d; want 1", got)
+	}
+	mu.Unlock()
+}
+
+// unshareCmd runs the test binary's role in a new pid namespace, where it
+// is pid 1, as a container's process would be.
+func unshareCmd(t *testing.T, role, name string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("unshare --pid needs root")
+	}
+	path, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("no unshare: %v", err)
+	}
+	exe, _ := os.Executable()
+	cmd := exec.Command(path, "--pid", "--fork", "--kill-child", exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, nameEnv+"="+name)
+	return cmd
+}
+
+// TestMutexPidNamespace: a holder in another pid namespace, alive, is
+// never declared dead (its pid, 1 there, means nothing here); killed, it
+// is. Then pid reuse: a second holder in a fresh namespace is pid 1 again,
+// alive, holding the same slot range of the same object, while the first
+// pid 1's lock at another offset is found dead.
+//
+// Kills: a token derived from the pid (the two pid 1s share a token: the
+// dead holder's lock looks alive, "TryLock of the dead pid 1's lock");
+// alive() testing another byte than the holder's slot (the live holder is
+// declared dead: "took a live holder's lock").
+func TestMutexPidNamespace(t *testing.T) {
+	s, mu := newMutex(t)
+	kill := holdIn(t, unshareCmd(t, "mutex-hold", s.Name()))
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if err := mu.Lock(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock of a lock held by a live process in another pid namespace = %v; want DeadlineExceeded (never dead)", err)
+	}
+	if took, err := mu.TryLock(); took || err != nil {
+		t.Fatalf("took a live holder's lock: %v, %v", took, err)
+	}
+	// Pid reuse: the holder was pid 1 in its namespace; so is the next,
+	// alive and holding the lock at offset 8 (so it holds its byte lock on
+	// the object). The dead pid 1's lock is still found dead.
+	kill()
+	kill2 := holdIn(t, unshareCmd(t, "mutex-hold8", s.Name()))
+	defer kill2()
+	mu8, err := s.Mutex(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu8.TryLock(); took || err != nil {
+		t.Fatalf("took the live second pid 1's lock: %v, %v", took, err)
+	}
+	took, err := mu.TryLock()
+	if !took || !errors.Is(err, shm.ErrOwnerDead) {
+		t.Fatalf("TryLock of the dead pid 1's lock = %v, %v; want ErrOwnerDead", took, err)
+	}
+	mu.Unlock()
+}
+
+// TestMutexMisuse: C's misuse answers, and Unlock across languages of a
+// lock the other holds is EPERM in both.
+//
+// Kills: C unlock without the holder check ("ok" where EPERM is due); a
+// C trylock that is reentrant (ok where EBUSY is due).
+func TestMutexMisuse(t *testing.T) {
+	s, mu := newMutex(t)
+	peer := buildC(t, "mutexpeer")
+	if out := runPeer(t, peer, "misuse", s.Name()); out != "EPERM ok EBUSY ok EPERM\n" {
+		t.Errorf("C misuse: %q", out)
+	}
+	kill := holdIn(t, exec.Command(peer, "hold", s.Name()))
+	if err := mu.Unlock(); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("Go Unlock of C's lock = %v; want EPERM", err)
+	}
+	kill()
+	if took, err := mu.TryLock(); !took || !errors.Is(err, shm.ErrOwnerDead) {
+		t.Fatal(took, err)
+	}
+	if out := runPeer(t, peer, "misuse", s.Name()); out != "EPERM EBUSY EBUSY EPERM EPERM\n" {
+		t.Errorf("C misuse of a lock Go holds: %q", out)
+	}
+	mu.Unlock()
+}
