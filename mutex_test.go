@@ -15,9 +15,11 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +52,12 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 	switch role {
 	case "mutex-count": // SHM_TEST_N times: lock, counter++, unlock
 		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
+		ready, _ := s.Uint32(132)
+		start, _ := s.Uint32(128)
+		ready.Add(1)
+		for start.Load() == 0 {
+			runtime.Gosched()
+		}
 		if err := countUnder(mu, s.Bytes(), n); err != nil {
 			return fail("%v", err)
 		}
@@ -72,20 +80,29 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 	return 0
 }
 
-// countUnder adds 1 to the plain counter in b n times, each under mu.
+// countUnder adds 1 to the plain counter in b n times, each under mu,
+// slowly: the read and the write are apart, so that a lock that does not
+// exclude loses counts.
 func countUnder(mu *shm.Mutex, b []byte, n int) error {
 	for range n {
 		if err := mu.Lock(context.Background()); err != nil {
 			return err
 		}
 		c := b[counterOff : counterOff+8]
-		binary.LittleEndian.PutUint64(c, binary.LittleEndian.Uint64(c)+1)
+		v, x := binary.LittleEndian.Uint64(c), 0
+		for k := range 20 {
+			x += int(b[k])
+		}
+		sink.Add(int64(x))
+		binary.LittleEndian.PutUint64(c, v+1)
 		if err := mu.Unlock(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+var sink atomic.Int64 // keeps countUnder's delay loop
 
 func newMutex(t *testing.T) (*shm.Segment, *shm.Mutex) {
 	t.Helper()
@@ -230,6 +247,12 @@ func TestMutexCounter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ready, _ := s.Uint32(132)
+	for ready.Load() != 4 { // all four processes are at the start line
+		time.Sleep(time.Millisecond)
+	}
+	start, _ := s.Uint32(128)
+	start.Store(1)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	for range 2 {

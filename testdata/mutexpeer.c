@@ -2,8 +2,11 @@
  * offset 0 of a POSIX shared memory object; the counter is the plain
  * (non-atomic) 64-bit integer at offset 64.
  *
- *   mutexpeer count NAME N     N times: lock, counter++, unlock; prints
- *                              "ownerdead K" for K EOWNERDEADs, then "done"
+ *   mutexpeer count NAME N     adds 1 to the word at 132 ("ready"), waits
+ *                              for the word at 128 ("go") to be nonzero,
+ *                              then N times: lock, counter++ (slowly),
+ *                              unlock; prints "ownerdead K" for K
+ *                              EOWNERDEADs, then "done"
  *   mutexpeer hold NAME        lock, print "locked", sleep until killed
  *   mutexpeer lock NAME MS     shmmutex_lock(MS); print its result as a
  *                              name (ok, EOWNERDEAD, ETIMEDOUT, ...) and
@@ -14,6 +17,7 @@
  */
 #include "../c/shmmutex.h"
 
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -53,6 +57,9 @@ int main(int argc, char **argv) {
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "count") && argc == 4) {
 		long n = atol(argv[3]), dead = 0;
+		__atomic_add_fetch((uint32_t *)(p + 132), 1, __ATOMIC_SEQ_CST);
+		while (!__atomic_load_n((uint32_t *)(p + 128), __ATOMIC_SEQ_CST))
+			sched_yield();
 		for (long i = 0; i < n; i++) {
 			int r = shmmutex_lock(m, -1);
 			if (r == EOWNERDEAD)
@@ -61,7 +68,10 @@ int main(int argc, char **argv) {
 				printf("lock: %s\n", errname(r));
 				return 1;
 			}
-			*counter = *counter + 1;
+			uint64_t c = *counter;
+			for (volatile int k = 0; k < 20; k++)
+				;
+			*counter = c + 1;
 			if ((r = shmmutex_unlock(m))) {
 				printf("unlock: %s\n", errname(r));
 				return 1;
