@@ -74,6 +74,13 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 				return fail("%v", err)
 			}
 		}
+	case "mutex-handoff": // BenchmarkMutex's other side
+		if os.Getenv("SHM_TEST_KIND") != "mutex" {
+			mu = nil
+		}
+		if err := handoff(mu, s, 1, -1); err != nil {
+			return fail("%v", err)
+		}
 	default:
 		return fail("unknown role")
 	}
@@ -490,4 +497,150 @@ func TestMutexMisuse(t *testing.T) {
 		t.Errorf("C misuse of a lock Go holds: %q", out)
 	}
 	mu.Unlock()
+}
+
+// handoff is one side of BenchmarkMutex/handoff, in words of s: turn
+// (136) counts hand-offs, intent (140) says which turn the side now
+// waiting waits for, t0 (144) is when the holder gave, sum (152) adds up
+// the hand-off latencies (until the taker's wait returned), stop (128)
+// ends the child. The side that holds waits until the other announced its
+// wait and then 300 µs more, so that it sleeps in the kernel (untimed),
+// and gives. Between turns the sides sleep in Wait, never spin (a spinner
+// takes the CPU the woken side needs). Side 0 (the parent) takes rounds
+// times. With mu, taking is Lock and giving Unlock; without, the baton is
+// a futex word (160): giving stores k+1 and wakes, taking waits for it in
+// Wait, the same hand-off as a plain futex.
+func handoff(mu *shm.Mutex, s *shm.Segment, side uint32, rounds int) error {
+	turn, _ := s.Uint32(136)
+	intent, _ := s.Uint32(140)
+	t0, _ := s.Uint64(144)
+	sum, _ := s.Uint64(152)
+	stop, _ := s.Uint32(128)
+	baton, _ := s.Uint32(160)
+	ctx := context.Background()
+	sleepUntil := func(off int64, w *atomic.Uint32, want uint32) {
+		for v := w.Load(); v != want; v = w.Load() {
+			s.Wait(ctx, off, v)
+		}
+	}
+	set := func(off int64, w *atomic.Uint32, v uint32) {
+		w.Store(v)
+		s.Wake(off, 1)
+	}
+	take := func(k uint32) error {
+		if mu != nil {
+			return mu.Lock(ctx)
+		}
+		for v := baton.Load(); v != k && stop.Load() == 0; v = baton.Load() {
+			s.Wait(ctx, 160, v)
+		}
+		return nil
+	}
+	give := func(k uint32) error {
+		if mu != nil {
+			return mu.Unlock()
+		}
+		set(160, baton, k+1)
+		return nil
+	}
+	if side == 0 {
+		if err := take(0); err != nil {
+			return err
+		}
+	}
+	for k := side; ; k += 2 { // this side holds at turn k
+		if k > 0 {
+			sleepUntil(136, turn, k-1)
+			set(140, intent, k)
+			if err := take(k); err != nil {
+				return err
+			}
+			if stop.Load() != 0 {
+				return give(k)
+			}
+			sum.Add(uint64(time.Now().UnixNano()) - t0.Load())
+			set(136, turn, k)
+			if side == 0 && int(k/2) == rounds {
+				stop.Store(1)
+				return give(k)
+			}
+		}
+		sleepUntil(140, intent, k+1)
+		time.Sleep(300 * time.Microsecond)
+		t0.Store(uint64(time.Now().UnixNano()))
+		if err := give(k); err != nil {
+			return err
+		}
+	}
+}
+
+// BenchmarkMutex: uncontended Lock+Unlock in Go and, in the same run, in C
+// through c/shmmutex.h (metric C-ns/op, and Go/C); and the contended
+// hand-off between two processes: from the holder's Unlock until the
+// Lock sleeping in the other process returns (metric ns/handoff; ns/op
+// includes untimed pauses), beside the futex round trip between the same
+// two kinds of process (Wake, the peer's Wait returns, its Wake, our Wait
+// returns: metric ns/roundtrip).
+func BenchmarkMutex(b *testing.B) {
+	b.Run("uncontended", func(b *testing.B) {
+		s := create(b, 4096)
+		mu, err := s.Mutex(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := context.Background()
+		for b.Loop() {
+			mu.Lock(ctx)
+			mu.Unlock()
+		}
+		goNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		out, err := exec.Command(buildC(b, "mutexpeer"), "bench", s.Name(), strconv.Itoa(max(b.N, 1000000))).Output()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cNs, _ := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+		b.ReportMetric(cNs, "C-ns/op")
+		b.ReportMetric(goNs/cNs, "Go/C")
+	})
+	for _, kind := range []string{"mutex", "futex"} {
+		b.Run("handoff-"+kind, func(b *testing.B) {
+			s := create(b, 4096)
+			var mu *shm.Mutex
+			if kind == "mutex" {
+				var err error
+				if mu, err = s.Mutex(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cmd := childCmd(b, "mutex-handoff", s.Name())
+			cmd.Env = append(cmd.Env, "SHM_TEST_KIND="+kind)
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			if err := handoff(mu, s, 0, b.N); err != nil {
+				b.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				b.Fatalf("child: %v %s", err, cmd.Stderr)
+			}
+			sum, _ := s.Uint64(152)
+			b.ReportMetric(float64(sum.Load())/float64(2*b.N), "ns/handoff")
+		})
+	}
+	b.Run("futex-roundtrip", func(b *testing.B) {
+		s := create(b, 4096)
+		cmd := childCmd(b, "sync-futex-pong", s.Name())
+		cmd.Env = append(cmd.Env, "SHM_TEST_N="+strconv.Itoa(b.N), "SHM_TEST_SPIN=0")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		d, err := futexPing(context.Background(), s, b.N, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/roundtrip")
+	})
 }
