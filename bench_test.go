@@ -5,7 +5,7 @@ package shm_test
 //
 //	go test -run '^$' -bench . -benchmem
 //
-// TestCompare (compare_test.go) sets the same work against C and CPython.
+// TestComparisonCreateOpen (compare_test.go) sets the same work against C and CPython.
 
 import (
 	"os"

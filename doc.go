@@ -26,16 +26,22 @@
 //
 // # Errors
 //
-// Errors are *fs.PathError with Op the libc function that failed
-// ("shm_open", "fallocate", "mmap", ...), Path the name and Err the
-// syscall.Errno, so errors.Is(err, fs.ErrExist), fs.ErrNotExist,
-// fs.ErrPermission or syscall.ENOSPC work. Bad arguments are errors wrapping
-// syscall.EINVAL, never panics and never silent clamps; where the package
-// itself refuses an argument, Op is the Go function in lower case
-// ("openfile", "mapfile", "createtemp", "syncrange", "readat", "writeat",
-// "opensemaphorefile", "creatememfd", "addseals", "chmod", "chown",
-// "truncate", "unlink", "uint32", "uint64"; "futex" for Wait and Wake).
-// ReadAt and WriteAt report every error with Op "readat" or "writeat".
+// Errors are *fs.PathError with Path the name and Err the syscall.Errno
+// (or an error wrapping it), so errors.Is(err, fs.ErrExist),
+// fs.ErrNotExist, fs.ErrPermission or syscall.ENOSPC work. Bad arguments
+// are errors wrapping syscall.EINVAL, never panics and never silent clamps;
+// after Close, errors wrap fs.ErrClosed.
+//
+// Op follows one rule. A function or method that stands for one libc or
+// kernel call names that call in every error it returns, a bad argument
+// and fs.ErrClosed included: "fchmod" for Chmod, "fchown" for Chown,
+// "fstat" for Mapping.Stat, "msync" for Sync and SyncRange, "fcntl" for
+// File and Seals, "futex" for Wait and Wake, "sem_post" for Post,
+// "shm_unlink" for Unlink. One that makes several calls, or none, names
+// the call that failed ("shm_open", "fallocate", "mmap", "link", ...) and
+// otherwise itself, in lower case: "openfile", "mapfile", "createtemp",
+// "creatememfd", "opensemaphorewith", "truncate", "remap", "addseals",
+// "readat", "writeat", "uint32", "uint64", "close".
 //
 // # Safety
 //
@@ -62,18 +68,20 @@
 // fault from truncation, and nothing is left behind. Hand it, or a named
 // Segment, to another process with File (exec.Cmd's ExtraFiles, or a Unix
 // socket with syscall.UnixRights); the receiver maps the descriptor with
-// MapFile. Seals and Sealed tell an object's seals; AddSeals adds some,
-// for example SealWrite for a read-only hand-off.
+// MapFile, which gives a Mapping: everything but a name that a Segment
+// has (a Segment is a Mapping with a name). Seals and ShrinkSealed tell an
+// object's seals; AddSeals adds some, for example SealWrite for a
+// read-only hand-off.
 //
 // # Lifecycle
 //
-// List and Objects show what exists (the regular files of /dev/shm, the
-// directory glibc 2.34 and later and musl use; semaphores left out), Stat
+// List and Objects show what exists (the regular files of Dir, /dev/shm
+// for glibc 2.34 and later and musl; semaphores left out), Stat
 // describes an object, and Holders finds the processes that have it open or
-// mapped, by device and inode as fuser does. Segment.Chmod and
-// Segment.Chown set the exact mode and the owner. Segment.Truncate resizes
+// mapped, by device and inode as fuser does. Mapping.Chmod and
+// Mapping.Chown set the exact mode and the owner. Mapping.Truncate resizes
 // the object, reserving what it grows by, and this process's mapping;
-// Segment.Remap follows a resize made elsewhere. The command's
+// Mapping.Remap follows a resize made elsewhere. The command's
 // "shm rm -stale" removes the objects nobody holds.
 //
 // # Coordination

@@ -11,8 +11,9 @@ func SetRandName(f func() string) (restore func()) {
 	return func() { randName = old }
 }
 
-// SetNoMadvPopulate makes OpenFile behave as on a kernel without
-// MADV_POPULATE_* (before 5.14) until restore is called.
+// SetNoMadvPopulate makes every mapping (OpenFile, MapFile,
+// CreateMemfdWith) behave as on a kernel without MADV_POPULATE_* (before
+// 5.14) until restore is called.
 func SetNoMadvPopulate() (restore func()) {
 	testNoMadvPopulate = true
 	return func() { testNoMadvPopulate = false }

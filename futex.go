@@ -22,7 +22,7 @@ const (
 
 // word returns the address of the size-byte word at off, checked; the
 // caller holds m.mu for reading.
-func (m *mapping) word(op string, off int64, size int64) (unsafe.Pointer, error) {
+func (m *Mapping) word(op string, off int64, size int64) (unsafe.Pointer, error) {
 	if m.data == nil {
 		return nil, m.errClosed(op)
 	}
@@ -45,7 +45,7 @@ func (m *mapping) word(op string, off int64, size int64) (unsafe.Pointer, error)
 // Go's atomics are sequentially consistent and agree with C11 atomic_*,
 // Rust's AtomicU32 and Python's ctypes on the same memory. Safe for
 // concurrent use.
-func (m *mapping) Uint32(off int64) (*atomic.Uint32, error) {
+func (m *Mapping) Uint32(off int64) (*atomic.Uint32, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, err := m.word("uint32", off, 4)
@@ -55,7 +55,7 @@ func (m *mapping) Uint32(off int64) (*atomic.Uint32, error) {
 // Uint64 is Uint32 for the aligned 64-bit word at off (a multiple of 8).
 // Futexes are 32-bit: to Wait on a 64-bit counter, Wait on its low half,
 // Uint32(off) on little-endian machines.
-func (m *mapping) Uint64(off int64) (*atomic.Uint64, error) {
+func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, err := m.word("uint64", off, 8)
@@ -86,7 +86,7 @@ func (m *mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // holds one OS thread and no P. Safe for concurrent use; Close waits for
 // Waits in progress to leave the kernel (within about 50 ms), never
 // unmapping under them, and they then return errors wrapping fs.ErrClosed.
-func (m *mapping) Wait(ctx context.Context, off int64, old uint32) error {
+func (m *Mapping) Wait(ctx context.Context, off int64, old uint32) error {
 	for {
 		slice, err := nextSlice(ctx)
 		if err != nil {
@@ -112,7 +112,7 @@ func (m *mapping) Wait(ctx context.Context, off int64, old uint32) error {
 	}
 }
 
-func (m *mapping) futexErr(e syscall.Errno) error {
+func (m *Mapping) futexErr(e syscall.Errno) error {
 	if e == syscall.EFAULT {
 		return &fs.PathError{Op: "futex", Path: m.name, Err: fmt.Errorf("%w (%w)", ErrFault, e)}
 	}
@@ -129,7 +129,7 @@ func (m *mapping) futexErr(e syscall.Errno) error {
 // Wake is fault-safe as Wait is (an error wrapping ErrFault where the page
 // is gone); off must be a multiple of 4 inside the mapping. Safe for
 // concurrent use; after Close it returns an error wrapping fs.ErrClosed.
-func (m *mapping) Wake(off int64, n int) (int, error) {
+func (m *Mapping) Wake(off int64, n int) (int, error) {
 	if n < 0 {
 		return 0, argErr("futex", m.name, "negative count %d", n)
 	}

@@ -15,9 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,87 +24,80 @@ import (
 	"github.com/posixshm/shm"
 )
 
-const futexWaitFrame = "shm.(*mapping).Wait"
+const futexWaitFrame = "shm.(*Mapping).Wait"
 
-// countStacks is how many goroutines have fn on their stacks and, if
-// inCall, are in a system call or cgo call.
-func countStacks(fn string, inCall bool) int {
-	buf := make([]byte, 1<<20)
-	k := runtime_Stack(buf)
-	n := 0
-	for _, g := range strings.Split(string(buf[:k]), "\n\n") {
-		if (!inCall || strings.Contains(g, "[syscall")) && strings.Contains(g, fn) {
-			n++
-		}
+// childSyncFutexFault plays "sync-futex-fault": Wait and Wake on a word
+// whose page the parent truncates away
+func childSyncFutexFault(role, name string, in *bufio.Reader) int {
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
-	return n
+	defer s.Close()
+	page := int64(os.Getpagesize())
+	fmt.Println("mapped")
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
+	}
+	err = s.Wait(context.Background(), page, 0)
+	var pe *fs.PathError
+	if !errors.Is(err, shm.ErrFault) || !errors.Is(err, syscall.EFAULT) || !errors.As(err, &pe) || pe.Op != "futex" {
+		return childFail(role, "Wait on a truncated page = %v; want futex ErrFault, EFAULT", err)
+	}
+	if _, err := s.Wake(page+4, 1); !errors.Is(err, shm.ErrFault) {
+		return childFail(role, "Wake on a truncated page = %v; want ErrFault", err)
+	}
+	if err := s.Wait(context.Background(), 0, 12345); err != nil {
+		return childFail(role, "Wait on the page that remains: %v", err)
+	}
+	fmt.Println("ok")
+	return 0
 }
 
-// syncChild is runChild for the roles of these tests (named "sync-...").
-func syncChild(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1
+// childSyncFutexPong plays "sync-futex-pong": answer tokens at word 0, as
+// testdata/futexpeer.c does
+func childSyncFutexPong(role, name string, in *bufio.Reader) int {
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
-	switch role {
-	case "sync-futex-fault": // Wait and Wake on a word whose page the parent truncates away
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
+	defer s.Close()
+	n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
+	spin, _ := strconv.Atoi(os.Getenv("SHM_TEST_SPIN"))
+	if err := futexPong(s, n, spin); err != nil {
+		return childFail(role, "%v", err)
+	}
+	return 0
+}
+
+// childSyncSemPong plays "sync-sem-pong": answer posts on name with posts
+// on name+"-b"
+func childSyncSemPong(role, name string, in *bufio.Reader) int {
+	a, err := shm.OpenSemaphore(name)
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	b, err := shm.OpenSemaphore(name + "-b")
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
+	for range n + 1 {
+		if err := a.Wait(context.Background()); err != nil {
+			return childFail(role, "%v", err)
 		}
-		defer s.Close()
-		page := int64(os.Getpagesize())
-		fmt.Println("mapped")
-		if _, err := in.ReadString('\n'); err != nil {
-			return fail("waiting for parent: %v", err)
+		if err := b.Post(); err != nil {
+			return childFail(role, "%v", err)
 		}
-		err = s.Wait(context.Background(), page, 0)
-		var pe *fs.PathError
-		if !errors.Is(err, shm.ErrFault) || !errors.Is(err, syscall.EFAULT) || !errors.As(err, &pe) || pe.Op != "futex" {
-			return fail("Wait on a truncated page = %v; want futex ErrFault, EFAULT", err)
-		}
-		if _, err := s.Wake(page+4, 1); !errors.Is(err, shm.ErrFault) {
-			return fail("Wake on a truncated page = %v; want ErrFault", err)
-		}
-		if err := s.Wait(context.Background(), 0, 12345); err != nil {
-			return fail("Wait on the page that remains: %v", err)
-		}
-		fmt.Println("ok")
-	case "sync-futex-pong": // answer tokens at word 0, as testdata/futexpeer.c does
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
-		spin, _ := strconv.Atoi(os.Getenv("SHM_TEST_SPIN"))
-		if err := futexPong(s, n, spin); err != nil {
-			return fail("%v", err)
-		}
-	case "sync-sem-pong": // answer posts on name with posts on name+"-b"
-		a, err := shm.OpenSemaphore(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		b, err := shm.OpenSemaphore(name + "-b")
-		if err != nil {
-			return fail("%v", err)
-		}
-		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
-		for range n + 1 {
-			if err := a.Wait(context.Background()); err != nil {
-				return fail("%v", err)
-			}
-			if err := b.Post(); err != nil {
-				return fail("%v", err)
-			}
-		}
-	case "sync-ring-read", "sync-stream-read": // ring_test.go, ring_bench_test.go
-		if err := ringChild(role, name); err != nil {
-			return fail("%v", err)
-		}
-	default:
-		return fail("unknown role")
+	}
+	return 0
+}
+
+// childSyncRingRead plays "sync-ring-read" and "sync-stream-read", for
+// ring_test.go, ring_bench_test.go
+func childSyncRingRead(role, name string, in *bufio.Reader) int {
+	if err := ringChild(role, name); err != nil {
+		return childFail(role, "%v", err)
 	}
 	return 0
 }
@@ -403,5 +394,3 @@ func TestFutexC(t *testing.T) {
 		})
 	}
 }
-
-func runtime_Stack(buf []byte) int { return runtime.Stack(buf, true) }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,27 +18,6 @@ import (
 
 	"github.com/posixshm/shm"
 )
-
-// buildC compiles testdata/<prog>.c with $CC (default cc), the compiler
-// cgo uses, so that the peer links against the same libc as the package;
-// flags go to the compiler ("-shared", "-fPIC" for a library).
-func buildC(t testing.TB, prog string, flags ...string) string {
-	t.Helper()
-	cc := os.Getenv("CC")
-	if cc == "" {
-		cc = "cc"
-	}
-	if _, err := exec.LookPath(strings.Fields(cc)[0]); err != nil {
-		t.Skipf("no C compiler %q: %v", cc, err)
-	}
-	bin := filepath.Join(t.TempDir(), prog)
-	args := append(strings.Fields(cc)[1:], flags...)
-	args = append(args, "-O", "-Wall", "-o", bin, filepath.Join("testdata", prog+".c"), "-lrt")
-	if out, err := exec.Command(strings.Fields(cc)[0], args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
-	}
-	return bin
-}
 
 // TestCWriterGoReader: C writes the classic way, Go opens and reads.
 func TestCWriterGoReader(t *testing.T) {
@@ -73,18 +51,6 @@ func TestGoWriterCReader(t *testing.T) {
 	if exists(s.Name()) {
 		t.Fatal("the C reader's shm_unlink did not remove the object")
 	}
-}
-
-func python(t *testing.T) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("no python3")
-	}
-	if out, err := exec.Command(py, "-c", "import multiprocessing.shared_memory").CombinedOutput(); err != nil {
-		t.Skipf("python3 has no multiprocessing.shared_memory: %v %s", err, out)
-	}
-	return py
 }
 
 // TestPythonCreatesGoOpens: CPython creates and owns (it unlinks); Go
@@ -220,7 +186,7 @@ func TestLinkedLibc(t *testing.T) {
 	if err != nil {
 		t.Skip("no /proc")
 	}
-	musl := strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
+	musl := onMusl
 	glibc := strings.Contains(string(maps), "libc.so.6")
 	if wantMusl := strings.Contains(os.Getenv("CC"), "musl"); musl != wantMusl || glibc == wantMusl {
 		t.Fatalf("CC=%q, but mapped: musl %v, glibc %v", os.Getenv("CC"), musl, glibc)

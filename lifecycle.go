@@ -14,19 +14,13 @@ import (
 	"io/fs"
 	"iter"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-// shmDir is the directory where Linux's C libraries keep shared memory
-// objects: glibc 2.34 and later and musl always use /dev/shm, so object
-// "/x" is the file /dev/shm/x (older glibc looked for the tmpfs mount,
-// which is /dev/shm on every usual system). Semaphores live beside the
-// objects as sem.NAME.
-const shmDir = "/dev/shm"
 
 // fileInfo is the fs.FileInfo of an object, from fstat.
 type fileInfo struct {
@@ -43,32 +37,39 @@ func (fi *fileInfo) ModTime() time.Time {
 func (fi *fileInfo) IsDir() bool { return false }
 func (fi *fileInfo) Sys() any    { return fi.st }
 
-// baseName is name as a file name: without its leading slashes.
-func baseName(name string) string { return strings.TrimLeft(name, "/") }
-
 // Stat describes the shared memory object name without creating it,
 // changing it or blocking: shm_open(name, O_RDONLY|O_NONBLOCK), fstat and
-// close, in one cgo crossing. The info's Name is name without its leading
+// close. The info's Name is name without its leading
 // slashes, as a file name would be; Mode holds the permission bits; Sys
 // is the *syscall.Stat_t (Uid, Gid, Ino, Ctim, ...). Errors are as for
 // Open (Op "shm_open" or "fstat"); anything but a regular file is an error
 // wrapping syscall.ENODEV. Stat needs read permission on the object, as
-// Open does.
+// Open does. (shm_open is libc's, in one cgo crossing; fstat and close are
+// kernel calls from Go.)
 func Stat(name string) (fs.FileInfo, error) {
-	st, err := statName(name)
+	fd, err := shmOpenFD(name, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
+	}
+	st, err := fstatFD(name, fd)
+	closeFD(fd)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return nil, explain(&fs.PathError{Op: "shm_open", Path: name, Err: syscall.ENODEV})
 	}
 	return &fileInfo{name: baseName(name), st: st}, nil
 }
 
-// Stat describes the open object, as Stat(name) does, with fstat on the
-// Segment's descriptor: it describes this object even if its name has
-// been unlinked or reused. The size is the object's, which can differ from
-// Size (the mapping's) after another process resized it; see Remap. Safe
-// for concurrent use; after Close it returns an error wrapping
+// Stat describes the mapped object or file, as Stat(name) does, with
+// fstat on the Mapping's descriptor: it describes this object even if its
+// name has been unlinked or reused. The info's Name is the last element of
+// the name the Mapping was made with. The size is the object's, which can
+// differ from Size (the mapping's) after another process resized it; see
+// Remap. Safe for concurrent use; after Close it returns an error wrapping
 // fs.ErrClosed.
-func (m *Segment) Stat() (fs.FileInfo, error) {
+func (m *Mapping) Stat() (fs.FileInfo, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.data == nil {
@@ -78,16 +79,16 @@ func (m *Segment) Stat() (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileInfo{name: baseName(m.name), st: st}, nil
+	return &fileInfo{name: path.Base(m.name), st: st}, nil
 }
 
 // Chmod sets the object's permission bits to exactly mode, whatever the
 // umask: fchmod. Only the owner (or root) may. mode must hold permission
 // bits only. Safe for concurrent use; after Close it returns an error
 // wrapping fs.ErrClosed.
-func (m *Segment) Chmod(mode fs.FileMode) error {
+func (m *Mapping) Chmod(mode fs.FileMode) error {
 	if mode&^fs.ModePerm != 0 {
-		return argErr("chmod", m.name, "mode %v: only permission bits are allowed", mode)
+		return argErr("fchmod", m.name, "mode %v: only permission bits are allowed", mode)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -101,9 +102,9 @@ func (m *Segment) Chmod(mode fs.FileMode) error {
 // leaves that one unchanged. Changing the owner needs root
 // (CAP_CHOWN); the owner may set a group it belongs to. Safe for
 // concurrent use; after Close it returns an error wrapping fs.ErrClosed.
-func (m *Segment) Chown(uid, gid int) error {
+func (m *Mapping) Chown(uid, gid int) error {
 	if uid < -1 || gid < -1 || int64(uid) > 1<<32-2 || int64(gid) > 1<<32-2 {
-		return argErr("chown", m.name, "uid %d, gid %d: want -1 or a 32-bit id", uid, gid)
+		return argErr("fchown", m.name, "uid %d, gid %d: want -1 or a 32-bit id", uid, gid)
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -122,17 +123,17 @@ func (m *Segment) Chown(uid, gid int) error {
 // Bytes taken before Truncate must not be used afterwards (as after
 // Close). size 0 leaves an empty mapping.
 //
-// Truncate holds the Segment's lock: ReadAt, WriteAt and Sync in flight
+// Truncate holds the Mapping's lock: ReadAt, WriteAt and Sync in flight
 // finish first, and later ones see the new mapping. Other processes keep
 // their mappings: after a grow they see the new bytes only once they call
 // Remap (or Open again); after a shrink, their ReadAt and WriteAt of the
-// lost pages return ErrFault, and their Bytes faults. A read-only Segment
+// lost pages return ErrFault, and their Bytes faults. A read-only Mapping
 // returns an error wrapping syscall.EBADF, as os.File does. After Close it
 // returns an error wrapping fs.ErrClosed.
 //
 // When another process resizes concurrently, the size last set wins; the
 // mapping covers size bytes.
-func (m *Segment) Truncate(size int) error {
+func (m *Mapping) Truncate(size int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
@@ -142,44 +143,45 @@ func (m *Segment) Truncate(size int) error {
 		return &fs.PathError{Op: "truncate", Path: m.name, Err: syscall.EBADF}
 	case size < 0:
 		return argErr("truncate", m.name, "negative size %d", size)
+	case m.off != 0:
+		return m.errOffset("truncate")
 	}
 	var err error
 	m.data, err = resizeMap(m.name, m.fd, m.data, int64(size), m.mapFlags())
-	return err
+	return explain(err)
 }
 
 // Remap follows a resize made by another process (or by Truncate through
-// another Segment): fstat for the object's size, then mremap
-// (MREMAP_MAYMOVE) of this Segment's mapping to it, in one cgo crossing.
+// another Mapping): fstat for the object's size, then mremap
+// (MREMAP_MAYMOVE) of this Mapping's mapping to it, in one cgo crossing.
 // Size then reports the new size. As with Truncate, the mapping may move:
 // earlier Bytes slices must not be used afterwards, and ReadAt, WriteAt and
-// Sync in flight finish first. A Segment that is already the object's size
-// is left as it is. Read-only Segments may Remap. After Close it returns
-// an error wrapping fs.ErrClosed.
-func (m *Segment) Remap() error {
+// Sync in flight finish first. A Mapping that is already the object's size
+// is left as it is. Read-only Mappings may Remap. A Mapping that MapFile
+// made from an offset other than 0 can neither Truncate nor Remap (an
+// error wrapping syscall.EINVAL); one from offset 0 maps the whole object
+// afterwards. After Close it returns an error wrapping fs.ErrClosed.
+func (m *Mapping) Remap() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {
 		return m.errClosed("remap")
 	}
+	if m.off != 0 {
+		return m.errOffset("remap")
+	}
 	var err error
 	m.data, err = resizeMap(m.name, m.fd, m.data, -1, m.mapFlags())
-	return err
+	return explain(err)
 }
 
-// mapFlags are the shim flags the Segment's mapping was made with.
-func (m *Segment) mapFlags() int {
-	f := 0
-	if m.readOnly {
-		f |= mapReadOnly
-	}
-	if m.private {
-		f |= mapPrivate
-	}
-	return f
+// errOffset is Truncate's and Remap's error for a mapping that does not
+// start at the beginning of its file.
+func (m *Mapping) errOffset(op string) error {
+	return argErr(op, m.name, "the mapping starts at offset %d, not at the start of the object it would follow", m.off)
 }
 
-// isObject reports whether a directory entry of shmDir is a shared memory
+// isObject reports whether a directory entry of Dir is a shared memory
 // object: a regular file, and not a named semaphore (sem.NAME).
 func isObject(name string, mode fs.FileMode) bool {
 	return mode.IsRegular() && !strings.HasPrefix(name, "sem.")
@@ -211,7 +213,7 @@ func List() ([]string, error) {
 // yielded once, last.
 func Objects() iter.Seq2[fs.FileInfo, error] {
 	return func(yield func(fs.FileInfo, error) bool) {
-		d, err := os.Open(shmDir)
+		d, err := os.Open(Dir())
 		if err != nil {
 			yield(nil, err)
 			return
@@ -299,7 +301,7 @@ func HoldersAll() (map[string][]int, error) {
 	for id := range names {
 		ids[id] = true
 	}
-	held, err := scanHolders(ids, shmDir)
+	held, err := scanHolders(ids, Dir())
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -23,99 +23,105 @@ import (
 	"github.com/posixshm/shm"
 )
 
-// lifecycleChild is runChild's part for these tests; ok is false for a
-// role it does not know.
-func lifecycleChild(role, name string, in *bufio.Reader) (code int, ok bool) {
-	fail := func(format string, args ...any) (int, bool) {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1, true
+// childHoldFd plays "hold-fd": hold a descriptor of the object, no mapping
+func childHoldFd(role, name string, in *bufio.Reader) int {
+	f, err := os.Open(devPath(name))
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
-	wait := func() error {
-		_, err := in.ReadString('\n')
-		return err
+	defer f.Close()
+	fmt.Println("ready")
+	waitParent(in)
+	return 0
+}
+
+// childHoldMap plays "hold-map": map the object, close the descriptor, hold
+// the mapping
+func childHoldMap(role, name string, in *bufio.Reader) int {
+	f, err := os.Open(devPath(name))
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
+	m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+	f.Close()
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	defer m.Close()
+	fmt.Println("ready")
+	waitParent(in)
+	return 0
+}
+
+// childRemap plays "remap": map one page; after the parent grew it to 3,
+// Remap and read
+func childRemap(role, name string, in *bufio.Reader) int {
 	page := os.Getpagesize()
-	switch role {
-	case "hold-fd": // hold a descriptor of the object, no mapping
-		f, err := os.Open(devPath(name))
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer f.Close()
-		fmt.Println("ready")
-		wait()
-	case "hold-map": // map the object, close the descriptor, hold the mapping
-		f, err := os.Open(devPath(name))
-		if err != nil {
-			return fail("%v", err)
-		}
-		m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
-		f.Close()
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer m.Close()
-		fmt.Println("ready")
-		wait()
-	case "remap": // map one page; after the parent grew it to 3, Remap and read
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		if s.Size() != page {
-			return fail("size %d", s.Size())
-		}
-		fmt.Println("mapped")
-		if err := wait(); err != nil {
-			return fail("waiting for parent: %v", err)
-		}
-		if s.Size() != page {
-			return fail("size %d before Remap", s.Size())
-		}
-		if err := s.Remap(); err != nil {
-			return fail("Remap: %v", err)
-		}
-		buf := make([]byte, 5)
-		if s.Size() != 3*page {
-			return fail("size %d after Remap", s.Size())
-		}
-		if _, err := s.ReadAt(buf, int64(2*page)); err != nil || string(buf) != "grown" {
-			return fail("read %q, %v after Remap", buf, err)
-		}
-		if string(s.Bytes()[:5]) != "first" {
-			return fail("first page %q after Remap", s.Bytes()[:5])
-		}
-		fmt.Println("ok")
-	case "nobody": // run as uid 65534 after Chown: open, chmod as owner, chown refused
-		s, err := shm.Open(name)
-		if err != nil {
-			return fail("%v", err)
-		}
-		defer s.Close()
-		if err := s.Chmod(0o640); err != nil {
-			return fail("Chmod as owner: %v", err)
-		}
-		err = s.Chown(0, -1)
-		var pe *fs.PathError
-		if !errors.As(err, &pe) || pe.Op != "fchown" || !errors.Is(err, fs.ErrPermission) {
-			return fail("Chown to root as nobody = %v; want fchown: operation not permitted", err)
-		}
-		fmt.Print(string(s.Bytes()[:6]))
-	case "holders-denied": // run as uid 65534: the parent's process is root's
-		pids, err := shm.Holders(name)
-		var de *shm.DeniedError
-		if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &de) || len(de.PIDs) == 0 {
-			return fail("Holders = %v, %v; want an error wrapping fs.ErrPermission", pids, err)
-		}
-		if !slices.Contains(de.PIDs, os.Getppid()) {
-			return fail("denied pids %v lack the parent %d", de.PIDs, os.Getppid())
-		}
-		fmt.Print(err)
-	default:
-		return 0, false
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
-	return 0, true
+	defer s.Close()
+	if s.Size() != page {
+		return childFail(role, "size %d", s.Size())
+	}
+	fmt.Println("mapped")
+	if err := waitParent(in); err != nil {
+		return childFail(role, "waiting for parent: %v", err)
+	}
+	if s.Size() != page {
+		return childFail(role, "size %d before Remap", s.Size())
+	}
+	if err := s.Remap(); err != nil {
+		return childFail(role, "Remap: %v", err)
+	}
+	buf := make([]byte, 5)
+	if s.Size() != 3*page {
+		return childFail(role, "size %d after Remap", s.Size())
+	}
+	if _, err := s.ReadAt(buf, int64(2*page)); err != nil || string(buf) != "grown" {
+		return childFail(role, "read %q, %v after Remap", buf, err)
+	}
+	if string(s.Bytes()[:5]) != "first" {
+		return childFail(role, "first page %q after Remap", s.Bytes()[:5])
+	}
+	fmt.Println("ok")
+	return 0
+}
+
+// childNobody plays "nobody": run as uid 65534 after Chown: open, chmod as
+// owner, chown refused
+func childNobody(role, name string, in *bufio.Reader) int {
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	defer s.Close()
+	if err := s.Chmod(0o640); err != nil {
+		return childFail(role, "Chmod as owner: %v", err)
+	}
+	err = s.Chown(0, -1)
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "fchown" || !errors.Is(err, fs.ErrPermission) {
+		return childFail(role, "Chown to root as nobody = %v; want fchown: operation not permitted", err)
+	}
+	fmt.Print(string(s.Bytes()[:6]))
+	return 0
+}
+
+// childHoldersDenied plays "holders-denied": run as uid 65534: the parent's
+// process is root's
+func childHoldersDenied(role, name string, in *bufio.Reader) int {
+	pids, err := shm.Holders(name)
+	var de *shm.DeniedError
+	if !errors.Is(err, fs.ErrPermission) || !errors.As(err, &de) || len(de.PIDs) == 0 {
+		return childFail(role, "Holders = %v, %v; want an error wrapping fs.ErrPermission", pids, err)
+	}
+	if !slices.Contains(de.PIDs, os.Getppid()) {
+		return childFail(role, "denied pids %v lack the parent %d", de.PIDs, os.Getppid())
+	}
+	fmt.Print(err)
+	return 0
 }
 
 // TestStat: Stat and Segment.Stat describe the object as fstat does, never
@@ -211,9 +217,9 @@ func TestChmodExactUnderUmask(t *testing.T) {
 		}
 	}
 	err = s.Chmod(fs.ModeSetuid | 0o600)
-	wantPathErr(t, err, "chmod", name, syscall.EINVAL)
+	wantPathErr(t, err, "fchmod", name, syscall.EINVAL)
 	err = s.Chown(-2, 0)
-	wantPathErr(t, err, "chown", name, syscall.EINVAL)
+	wantPathErr(t, err, "fchown", name, syscall.EINVAL)
 }
 
 // nobodyCmd returns a child of role for name that runs as uid and gid
@@ -690,7 +696,7 @@ func TestList(t *testing.T) {
 // TestLifecycleNoLeaks: Stat, Segment.Stat, List, Objects, Holders and
 // HoldersAll, many times over, leave no descriptor open.
 //
-// Kills: goshm_stat_name without close(fd); scanFDs or scanHolders
+// Kills: Stat without close(fd); scanFDs or scanHolders
 // without closing its directory.
 func TestLifecycleNoLeaks(t *testing.T) {
 	s := create(t, 4096)

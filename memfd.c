@@ -7,7 +7,6 @@
 #include "memfd.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -24,18 +23,17 @@
 // time instead of a program that does not link.
 int memfd_create(const char *name, unsigned int flags) __attribute__((weak));
 
-
 int goshm_memfd(const char *name, int64_t size, int seals, int flags, goshm_result *res) {
 	goshm_clear(res);
-	if (memfd_create == NULL || (flags & GOSHM_MEMFD_NOLIBC))
-		return goshm_fail(GOSHM_OP_NOMEMFD, ENOSYS);
+	if (memfd_create == NULL || (flags & GOSHM_NO_MEMFD))
+		return goshm_fail(GOSHM_OP_MEMFD_CREATE, ENOSYS);
 	// MFD_NOEXEC_SEAL (Linux 6.3): never executable, and no kernel
 	// warning about a memfd made without MFD_EXEC or MFD_NOEXEC_SEAL.
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL);
 	if (fd < 0 && errno == EINVAL)
 		fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
-		return goshm_fail(errno == ENOSYS ? GOSHM_OP_NOMEMFD : GOSHM_OP_MEMFD_CREATE, errno);
+		return goshm_fail(GOSHM_OP_MEMFD_CREATE, errno);
 	int r = goshm_size(fd, 0, size, flags);
 	// Sealed before anyone else can see the descriptor.
 	if (r == 0 && seals != 0 && fcntl(fd, F_ADD_SEALS, seals) != 0)
@@ -51,37 +49,18 @@ int goshm_memfd(const char *name, int64_t size, int seals, int flags, goshm_resu
 	return 0;
 }
 
-int goshm_seals(int fd) {
-	int s = fcntl(fd, F_GET_SEALS);
-	if (s < 0)
-		return errno == EINVAL ? 0 : goshm_fail(GOSHM_OP_FCNTL, errno);
-	return s;
-}
-
-int goshm_dup(int fd) {
-	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	return d < 0 ? goshm_fail(GOSHM_OP_FCNTL, errno) : d;
-}
-
-int goshm_add_seals(int fd, uintptr_t addr, int64_t size, int seals, int *rdonly) {
+int goshm_add_seals(int fd, int ro, uintptr_t addr, int64_t size, int seals, int *rdonly) {
 	int remapped = 0;
 	*rdonly = 0;
-	if ((seals & F_SEAL_WRITE) && addr != 0) {
+	if (ro >= 0) {
 		int now = fcntl(fd, F_GET_SEALS);
 		if (now < 0)
 			return goshm_fail(GOSHM_OP_FCNTL, errno);
 		if (now & F_SEAL_SEAL)
 			return goshm_fail(GOSHM_OP_FCNTL, EPERM); // what F_ADD_SEALS says, before any remap
-		char proc[32];
-		snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-		int ro = open(proc, O_RDONLY | O_CLOEXEC);
-		if (ro < 0)
-			return goshm_fail(GOSHM_OP_REOPEN, errno);
 		void *p = mmap((void *)addr, (size_t)size, PROT_READ, MAP_SHARED | MAP_FIXED, ro, 0);
-		int err = errno;
-		close(ro);
 		if (p == MAP_FAILED)
-			return goshm_fail(GOSHM_OP_MMAP, err);
+			return goshm_fail(GOSHM_OP_MMAP, errno);
 		remapped = *rdonly = 1;
 	}
 	if (fcntl(fd, F_ADD_SEALS, seals) != 0) {
@@ -92,22 +71,4 @@ int goshm_add_seals(int fd, uintptr_t addr, int64_t size, int seals, int *rdonly
 		return goshm_fail(GOSHM_OP_FCNTL, err);
 	}
 	return 0;
-}
-
-int goshm_mapfd(int fd, int64_t off, int64_t length, int flags, goshm_result *res, int *seals) {
-	*seals = 0;
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return goshm_fail(GOSHM_OP_FCNTL, errno);
-	int s = goshm_seals(fd);
-	if (s < 0)
-		return s;
-	*seals = s;
-	if (!(flags & (GOSHM_RDONLY | GOSHM_PRIVATE))) {
-		if ((fl & O_ACCMODE) == O_RDONLY)
-			return goshm_fail(GOSHM_OP_RDONLYFD, EACCES);
-		if (s & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
-			return goshm_fail(GOSHM_OP_WSEALED, EPERM);
-	}
-	return goshm_map(fd, off, length, flags, res);
 }

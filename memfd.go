@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // A Seal is a set of memfd seals, as fcntl(F_ADD_SEALS) and
@@ -30,6 +31,11 @@ const (
 	// add a seal later.
 	MemfdSeals = SealShrink | SealGrow | SealSeal
 )
+
+// The build fails if a Seal's value ever differs from the C headers'
+// (shm_cgo.go's fSeal*).
+var _ = [1]struct{}{}[SealSeal^fSealSeal|SealShrink^fSealShrink|SealGrow^fSealGrow|
+	SealWrite^fSealWrite|SealFutureWrite^fSealFutureWrite|SealExec^fSealExec]
 
 var sealNames = []struct {
 	s    Seal
@@ -72,16 +78,16 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // it; name is only a label (at most 249 bytes, no NUL), and need not be
 // unique. Unlink is an error: there is no name to unlink.
 //
-// Since the object can never shrink, Sealed is true and Bytes can never
+// Since the object can never shrink, ShrinkSealed is true and Bytes can never
 // fault from truncation, whatever another process does with the
-// descriptor. NewMemfd chooses other seals. size must be positive.
+// descriptor. CreateMemfdWith chooses other seals. size must be positive.
 // Where the C library lacks memfd_create (glibc before 2.27, musl before
 // 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
 func CreateMemfd(name string, size int) (*Segment, error) {
-	return NewMemfd(name, size, MemfdSeals, nil)
+	return CreateMemfdWith(name, size, MemfdSeals, nil)
 }
 
-// NewMemfd is the general form of CreateMemfd: seals are the seals the
+// CreateMemfdWith is the general form of CreateMemfd: seals are the seals the
 // new object gets before anyone else can see it (any of SealShrink,
 // SealGrow, SealSeal, SealExec; 0 for none). Leave SealSeal out to add
 // seals later with AddSeals: for a read-only hand-off, create with
@@ -90,7 +96,7 @@ func CreateMemfd(name string, size int) (*Segment, error) {
 // and Populate apply; Private is refused, as a private mapping of a new
 // memfd would keep its writes from everyone. Argument errors have Op
 // "creatememfd".
-func NewMemfd(name string, size int, seals Seal, opt *Options) (*Segment, error) {
+func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Segment, error) {
 	path := "memfd:" + name
 	switch {
 	case size <= 0:
@@ -102,38 +108,54 @@ func NewMemfd(name string, size int, seals Seal, opt *Options) (*Segment, error)
 	}
 	flags := opt.mapFlags()
 	if testNoMemfd {
-		flags |= memfdNoLibc
+		flags |= mapNoMemfd
 	}
-	r, err := memfdCreate(name, path, int64(size), seals, flags)
+	r, err := memfdCreate(name, path, int64(size), int(seals), flags)
 	if err == nil {
-		err = finishPopulate(path, "", r)
+		err = finishPopulate(path, r)
 	}
 	if err != nil {
-		return nil, err
+		return nil, explainMemfd(err)
 	}
 	s := &Segment{created: true, memfd: true}
 	s.init(path, r, false)
 	return s, nil
 }
 
-// testNoMemfd makes NewMemfd behave as with a C library without
+// testNoMemfd makes CreateMemfdWith behave as with a C library without
 // memfd_create; set by tests only.
 var testNoMemfd bool
 
-// File returns a duplicate of the Segment's descriptor,
-// fcntl(F_DUPFD_CLOEXEC), as an *os.File named as the Segment: the
-// caller's to close, and closing it never affects the Segment. It is
+// explainMemfd adds to err what memfd_create's bare errno means.
+func explainMemfd(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "memfd_create" {
+		return explain(err)
+	}
+	switch pe.Err {
+	case syscall.ENOSYS:
+		return because(pe, "no memfd_create in this C library or kernel (glibc 2.27, musl 1.1.20 and Linux 3.17 have it)")
+	case syscall.EINVAL:
+		return because(pe, "name longer than 249 bytes, or flags the kernel does not know")
+	}
+	return err
+}
+
+// File returns a duplicate of the Mapping's descriptor,
+// fcntl(F_DUPFD_CLOEXEC), as an *os.File named as the Mapping: the
+// caller's to close, and closing it never affects the Mapping. It is
 // close-on-exec; exec.Cmd's ExtraFiles hands it to a child all the same,
 // and syscall.UnixRights over a Unix socket to any process. Works on every
-// Segment, named or memfd; safe for concurrent use; after Close it returns
-// an error wrapping fs.ErrClosed. The receiver maps it with MapFile.
-func (m *Segment) File() (*os.File, error) {
+// Mapping: a named object's, a memfd's, a file's; safe for concurrent use;
+// after Close it returns an error wrapping fs.ErrClosed. The receiver maps
+// it with MapFile.
+func (m *Mapping) File() (*os.File, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.data == nil {
 		return nil, m.errClosed("fcntl")
 	}
-	fd, err := dupFD(m.name, m.fd)
+	fd, err := fcntl(m.name, m.fd, fDupFDCloexec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -141,56 +163,68 @@ func (m *Segment) File() (*os.File, error) {
 }
 
 // Seals returns the object's seals as the kernel has them now:
-// fcntl(F_GET_SEALS). A named object (shm_open) cannot be sealed and
-// reports SealSeal alone. Safe for concurrent use; after Close, an error
-// wrapping fs.ErrClosed.
-func (m *Segment) Seals() (Seal, error) {
+// fcntl(F_GET_SEALS), 0 for a file that cannot be sealed. A named object
+// (shm_open) cannot be sealed and reports SealSeal alone. Safe for
+// concurrent use; after Close, an error wrapping fs.ErrClosed.
+func (m *Mapping) Seals() (Seal, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.data == nil {
 		return 0, m.errClosed("fcntl")
 	}
-	return getSeals(m.name, m.fd)
+	s, err := getSeals(m.name, m.fd)
+	return Seal(s), err
 }
 
-// Sealed reports whether the object is sealed against shrinking
+// ShrinkSealed reports whether the object is sealed against shrinking
 // (SealShrink; fcntl(F_GET_SEALS)). Then no process can ever truncate it,
 // so Bytes is safe from truncation faults: no page of the mapping can
 // vanish. False after Close. Safe for concurrent use.
-func (m *Segment) Sealed() bool {
+func (m *Mapping) ShrinkSealed() bool {
 	s, err := m.Seals()
 	return err == nil && s&SealShrink != 0
 }
 
 // AddSeals adds seals to the object: fcntl(F_ADD_SEALS), refused with an
 // error wrapping syscall.EPERM (fs.ErrPermission) once SealSeal is set,
-// and always for named objects. With SealWrite the Segment's own mapping
-// is first replaced, in place, by a read-only one (a writable shared
-// mapping would make the kernel refuse the seal with EBUSY): the Segment
-// is read-only from then on (WriteAt is EBADF; a write through a slice
-// from Bytes faults), and it stays read-write if the seal is refused.
-// Another process's writable mapping still makes it EBUSY. The one
-// exception: once the object has SealFutureWrite, no writable mapping can
-// be made again, so a refused SealWrite leaves the Segment read-only, and
-// its error says so. SealFutureWrite
-// keeps this Segment's mapping writable and refuses new writable mappings
-// and write(2) to everyone. Safe for concurrent use: it waits for ReadAt,
-// WriteAt and Sync in flight. After Close, an error wrapping fs.ErrClosed.
-func (m *Segment) AddSeals(seals Seal) error {
+// and always for named objects. With SealWrite a shared writable mapping
+// of the Mapping's own is first replaced, in place, by a read-only one
+// made from a read-only descriptor of the object (open of
+// /proc/self/fd/N), since a writable shared mapping would make the kernel
+// refuse the seal with EBUSY: the Mapping is read-only from then on
+// (WriteAt is EBADF; a write through a slice from Bytes faults), and it
+// stays read-write if the seal is refused. Another process's writable
+// mapping still makes it EBUSY. The one exception: once the object has
+// SealFutureWrite, no writable mapping can be made again, so a refused
+// SealWrite leaves the Mapping read-only, and its error says so.
+// SealFutureWrite keeps this Mapping writable and refuses new writable
+// mappings and write(2) to everyone. Safe for concurrent use: it waits for
+// ReadAt, WriteAt and Sync in flight. After Close, an error wrapping
+// fs.ErrClosed.
+func (m *Mapping) AddSeals(seals Seal) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {
-		return m.errClosed("fcntl")
+		return m.errClosed("addseals")
 	}
 	if seals&^allSeals != 0 || seals == 0 {
 		return argErr("addseals", m.name, "seals %v: want some of the Seal constants", seals)
 	}
+	ro := -1
+	if seals&SealWrite != 0 && len(m.data) > 0 && !m.readOnly && !m.private {
+		f, err := os.OpenFile(procFD(m.fd), os.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: m.name, Err: errors.Unwrap(err)}
+		}
+		defer f.Close()
+		ro = int(f.Fd())
+	}
 	data := m.data
-	if !m.memfd || seals&SealWrite == 0 {
+	if ro < 0 {
 		data = nil
 	}
-	rdonly, err := addSeals(m.name, m.fd, data, seals)
-	if rdonly || (err == nil && m.memfd && seals&SealWrite != 0) {
+	rdonly, err := addSeals(m.name, m.fd, ro, data, int(seals))
+	if rdonly || (err == nil && seals&SealWrite != 0) {
 		// Sealed against writing (an empty mapping too: Truncate and
 		// Remap must map it read-only), or the mapping could not be
 		// made writable again.
@@ -198,34 +232,7 @@ func (m *Segment) AddSeals(seals Seal) error {
 	}
 	var pe *fs.PathError
 	if err != nil && rdonly && errors.As(err, &pe) {
-		pe.Err = fmt.Errorf("%w (the mapping, made read-only for the seal, cannot be made writable again once the object has SealFutureWrite: the Segment is read-only now)", pe.Err)
+		pe.Err = fmt.Errorf("%w (the mapping, made read-only for the seal, cannot be made writable again once the object has SealFutureWrite: the Mapping is read-only now)", pe.Err)
 	}
 	return err
-}
-
-// Seals returns the seals the object had when MapFile mapped it,
-// fcntl(F_GET_SEALS) then (0 for a file that cannot be sealed). Seals are
-// never removed, so those it reports still hold. After Close, an error
-// wrapping fs.ErrClosed. Safe for concurrent use.
-func (m *Mapping) Seals() (Seal, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.data == nil {
-		return 0, m.errClosed("fcntl")
-	}
-	return m.seals, nil
-}
-
-// Sealed reports whether the object was sealed against shrinking when
-// MapFile mapped it (SealShrink). Then no process can ever truncate it,
-// so Bytes is safe from truncation faults: no page of the mapping can
-// vanish. False after Close. Safe for concurrent use.
-func (m *Mapping) Sealed() bool {
-	s, err := m.Seals()
-	return err == nil && s&SealShrink != 0
-}
-
-// errNoName is Unlink's answer for a memfd Segment.
-func (m *Segment) errNoName() error {
-	return argErr("unlink", m.name, "a memfd has no name to unlink: it is freed with its last descriptor and mapping")
 }

@@ -2,7 +2,7 @@
 
 package shm
 
-// SetNoMemfd makes NewMemfd behave as with a C library that lacks
+// SetNoMemfd makes CreateMemfdWith behave as with a C library that lacks
 // memfd_create until restore is called.
 func SetNoMemfd() (restore func()) {
 	testNoMemfd = true

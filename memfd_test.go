@@ -1,6 +1,6 @@
 package shm_test
 
-// Tests of descriptors and memfd segments: File, CreateMemfd and NewMemfd,
+// Tests of descriptors and memfd segments: File, CreateMemfd and CreateMemfdWith,
 // seals, MapFile of a received descriptor, and peers in C and Python that
 // are handed the descriptor as real processes. The mutation each test
 // kills is named in its comment.
@@ -70,8 +70,8 @@ func TestCreateMemfd(t *testing.T) {
 		}
 	}
 	want := "memfd:shmtest-" + t.Name()
-	if s.Name() != want || s.Size() != size || !s.Created() || !s.Sealed() {
-		t.Fatalf("Name %q, Size %d, Created %v, Sealed %v", s.Name(), s.Size(), s.Created(), s.Sealed())
+	if s.Name() != want || s.Size() != size || !s.Created() || !s.ShrinkSealed() {
+		t.Fatalf("Name %q, Size %d, Created %v, Sealed %v", s.Name(), s.Size(), s.Created(), s.ShrinkSealed())
 	}
 	seals, err := s.Seals()
 	if err != nil || seals&^shm.SealExec != shm.MemfdSeals {
@@ -144,18 +144,18 @@ func TestMemfdErrors(t *testing.T) {
 		{"nul\x00", 4096, 0, nil, "memfd_create", ""},
 		{strings.Repeat("n", 250), 4096, 0, nil, "memfd_create", "249 bytes"},
 	} {
-		s, err := shm.NewMemfd(c.name, c.size, c.seals, c.opt)
+		s, err := shm.CreateMemfdWith(c.name, c.size, c.seals, c.opt)
 		if err == nil {
 			s.Close()
-			t.Errorf("NewMemfd(%.20q, %d, %v) succeeded", c.name, c.size, c.seals)
+			t.Errorf("CreateMemfdWith(%.20q, %d, %v) succeeded", c.name, c.size, c.seals)
 			continue
 		}
 		var pe *fs.PathError
 		if !errors.As(err, &pe) || pe.Op != c.op || pe.Path != "memfd:"+c.name || !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("NewMemfd(%.20q, %d, %v): %v; want op %s, EINVAL, saying %q", c.name, c.size, c.seals, err, c.op, c.says)
+			t.Errorf("CreateMemfdWith(%.20q, %d, %v): %v; want op %s, EINVAL, saying %q", c.name, c.size, c.seals, err, c.op, c.says)
 		}
 	}
-	if s, err := shm.NewMemfd(strings.Repeat("n", 249), 4096, 0, nil); err != nil {
+	if s, err := shm.CreateMemfdWith(strings.Repeat("n", 249), 4096, 0, nil); err != nil {
 		t.Errorf("a 249-byte name: %v", err)
 	} else {
 		s.Close()
@@ -204,7 +204,7 @@ func TestSegmentFile(t *testing.T) {
 		if _, err := s.File(); !errors.Is(err, fs.ErrClosed) {
 			t.Errorf("File after Close: %v", err)
 		}
-		if _, err := s.Seals(); !errors.Is(err, fs.ErrClosed) || s.Sealed() {
+		if _, err := s.Seals(); !errors.Is(err, fs.ErrClosed) || s.ShrinkSealed() {
 			t.Errorf("Seals after Close: %v", err)
 		}
 		if err := s.AddSeals(shm.SealGrow); !errors.Is(err, fs.ErrClosed) {
@@ -254,127 +254,6 @@ func TestFileCloseRace(t *testing.T) {
 	}
 }
 
-// roFile reopens f read-only through /proc, as a peer that was given a
-// read-only descriptor holds it.
-func roFile(t *testing.T, f *os.File) *os.File {
-	t.Helper()
-	r, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
-// TestMapFileReceived: MapFile of descriptors as another process hands
-// them over: sizes from fstat, seals reported, a read-only descriptor and
-// a write-sealed object refused read-write with a clear error and mapped
-// read-only (Populate too); a named object's descriptor and an ordinary
-// file's are not Sealed. Kills: the read-only-descriptor check and the
-// write-seal check in goshm_mapfd (bare "permission denied" / "operation
-// not permitted" from mmap), Mapping.seals not recorded, Mapping.Seals
-// without its closed check, the shim's op 51 missing from opNames
-// (Op "shim op 51"), AddSeals(SealWrite) without the read-only remap.
-func TestMapFileReceived(t *testing.T) {
-	fds := countFDs(t)
-	s, err := shm.NewMemfd("handoff", 2*os.Getpagesize(), shm.SealShrink|shm.SealGrow, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	copy(s.Bytes(), "filled before the seal")
-	f, err := s.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-
-	// A read-only descriptor.
-	ro := roFile(t, f)
-	_, err = shm.MapFile(ro, os.O_RDWR, 0, 0, nil)
-	wantPathErr(t, err, "mmap", ro.Name(), syscall.EACCES)
-	if !strings.Contains(err.Error(), "open read-only: map it with os.O_RDONLY") {
-		t.Errorf("unclear error: %v", err)
-	}
-	m, err := shm.MapFile(ro, os.O_RDONLY, 0, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seals, _ := m.Seals(); m.Size() != s.Size() || !m.Sealed() || seals&^shm.SealExec != shm.SealShrink|shm.SealGrow {
-		t.Errorf("read-only Mapping: size %d, Sealed %v, seals %v", m.Size(), m.Sealed(), seals)
-	}
-	m.Close()
-	if _, err := m.Seals(); !errors.Is(err, fs.ErrClosed) || m.Sealed() {
-		t.Errorf("Mapping.Seals after Close: %v", err)
-	}
-
-	// The read-only hand-off: sealed against writing.
-	if err := s.AddSeals(shm.SealWrite | shm.SealSeal); err != nil {
-		t.Fatal(err)
-	}
-	_, err = shm.MapFile(f, os.O_RDWR, 0, 0, nil)
-	wantPathErr(t, err, "mmap", f.Name(), syscall.EPERM)
-	if !strings.Contains(err.Error(), "sealed against writing") {
-		t.Errorf("unclear error: %v", err)
-	}
-	m, err = shm.MapFile(f, os.O_RDONLY, 0, 0, &shm.Options{Populate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := nonResident(t, m.Bytes()); n != 0 || !bytes.HasPrefix(m.Bytes(), []byte("filled before the seal")) {
-		t.Errorf("populated read-only mapping: %d pages not resident, %q", n, m.Bytes()[:22])
-	}
-	if seals, _ := m.Seals(); seals&shm.SealWrite == 0 {
-		t.Errorf("Mapping seals %v lack write", seals)
-	}
-	m.Close()
-	// Private copy-on-write is no write to the object: allowed.
-	if m, err = shm.MapFile(f, os.O_RDWR, 0, 0, &shm.Options{Private: true}); err != nil {
-		t.Fatalf("private mapping of a write-sealed memfd: %v", err)
-	}
-	m.Bytes()[0] = 'F'
-	if s.Bytes()[0] != 'f' {
-		t.Error("a private write reached the object")
-	}
-	m.Close()
-
-	// A named object's descriptor: shm_open objects cannot be sealed.
-	named := create(t, 4096)
-	nf, err := named.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nm, err := shm.MapFile(nf, os.O_RDWR, 0, 0, nil)
-	nf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seals, _ := nm.Seals(); nm.Sealed() || seals != shm.SealSeal || named.Sealed() {
-		t.Errorf("named object: Mapping seals %v, Sealed %v %v", seals, nm.Sealed(), named.Sealed())
-	}
-	nm.Close()
-	// An ordinary file: no seals at all.
-	path := t.TempDir() + "/f"
-	os.WriteFile(path, make([]byte, 4096), 0o600)
-	of, _ := os.Open(path)
-	om, err := shm.MapFile(of, os.O_RDONLY, 0, 0, nil)
-	of.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seals, err := om.Seals(); seals != 0 || err != nil || om.Sealed() {
-		t.Errorf("ordinary file: seals %v, %v", seals, err)
-	}
-	om.Close()
-	ro.Close()
-	f.Close()
-	named.Close()
-	s.Close()
-	if n := countFDs(t); n != fds {
-		t.Errorf("%d descriptors open, %d before", n, fds)
-	}
-}
-
 // TestAddSeals: the read-only hand-off seals the creator's own mapping
 // read-only in place (F_SEAL_WRITE is refused while it is writable); a
 // writable mapping elsewhere makes it EBUSY and the Segment stays
@@ -384,7 +263,7 @@ func TestMapFileReceived(t *testing.T) {
 // set (WriteAt would fault), the ro descriptor not closed.
 func TestAddSeals(t *testing.T) {
 	fds := countFDs(t)
-	s, err := shm.NewMemfd("seal-write", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("seal-write", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +302,7 @@ func TestAddSeals(t *testing.T) {
 	}
 
 	// Future-write: the creator keeps writing; nobody else can.
-	fw, err := shm.NewMemfd("seal-future", 4096, shm.SealShrink|shm.SealGrow, nil)
+	fw, err := shm.CreateMemfdWith("seal-future", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,8 +500,8 @@ func TestMemfdPython(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg, _, _ := bytes.Cut(m.Bytes(), []byte{0})
-		if string(msg) != "hello from python" || m.Size() != 8192 || !m.Sealed() {
-			t.Errorf("Go read %q, size %d, Sealed %v", msg, m.Size(), m.Sealed())
+		if string(msg) != "hello from python" || m.Size() != 8192 || !m.ShrinkSealed() {
+			t.Errorf("Go read %q, size %d, Sealed %v", msg, m.Size(), m.ShrinkSealed())
 		}
 		if _, err := m.WriteAt([]byte("hello back from Go\x00"), 512); err != nil {
 			t.Error(err)
@@ -651,7 +530,7 @@ func TestMemfdNoLeaks(t *testing.T) {
 		n = 100
 	}
 	cycle := func() {
-		s, err := shm.NewMemfd("leak", 8192, shm.SealShrink, &shm.Options{Populate: true})
+		s, err := shm.CreateMemfdWith("leak", 8192, shm.SealShrink, &shm.Options{Populate: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -685,7 +564,7 @@ func TestMemfdNoLeaks(t *testing.T) {
 			t.Fatal("no memfd_create, no error")
 		}
 		if strconv.IntSize == 64 { // mmap of 2⁶³-1 bytes fails after memfd_create and ftruncate
-			if _, err := shm.NewMemfd("huge", math.MaxInt, 0, &shm.Options{Sparse: true}); !errors.Is(err, syscall.ENOMEM) {
+			if _, err := shm.CreateMemfdWith("huge", math.MaxInt, 0, &shm.Options{Sparse: true}); !errors.Is(err, syscall.ENOMEM) {
 				t.Fatalf("a sparse memfd of 2⁶³-1 bytes: %v", err)
 			}
 		}
@@ -700,24 +579,6 @@ func TestMemfdNoLeaks(t *testing.T) {
 	fds1, _, maps1 := resources(t)
 	if fds1 != fds0 || maps1 > maps0+16 {
 		t.Fatalf("after %d cycles: fds %d -> %d, mappings %d -> %d", n, fds0, fds1, maps0, maps1)
-	}
-}
-
-// TestMemfdReserveRetriesEINTR: CreateMemfd reserves with shm.c's reserve,
-// so where tmpfs abandons fallocate with EINTR on every pending signal it
-// retries with signals blocked and completes, every page allocated. The
-// child runs with testdata/eintr.c preloaded. Kills: a plain fallocate in
-// goshm_memfd (EINTR, or EIO after 100 tries).
-func TestMemfdReserveRetriesEINTR(t *testing.T) {
-	lib := buildC(t, "eintr", "-shared", "-fPIC")
-	cmd := childCmd(t, "reserve-memfd", "")
-	cmd.Env = append(cmd.Env, "LD_PRELOAD="+lib)
-	out, err := cmd.Output()
-	if err != nil || string(out) != "reserved" {
-		t.Fatalf("child: %v, %q\n%s", err, out, cmd.Stderr)
-	}
-	if !strings.Contains(fmt.Sprint(cmd.Stderr), "eintr.so: fallocate interrupted") {
-		t.Fatalf("the preloaded fallocate was not used:\n%s", cmd.Stderr)
 	}
 }
 
@@ -782,7 +643,7 @@ func ExampleCreateMemfd() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	fmt.Printf("%s, %d bytes, sealed: %v\n", m.Bytes()[:7], m.Size(), m.Sealed())
+	fmt.Printf("%s, %d bytes, sealed: %v\n", m.Bytes()[:7], m.Size(), m.ShrinkSealed())
 	// Output: frame 1, 65536 bytes, sealed: true
 }
 
@@ -790,7 +651,7 @@ func ExampleCreateMemfd() {
 // writing. The creator's own mapping turns read-only in place, and every
 // receiver can map it only read-only.
 func ExampleSegment_AddSeals() {
-	s, err := shm.NewMemfd("config", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("config", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -815,7 +676,7 @@ func ExampleSegment_AddSeals() {
 
 // BenchmarkCreateMemfd: the CreateMemfd cycle (create, touch a byte,
 // close) beside Create's (create, touch, close, unlink), 4 KiB each.
-// TestCompareMemfd sets both against the same libc calls from C.
+// TestComparisonMemfd sets both against the same libc calls from C.
 func BenchmarkCreateMemfd(b *testing.B) {
 	benchCycles(b, []cycle{{"memfd", shmMemfdCycle}, {"create", shmCreateCycle}})
 }
@@ -829,14 +690,15 @@ func shmMemfdCycle(name string, size int) error {
 	return s.Close()
 }
 
-// TestCompareMemfd sets the CreateMemfd cycle against Create's and against
+// TestComparisonMemfd is a comparison (compare_test.go): it sets the
+// CreateMemfd cycle against Create's and against
 // the same libc calls from C (testdata/memfdbench.c: memfd_create,
 // fallocate, F_ADD_SEALS, mmap, touch, munmap, close; and bench.c's
 // atomic-publish create cycle), alternating, in one run, and prints medians
 // and ratios. One short round in the normal suite; the README's figures:
 //
-//	go test -run '^TestCompareMemfd$' -v . -args -compare
-func TestCompareMemfd(t *testing.T) {
+//	go test -run '^TestComparisonMemfd$' -v . -args -compare
+func TestComparisonMemfd(t *testing.T) {
 	rounds, n := 1, 20
 	if *compareFlag {
 		rounds, n = 21, 2000
@@ -857,7 +719,7 @@ func TestCompareMemfd(t *testing.T) {
 		for i := range contenders {
 			c := (i + r) % len(contenders)
 			ns, err := contenders[c].run(ops[c], name, n)
-			if err != nil || ns <= 0 {
+			if err != nil || !(ns > 0) {
 				t.Fatalf("%s: %v (%v ns/op)", contenders[c].name, err, ns)
 			}
 			samples[c] = append(samples[c], ns)
@@ -888,7 +750,7 @@ func TestCompareMemfd(t *testing.T) {
 // not a fault) and the error says so. Kills: a Segment left marked
 // read-write over a read-only mapping, or an error that does not tell.
 func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
-	s, err := shm.NewMemfd("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
+	s, err := shm.CreateMemfdWith("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -920,7 +782,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 // the object maps it read-only instead of failing with EPERM. Kills:
 // marking read-only only when a mapping was replaced.
 func TestAddSealsWriteEmptyThenRemap(t *testing.T) {
-	s, err := shm.NewMemfd("emptyseal", 4096, 0, nil)
+	s, err := shm.CreateMemfdWith("emptyseal", 4096, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

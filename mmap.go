@@ -28,19 +28,121 @@ var (
 	errNegativeOffset = fmt.Errorf("negative offset: %w", syscall.EINVAL)
 )
 
-// mapping is what Segment and Mapping share: a whole mapping made by this
-// package, its descriptor if it owns one, and a lock that keeps Close from
-// unmapping memory that ReadAt, WriteAt or Sync are using.
-type mapping struct {
+// A Mapping is a memory mapping of a whole shared memory object, a memfd,
+// or a range of an ordinary file, together with its own descriptor of
+// that object: everything that can be done with a mapped descriptor,
+// whoever made it. MapFile makes one from any *os.File (one received from
+// another process too); a Segment is a Mapping with a name.
+//
+// Its methods are safe for concurrent use. Bytes is the unguarded fast
+// path; ReadAt and WriteAt are fault-safe. After Close, every method but
+// Close's second call returns an error wrapping fs.ErrClosed, Bytes
+// returns nil, Size 0 and ShrinkSealed false.
+type Mapping struct {
 	mu       sync.RWMutex
 	data     []byte // the mapping; empty when nothing is mapped; nil after Close
 	fd       int    // owned descriptor, -1 if none
 	name     string // for errors
 	readOnly bool
+	private  bool  // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	off      int64 // file offset of the mapping (MapFile); Truncate and Remap need 0
 }
 
-func (m *mapping) init(name string, r result, readOnly bool) {
+func (m *Mapping) init(name string, r result, readOnly bool) {
 	m.name, m.data, m.fd, m.readOnly = name, r.data, r.fd, readOnly
+}
+
+// Options are the choices of OpenFile, MapFile and CreateMemfdWith that
+// the short forms fix. The zero value, or a nil *Options, is what Create
+// and Open do.
+type Options struct {
+	// Private maps the object copy-on-write (MAP_PRIVATE): this process's
+	// writes are its own, never seen by other processes nor kept in the
+	// object.
+	Private bool
+
+	// Sparse skips the reservation of a new object's pages: ftruncate
+	// only, no fallocate. Creating is faster for huge objects that will be
+	// touched sparsely, but a full /dev/shm then shows only later, as
+	// SIGBUS through Bytes or ErrFault through ReadAt and WriteAt.
+	Sparse bool
+
+	// Populate pre-faults the whole mapping so that first touches run at
+	// memory speed: madvise MADV_POPULATE_WRITE, or MADV_POPULATE_READ for
+	// read-only, private and file mappings (Linux 5.14 and later); on
+	// older kernels mmap with MAP_POPULATE, then mincore to check that
+	// every page is resident. A page that cannot be populated (a full
+	// /dev/shm under a sparse object) is an error wrapping syscall.EFAULT
+	// from the call, not a SIGBUS later. A mapping of 64 MiB or more is
+	// populated in parallel, in slices whose offsets are multiples of
+	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines.
+	Populate bool
+}
+
+// mapFlags are the shim flags for opt.
+func (o *Options) mapFlags() int {
+	f := 0
+	if testNoMadvPopulate {
+		f |= mapNoMadv
+	}
+	if o == nil {
+		return f
+	}
+	if o.Private {
+		f |= mapPrivate
+	}
+	if o.Sparse {
+		f |= mapSparse
+	}
+	if o.Populate {
+		f |= mapPopulate
+		if runtime.GOMAXPROCS(0) > 1 {
+			f |= mapDefer // large mappings: finishPopulate, in parallel
+		}
+	}
+	return f
+}
+
+// testNoMadvPopulate makes every mapping behave as on a kernel without
+// MADV_POPULATE_* (before 5.14); set by tests only.
+var testNoMadvPopulate bool
+
+// mapFlags are the shim flags the mapping was made with, for remapping.
+func (m *Mapping) mapFlags() int {
+	f := 0
+	if m.readOnly {
+		f |= mapReadOnly
+	}
+	if m.private {
+		f |= mapPrivate
+	}
+	return f
+}
+
+// explain adds to err, a failure of the shim, what its bare errno means
+// there, where it would puzzle a reader.
+func explain(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch errno, _ := pe.Err.(syscall.Errno); {
+	case (pe.Op == "madvise" || pe.Op == "mmap") && errno == syscall.EFAULT:
+		// What the kernel says, or mincore shows, where touching the
+		// page would SIGBUS.
+		return because(pe, "a page cannot be populated (/dev/shm full, or the object shorter than the mapping)")
+	case pe.Op == "shm_open" && errno == syscall.ENODEV:
+		return because(pe, "not a regular file (a directory, FIFO, socket or device)")
+	case pe.Op == "fstat" && errno == syscall.EFBIG:
+		return because(pe, "the object is larger than this process can map")
+	}
+	return err
+}
+
+// because puts why before the error inside pe.
+func because(pe *fs.PathError, why string) error {
+	pe.Err = fmt.Errorf("%s: %w", why, pe.Err)
+	return pe
 }
 
 // argErr is the error for a bad argument: an *fs.PathError whose message
@@ -49,7 +151,7 @@ func argErr(op, name, format string, args ...any) error {
 	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }
 
-func (m *mapping) errClosed(op string) error {
+func (m *Mapping) errClosed(op string) error {
 	return &fs.PathError{Op: op, Path: m.name, Err: fs.ErrClosed}
 }
 
@@ -63,7 +165,7 @@ func (m *mapping) errClosed(op string) error {
 // process truncated away raises SIGBUS, which kills a Go program, and using
 // the slice after Close faults. Use ReadAt and WriteAt where either can
 // happen. Writing through Bytes of a read-only mapping faults too.
-func (m *mapping) Bytes() []byte {
+func (m *Mapping) Bytes() []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.data
@@ -71,7 +173,7 @@ func (m *mapping) Bytes() []byte {
 
 // Size returns the number of bytes mapped, 0 after Close. Safe for
 // concurrent use.
-func (m *mapping) Size() int {
+func (m *Mapping) Size() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return len(m.data)
@@ -87,7 +189,7 @@ func (m *mapping) Size() int {
 // been partly written. It is safe for concurrent use with every other
 // method, including Close: after Close it returns an error wrapping
 // fs.ErrClosed and never touches unmapped memory.
-func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
+func (m *Mapping) ReadAt(p []byte, off int64) (int, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.data == nil {
@@ -120,7 +222,7 @@ func (m *mapping) ReadAt(p []byte, off int64) (int, error) {
 // Safe for concurrent use with every other method, including Close.
 // Concurrent writes to overlapping ranges, from this or other processes,
 // are not ordered: synchronise them yourself.
-func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
+func (m *Mapping) WriteAt(p []byte, off int64) (int, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	switch {
@@ -142,10 +244,8 @@ func (m *mapping) WriteAt(p []byte, off int64) (int, error) {
 // mapping, in slices that start on 2 MiB boundaries of the mapping (one
 // page table each where the mapping is so aligned), by up to GOMAXPROCS
 // (at most 8) goroutines, each in a cgo call of its own, since the kernel
-// populates disjoint ranges concurrently. On failure it unmaps, closes and,
-// if the object is new and not yet published (r.pending), removes its
-// temporary name tmp.
-func finishPopulate(name, tmp string, r result) error {
+// populates disjoint ranges concurrently. On failure it unmaps and closes.
+func finishPopulate(name string, r result) error {
 	if r.advice == 0 {
 		return nil
 	}
@@ -170,10 +270,7 @@ func finishPopulate(name, tmp string, r result) error {
 		return nil
 	}
 	unmapClose(name, r.data, r.fd)
-	if r.pending {
-		shmUnlink(tmp)
-	}
-	return errs[0]
+	return explain(errs[0])
 }
 
 // faultCopy is copy(dst, src) that turns a memory fault at an address of
@@ -204,7 +301,7 @@ func faultCopy(op, name string, dst, src, mapped []byte) (n int, err error) {
 // object this is cheap and rarely needed: every process already sees the
 // same pages. For a mapped file it writes dirty pages to the file. Safe for
 // concurrent use; after Close it returns an error wrapping fs.ErrClosed.
-func (m *mapping) Sync() error {
+func (m *Mapping) Sync() error {
 	return m.SyncRange(0, m.Size(), syscall.MS_SYNC)
 }
 
@@ -213,14 +310,14 @@ func (m *mapping) Sync() error {
 // with syscall.MS_INVALIDATE; libc decides what is valid. A range outside
 // the mapping is an error. Safe for concurrent use; after Close it returns
 // an error wrapping fs.ErrClosed.
-func (m *mapping) SyncRange(off int64, n int, flags int) error {
+func (m *Mapping) SyncRange(off int64, n int, flags int) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.data == nil {
 		return m.errClosed("msync")
 	}
 	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
-		return argErr("syncrange", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
+		return argErr("msync", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
 	}
 	if len(m.data) == 0 {
 		return nil
@@ -235,7 +332,7 @@ func (m *mapping) SyncRange(off int64, n int, flags int) error {
 // nothing but return such an error. Close never unlinks an object, and no
 // finalizer ever unmaps: a slice from Bytes stays valid until Close, and
 // must not be used after it.
-func (m *mapping) Close() error {
+func (m *Mapping) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {
@@ -244,16 +341,6 @@ func (m *mapping) Close() error {
 	data, fd := m.data, m.fd
 	m.data, m.fd = nil, -1
 	return unmapClose(m.name, data, fd)
-}
-
-// A Mapping is a memory mapping of part of an ordinary file, made by
-// MapFile. Its methods have the semantics of Segment's: ReadAt and WriteAt
-// are fault-safe (a file truncated by another process), Bytes is the
-// unguarded fast path, Close unmaps. A Mapping does not own the file: the
-// *os.File can be closed as soon as MapFile returns.
-type Mapping struct {
-	mapping
-	seals Seal // fcntl(F_GET_SEALS) when mapped
 }
 
 // MapFile maps length bytes of f starting at offset off with mmap. Mapping
@@ -279,13 +366,17 @@ type Mapping struct {
 // os.O_RDWR is refused with a clear error where mmap itself would say
 // only "permission denied": a descriptor open read-only (wrapping
 // syscall.EACCES), and an object sealed with SealWrite or SealFutureWrite
-// (wrapping syscall.EPERM); map those with os.O_RDONLY. Seals and Sealed
-// tell the object's seals: a Mapping of an object sealed against
-// shrinking can never fault from truncation.
+// (wrapping syscall.EPERM); map those with os.O_RDONLY. Seals and
+// ShrinkSealed tell the object's seals: a Mapping of an object sealed
+// against shrinking can never fault from truncation.
 //
-// The calls are fstat (from Go), then fcntl(F_GETFL), fcntl(F_GET_SEALS),
-// mmap and, with Populate, madvise, in one cgo crossing. Argument errors
-// have Op "mapfile".
+// The Mapping keeps a duplicate of f's descriptor (F_DUPFD_CLOEXEC) for
+// Stat, Truncate, Remap, File, Seals and the rest, and closes it at
+// Close: f itself can be closed as soon as MapFile returns.
+//
+// The calls are fstat, fcntl(F_GETFL), fcntl(F_GET_SEALS) and
+// fcntl(F_DUPFD_CLOEXEC) from Go, then mmap and, with Populate, madvise,
+// in one cgo crossing. Argument errors have Op "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {
 		return nil, argErr("mapfile", "<nil>", "nil *os.File")
@@ -332,32 +423,65 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	if err != nil {
 		return nil, err
 	}
-	var r result
-	var seals Seal
+	r := result{data: []byte{}, fd: -1}
 	cerr := rc.Control(func(fd uintptr) {
 		if length > 0 {
-			r, seals, err = mapFD(name, int(fd), off, int64(length), flags)
-			return
+			err = writable(name, int(fd), flags)
+		} else {
+			// Nothing to map, but the file must be one that mmap
+			// takes: a /proc or sysfs file is "regular" with size 0,
+			// and ENODEV.
+			var probe result
+			if probe, err = mmapFile(name, int(fd), 0, int64(pageSize), mapReadOnly); err == nil {
+				err = unmapClose(name, probe.data, -1)
+			}
 		}
-		// Nothing to map, but the file must be one that mmap takes:
-		// a /proc or sysfs file is "regular" with size 0, and ENODEV.
-		if r, err = mmapFile(name, int(fd), 0, int64(pageSize), mapReadOnly); err == nil {
-			err = unmapClose(name, r.data, -1)
+		if err == nil {
+			r.fd, err = fcntl(name, int(fd), fDupFDCloexec, 0)
 		}
-		r = result{data: []byte{}, fd: -1}
 	})
 	if cerr != nil {
 		return nil, cerr
 	}
-	if err == nil {
-		err = finishPopulate(name, "", r)
+	if err == nil && length > 0 {
+		var mr result
+		if mr, err = mmapFile(name, r.fd, off, int64(length), flags); err == nil {
+			r.data, r.advice = mr.data, mr.advice
+			err = finishPopulate(name, r)
+		} else {
+			closeFD(r.fd)
+		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, explain(err)
 	}
-	m := &Mapping{seals: seals}
+	m := &Mapping{private: opt != nil && opt.Private, off: off}
 	m.init(name, r, flag == os.O_RDONLY)
 	return m, nil
+}
+
+// writable checks, for a shared writable mapping of fd (flags), what mmap
+// would refuse with a bare EACCES or EPERM: a descriptor open read-only,
+// an object sealed against writing.
+func writable(name string, fd, flags int) error {
+	fl, err := fcntl(name, fd, fGetFL, 0)
+	if err != nil || flags&(mapReadOnly|mapPrivate) != 0 {
+		return err
+	}
+	seals, err := getSeals(name, fd)
+	if err != nil {
+		return err
+	}
+	const sealedW = fSealWrite | fSealFutureWrite
+	switch {
+	case fl&syscall.O_ACCMODE == syscall.O_RDONLY:
+		return &fs.PathError{Op: "mmap", Path: name,
+			Err: fmt.Errorf("the descriptor is open read-only: map it with os.O_RDONLY: %w", syscall.EACCES)}
+	case seals&sealedW != 0:
+		return &fs.PathError{Op: "mmap", Path: name,
+			Err: fmt.Errorf("the object is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): map it with os.O_RDONLY: %w", syscall.EPERM)}
+	}
+	return nil
 }
 
 // fileKind names the type of a file that is not regular, for errors.

@@ -85,7 +85,7 @@ func slot(t uint64) int64 { return int64(t>>32)<<31 | int64(t&0x7fffffff) }
 // for concurrent use.
 type Mutex struct {
 	word *atomic.Uint64
-	m    *mapping
+	m    *Mapping
 	off  int64
 	reg  *objReg
 }
@@ -101,7 +101,7 @@ type Mutex struct {
 // takes this process's byte lock on it (see Mutex); that descriptor stays
 // open until the process exits, so that the process's locks stay its own
 // for its lifetime. The byte lock needs the object open for writing.
-func (m *mapping) Mutex(off int64) (*Mutex, error) {
+func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, err := m.word("mutex", off, MutexSize)
@@ -133,7 +133,7 @@ var registry struct {
 
 // register returns this process's registration on the object m maps
 // (addr is inside the mapping), making it on first use.
-func register(m *mapping, addr uintptr) (*objReg, error) {
+func register(m *Mapping, addr uintptr) (*objReg, error) {
 	fd, err := reopenObject(m, addr)
 	if err != nil {
 		return nil, err
@@ -182,7 +182,7 @@ func register(m *mapping, addr uintptr) (*objReg, error) {
 // /proc/self/map_files (which needs CAP_SYS_ADMIN), else by the path if it
 // still names the same device and inode, else through a descriptor of this
 // process that does.
-func reopenObject(m *mapping, addr uintptr) (int, error) {
+func reopenObject(m *Mapping, addr uintptr) (int, error) {
 	if m.fd >= 0 {
 		fd, err := syscall.Open("/proc/self/fd/"+strconv.Itoa(m.fd), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 		if err != nil {
@@ -514,7 +514,7 @@ func (d *deathWatch) run() {
 }
 
 // sleepersOf returns the registry of blocking calls on m, for Close.
-func sleepersOf(m *mapping) *sleepers {
+func sleepersOf(m *Mapping) *sleepers {
 	if ss, ok := mappingSleepers.Load(m); ok {
 		return ss.(*sleepers)
 	}
@@ -522,4 +522,4 @@ func sleepersOf(m *mapping) *sleepers {
 	return ss.(*sleepers)
 }
 
-var mappingSleepers sync.Map // *mapping → *sleepers
+var mappingSleepers sync.Map // *Mapping → *sleepers

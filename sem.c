@@ -17,45 +17,14 @@
 #define HAVE_CLOCKWAIT 0
 #endif
 
-#include "shm.h"
-
 int goshm_sem_clockwait(void) {
 	return HAVE_CLOCKWAIT;
 }
 
-int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value,
-                   uintptr_t *sem, int *created) {
-	sem_t *s;
-
-	*sem = 0;
-	*created = 0;
-	if ((oflag & O_CREAT) && !(oflag & O_EXCL)) {
-		for (int tries = 0;; tries++) {
-			s = sem_open(name, oflag | O_EXCL, (mode_t)mode, value);
-			if (s != SEM_FAILED) {
-				*created = 1;
-				break;
-			}
-			if (errno != EEXIST || tries == 100)
-				return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
-			s = sem_open(name, oflag & ~O_CREAT);
-			if (s != SEM_FAILED)
-				break;
-			if (errno != ENOENT)
-				return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
-		}
-	} else if (oflag & O_CREAT) {
-		s = sem_open(name, oflag, (mode_t)mode, value);
-		if (s == SEM_FAILED)
-			return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
-		*created = 1;
-	} else {
-		s = sem_open(name, oflag);
-		if (s == SEM_FAILED)
-			return goshm_fail(GOSHM_OP_SEM_OPEN, errno);
-	}
-	*sem = (uintptr_t)s;
-	return 0;
+int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value, uintptr_t *sem) {
+	sem_t *s = (oflag & O_CREAT) ? sem_open(name, oflag, (mode_t)mode, value) : sem_open(name, oflag);
+	*sem = (uintptr_t)(s == SEM_FAILED ? NULL : s);
+	return s == SEM_FAILED ? goshm_fail(GOSHM_OP_SEM_OPEN, errno) : 0;
 }
 
 int goshm_sem_close(uintptr_t sem) {

@@ -1,37 +1,24 @@
 //go:build linux && cgo
 
 // Named POSIX semaphores for github.com/posixshm/shm: libc's sem_open
-// family, one cgo crossing per operation, with shm.h's failure convention
-// -(op << 16 | errno). Semaphores cross as integers (sem_t * from libc):
-// they are never Go memory.
+// family, one cgo crossing per operation, with shm.h's conventions.
+// Semaphores cross as integers (sem_t * from libc): they are never Go
+// memory.
 
 #ifndef GOSHM_SEM_H
 #define GOSHM_SEM_H
 
 #include <stdint.h>
 
-// The libc calls, as reported in a failure's upper bits. They start at 32
-// so that they never collide with shm.h's GOSHM_OP_ values.
-enum {
-	GOSHM_OP_SEM_OPEN = 32,
-	GOSHM_OP_SEM_CLOSE,
-	GOSHM_OP_SEM_UNLINK,
-	GOSHM_OP_SEM_POST,
-	GOSHM_OP_SEM_TRYWAIT,
-	GOSHM_OP_SEM_CLOCKWAIT, // sem_clockwait, or sem_timedwait where libc lacks it
-	GOSHM_OP_SEM_GETVALUE,
-};
+#include "shm.h"
 
 // goshm_sem_clockwait returns 1 where libc has sem_clockwait (glibc 2.30+),
 // else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.
 int goshm_sem_clockwait(void);
 
-// goshm_sem_open is sem_open(name, oflag, mode, value). With O_CREAT but
-// not O_EXCL it creates exclusively, else opens what exists, and again if
-// the semaphore vanished in between, and reports in *created which
-// happened.
-int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value,
-                   uintptr_t *sem, int *created);
+// goshm_sem_open is sem_open(name, oflag, mode, value), mode and value
+// only with O_CREAT.
+int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value, uintptr_t *sem);
 
 // goshm_sem_close is sem_close(sem).
 int goshm_sem_close(uintptr_t sem);

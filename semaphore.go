@@ -4,6 +4,7 @@ package shm
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"math"
 	"os"
@@ -66,16 +67,16 @@ const SemValueMax = math.MaxInt32
 // Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
 // above SemValueMax is libc's EINVAL.
 func CreateSemaphore(name string, value int) (*Semaphore, error) {
-	return OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, 0o600, value)
+	return OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, value)
 }
 
 // OpenSemaphore opens an existing named semaphore: sem_open(name, 0). An
 // error wraps fs.ErrNotExist if there is none.
 func OpenSemaphore(name string) (*Semaphore, error) {
-	return OpenSemaphoreFile(name, 0, 0, 0)
+	return OpenSemaphoreWith(name, 0, 0, 0)
 }
 
-// OpenSemaphoreFile is the general form of CreateSemaphore and
+// OpenSemaphoreWith is the general form of CreateSemaphore and
 // OpenSemaphore, in the manner of OpenFile: flag is 0 (open an existing
 // semaphore) or os.O_CREATE, optionally with os.O_EXCL; perm (permission
 // bits only, less the umask) and value (0 to SemValueMax) are the mode and
@@ -84,11 +85,11 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 //
 // os.O_CREATE without os.O_EXCL opens the semaphore or creates it, and
 // tells which through Created: it calls sem_open with O_EXCL, then without
-// O_CREAT, and again if the semaphore vanished in between. All in one cgo
-// crossing.
-func OpenSemaphoreFile(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
+// O_CREAT, and again if the semaphore vanished in between: one cgo
+// crossing per sem_open.
+func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
 	bad := func(format string, args ...any) (*Semaphore, error) {
-		return nil, argErr("opensemaphorefile", name, format, args...)
+		return nil, argErr("opensemaphorewith", name, format, args...)
 	}
 	create := flag&os.O_CREATE != 0
 	switch {
@@ -103,11 +104,35 @@ func OpenSemaphoreFile(name string, flag int, perm fs.FileMode, value int) (*Sem
 	case !create && (value != 0 || perm != 0):
 		return bad("mode and value given, but without os.O_CREATE the semaphore's own are used: pass 0")
 	}
-	sem, created, err := semOpen(name, flag, uint32(perm), uint32(value))
+	sem, created, err := semOpenOrCreate(name, flag, uint32(perm), uint32(value))
 	if err != nil {
 		return nil, err
 	}
 	return &Semaphore{name: name, created: created, sem: sem}, nil
+}
+
+// semOpenOrCreate opens (flag 0) or creates (os.O_CREATE|os.O_EXCL) the
+// semaphore, or, with os.O_CREATE alone, creates it exclusively, else
+// opens what exists, and tries again (up to retries times) if it vanished
+// in between.
+func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, created bool, err error) {
+	if flag&os.O_CREATE == 0 {
+		sem, err = semOpen(name, 0, 0, 0)
+		return sem, false, err
+	}
+	for tries := 0; ; tries++ {
+		sem, err = semOpen(name, os.O_CREATE|os.O_EXCL, perm, value)
+		if err == nil || !errors.Is(err, fs.ErrExist) || tries == retries {
+			return sem, err == nil, err
+		}
+		if flag&os.O_EXCL != 0 {
+			return 0, false, err
+		}
+		sem, err = semOpen(name, 0, 0, 0)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return sem, false, err
+		}
+	}
 }
 
 // UnlinkSemaphore removes a named semaphore: sem_unlink(name). Processes

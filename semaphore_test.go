@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +24,6 @@ import (
 
 	"github.com/posixshm/shm"
 )
-
-// onMusl reports whether this binary runs on musl (see TestLinkedLibc).
-var onMusl = func() bool {
-	maps, _ := os.ReadFile("/proc/self/maps")
-	return strings.Contains(string(maps), "ld-musl") || strings.Contains(string(maps), "-musl/")
-}()
 
 // semPath is where libc keeps the semaphore name (tests only): glibc
 // prefixes "sem.", musl puts semaphores beside the objects, so that a
@@ -61,39 +54,6 @@ func createSem(t testing.TB, value int) *shm.Semaphore {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// waitBlocked returns once n goroutines are blocked in a system call or
-// cgo call with fn on their stacks: polling the runtime's own view, so
-// that a test knows a waiter is inside the kernel or libc, without sleeps.
-func waitBlocked(t testing.TB, fn string, n int) { waitStacks(t, fn, n, true) }
-
-// waitStacks is waitBlocked, counting goroutines in any state when
-// inCall is false: of a thousand waiters, some are always between two
-// slices.
-func waitStacks(t testing.TB, fn string, n int, inCall bool) {
-	t.Helper()
-	buf := make([]byte, 1<<16)
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		k := runtime.Stack(buf, true)
-		if k == len(buf) {
-			buf = make([]byte, 2*len(buf))
-			continue
-		}
-		count := 0
-		for _, g := range strings.Split(string(buf[:k]), "\n\n") {
-			if (!inCall || strings.Contains(g, "[syscall")) && strings.Contains(g, fn) {
-				count++
-			}
-		}
-		if count >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d goroutines blocked in %s", count, n, fn)
-		}
-		runtime.Gosched()
-	}
 }
 
 const semWaitFrame = "_Cfunc_goshm_sem_wait"
@@ -193,8 +153,8 @@ func TestSemaphoreErrors(t *testing.T) {
 		{0, 0o600, 0},
 		{0, 0, 1},
 	} {
-		_, err := shm.OpenSemaphoreFile(name, c.flag, c.perm, c.value)
-		wantPathErr(t, err, "opensemaphorefile", name, syscall.EINVAL)
+		_, err := shm.OpenSemaphoreWith(name, c.flag, c.perm, c.value)
+		wantPathErr(t, err, "opensemaphorewith", name, syscall.EINVAL)
 	}
 	// Past SEM_VALUE_MAX: libc's EINVAL from sem_open, EOVERFLOW from
 	// sem_post.
@@ -202,7 +162,7 @@ func TestSemaphoreErrors(t *testing.T) {
 	big++
 	op := "sem_open"
 	if big < 0 { // a 32-bit int wrapped: the package's own check refuses it
-		op = "opensemaphorefile"
+		op = "opensemaphorewith"
 	}
 	_, err = shm.CreateSemaphore(name, big)
 	wantPathErr(t, err, op, name, syscall.EINVAL)
@@ -224,12 +184,12 @@ func TestSemaphoreOpenOrCreate(t *testing.T) {
 	name := semName(t)
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
-	a, err := shm.OpenSemaphoreFile(name, os.O_CREATE, 0o644, 3)
+	a, err := shm.OpenSemaphoreWith(name, os.O_CREATE, 0o644, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := shm.OpenSemaphoreFile(name, os.O_CREATE, 0o600, 7)
+	b, err := shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +204,7 @@ func TestSemaphoreOpenOrCreate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("mode %v, %v; want 0644", fi.Mode(), err)
 	}
-	c, err := shm.OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, 0o600, 0)
+	c, err := shm.OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, 0)
 	if err == nil {
 		c.Close()
 	}
@@ -547,7 +507,7 @@ func TestSemHandshakeCWriterGoReader(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready, err := shm.OpenSemaphoreFile(name+"-ready", os.O_CREATE, 0o600, 0)
+	ready, err := shm.OpenSemaphoreWith(name+"-ready", os.O_CREATE, 0o600, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -586,7 +546,7 @@ func TestSemHandshakeGoWriterCReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	ready, err := shm.OpenSemaphoreFile(name+"-ready", os.O_CREATE, 0o600, 0)
+	ready, err := shm.OpenSemaphoreWith(name+"-ready", os.O_CREATE, 0o600, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

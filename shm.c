@@ -8,12 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,13 +89,28 @@ static int resident(void *addr, size_t length) {
 	return 0;
 }
 
+int goshm_prot(int flags) { return (flags & GOSHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE; }
+
+int goshm_mflags(int flags) { return (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED; }
+
+int goshm_measure(int fd, int64_t *size) {
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return goshm_fail(GOSHM_OP_FSTAT, errno);
+	if (!S_ISREG(st.st_mode))
+		return goshm_fail(GOSHM_OP_SHM_OPEN, ENODEV);
+	if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
+		return goshm_fail(GOSHM_OP_FSTAT, EFBIG);
+	*size = (int64_t)st.st_size;
+	return 0;
+}
+
 // map does mmap and, if asked, pre-faults with MADV_POPULATE_* (Linux 5.14),
 // falling back to MAP_POPULATE, checked with mincore, where the kernel lacks
 // them. A large mapping may be left to the caller (GOSHM_POPULATE_DEFER)
 // once its first page shows that madvise works.
 static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) {
-	int prot = (flags & GOSHM_RDONLY) ? PROT_READ : PROT_READ | PROT_WRITE;
-	int mflags = (flags & GOSHM_PRIVATE) ? MAP_PRIVATE : MAP_SHARED;
+	int prot = goshm_prot(flags), mflags = goshm_mflags(flags);
 	void *p = mmap(NULL, (size_t)size, prot, mflags, fd, (off_t)off);
 	if (p == MAP_FAILED)
 		return goshm_fail(GOSHM_OP_MMAP, errno);
@@ -133,136 +144,35 @@ static int map(int fd, int64_t off, int64_t size, int flags, goshm_result *res) 
 	return 0;
 }
 
-static const char *skipslash(const char *s) {
-	while (*s == '/')
-		s++;
-	return s;
+int goshm_shm_open(const char *name, int oflag, unsigned int mode) {
+	int fd = shm_open(name, oflag | O_NONBLOCK, (mode_t)mode);
+	return fd < 0 ? goshm_fail(GOSHM_OP_SHM_OPEN, errno) : fd;
 }
 
-// shmdir is the directory libc keeps objects in, learnt once per process
-// by learndir; never freed.
-static char *shmdir;
-
-// learndir reads the path of fd, just made by shm_open(tmp), from
-// /proc/self/fd: the directory is what precedes "/tmp". Without /proc it
-// is the /dev/shm that glibc (2.34 and later) and musl use.
-static const char *learndir(int fd, const char *tmp) {
-	const char *dir = __atomic_load_n(&shmdir, __ATOMIC_ACQUIRE);
-	if (dir != NULL)
-		return dir;
-	char proc[32], path[PATH_MAX];
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(proc, path, sizeof path - 1);
-	if (n < 0) {
-		if (errno != ENOENT && errno != EACCES)
-			return NULL;
-		strcpy(path, "/dev/shm/");
-		strcat(path, skipslash(tmp));
-		n = (ssize_t)strlen(path);
-	}
-	path[n] = 0;
-	tmp = skipslash(tmp);
-	size_t len = strlen(tmp);
-	if ((size_t)n <= len || path[n - len - 1] != '/' || strcmp(path + n - len, tmp) != 0)
-		return NULL; // not the path of tmp (removed: " (deleted)")
-	char *d = strndup(path, (size_t)n - len - 1);
-	if (d == NULL)
-		return NULL;
-	char *expected = NULL;
-	if (!__atomic_compare_exchange_n(&shmdir, &expected, d, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		free(d); // another thread learnt it first
-		return expected;
-	}
-	return d;
-}
-
-int goshm_publish(int fd, const char *tmp, const char *name) {
-	char from[PATH_MAX], to[PATH_MAX];
-	const char *dir = learndir(fd, tmp);
-	if (dir == NULL)
-		return goshm_fail(GOSHM_OP_LINK, ENOENT);
-	if (snprintf(from, sizeof from, "%s/%s", dir, skipslash(tmp)) >= (int)sizeof from ||
-	    snprintf(to, sizeof to, "%s/%s", dir, skipslash(name)) >= (int)sizeof to)
-		return goshm_fail(GOSHM_OP_LINK, ENAMETOOLONG);
-	if (link(from, to) != 0)
-		// The name is taken: what shm_open(O_CREAT|O_EXCL) would say.
-		return goshm_fail(errno == EEXIST ? GOSHM_OP_SHM_OPEN : GOSHM_OP_LINK, errno);
-	shm_unlink(tmp); // the object has its real name now; only ENOENT (someone removed tmp) is possible
-	return 0;
-}
-
-// taken reports whether something now has name in libc's directory (an
-// object, or a symlink, socket or FIFO that O_CREAT|O_EXCL would meet):
-// what O_EXCL would have said EEXIST for. fd, made under tmp, shows the
-// directory.
-static int taken(int fd, const char *tmp, const char *name) {
-	char path[PATH_MAX];
-	struct stat st;
-	const char *dir = learndir(fd, tmp);
-	if (dir == NULL || snprintf(path, sizeof path, "%s/%s", dir, skipslash(name)) >= (int)sizeof path)
-		return 0;
-	return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-// create makes a new object under tmp and publishes it as name (shm.h).
-static int create(const char *name, const char *tmp, int oflag, unsigned int mode,
-                  int64_t size, int flags, goshm_result *res) {
-	// Let libc judge the name, exactly: EINVAL and ENAMETOOLONG are its
-	// verdicts (and the kernel's on the path); an existing name, whatever
-	// it is, would be EEXIST for O_CREAT|O_EXCL. Any other failure
-	// (EACCES, ELOOP on a symlink) is left for link to answer.
-	int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
-	if (fd >= 0) {
-		close(fd);
-		return goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST);
-	}
-	if (errno == EINVAL || errno == ENAMETOOLONG)
-		return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
-
-	fd = shm_open(tmp, (oflag & ~O_TRUNC) | O_CREAT | O_EXCL | O_NONBLOCK, (mode_t)mode);
+int goshm_create(const char *name, unsigned int mode, int64_t size, int flags, goshm_result *res) {
+	goshm_clear(res);
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, (mode_t)mode);
 	if (fd < 0)
-		return goshm_fail(errno == EEXIST ? GOSHM_OP_TMPNAME : GOSHM_OP_SHM_OPEN, errno);
+		return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
+	res->fd = fd;
+	res->created = 1;
 	int r = goshm_size(fd, 0, size, flags);
 	if (r == 0)
 		r = map(fd, 0, size, flags, res);
-	// If something has the name by now (another process that created it
-	// meanwhile, or what the probe could not open: another user's object,
-	// a symlink, a socket), O_EXCL would have said EEXIST: so does this
-	// failure. (Success finds out at link.)
-	if (r != 0 && taken(fd, tmp, name))
-		r = goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST);
-	if (r == 0 && res->advice != 0) {
-		res->pending = 1; // the caller populates, then publishes
-	} else if (r == 0) {
-		r = goshm_publish(fd, tmp, name);
-		if (r != 0)
-			munmap(res->addr, (size_t)size);
-	}
-	if (r != 0) {
-		shm_unlink(tmp); // a name nobody else knows
-		close(fd);
-		goshm_clear(res);
-		return r;
-	}
-	res->fd = fd;
-	res->created = 1;
-	return 0;
+	return r;
 }
 
-// existing sizes (O_TRUNC) or measures an object just opened, and maps it.
-static int existing(int fd, int oflag, int64_t size, int flags, goshm_result *res) {
-	struct stat st;
-	int r = 0;
-	if (fstat(fd, &st) != 0)
-		r = goshm_fail(GOSHM_OP_FSTAT, errno);
-	else if (!S_ISREG(st.st_mode))
-		r = goshm_fail(GOSHM_OP_NOTREG, ENODEV);
-	else if (oflag & O_TRUNC)
+int goshm_open(const char *name, int oflag, int64_t size, int flags, goshm_result *res) {
+	goshm_clear(res);
+	int fd = shm_open(name, oflag | O_NONBLOCK, 0);
+	if (fd < 0)
+		return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
+	int64_t cur;
+	int r = goshm_measure(fd, &cur);
+	if (r == 0 && (oflag & O_TRUNC))
 		r = goshm_size(fd, 0, size, flags);
-	else if ((uint64_t)st.st_size > (uint64_t)PTRDIFF_MAX)
-		r = goshm_fail(GOSHM_OP_TOOBIG, EFBIG);
 	else
-		size = st.st_size;
+		size = cur;
 	if (r == 0 && size > 0)
 		r = map(fd, 0, size, flags, res);
 	if (r != 0) {
@@ -273,34 +183,6 @@ static int existing(int fd, int oflag, int64_t size, int flags, goshm_result *re
 	res->fd = fd;
 	res->size = size;
 	return 0;
-}
-
-int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
-               int64_t size, int flags, goshm_result *res) {
-	int fd;
-
-	goshm_clear(res);
-	if ((oflag & O_CREAT) && (oflag & O_EXCL))
-		return create(name, tmp, oflag, mode, size, flags, res);
-	if (!(oflag & O_CREAT)) {
-		fd = shm_open(name, oflag | O_NONBLOCK, (mode_t)mode);
-		if (fd < 0)
-			return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
-		return existing(fd, oflag, size, flags, res);
-	}
-	// Open-or-create that knows which happened: open what exists, else
-	// create exclusively; if another process created it in between, open
-	// again.
-	for (int tries = 0;; tries++) {
-		fd = shm_open(name, (oflag & ~O_CREAT) | O_NONBLOCK, (mode_t)mode);
-		if (fd >= 0)
-			return existing(fd, oflag, size, flags, res);
-		if (errno != ENOENT || tries == 100)
-			return goshm_fail(GOSHM_OP_SHM_OPEN, errno);
-		int r = create(name, tmp, oflag | O_EXCL, mode, size, flags, res);
-		if (r != goshm_fail(GOSHM_OP_SHM_OPEN, EEXIST))
-			return r;
-	}
 }
 
 int goshm_map(int fd, int64_t off, int64_t length, int flags, goshm_result *res) {
@@ -330,4 +212,11 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags) {
 
 int goshm_unlink(const char *name) {
 	return shm_unlink(name) != 0 ? goshm_fail(GOSHM_OP_SHM_UNLINK, errno) : 0;
+}
+
+int goshm_link(const char *from, const char *to, const char *tmp) {
+	if (link(from, to) != 0)
+		return goshm_fail(GOSHM_OP_LINK, errno);
+	shm_unlink(tmp);
+	return 0;
 }

@@ -7,68 +7,23 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 )
 
-// A Segment is a POSIX shared memory object, open and mapped into memory.
+// A Segment is a POSIX shared memory object, open and mapped into memory:
+// a Mapping (every method of which it has) with what a name adds: Name,
+// Created and Unlink. CreateMemfd makes a Segment with no name.
 //
-// Its methods are safe for concurrent use. After Close, ReadAt, WriteAt,
-// Sync, SyncRange, File, Seals, AddSeals and Close return errors wrapping
-// fs.ErrClosed, Bytes returns nil, Size 0 and Sealed false; Name, Created
-// and Unlink still work. CreateMemfd makes a Segment with no name.
+// Its methods are safe for concurrent use. After Close, the Mapping's
+// methods return errors wrapping fs.ErrClosed (Bytes returns nil, Size 0);
+// Name, Created and Unlink still work.
 type Segment struct {
-	mapping
+	Mapping
 	created bool
-	private bool // mapped MAP_PRIVATE: Truncate and Remap map it so again
-	memfd   bool // made by CreateMemfd or NewMemfd: no name
-}
-
-// Options are the choices of OpenFile (and MapFile) that the short forms
-// fix. The zero value, or a nil *Options, is what Create and Open do.
-type Options struct {
-	// Private maps the object copy-on-write (MAP_PRIVATE): this process's
-	// writes are its own, never seen by other processes nor kept in the
-	// object.
-	Private bool
-
-	// Sparse skips the reservation of a new object's pages: ftruncate
-	// only, no fallocate. Creating is faster for huge objects that will be
-	// touched sparsely, but a full /dev/shm then shows only later, as
-	// SIGBUS through Bytes or ErrFault through ReadAt and WriteAt.
-	Sparse bool
-
-	// Populate pre-faults the whole mapping so that first touches run at
-	// memory speed: madvise MADV_POPULATE_WRITE, or MADV_POPULATE_READ for
-	// read-only, private and file mappings (Linux 5.14 and later); on
-	// older kernels mmap with MAP_POPULATE, then mincore to check that
-	// every page is resident. A page that cannot be populated (a full
-	// /dev/shm under a sparse object) is an error wrapping syscall.EFAULT
-	// from the call, not a SIGBUS later. A mapping of 64 MiB or more is
-	// populated in parallel, in slices whose offsets are multiples of
-	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines.
-	Populate bool
-}
-
-func (o *Options) mapFlags() int {
-	if o == nil {
-		return 0
-	}
-	var f int
-	if o.Private {
-		f |= mapPrivate
-	}
-	if o.Sparse {
-		f |= mapSparse
-	}
-	if o.Populate {
-		f |= mapPopulate
-		if runtime.GOMAXPROCS(0) > 1 {
-			f |= mapDefer // large mappings: finishPopulate, in parallel
-		}
-	}
-	return f
+	memfd   bool // made by CreateMemfd or CreateMemfdWith: no name
 }
 
 // Create creates a new shared memory object of size bytes and maps it
@@ -76,7 +31,9 @@ func (o *Options) mapFlags() int {
 // reserve every page (ftruncate where the file system cannot reserve), and
 // mmap(MAP_SHARED), in one cgo crossing. The object is made under a random
 // temporary name derived from name and only then linked to name (see
-// OpenFile), so no other process ever sees it half-made. It fails with an
+// OpenFile: a crossing before, to let libc judge the name, and one for
+// link(2) and shm_unlink after), so no other process ever sees it
+// half-made. It fails with an
 // error wrapping fs.ErrExist if the name exists, so nobody can plant an
 // object under a name you are about to create, and with syscall.ENOSPC if
 // /dev/shm cannot hold size bytes; on failure only the temporary name is
@@ -143,19 +100,18 @@ func Open(name string) (*Segment, error) {
 // directory or socket someone made under the name) is refused with an
 // error wrapping syscall.ENODEV, or the kernel's verdict.
 //
-// A new object is published atomically. shm_open(name, O_RDONLY) lets libc
-// judge the name (an existing one is EEXIST at once); the object is then
-// made by shm_open(O_CREAT|O_EXCL) under a random temporary name,
-// "NAME.~RANDOM" cut to fit NAME_MAX, sized and mapped (and populated),
-// then linked to name with link(2) in the directory libc uses (learnt once
-// per process from /proc/self/fd), which fails with EEXIST if the name was
-// taken meanwhile, exactly as O_EXCL would; the temporary name is then
-// removed with shm_unlink. If any step fails, only the temporary name is
-// removed. Objects made by other programs that create under the real name
-// (C, Python) can still be seen by Open at size 0 until they are sized.
+// A new object is published atomically (create, below, tells the whole
+// protocol): it is made under a random temporary name, "NAME.~RANDOM" cut
+// to fit NAME_MAX, sized and mapped (and populated), then linked to name,
+// which fails with EEXIST if the name was taken meanwhile, exactly as
+// O_EXCL would; if any step fails, only the temporary name is removed.
+// Objects made by other programs that create under the real name (C,
+// Python) can still be seen by Open at size 0 until they are sized.
 //
-// The calls (shm_open, fallocate or ftruncate or fstat, mmap, madvise,
-// link, shm_unlink) are made in one cgo crossing, two when a large
+// Opening is one cgo crossing (shm_open, fstat or fallocate or ftruncate,
+// mmap, madvise); creating is three (shm_open of name to probe it;
+// shm_open of the temporary name, fallocate or ftruncate, mmap, madvise;
+// link and shm_unlink of the temporary name), with one more when a large
 // mapping is populated in parallel. Argument errors have Op "openfile".
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
@@ -185,35 +141,141 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 	if access == os.O_RDONLY {
 		flags |= mapReadOnly
 	}
-	if testNoMadvPopulate {
-		flags |= mapNoMadv
+	r, err := openOrCreate(name, flag, uint32(perm), int64(size), flags)
+	if err != nil {
+		return nil, explain(err)
 	}
-	for tries := 1; ; tries++ {
-		r, tmp, err := shmOpen(name, flag, uint32(perm), int64(size), flags)
-		if err == nil {
-			err = finishPopulate(name, tmp, r)
+	s := &Segment{created: r.created}
+	s.private = opt != nil && opt.Private
+	s.init(name, r, access == os.O_RDONLY)
+	return s, nil
+}
+
+// retries bounds the loops of the publish protocol: how often a race with
+// other processes, or a colliding temporary name, is tried again.
+const retries = 100
+
+// openOrCreate opens (without os.O_CREATE), creates (with os.O_EXCL) or,
+// with os.O_CREATE alone, opens what exists, else creates exclusively, and
+// tries again while another process creates or removes the name in
+// between.
+func openOrCreate(name string, flag int, perm uint32, size int64, flags int) (result, error) {
+	if flag&os.O_CREATE == 0 {
+		return open(name, flag, size, flags)
+	}
+	if flag&os.O_EXCL != 0 {
+		return create(name, perm, size, flags)
+	}
+	for tries := 0; ; tries++ {
+		r, err := open(name, flag&^os.O_CREATE, size, flags)
+		if !errors.Is(err, fs.ErrNotExist) || tries == retries {
+			return r, err
 		}
-		if err == nil && r.pending {
-			if err = publish(name, tmp, r.fd); err != nil {
-				unmapClose(name, r.data, r.fd)
-				shmUnlink(tmp)
-				if flag&os.O_EXCL == 0 && errors.Is(err, fs.ErrExist) && tries < 100 {
-					continue // open-or-create: another process made it first; open it
-				}
-			}
+		r, err = create(name, perm, size, flags)
+		if !errors.Is(err, fs.ErrExist) {
+			return r, err
 		}
-		if err != nil {
-			return nil, err
-		}
-		s := &Segment{created: r.created, private: opt != nil && opt.Private}
-		s.init(name, r, access == os.O_RDONLY)
-		return s, nil
 	}
 }
 
-// testNoMadvPopulate makes OpenFile behave as on a kernel without
-// MADV_POPULATE_* (before 5.14); set by tests only.
-var testNoMadvPopulate bool
+// open opens and maps the existing object name, and populates it.
+func open(name string, flag int, size int64, flags int) (result, error) {
+	r, err := shmOpen(name, flag&(os.O_RDONLY|os.O_RDWR|os.O_TRUNC), size, flags)
+	if err == nil {
+		err = finishPopulate(name, r)
+	}
+	return r, err
+}
+
+// create makes a new object called name, published atomically, so that no
+// other process ever sees it half-made and no call removes a name it does
+// not own, while every object still comes from libc's shm_open and every
+// removal from libc's shm_unlink:
+//
+//  1. shm_open(name, O_RDONLY) lets libc judge the name: its EINVAL and
+//     ENAMETOOLONG are the answer, and an existing object (whatever it
+//     is) is EEXIST at once, as O_CREAT|O_EXCL would say.
+//  2. The object is made under a fresh temporary name (tmpName) with
+//     shm_open(O_CREAT|O_EXCL), sized and mapped; a temporary name that
+//     exists is replaced by another.
+//  3. It is populated, if asked.
+//  4. It is linked (link(2)) to name in the directory libc uses (Dir,
+//     learnt from the new descriptor): EEXIST if name is taken by now.
+//  5. The temporary name is removed with shm_unlink.
+//
+// If step 2 fails to size or map while something has taken name
+// meanwhile (another creator, or what the probe could not open: another
+// user's object, a symlink, a socket), the error is EEXIST, as O_EXCL
+// would have said. On any failure, only the temporary name is removed.
+func create(name string, perm uint32, size int64, flags int) (result, error) {
+	if err := probe(name); err != nil {
+		return result{}, err
+	}
+	for tries := 0; ; tries++ {
+		tmp := tmpName(name)
+		r, err := shmCreate(name, tmp, perm, size, flags)
+		if err != nil && !r.created {
+			if errors.Is(err, fs.ErrExist) && tries < retries {
+				continue // the temporary name is taken: draw another
+			}
+			return result{}, err
+		}
+		if err != nil {
+			if taken(r.fd, tmp, name) {
+				err = &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}
+			}
+			closeFD(r.fd)
+		} else if err = finishPopulate(name, r); err == nil {
+			if err = publish(name, tmp, r.fd); err != nil {
+				unmapClose(name, r.data, r.fd)
+			}
+		}
+		if err != nil {
+			shmUnlink(tmp) // a name nobody else knows
+			return result{}, err
+		}
+		return r, nil
+	}
+}
+
+// probe is step 1 of create: nil when name is free for libc, else the
+// error creating it would meet first.
+func probe(name string) error {
+	errno, err := shmProbe(name, os.O_RDONLY)
+	switch {
+	case err != nil:
+		return err
+	case errno == 0:
+		errno = syscall.EEXIST
+	case errno != syscall.EINVAL && errno != syscall.ENAMETOOLONG:
+		return nil // anything else (EACCES, ELOOP on a symlink) is link's to answer
+	}
+	return &fs.PathError{Op: "shm_open", Path: name, Err: errno}
+}
+
+// publish is steps 4 and 5 of create: it links fd, made under tmp, to name
+// and removes tmp (one crossing).
+func publish(name, tmp string, fd int) error {
+	dir := learnDir(fd, tmp)
+	if dir == "" {
+		return &fs.PathError{Op: "link", Path: name, Err: syscall.ENOENT}
+	}
+	err := shmLink(name, dir, baseName(tmp), baseName(name), tmp)
+	if errors.Is(err, syscall.EEXIST) {
+		// The name is taken: what O_CREAT|O_EXCL would say.
+		return &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}
+	}
+	return err
+}
+
+// taken reports whether something now has name in libc's directory (an
+// object, or a symlink, socket or FIFO that O_CREAT|O_EXCL would meet).
+// fd, made under tmp, shows the directory.
+func taken(fd int, tmp, name string) bool {
+	dir := learnDir(fd, tmp)
+	var st syscall.Stat_t
+	return dir != "" && syscall.Lstat(dir+"/"+baseName(name), &st) == nil
+}
 
 // tmpName returns a fresh temporary name for a new object that is to be
 // called name: name's own (without its leading slashes, cut short to leave
@@ -222,12 +284,57 @@ var testNoMadvPopulate bool
 func tmpName(name string) string {
 	const nameMax = 255 // NAME_MAX on Linux
 	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
-	base := strings.TrimLeft(name, "/")
+	base := baseName(name)
 	if len(base) > nameMax-len(suffix) {
 		base = base[:nameMax-len(suffix)]
 	}
 	return "/" + base + suffix
 }
+
+// baseName is name as a file name in Dir: without its leading slashes.
+func baseName(name string) string { return strings.TrimLeft(name, "/") }
+
+// learntDir is the directory libc keeps objects in, once learnt.
+var learntDir atomic.Pointer[string]
+
+// Dir returns the directory in which the C library keeps shared memory
+// objects (and, as sem.NAME, named semaphores): object "/x" is the file
+// Dir()+"/x". It is learnt from /proc/self/fd when this process first
+// creates an object; until then, and without /proc, it is /dev/shm, which
+// glibc 2.34 and later and musl always use (older glibc looked for the
+// tmpfs mount, which is /dev/shm on every usual system). Safe for
+// concurrent use.
+func Dir() string {
+	if d := learntDir.Load(); d != nil {
+		return *d
+	}
+	return "/dev/shm"
+}
+
+// learnDir returns Dir, learning it first from the path of fd, just made
+// by shm_open(tmp): the directory is what precedes "/tmp". It returns ""
+// when fd's path is not tmp's (tmp was removed).
+func learnDir(fd int, tmp string) string {
+	if d := learntDir.Load(); d != nil {
+		return *d
+	}
+	base := baseName(tmp)
+	path, err := os.Readlink(procFD(fd))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		path = "/dev/shm/" + base // no /proc
+	} else if err != nil {
+		return ""
+	}
+	dir, ok := strings.CutSuffix(path, "/"+base)
+	if !ok {
+		return "" // not the path of tmp (removed: " (deleted)")
+	}
+	learntDir.CompareAndSwap(nil, &dir)
+	return *learntDir.Load()
+}
+
+// procFD is the path of descriptor fd in /proc.
+func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // Unlink removes the name of a shared memory object: shm_unlink(name).
 // Processes that have it mapped keep their memory until they unmap it; the
@@ -258,4 +365,9 @@ func (m *Segment) Unlink() error {
 		return m.errNoName()
 	}
 	return Unlink(m.name)
+}
+
+// errNoName is Unlink's answer for a memfd Segment.
+func (m *Segment) errNoName() error {
+	return argErr("shm_unlink", m.name, "a memfd has no name to unlink: it is freed with its last descriptor and mapping")
 }

@@ -1,11 +1,16 @@
 //go:build linux && cgo
 
-// The C shim of github.com/posixshm/shm.
+// The C shim of github.com/posixshm/shm: primitives, no policy.
 //
 // Each goshm_ function does one whole operation in one cgo crossing and
-// returns 0, or -(GOSHM_OP_* << 16 | errno) naming the libc call that failed
-// and its errno, so the caller never reads the global errno. None touches
-// mapped memory: a fault inside C could not be recovered by Go.
+// returns 0 (or a count), or -(GOSHM_OP_* << 16 | errno) naming the libc
+// call that failed and its errno, so the caller never reads the global
+// errno. None retries a whole operation, picks a name or decides what an
+// error means: that is the Go side's (shm.go). None touches mapped memory:
+// a fault inside C could not be recovered by Go.
+//
+// The files: shm.c (objects and mappings), lifecycle.c (resizing), memfd.c
+// (anonymous objects and seals), sem.c (named semaphores).
 
 #ifndef GOSHM_H
 #define GOSHM_H
@@ -13,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The libc calls, as reported in a failure's upper bits, and three verdicts
-// of the shim's own.
+// The libc calls, as reported in a failure's upper bits: one numbering for
+// every file of the shim, mirrored once in Go (opNames in shm_cgo.go).
 enum {
 	GOSHM_OP_SHM_OPEN = 1,
 	GOSHM_OP_FTRUNCATE,
@@ -26,14 +31,22 @@ enum {
 	GOSHM_OP_MUNMAP,
 	GOSHM_OP_CLOSE,
 	GOSHM_OP_SHM_UNLINK,
-	GOSHM_OP_LINK,
 	GOSHM_OP_MINCORE,
-	GOSHM_OP_NOTREG,  // fstat says the name is not a regular file (ENODEV)
-	GOSHM_OP_TOOBIG,  // fstat says the object is larger than mmap can take (EFBIG)
-	GOSHM_OP_TMPNAME, // the random temporary name exists: pick another (EEXIST)
+	GOSHM_OP_LINK,
+	GOSHM_OP_MREMAP,
+	GOSHM_OP_MEMFD_CREATE,
+	GOSHM_OP_FCNTL,
+	GOSHM_OP_SEM_OPEN,
+	GOSHM_OP_SEM_CLOSE,
+	GOSHM_OP_SEM_UNLINK,
+	GOSHM_OP_SEM_POST,
+	GOSHM_OP_SEM_TRYWAIT,
+	GOSHM_OP_SEM_CLOCKWAIT, // sem_clockwait, or sem_timedwait where libc lacks it
+	GOSHM_OP_SEM_GETVALUE,
+	GOSHM_OP_COUNT,
 };
 
-// Flags for goshm_open and goshm_map.
+// Flags for the calls that map.
 enum {
 	GOSHM_RDONLY = 1 << 0,   // PROT_READ only
 	GOSHM_PRIVATE = 1 << 1,  // MAP_PRIVATE instead of MAP_SHARED
@@ -48,6 +61,8 @@ enum {
 	GOSHM_POPULATE_READ = 1 << 5,
 	// Behave as on a kernel without MADV_POPULATE_* (before 5.14): tests.
 	GOSHM_NO_MADV_POPULATE = 1 << 6,
+	// Behave as with a C library that lacks memfd_create: tests.
+	GOSHM_NO_MEMFD = 1 << 7,
 };
 
 #define GOSHM_PARALLEL_MIN ((int64_t)64 << 20)
@@ -55,37 +70,28 @@ enum {
 typedef struct {
 	void *addr;    // the mapping, NULL when size is 0
 	int64_t size;  // bytes mapped
-	int fd;        // the object's descriptor (goshm_open), else -1
-	int created;   // 1 when this call created the object
+	int fd;        // the object's descriptor, else -1
+	int created;   // 1 when this call made the object (goshm_create: even on failure)
 	int advice;    // MADV_POPULATE_* left to the caller (POPULATE_DEFER), or 0
-	int pending;   // 1 when the new object still has only its temporary name
 } goshm_result;
 
-// goshm_open opens or creates the POSIX shared memory object name with
-// shm_open(oflag | O_NONBLOCK, mode); anything but a regular file is
-// refused (GOSHM_OP_NOTREG).
-//
-// A new object is published atomically: shm_open(name, O_RDONLY) first
-// lets libc judge the name (and an existing object is EEXIST at once);
-// then the object is made under tmp, a fresh name of the caller's, with
-// shm_open(O_CREAT|O_EXCL), sized (fallocate reserves the pages unless
-// GOSHM_SPARSE; ftruncate where the file system cannot reserve) and
-// mapped, and only then linked (link(2)) to name in the directory libc
-// uses, learnt once per process from /proc/self/fd; EEXIST if name is
-// taken by then, as O_EXCL says. tmp is then removed with shm_unlink. A
-// failure only ever removes tmp, a name nobody else knows. When populating
-// is left to the caller (res->advice), publishing is too (res->pending):
-// the caller calls goshm_publish, or shm_unlink(tmp) to give up.
-//
-// With O_CREAT but not O_EXCL it opens what exists, else creates, and
-// reports in created which happened. An existing object is sized to size
-// bytes with O_TRUNC, else its size comes from fstat and is never changed.
-int goshm_open(const char *name, const char *tmp, int oflag, unsigned int mode,
-               int64_t size, int flags, goshm_result *res);
+// goshm_shm_open is shm_open(name, oflag | O_NONBLOCK, mode): the
+// descriptor, or a failure.
+int goshm_shm_open(const char *name, int oflag, unsigned int mode);
 
-// goshm_publish links the object fd, created under tmp, to name and
-// removes tmp: the last step of goshm_open's atomic publish.
-int goshm_publish(int fd, const char *tmp, const char *name);
+// goshm_create makes a new object under name with shm_open(name,
+// O_RDWR|O_CREAT|O_EXCL|O_NONBLOCK, mode), sizes it (goshm_size) and maps
+// it (goshm_map's flags). When shm_open succeeded but sizing or mapping
+// failed, nothing is mapped, res->created is 1 and res->fd is the object's
+// descriptor, still open: the caller decides what becomes of the name.
+int goshm_create(const char *name, unsigned int mode, int64_t size, int flags, goshm_result *res);
+
+// goshm_open opens the existing object name with shm_open(oflag |
+// O_NONBLOCK), which must not hold O_CREAT, and maps it: sized to size
+// bytes with O_TRUNC, else as long as fstat says (never changed).
+// Anything but a regular file is refused (ENODEV, reported as shm_open's).
+// On failure nothing is left open.
+int goshm_open(const char *name, int oflag, int64_t size, int flags, goshm_result *res);
 
 // goshm_map maps length bytes (> 0) of the open regular file fd from
 // offset off, which the caller has checked. The fd is not kept: res->fd
@@ -107,6 +113,12 @@ int goshm_msync(uintptr_t addr, int64_t length, int flags);
 // goshm_unlink is shm_unlink(name).
 int goshm_unlink(const char *name);
 
+// goshm_link is link(from, to) and then, once it succeeded, shm_unlink(tmp)
+// (whose failure is ignored: only ENOENT, someone removed tmp, is
+// possible): a new object made under tmp, whose path is from, gets the
+// path to. A failure of link is returned as is.
+int goshm_link(const char *from, const char *to, const char *tmp);
+
 // goshm_fail encodes a failure: -(op << 16 | errno).
 static inline int goshm_fail(int op, int err) { return -(op << 16 | err); }
 
@@ -114,6 +126,15 @@ static inline int goshm_fail(int op, int err) { return -(op << 16 | err); }
 static inline void goshm_clear(goshm_result *res) {
 	*res = (goshm_result){.fd = -1};
 }
+
+// goshm_prot and goshm_mflags are mmap's prot and flags for GOSHM_* flags.
+int goshm_prot(int flags);
+int goshm_mflags(int flags);
+
+// goshm_measure is fstat(fd) of an object to be mapped whole: its size in
+// *size, ENODEV (reported as shm_open's) for anything but a regular file,
+// EFBIG (reported as fstat's) for a size larger than mmap can take.
+int goshm_measure(int fd, int64_t *size);
 
 // goshm_size makes the object fd size bytes long, reserving [from, size)
 // with fallocate (EINTR retried with signals blocked) unless GOSHM_SPARSE;

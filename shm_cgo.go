@@ -2,17 +2,23 @@
 
 package shm
 
-// This is the only file that imports "C": thin wrappers over the shim (shm.c,
-// sem.c, memfd.c, lifecycle.c), each one cgo crossing, turning its failures
-// into *fs.PathError.
+// The cgo vocabulary: the only file that imports "C". Thin, Go-typed
+// wrappers over the shim (shm.c, lifecycle.c, memfd.c, sem.c), each one
+// cgo crossing, and the single kernel calls that libc adds nothing to,
+// through the syscall package. A failure is an *fs.PathError naming the
+// libc or kernel call and wrapping its syscall.Errno, nothing more: no
+// retries, no names of this package's choosing, no explanations. Those
+// are the callers' (shm.go and the capability files).
 
 /*
 #cgo CFLAGS: -O2 -Wall -D_FILE_OFFSET_BITS=64
 #cgo LDFLAGS: -lrt
+#cgo noescape goshm_shm_open
+#cgo nocallback goshm_shm_open
+#cgo noescape goshm_create
+#cgo nocallback goshm_create
 #cgo noescape goshm_open
 #cgo nocallback goshm_open
-#cgo noescape goshm_publish
-#cgo nocallback goshm_publish
 #cgo noescape goshm_map
 #cgo nocallback goshm_map
 #cgo nocallback goshm_populate
@@ -20,17 +26,12 @@ package shm
 #cgo nocallback goshm_msync
 #cgo noescape goshm_unlink
 #cgo nocallback goshm_unlink
+#cgo noescape goshm_link
+#cgo nocallback goshm_link
 #include "shm.h"
-#cgo noescape goshm_stat_name
-#cgo nocallback goshm_stat_name
-#cgo noescape goshm_fstat
-#cgo nocallback goshm_fstat
-#cgo nocallback goshm_fchmod
-#cgo nocallback goshm_fchown
 #cgo noescape goshm_resize
 #cgo nocallback goshm_resize
 #include "lifecycle.h"
-// Named semaphores (sem.h; semaphore.go).
 #cgo noescape goshm_sem_open
 #cgo nocallback goshm_sem_open
 #cgo noescape goshm_sem_unlink
@@ -44,30 +45,24 @@ package shm
 #include "sem.h"
 #cgo noescape goshm_memfd
 #cgo nocallback goshm_memfd
-#cgo nocallback goshm_seals
-#cgo nocallback goshm_dup
 #cgo noescape goshm_add_seals
 #cgo nocallback goshm_add_seals
-#cgo noescape goshm_mapfd
-#cgo nocallback goshm_mapfd
 #include "memfd.h"
 */
 import "C"
 
 import (
-	"fmt"
+	"errors"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
 )
 
-// opNames maps GOSHM_OP_* to the libc function names used as PathError.Op.
-// Op numbers are sparse (each file of the shim numbers its own from its own
-// base), so this is a map.
-var opNames = map[int]string{
+// opNames are the libc function names of the shim's GOSHM_OP_* numbers
+// (shm.h), used as PathError.Op.
+var opNames = [C.GOSHM_OP_COUNT]string{
 	C.GOSHM_OP_SHM_OPEN:      "shm_open",
 	C.GOSHM_OP_FTRUNCATE:     "ftruncate",
 	C.GOSHM_OP_FALLOCATE:     "fallocate",
@@ -78,14 +73,11 @@ var opNames = map[int]string{
 	C.GOSHM_OP_MUNMAP:        "munmap",
 	C.GOSHM_OP_CLOSE:         "close",
 	C.GOSHM_OP_SHM_UNLINK:    "shm_unlink",
-	C.GOSHM_OP_LINK:          "link",
 	C.GOSHM_OP_MINCORE:       "mincore",
-	C.GOSHM_OP_NOTREG:        "shm_open",
-	C.GOSHM_OP_TOOBIG:        "fstat",
-	C.GOSHM_OP_TMPNAME:       "shm_open",
-	C.GOSHM_OP_FCHMOD:        "fchmod",
-	C.GOSHM_OP_FCHOWN:        "fchown",
+	C.GOSHM_OP_LINK:          "link",
 	C.GOSHM_OP_MREMAP:        "mremap",
+	C.GOSHM_OP_MEMFD_CREATE:  "memfd_create",
+	C.GOSHM_OP_FCNTL:         "fcntl",
 	C.GOSHM_OP_SEM_OPEN:      "sem_open",
 	C.GOSHM_OP_SEM_CLOSE:     "sem_close",
 	C.GOSHM_OP_SEM_UNLINK:    "sem_unlink",
@@ -93,15 +85,9 @@ var opNames = map[int]string{
 	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
 	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
 	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
-	C.GOSHM_OP_MEMFD_CREATE:  "memfd_create",
-	C.GOSHM_OP_FCNTL:         "fcntl",
-	C.GOSHM_OP_NOMEMFD:       "memfd_create",
-	C.GOSHM_OP_WSEALED:       "mmap",
-	C.GOSHM_OP_RDONLYFD:      "mmap",
-	C.GOSHM_OP_REOPEN:        "open",
 }
 
-// mapFlags are the shim's GOSHM_* flags.
+// The shim's flags for the calls that map (shm.h).
 const (
 	mapReadOnly = C.GOSHM_RDONLY
 	mapPrivate  = C.GOSHM_PRIVATE
@@ -110,6 +96,7 @@ const (
 	mapDefer    = C.GOSHM_POPULATE_DEFER
 	mapReadFill = C.GOSHM_POPULATE_READ
 	mapNoMadv   = C.GOSHM_NO_MADV_POPULATE
+	mapNoMemfd  = C.GOSHM_NO_MEMFD
 )
 
 // result is what the shim hands back for a mapping.
@@ -117,38 +104,18 @@ type result struct {
 	data    []byte // the mapping; empty (not nil) when nothing is mapped
 	fd      int
 	created bool
-	advice  int  // populate still to do (mapDefer), else 0
-	pending bool // the new object still has only its temporary name
+	advice  int // populate still to do (mapDefer), else 0
 }
 
 // shimErr decodes a shim failure, -(op << 16 | errno), into an
 // *fs.PathError naming the libc call.
 func shimErr(name string, r C.int) error {
-	op, errno := int(-r>>16), syscall.Errno(-r&0xffff)
-	var err error = errno
-	switch {
-	case (op == C.GOSHM_OP_MADVISE || op == C.GOSHM_OP_MMAP) && errno == syscall.EFAULT:
-		// What the kernel says, or mincore shows, where touching the
-		// page would SIGBUS.
-		err = fmt.Errorf("a page cannot be populated (/dev/shm full, or the object shorter than the mapping): %w", err)
-	case op == C.GOSHM_OP_NOTREG:
-		err = fmt.Errorf("not a regular file (a directory, FIFO, socket or device): %w", err)
-	case op == C.GOSHM_OP_TOOBIG:
-		err = fmt.Errorf("the object is larger than this process can map: %w", err)
-	case op == C.GOSHM_OP_NOMEMFD:
-		err = fmt.Errorf("no memfd_create in this C library or kernel (glibc 2.27, musl 1.1.20 and Linux 3.17 have it): %w", errno)
-	case op == C.GOSHM_OP_WSEALED:
-		err = fmt.Errorf("the object is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): map it with os.O_RDONLY: %w", errno)
-	case op == C.GOSHM_OP_RDONLYFD:
-		err = fmt.Errorf("the descriptor is open read-only: map it with os.O_RDONLY: %w", errno)
-	case op == C.GOSHM_OP_MEMFD_CREATE && errno == syscall.EINVAL:
-		err = fmt.Errorf("name longer than 249 bytes, or flags the kernel does not know: %w", errno)
+	op := int(-r >> 16)
+	opn := "shim op " + strconv.Itoa(op)
+	if op > 0 && op < len(opNames) {
+		opn = opNames[op]
 	}
-	opn, ok := opNames[op]
-	if !ok {
-		opn = "shim op " + strconv.Itoa(op)
-	}
-	return &fs.PathError{Op: opn, Path: name, Err: err}
+	return &fs.PathError{Op: opn, Path: name, Err: syscall.Errno(-r & 0xffff)}
 }
 
 // nameBuf holds a name for C on the caller's stack: the shim keeps no
@@ -171,63 +138,107 @@ func cname(op, name string, buf *nameBuf) (*C.char, error) {
 	return (*C.char)(unsafe.Pointer(&b[0])), nil
 }
 
-// isTmpCollision reports whether err says that a temporary name was taken.
-func isTmpCollision(r C.int) bool { return int(-r>>16) == C.GOSHM_OP_TMPNAME }
-
 func toResult(r *C.goshm_result) result {
-	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0, advice: int(r.advice), pending: r.pending != 0}
+	res := result{data: []byte{}, fd: int(r.fd), created: r.created != 0, advice: int(r.advice)}
 	if r.addr != nil {
 		res.data = unsafe.Slice((*byte)(r.addr), int(r.size))
 	}
 	return res
 }
 
-// shmOpen: shm_open, then fallocate or ftruncate (new or truncated
-// objects) or fstat (existing ones), then mmap and madvise, then for a new
-// object link and shm_unlink of its temporary name; one crossing. With
-// os.O_CREATE, it picks the temporary name (tmpName) and, should that be
-// taken, another; the name it used is returned for publish.
-func shmOpen(name string, oflag int, mode uint32, size int64, flags int) (result, string, error) {
-	var buf, tbuf nameBuf
+// shmOpenFD is shm_open(name, oflag|O_NONBLOCK, mode): the descriptor.
+func shmOpenFD(name string, oflag int, mode uint32) (int, error) {
+	var buf nameBuf
 	cs, err := cname("shm_open", name, &buf)
 	if err != nil {
-		return result{}, "", err
+		return -1, err
 	}
-	for tries := 0; ; tries++ {
-		var tmp string
-		var ct *C.char
-		if oflag&os.O_CREATE != 0 {
-			tmp = tmpName(name)
-			ct, _ = cname("shm_open", tmp, &tbuf)
-		}
-		var r C.goshm_result
-		e := C.goshm_open(cs, ct, C.int(oflag), C.uint(mode), C.int64_t(size), C.int(flags), &r)
-		if e != 0 && isTmpCollision(e) && tries < 100 {
-			continue
-		}
-		if e != 0 {
-			return result{}, "", shimErr(name, e)
-		}
-		return toResult(&r), tmp, nil
+	fd := C.goshm_shm_open(cs, C.int(oflag), C.uint(mode))
+	if fd < 0 {
+		return -1, shimErr(name, fd)
 	}
+	return int(fd), nil
 }
 
-// publish gives fd, a new object under the temporary name tmp, its real
-// name: link, then shm_unlink of tmp; one crossing.
-func publish(name, tmp string, fd int) error {
-	var buf, tbuf nameBuf
-	cs, err := cname("shm_open", name, &buf)
+// pathBuf holds a path for C on the caller's stack, as nameBuf a name.
+type pathBuf [512]byte
+
+// cpath returns dir+"/"+base as a NUL-terminated C string in Go memory,
+// in buf when it fits. Neither holds a NUL (base is a name cname took;
+// dir a path the kernel gave).
+func cpath(dir, base string, buf *pathBuf) *C.char {
+	b := buf[:0]
+	if len(dir)+len(base)+2 > len(buf) {
+		b = nil
+	}
+	b = append(append(append(append(b, dir...), '/'), base...), 0)
+	return (*C.char)(unsafe.Pointer(&b[0]))
+}
+
+// shmLink is link(dir/from, dir/to), then shm_unlink(tmp): one crossing;
+// errors carry name.
+func shmLink(name, dir, from, to, tmp string) error {
+	var fbuf, tobuf pathBuf
+	var tbuf nameBuf
+	ct, err := cname("shm_unlink", tmp, &tbuf)
 	if err != nil {
 		return err
 	}
-	ct, err := cname("shm_open", tmp, &tbuf)
-	if err != nil {
-		return err
-	}
-	if e := C.goshm_publish(C.int(fd), ct, cs); e != 0 {
+	if e := C.goshm_link(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf), ct); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
+}
+
+// shmProbe is shm_open(name, oflag|O_NONBLOCK) and close: 0 when it
+// opened, else shm_open's errno, without building an error (Create calls
+// it every time, and it fails when all is well). err is for a name that C
+// cannot take.
+func shmProbe(name string, oflag int) (syscall.Errno, error) {
+	var buf nameBuf
+	cs, err := cname("shm_open", name, &buf)
+	if err != nil {
+		return 0, err
+	}
+	fd := C.goshm_shm_open(cs, C.int(oflag), 0)
+	if fd < 0 {
+		return syscall.Errno(-fd & 0xffff), nil
+	}
+	closeFD(int(fd))
+	return 0, nil
+}
+
+// shmCreate makes a new object under tmp (shm_open O_RDWR|O_CREAT|O_EXCL
+// with mode), sizes and maps it: one crossing; errors carry name. When the
+// object was made but could not be sized or mapped, the result has created
+// set and fd open, and nothing mapped.
+func shmCreate(name, tmp string, mode uint32, size int64, flags int) (result, error) {
+	var buf nameBuf
+	ct, err := cname("shm_open", tmp, &buf)
+	if err != nil {
+		return result{fd: -1}, &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EINVAL}
+	}
+	var r C.goshm_result
+	if e := C.goshm_create(ct, C.uint(mode), C.int64_t(size), C.int(flags), &r); e != 0 {
+		return toResult(&r), shimErr(name, e)
+	}
+	return toResult(&r), nil
+}
+
+// shmOpen opens the existing object name (oflag without O_CREAT), sizes
+// it with O_TRUNC, else measures it, and maps it: one crossing. Anything
+// but a regular file is ENODEV, as shm_open's.
+func shmOpen(name string, oflag int, size int64, flags int) (result, error) {
+	var buf nameBuf
+	cs, err := cname("shm_open", name, &buf)
+	if err != nil {
+		return result{}, err
+	}
+	var r C.goshm_result
+	if e := C.goshm_open(cs, C.int(oflag), C.int64_t(size), C.int(flags), &r); e != 0 {
+		return result{}, shimErr(name, e)
+	}
+	return toResult(&r), nil
 }
 
 // mmapFile maps length bytes of fd at off (validated by the caller).
@@ -302,18 +313,18 @@ var semWaitOp = func() string {
 // semErrno is the errno of a shim failure.
 func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
 
-func semOpen(name string, oflag int, mode uint32, value uint32) (sem uintptr, created bool, err error) {
+// semOpen is sem_open(name, oflag, mode, value).
+func semOpen(name string, oflag int, mode uint32, value uint32) (uintptr, error) {
 	var buf nameBuf
 	cs, err := cname("sem_open", name, &buf)
 	if err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	var s C.uintptr_t
-	var c C.int
-	if e := C.goshm_sem_open(cs, C.int(oflag), C.uint(mode), C.uint(value), &s, &c); e != 0 {
-		return 0, false, shimErr(name, e)
+	if e := C.goshm_sem_open(cs, C.int(oflag), C.uint(mode), C.uint(value), &s); e != 0 {
+		return 0, shimErr(name, e)
 	}
-	return uintptr(s), c != 0, nil
+	return uintptr(s), nil
 }
 
 func semUnlink(name string) error {
@@ -376,66 +387,7 @@ func semGetValue(name string, sem uintptr) (int, error) {
 	return int(v), nil
 }
 
-// Lifecycle: stat, chmod, chown and resizing, over lifecycle.c.
-
-// setInt stores v in a field of syscall.Stat_t, whose integer types differ
-// between architectures.
-func setInt[T ~int32 | ~int64 | ~uint32 | ~uint64](p *T, v int64) { *p = T(v) }
-
-// toStat converts the shim's fixed-layout stat to the syscall.Stat_t that
-// os.Stat would give.
-func toStat(c *C.goshm_stat) *syscall.Stat_t {
-	var st syscall.Stat_t
-	setInt(&st.Dev, int64(c.dev))
-	setInt(&st.Ino, int64(c.ino))
-	setInt(&st.Nlink, int64(c.nlink))
-	setInt(&st.Rdev, int64(c.rdev))
-	st.Mode, st.Uid, st.Gid = uint32(c.mode), uint32(c.uid), uint32(c.gid)
-	st.Size = int64(c.size)
-	setInt(&st.Blksize, int64(c.blksize))
-	st.Blocks = int64(c.blocks)
-	st.Atim = syscall.NsecToTimespec(int64(c.atime_sec)*1e9 + int64(c.atime_nsec))
-	st.Mtim = syscall.NsecToTimespec(int64(c.mtime_sec)*1e9 + int64(c.mtime_nsec))
-	st.Ctim = syscall.NsecToTimespec(int64(c.ctime_sec)*1e9 + int64(c.ctime_nsec))
-	return &st
-}
-
-// statName: shm_open(name, O_RDONLY|O_NONBLOCK), fstat, close; one
-// crossing. Anything but a regular file is an error wrapping ENODEV.
-func statName(name string) (*syscall.Stat_t, error) {
-	var buf nameBuf
-	cs, err := cname("shm_open", name, &buf)
-	if err != nil {
-		return nil, err
-	}
-	var st C.goshm_stat
-	if e := C.goshm_stat_name(cs, &st); e != 0 {
-		return nil, shimErr(name, e)
-	}
-	return toStat(&st), nil
-}
-
-func fstatFD(name string, fd int) (*syscall.Stat_t, error) {
-	var st C.goshm_stat
-	if e := C.goshm_fstat(C.int(fd), &st); e != 0 {
-		return nil, shimErr(name, e)
-	}
-	return toStat(&st), nil
-}
-
-func fchmod(name string, fd int, mode uint32) error {
-	if e := C.goshm_fchmod(C.int(fd), C.uint(mode)); e != 0 {
-		return shimErr(name, e)
-	}
-	return nil
-}
-
-func fchown(name string, fd, uid, gid int) error {
-	if e := C.goshm_fchown(C.int(fd), C.int64_t(uid), C.int64_t(gid)); e != 0 {
-		return shimErr(name, e)
-	}
-	return nil
-}
+// Resizing (lifecycle.c).
 
 // resizeMap resizes the object fd to size bytes (size < 0: leaves it as it
 // is) and remaps data, a mapping of it made with flags, to the object's
@@ -453,17 +405,20 @@ func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte,
 
 // memfd: the wrappers of memfd.c.
 
-// The seals as the kernel numbers them; the build fails if Seal's values
-// ever differ from the C headers'.
-var _ = [1]struct{}{}[SealSeal-C.F_SEAL_SEAL+SealShrink-C.F_SEAL_SHRINK+SealGrow-C.F_SEAL_GROW+
-	SealWrite-C.F_SEAL_WRITE+SealFutureWrite-C.F_SEAL_FUTURE_WRITE+SealExec-C.F_SEAL_EXEC]
-
-const memfdNoLibc = C.GOSHM_MEMFD_NOLIBC
+// The seals as the kernel numbers them (F_SEAL_*).
+const (
+	fSealSeal        = C.F_SEAL_SEAL
+	fSealShrink      = C.F_SEAL_SHRINK
+	fSealGrow        = C.F_SEAL_GROW
+	fSealWrite       = C.F_SEAL_WRITE
+	fSealFutureWrite = C.F_SEAL_FUTURE_WRITE
+	fSealExec        = C.F_SEAL_EXEC
+)
 
 // memfdCreate: memfd_create, fallocate (or ftruncate), fcntl(F_ADD_SEALS),
 // mmap and madvise; one crossing. The name is the caller's, without
 // "memfd:"; errors carry path.
-func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, error) {
+func memfdCreate(name, path string, size int64, seals int, flags int) (result, error) {
 	var buf nameBuf
 	cs, err := cname("memfd_create", name, &buf)
 	if err != nil {
@@ -476,42 +431,69 @@ func memfdCreate(name, path string, size int64, seals Seal, flags int) (result, 
 	return toResult(&r), nil
 }
 
-// getSeals: fcntl(F_GET_SEALS).
-func getSeals(name string, fd int) (Seal, error) {
-	r := C.goshm_seals(C.int(fd))
-	if r < 0 {
-		return 0, shimErr(name, r)
-	}
-	return Seal(r), nil
-}
-
-// dupFD: fcntl(F_DUPFD_CLOEXEC).
-func dupFD(name string, fd int) (int, error) {
-	r := C.goshm_dup(C.int(fd))
-	if r < 0 {
-		return -1, shimErr(name, r)
-	}
-	return int(r), nil
-}
-
-// addSeals: fcntl(F_ADD_SEALS); with SealWrite and data, data (the
-// caller's whole mapping of fd) is first made read-only in place. It
-// reports whether data is read-only now.
-func addSeals(name string, fd int, data []byte, seals Seal) (bool, error) {
+// addSeals: fcntl(F_ADD_SEALS); with ro >= 0, a read-only descriptor of
+// the object, data (the caller's whole mapping of fd) is first made
+// read-only in place from ro. It reports whether data is read-only now.
+func addSeals(name string, fd, ro int, data []byte, seals int) (bool, error) {
 	var rdonly C.int
-	if e := C.goshm_add_seals(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int(seals), &rdonly); e != 0 {
+	if e := C.goshm_add_seals(C.int(fd), C.int(ro), addrOf(data), C.int64_t(len(data)), C.int(seals), &rdonly); e != 0 {
 		return rdonly != 0, shimErr(name, e)
 	}
 	return rdonly != 0, nil
 }
 
-// mapFD: fcntl(F_GETFL), fcntl(F_GET_SEALS), mmap, madvise of a
-// descriptor that may come from another process; one crossing.
-func mapFD(name string, fd int, off, length int64, flags int) (result, Seal, error) {
-	var r C.goshm_result
-	var seals C.int
-	if e := C.goshm_mapfd(C.int(fd), C.int64_t(off), C.int64_t(length), C.int(flags), &r, &seals); e != 0 {
-		return result{}, Seal(seals), shimErr(name, e)
+// Single kernel calls that libc adds nothing to, made from Go.
+
+// fstatFD is fstat(fd).
+func fstatFD(name string, fd int) (*syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, &fs.PathError{Op: "fstat", Path: name, Err: err}
 	}
-	return toResult(&r), Seal(seals), nil
+	return &st, nil
 }
+
+// fchmod is fchmod(fd, mode).
+func fchmod(name string, fd int, mode uint32) error {
+	if err := syscall.Fchmod(fd, mode); err != nil {
+		return &fs.PathError{Op: "fchmod", Path: name, Err: err}
+	}
+	return nil
+}
+
+// fchown is fchown(fd, uid, gid).
+func fchown(name string, fd, uid, gid int) error {
+	if err := syscall.Fchown(fd, uid, gid); err != nil {
+		return &fs.PathError{Op: "fchown", Path: name, Err: err}
+	}
+	return nil
+}
+
+// The fcntl commands of descriptors and memfd seals (linux/fcntl.h).
+const (
+	fGetFL        = syscall.F_GETFL
+	fDupFDCloexec = 1030
+	fGetSeals     = 1034
+)
+
+// fcntl is fcntl(fd, cmd, arg): its result.
+func fcntl(name string, fd, cmd, arg int) (int, error) {
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
+	if e != 0 {
+		return -1, &fs.PathError{Op: "fcntl", Path: name, Err: e}
+	}
+	return int(r), nil
+}
+
+// getSeals is fcntl(fd, F_GET_SEALS): the seals, 0 for a file that cannot
+// be sealed (EINVAL).
+func getSeals(name string, fd int) (int, error) {
+	s, err := fcntl(name, fd, fGetSeals, 0)
+	if errors.Is(err, syscall.EINVAL) {
+		return 0, nil
+	}
+	return s, err
+}
+
+// closeFD is close(fd), for a descriptor nothing is mapped from.
+func closeFD(fd int) { syscall.Close(fd) }

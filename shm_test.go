@@ -1,6 +1,7 @@
 package shm_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,126 +20,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"unsafe"
+	"time"
 
 	"github.com/posixshm/shm"
 )
-
-// Child processes: the test binary re-executed with childEnv naming a role
-// (see runChild) and nameEnv the object, as an unrelated second program.
-const (
-	childEnv = "SHM_TEST_CHILD"
-	nameEnv  = "SHM_TEST_NAME"
-)
-
-// prefix starts every name the tests make; the examples' names start with
-// "example-" and the pid instead. ourObjects tells both from other
-// processes' objects.
-var prefix = fmt.Sprintf("shmtest-%d-", os.Getpid())
-
-// TestMain runs the suite, or a child's role, and then fails the run if any
-// object of this process's tests or examples is left in /dev/shm (and
-// removes it, so that a failed run does not litter the machine).
-//
-// Kills: a missing Unlink in any test or example (for example
-// ExampleCreateTemp's), which the suite's own results cannot see.
-func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		os.Exit(runChild(role, os.Getenv(nameEnv)))
-	}
-	before := ourObjects() // a dead earlier process of the same pid: not ours
-	code := m.Run()
-	for name := range ourObjects() {
-		if before[name] {
-			continue
-		}
-		fmt.Fprintf(os.Stderr, "left behind in /dev/shm: %s (removed now)\n", name)
-		shm.Unlink("/" + name)
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// ourObjects returns the names in /dev/shm that this process's tests and
-// examples make: those that hold "shmtest-" or "example-" followed by our
-// pid and then no further digit, anywhere in the name (a temporary name
-// the library derives from one of ours counts too).
-func ourObjects() map[string]bool {
-	pid := strconv.Itoa(os.Getpid())
-	ours := make(map[string]bool)
-	entries, _ := os.ReadDir("/dev/shm")
-	for _, e := range entries {
-		for _, mark := range []string{"shmtest-" + pid, "example-" + pid} {
-			for rest := e.Name(); ; {
-				i := strings.Index(rest, mark)
-				if i < 0 {
-					break
-				}
-				rest = rest[i+len(mark):]
-				if rest == "" || rest[0] < '0' || rest[0] > '9' {
-					ours[e.Name()] = true
-				}
-			}
-		}
-	}
-	return ours
-}
-
-// uniqueName returns a fresh name for t: pid, test name and a random part.
-func uniqueName(t testing.TB) string {
-	n := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	if len(n) > 60 {
-		n = n[:60]
-	}
-	return fmt.Sprintf("/%s%s-%x", prefix, n, rand.Uint64())
-}
-
-// cleanup unlinks name when t ends; it tolerates that it is already gone.
-func cleanup(t testing.TB, name string) { cleanupWith(t, name, shm.Unlink) }
-
-// cleanupWith removes name with unlink when t ends, tolerating that it is
-// already gone.
-func cleanupWith(t testing.TB, name string, unlink func(string) error) {
-	t.Cleanup(func() {
-		if err := unlink(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-}
-
-// create makes a fresh segment for t, closed and unlinked in t.Cleanup.
-func create(t testing.TB, size int) *shm.Segment {
-	t.Helper()
-	name := uniqueName(t)
-	s, err := shm.Create(name, size)
-	if err != nil {
-		t.Fatalf("Create(%q, %d): %v", name, size, err)
-	}
-	cleanup(t, name)
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// devPath is where Linux's libc keeps the object name (tests only).
-func devPath(name string) string { return "/dev/shm/" + strings.TrimLeft(name, "/") }
-
-func exists(name string) bool {
-	_, err := os.Stat(devPath(name))
-	return err == nil
-}
-
-// wantPathErr checks that err is an *fs.PathError with op and path that
-// wraps errno (unless errno is nil).
-func wantPathErr(t *testing.T, err error, op, path string, errno error) {
-	t.Helper()
-	var pe *fs.PathError
-	if !errors.As(err, &pe) {
-		t.Fatalf("error %v (%T) is not an *fs.PathError", err, err)
-	}
-	if pe.Op != op || pe.Path != path || (errno != nil && !errors.Is(err, errno)) {
-		t.Fatalf("error %q: want op %q, path %q, errno %v", err, op, path, errno)
-	}
-}
 
 func TestCreateOpenShare(t *testing.T) {
 	s := create(t, 8192)
@@ -681,7 +567,7 @@ func TestSyncRange(t *testing.T) {
 	// libc's verdict on flags passes through.
 	wantPathErr(t, s.SyncRange(0, 1, syscall.MS_SYNC|syscall.MS_ASYNC), "msync", s.Name(), syscall.EINVAL)
 	for _, r := range [][2]int64{{-1, 1}, {0, -1}, {0, 3*4096 + 1}, {3 * 4096, 1}, {1 << 62, 1}} {
-		wantPathErr(t, s.SyncRange(r[0], int(r[1]), syscall.MS_SYNC), "syncrange", s.Name(), syscall.EINVAL)
+		wantPathErr(t, s.SyncRange(r[0], int(r[1]), syscall.MS_SYNC), "msync", s.Name(), syscall.EINVAL)
 	}
 }
 
@@ -905,240 +791,6 @@ func closeRaceRounds(t *testing.T) {
 	}
 }
 
-// TestMapFile: MapFile maps the requested part of a file, shared,
-// read-only or private; ReadAt and WriteAt are fault-safe when the file
-// shrinks; bad arguments are refused.
-//
-// Kills (among others): a read-write mapping made MAP_PRIVATE (the write
-// never reaches the file); the file offset ignored.
-func TestMapFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "data")
-	page := os.Getpagesize()
-	content := bytes.Repeat([]byte("0123456789abcdef"), 3*page/16)
-	if err := os.WriteFile(path, content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := shm.MapFile(f, os.O_RDWR, int64(page), 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close() // the mapping does not need the file open
-	if m.Size() != 2*page || !bytes.Equal(m.Bytes(), content[page:]) {
-		t.Fatalf("mapped %d bytes, want the last two pages", m.Size())
-	}
-	// A shared mapping: read(2) sees a write through it at once. (Whether
-	// msync writes it back to the disk, reading cannot tell: that is
-	// TestMapFileSync's.)
-	if _, err := m.WriteAt([]byte("XYZ"), 10); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(path)
-	if string(got[page+10:page+13]) != "XYZ" {
-		t.Fatal("write through the mapping did not reach the file")
-	}
-	buf := make([]byte, 5)
-	if n, err := m.ReadAt(buf, int64(2*page-3)); n != 3 || err != io.EOF || string(buf[:3]) != string(content[3*page-3:]) {
-		t.Fatalf("ReadAt at the end = %d, %v", n, err)
-	}
-	// The file shrinks under the mapping: fault-safe, like a segment.
-	if err := os.Truncate(path, int64(2*page)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.ReadAt(buf, int64(page)); !errors.Is(err, shm.ErrFault) {
-		t.Fatalf("ReadAt of a truncated page = %v, want ErrFault", err)
-	}
-	if _, err := m.WriteAt(buf, int64(page)); !errors.Is(err, shm.ErrFault) {
-		t.Fatalf("WriteAt to a truncated page = %v, want ErrFault", err)
-	}
-	if err := os.Truncate(path, int64(3*page)); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(path, content, 0o600)
-	if err := m.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wantPathErr(t, m.Close(), "close", path, fs.ErrClosed)
-
-	// Read-only and private mappings.
-	f, _ = os.Open(path)
-	defer f.Close()
-	ro, err := shm.MapFile(f, os.O_RDONLY, 0, page, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
-	_, err = ro.WriteAt([]byte("x"), 0)
-	wantPathErr(t, err, "writeat", path, syscall.EBADF)
-	priv, err := shm.MapFile(f, os.O_RDWR, 0, page, &shm.Options{Private: true, Populate: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer priv.Close()
-	if _, err := priv.WriteAt([]byte("private"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := os.ReadFile(path); string(got[:7]) == "private" || string(ro.Bytes()[:7]) != "0123456" {
-		t.Fatal("private write reached the file")
-	}
-
-	// Errors.
-	for _, c := range []struct {
-		flag int
-		off  int64
-		n    int
-		say  string
-	}{
-		{os.O_RDONLY, 1, 1, "page size"},
-		{os.O_RDONLY, -int64(page), 1, "page size"},
-		{os.O_RDONLY, 0, -1, "negative length"},
-		{os.O_RDONLY, 0, 3*page + 1, "past the end"},
-		{os.O_RDONLY, 4 * int64(page), 0, "past the end"},
-		{os.O_WRONLY, 0, 1, "flag"},
-	} {
-		_, err := shm.MapFile(f, c.flag, c.off, c.n, nil)
-		wantPathErr(t, err, "mapfile", path, syscall.EINVAL)
-		if !strings.Contains(err.Error(), c.say) {
-			t.Errorf("error %q does not say %q", err, c.say)
-		}
-	}
-	// libc's verdict: a read-write mapping of a read-only descriptor.
-	_, err = shm.MapFile(f, os.O_RDWR, 0, page, nil)
-	wantPathErr(t, err, "mmap", path, fs.ErrPermission)
-	if _, err := shm.MapFile(nil, os.O_RDONLY, 0, 0, nil); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("nil file: %v", err)
-	}
-	// An empty range maps nothing.
-	e, err := shm.MapFile(f, os.O_RDONLY, 3*int64(page), 0, nil)
-	if err != nil || e.Size() != 0 || e.Bytes() == nil {
-		t.Fatalf("empty range: %v", err)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestMapFileSync: msync writes the dirty pages of a file mapping back to
-// the file, and SyncRange only the pages of its range. Reading the file
-// cannot tell (the page cache shows the bytes either way); cachestat(2),
-// Linux 6.5, counts the dirty pages of a file range exactly. The file is on
-// disk: tmpfs has no write-back.
-//
-// Kills: Sync or SyncRange that does not call msync, or with a range that
-// misses the pages (TestMapFile passes without any msync at all);
-// SyncRange syncing the whole mapping; Sync covering less than the
-// mapping.
-func TestMapFileSync(t *testing.T) {
-	dir := t.TempDir()
-	var fsst syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fsst); err != nil {
-		t.Fatal(err)
-	}
-	switch fsType := uint32(fsst.Type); fsType {
-	case 0x01021994, 0x858458f6: // tmpfs, ramfs
-		t.Skipf("%s is in memory (file system %#x): nothing to write back", dir, fsType)
-	}
-	page := os.Getpagesize()
-	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	// One write per page, so that each page has a page-sized folio of its
-	// own (a large folio is dirty and clean as a whole): the file's blocks
-	// are allocated, and each try below starts by fsync of it all.
-	for i := range 3 {
-		if _, err := f.WriteAt(bytes.Repeat([]byte{'a' + byte(i)}, page), int64(i*page)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// dirty is the number of dirty pages among the file's pages [lo, hi).
-	dirty := func(lo, hi int) uint64 {
-		t.Helper()
-		cs, err := cachestat(f, int64(lo*page), int64((hi-lo)*page))
-		if errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EPERM) {
-			t.Skipf("cachestat(2), Linux 6.5, not available: %v", err)
-		}
-		if err != nil {
-			t.Fatalf("cachestat: %v", err)
-		}
-		return cs.Dirty
-	}
-
-	// The file's pages 1 and 2, at the mapping's offsets 0 and page.
-	m, err := shm.MapFile(f, os.O_RDWR, int64(page), 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	// Something else may write our pages back meanwhile (sync(2) from
-	// another process, the kernel's flusher after 30 s), which looks like
-	// SyncRange syncing beyond its range: that must show in 3 of 3 tries.
-	for try := 1; ; try++ {
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if d := dirty(0, 3); d != 0 {
-			t.Fatalf("%d pages dirty after fsync", d)
-		}
-		m.WriteAt([]byte("one"), 10)
-		if d := dirty(0, 3); d != 1 {
-			if d > 1 {
-				t.Skipf("writing one byte dirtied %d pages: this file system caches in large folios", d)
-			}
-			if try < 3 {
-				continue
-			}
-			t.Skipf("cachestat sees no dirty page after a write through the mapping: the file system (%#x) does not account them", uint32(fsst.Type))
-		}
-		m.WriteAt([]byte("two"), int64(page+10))
-		if d := dirty(0, 3); d != 2 {
-			if try < 3 {
-				continue
-			}
-			t.Fatalf("%d dirty pages after writing to two", d)
-		}
-		if err := m.SyncRange(10, 3, syscall.MS_SYNC); err != nil {
-			t.Fatal(err)
-		}
-		if d := dirty(1, 2); d != 0 {
-			t.Fatalf("SyncRange(10, 3) left the file's page 1, the mapping's page 0, dirty: not written back")
-		}
-		if dirty(2, 3) == 1 {
-			break
-		}
-		if try == 3 {
-			t.Fatalf("SyncRange(10, 3) also wrote back the file's page 2, beyond its range (in %d of %d tries)", try, try)
-		}
-	}
-	if err := m.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if d := dirty(0, 3); d != 0 {
-		t.Fatalf("Sync left %d of the mapping's pages dirty", d)
-	}
-}
-
-// cacheStat is struct cachestat of cachestat(2).
-type cacheStat struct {
-	Cache, Dirty, Writeback, Evicted, RecentlyEvicted uint64
-}
-
-// cachestat is cachestat(2), Linux 6.5: the page cache state of n bytes of
-// f from off. Its number is 451 on every architecture.
-func cachestat(f *os.File, off, n int64) (cacheStat, error) {
-	rng := struct{ Off, Len uint64 }{uint64(off), uint64(n)}
-	var cs cacheStat
-	_, _, e := syscall.Syscall6(451, f.Fd(), uintptr(unsafe.Pointer(&rng)), uintptr(unsafe.Pointer(&cs)), 0, 0, 0)
-	if e != 0 {
-		return cs, os.NewSyscallError("cachestat", e)
-	}
-	return cs, nil
-}
-
 // TestNoLeaks: descriptors and mappings stay constant over thousands of
 // cycles, failing ones included.
 func TestNoLeaks(t *testing.T) {
@@ -1276,19 +928,333 @@ func FuzzCreate(f *testing.F) {
 	})
 }
 
-// TestBuildWithoutCgo: CGO_ENABLED=0 fails to build, naming cgo.
-func TestBuildWithoutCgo(t *testing.T) {
-	gocmd := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gocmd); err != nil {
-		t.Skipf("no go command at %s", gocmd)
+// TestFailedCreateNeverRemovesAnotherObject (item 2): a peer runs "remove
+// stale, then create exclusively" on a name while this process's Creates of
+// that name keep failing (ENOSPC in a 16 MiB /dev/shm); none of the
+// failures may remove the peer's object. Kills: unlinking the real name on
+// the failure path (the code before atomic publish removed the peer's
+// object in about 1 % of failures).
+func TestFailedCreateNeverRemovesAnotherObject(t *testing.T) {
+	if !inSmallDevShm(t, "16m") {
+		return
 	}
-	cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatal("CGO_ENABLED=0 build succeeded")
+	peer := buildC(t, "stalepeer")
+	name := uniqueName(t)
+	cleanup(t, name)
+	cmd := exec.Command(peer, name, "20000")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(string(out), "shm_requires_cgo") {
-		t.Fatalf("CGO_ENABLED=0 build failed without naming cgo:\n%s", out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var failed, enospc int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			s, err := shm.Create(name, 32<<20)
+			if err == nil {
+				s.Close()
+				t.Error("a 32 MiB Create succeeded in a 16 MiB /dev/shm")
+				return
+			}
+			failed++
+			if errors.Is(err, syscall.ENOSPC) {
+				enospc++
+			}
+		}
+	})
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	werr := cmd.Wait()
+	close(done)
+	wg.Wait()
+	var created, foreign int
+	if _, err := fmt.Sscanf(line, "created %d foreign %d", &created, &foreign); err != nil || werr != nil {
+		t.Fatalf("peer: %q, %v", line, werr)
+	}
+	t.Logf("peer created %d objects; %d failed Creates here (%d ENOSPC); foreign removals: %d", created, failed, enospc, foreign)
+	if enospc < 100 {
+		t.Fatalf("only %d Creates failed with ENOSPC: the race was not exercised", enospc)
+	}
+	if foreign != 0 {
+		t.Fatalf("failed Creates removed the peer's object %d times", foreign)
+	}
+}
+
+// TestCreatePublishesAtomically (item 2): while a Create is reserving a
+// large object, its name does not exist: a peer's Open never sees a
+// half-made object; afterwards no temporary name is left. Kills: creating
+// under the real name (Open would see the object before it is sized).
+func TestCreatePublishesAtomically(t *testing.T) {
+	needFree(t, 2*256<<20)
+	name := uniqueName(t)
+	cleanup(t, name)
+	before := listDevShm(t)
+	done := make(chan error)
+	go func() {
+		s, err := shm.Create(name, 256<<20)
+		if err == nil {
+			err = s.Close()
+		}
+		done <- err
+	}()
+	opened := 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		s, err := shm.Open(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			continue
+		}
+		opened++
+		if s.Size() != 256<<20 {
+			t.Fatalf("Open saw the object at size %d before Create returned", s.Size())
+		}
+		s.Close()
+	}
+	if fi, err := os.Stat(devPath(name)); err != nil || fi.Size() != 256<<20 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("published object: %v, %v", fi, err)
+	}
+	for n := range listDevShm(t) {
+		if !before[n] && "/"+n != name && strings.HasPrefix(n, strings.TrimLeft(name, "/")) {
+			t.Errorf("left behind: %s", n)
+		}
+	}
+	t.Logf("%d Opens saw the finished object, none a half-made one", opened)
+}
+
+// TestCreateNamesAtLimits (item 2): names that cannot take a temporary
+// suffix (NAME_MAX long) still create; names libc refuses are refused with
+// libc's errno, and nothing is left. The differential TestNamesMatchLibc
+// covers the rest against glibc and musl. Kills: deriving the temporary
+// name without cutting it to NAME_MAX (ENAMETOOLONG for a valid name).
+func TestCreateNamesAtLimits(t *testing.T) {
+	base := strings.TrimLeft(uniqueName(t), "/")
+	for _, n := range []int{255, 254, 250} {
+		name := "/" + base + strings.Repeat("x", n-len(base))
+		cleanup(t, name)
+		s, err := shm.Create(name, 4096)
+		if err != nil {
+			t.Fatalf("%d-byte name: %v", n, err)
+		}
+		s.Close()
+		if !exists(name) {
+			t.Fatalf("%d-byte name not published", n)
+		}
+	}
+	long := "/" + base + strings.Repeat("x", 256-len(base))
+	_, err := shm.Create(long, 4096)
+	wantPathErr(t, err, "shm_open", long, syscall.ENAMETOOLONG)
+}
+
+// TestOpenOrCreateCreated (item 2): OpenFile with os.O_CREATE tells truly
+// whether it created the object, also when it populates in parallel (where
+// publishing is a second step). Kills: reporting Created from the open-or-
+// create path without checking which branch made it.
+func TestOpenOrCreateCreated(t *testing.T) {
+	needFree(t, 2*64<<20)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, size := range []int{4096, 64 << 20} {
+		name := uniqueName(t)
+		cleanup(t, name)
+		opt := &shm.Options{Populate: true}
+		a, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, size, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, size, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Created() || b.Created() {
+			t.Errorf("size %d: Created %v then %v, want true then false", size, a.Created(), b.Created())
+		}
+		a.Bytes()[size-1] = 7
+		if b.Bytes()[size-1] != 7 {
+			t.Error("the two do not share the object")
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
+// TestNonRegularNames (item 3): a FIFO, directory or socket under a name
+// is refused at once with a clear error, nothing mapped, no descriptor
+// left; opening never blocks. Kills: shm_open without O_NONBLOCK (the
+// FIFO hangs) and the missing S_ISREG check (the socket and directory
+// "open" as empty objects).
+func TestNonRegularNames(t *testing.T) {
+	fifo := uniqueName(t)
+	if err := syscall.Mkfifo(devPath(fifo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(fifo)) })
+	dir := uniqueName(t)
+	if err := os.Mkdir(devPath(dir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(dir)) })
+	sock := uniqueName(t)
+	l, err := net.Listen("unix", devPath(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+
+	fds := countFDs(t)
+	for _, c := range []struct {
+		name string
+		flag int
+		want error // nil: EISDIR or EINVAL
+	}{
+		{fifo, os.O_RDONLY, syscall.ENODEV},
+		{fifo, os.O_RDWR, syscall.ENODEV},
+		{fifo, os.O_RDWR | os.O_CREATE, syscall.ENODEV},
+		{fifo, os.O_RDWR | os.O_CREATE | os.O_EXCL, fs.ErrExist},
+		{dir, os.O_RDONLY, syscall.ENODEV},
+		{dir, os.O_RDWR, nil}, // the kernel's EISDIR, which glibc makes EINVAL
+		{sock, os.O_RDONLY, syscall.ENXIO},
+	} {
+		size := 0
+		if c.flag&os.O_CREATE != 0 {
+			size = 4096
+		}
+		done := make(chan error, 1)
+		go func() {
+			s, err := shm.OpenFile(c.name, c.flag, 0o600, size, nil)
+			if err == nil {
+				s.Close()
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			wantPathErr(t, err, "shm_open", c.name, c.want)
+			if c.want == nil && !errors.Is(err, syscall.EISDIR) && !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("directory opened read-write: %v", err)
+			}
+			if errors.Is(c.want, syscall.ENODEV) && !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("error %q does not say why", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("OpenFile(%s, %#x) blocks", c.name, c.flag)
+		}
+	}
+	if n := countFDs(t); n != fds {
+		t.Fatalf("%d descriptors open, %d before", n, fds)
+	}
+}
+
+// TestBadArgumentsWrapEINVAL (item 9): every bad argument wraps
+// syscall.EINVAL, with a path and an Op that names the call. Kills: a
+// negative offset or a nil file error without EINVAL.
+func TestBadArgumentsWrapEINVAL(t *testing.T) {
+	s := create(t, 4096)
+	errs := map[string]error{}
+	_, errs["ReadAt(-1)"] = s.ReadAt(make([]byte, 1), -1)
+	_, errs["WriteAt(-1)"] = s.WriteAt(make([]byte, 1), -1)
+	_, errs["MapFile(nil)"] = shm.MapFile(nil, os.O_RDONLY, 0, 0, nil)
+	_, errs["OpenFile(size -1)"] = shm.OpenFile(s.Name(), os.O_RDWR|os.O_CREATE, 0o600, -1, nil)
+	errs["SyncRange(-1)"] = s.SyncRange(-1, 1, syscall.MS_SYNC)
+	_, errs["CreateTemp(a/b)"] = shm.CreateTemp("a/b*", 4096)
+	_, errs["Create(NUL)"] = shm.Create("/a\x00b", 4096)
+	for call, err := range errs {
+		var pe *fs.PathError
+		if !errors.Is(err, syscall.EINVAL) || !errors.As(err, &pe) || pe.Path == "" || pe.Op == "" {
+			t.Errorf("%s: %v (%T); want an *fs.PathError wrapping EINVAL", call, err, err)
+		}
+		if strings.Contains(fmt.Sprint(err), "  ") || strings.Contains(fmt.Sprint(err), " :") {
+			t.Errorf("%s: message %q has an empty part", call, err)
+		}
+	}
+}
+
+// TestConcurrentCreateOneWinner (item 2): goroutines racing to Create one
+// name, with a parallel populate (so publishing is OpenFile's second step):
+// exactly one wins, the others get EEXIST, and no temporary name is left.
+// Kills: a publish failure on that path that does not remove the
+// temporary name (three 64 MiB objects leaked per round).
+func TestConcurrentCreateOneWinner(t *testing.T) {
+	const size, racers = 64 << 20, 4
+	needFree(t, (racers+1)*size)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for round := range 10 {
+		name := uniqueName(t)
+		cleanup(t, name)
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		for i := range racers {
+			wg.Go(func() {
+				s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, &shm.Options{Populate: true})
+				if err == nil {
+					err = s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, fs.ErrExist):
+				t.Errorf("round %d: a loser got %v, want EEXIST", round, err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("round %d: %d winners", round, won)
+		}
+		for n := range listDevShm(t) {
+			if strings.HasPrefix(n, strings.TrimLeft(name, "/")+".~") {
+				t.Errorf("round %d: left behind: %s", round, n)
+			}
+		}
+	}
+}
+
+// TestCreateOverUnopenable (item 2): a name held by something the probe
+// cannot open (a dangling symlink, a socket) is EEXIST, as
+// shm_open(O_CREAT|O_EXCL) says, even when the reservation fails first.
+// Kills: reporting the failed reservation (ENOSPC) without looking at the
+// name again.
+func TestCreateOverUnopenable(t *testing.T) {
+	sym := uniqueName(t)
+	if err := os.Symlink("/nonexistent", devPath(sym)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(sym)) })
+	sock := uniqueName(t)
+	l, err := net.Listen("unix", devPath(sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	before := listDevShm(t)
+	for _, name := range []string{sym, sock} {
+		_, err := shm.Create(name, hugeSize)
+		wantPathErr(t, err, "shm_open", name, fs.ErrExist)
+	}
+	for n := range listDevShm(t) {
+		if !before[n] {
+			t.Errorf("left behind: %s", n)
+		}
 	}
 }

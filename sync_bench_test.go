@@ -2,11 +2,12 @@
 
 package shm_test
 
-// TestCompareSync sets Semaphore and futex Wait/Wake against the same
+// TestComparisonSync is a comparison (compare_test.go): it sets Semaphore
+// and futex Wait/Wake against the same
 // primitives driven from C, between two processes, alternately round after
 // round in one run, and prints medians and Go/C ratios:
 //
-//	go test -run '^TestCompareSync$' -v . -args -compare
+//	go test -run '^TestComparisonSync$' -v . -args -compare
 //
 // In the normal suite it makes one short round, checking every contender
 // runs.
@@ -23,7 +24,7 @@ import (
 	"github.com/posixshm/shm"
 )
 
-func TestCompareSync(t *testing.T) {
+func TestComparisonSync(t *testing.T) {
 	rounds, n := 1, 50
 	if *compareFlag {
 		rounds, n = 9, 5000
@@ -142,8 +143,8 @@ func TestCompareSync(t *testing.T) {
 	for range rounds {
 		for i, c := range contenders {
 			ns, err := c.run()
-			if err != nil {
-				t.Fatalf("%s: %v", c.name, err)
+			if err != nil || !(ns > 0) {
+				t.Fatalf("%s: %v (%v ns per round trip)", c.name, err, ns)
 			}
 			results[i] = append(results[i], ns)
 		}

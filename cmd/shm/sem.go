@@ -47,7 +47,7 @@ func runSem(_ *flag.FlagSet, args []string) error {
 	}
 	cmd := "sem " + args[0]
 	if args[0] == "create" {
-		s, err := shm.OpenSemaphoreFile(name, os.O_CREATE|os.O_EXCL, fs.FileMode(mode), int(*value))
+		s, err := shm.OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, fs.FileMode(mode), int(*value))
 		if err != nil {
 			return cmdErr(cmd, name, err)
 		}

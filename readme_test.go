@@ -1,0 +1,144 @@
+package shm_test
+
+// The README's Python snippets, run as the README shows them, against Go.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posixshm/shm"
+)
+
+// readmeSnippet returns the ```python block of README.md whose first line
+// is "# FILE ...", written to a file of that name, so that the tests run
+// exactly what a reader copies.
+func readmeSnippet(t *testing.T, file string) string {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, block := range strings.Split(string(readme), "```python\n")[1:] {
+		code, _, ok := strings.Cut(block, "```")
+		if ok && strings.HasPrefix(code, "# "+file+" ") {
+			path := filepath.Join(t.TempDir(), file)
+			if err := os.WriteFile(path, []byte(code), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return path
+		}
+	}
+	t.Fatalf("README.md has no python block starting with %q", "# "+file)
+	return ""
+}
+
+// TestReadmePythonSemaphore runs the README's consumer.py: Go writes a line
+// and posts NAME; Python waits for it (ctypes sem_open/sem_wait), prints the
+// line from the object and posts NAME-done, which Go waits for.
+// Kills: a snippet that opens the semaphore wrongly (SEM_FAILED not
+// checked, wrong argument types), reads before the post, or unlinks Go's
+// object through the resource tracker.
+func TestReadmePythonSemaphore(t *testing.T) {
+	py := python(t)
+	script := readmeSnippet(t, "consumer.py")
+	s := create(t, 4096)
+	copy(s.Bytes(), "hello from Go\n")
+	ready, err := shm.CreateSemaphore(s.Name(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupWith(t, s.Name(), shm.UnlinkSemaphore)
+	defer ready.Close()
+	done, err := shm.CreateSemaphore(s.Name()+"-done", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupWith(t, s.Name()+"-done", shm.UnlinkSemaphore)
+	defer done.Close()
+
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(py, script, s.Name())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ready.Post(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := done.Wait(ctx); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("waiting for consumer.py: %v\n%s", err, &stderr)
+	}
+	if err := cmd.Wait(); err != nil || stdout.String() != "hello from Go\n" {
+		t.Fatalf("consumer.py: %v, printed %q\n%s", err, &stdout, &stderr)
+	}
+	if !exists(s.Name()) {
+		t.Fatal("consumer.py unlinked Go's object")
+	}
+}
+
+// TestReadmePythonFutex runs the README's waiter.py: it sleeps in
+// FUTEX_WAIT on the word at offset 0 until Go stores and wakes it, prints
+// the word, then stores 1 at offset 4 and wakes Go's Wait there.
+// Kills: a private futex in the snippet (FUTEX_PRIVATE_FLAG: Go's Wake
+// never reaches it and the test times out), waking the wrong word, or a
+// snippet that does not wait (checked: the process is asleep in a futex
+// before Go stores).
+func TestReadmePythonFutex(t *testing.T) {
+	py := python(t)
+	script := readmeSnippet(t, "waiter.py")
+	s := create(t, 4096)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(py, script, s.Name())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	// Wait until Python sleeps in the kernel on a futex (polling the
+	// process's state, not sleeping for a guess).
+	for deadline := time.Now().Add(30 * time.Second); !inFutexWait(cmd.Process.Pid); {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiter.py never slept in a futex\n%s", &stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w, err := s.Uint32(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Store(42)
+	if _, err := s.Wake(0, 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ack, _ := s.Uint32(4)
+	for ack.Load() == 0 {
+		if err := s.Wait(ctx, 4, 0); err != nil {
+			t.Fatalf("waiting for waiter.py's answer: %v\n%s", err, &stderr)
+		}
+	}
+	if err := cmd.Wait(); err != nil || stdout.String() != "42\n" {
+		t.Fatalf("waiter.py: %v, printed %q\n%s", err, &stdout, &stderr)
+	}
+}
+
+// inFutexWait reports whether the process's main thread sleeps in a futex.
+func inFutexWait(pid int) bool {
+	wchan, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "wchan"))
+	return err == nil && strings.Contains(string(wchan), "futex")
+}
