@@ -44,8 +44,9 @@ type Mapping struct {
 	fd       int    // owned descriptor, -1 if none
 	name     string // for errors
 	readOnly bool
-	private  bool  // mapped MAP_PRIVATE: Truncate and Remap map it so again
-	off      int64 // file offset of the mapping (MapFile); Truncate and Remap need 0
+	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
+	sleepers sleepers // Wait and Lock calls in the kernel, for Close and Remap
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
@@ -333,6 +334,7 @@ func (m *Mapping) SyncRange(off int64, n int, flags int) error {
 // finalizer ever unmaps: a slice from Bytes stays valid until Close, and
 // must not be used after it.
 func (m *Mapping) Close() error {
+	m.sleepers.pause() // Waits and Locks leave the kernel and the read lock
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {

@@ -383,23 +383,24 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 			stop := context.AfterFunc(ctx, s.interrupt)
 			defer stop()
 		}
-		if !sleepersOf(m).add(s) {
+		if !m.sleepers.add(s) {
 			m.mu.RUnlock()
 			continue // Close is under way: the next word() says so
 		}
-		watch := deaths.add(mu.reg, p, cur&^waitersBit)
+		var watch *watchEntry
+		if holder := cur &^ waitersBit; holder != mu.reg.token { // we cannot die while we wait
+			watch = deaths.add(mu.reg, p, holder)
+		}
 		_, e := s.futexWait(low32(p), uint32(cur), timeout)
-		deaths.remove(watch)
-		sleepersOf(m).remove(s)
+		if watch != nil {
+			deaths.remove(watch)
+		}
+		m.sleepers.remove(s)
 		m.mu.RUnlock()
 		switch e {
 		case 0, syscall.EAGAIN, syscall.EINTR, syscall.ETIMEDOUT:
 		default:
 			return m.futexErr(e)
-		}
-		if s.stop.Load() != 0 && ctx.Err() == nil {
-			// Close interrupted us: the next word() reports it.
-			continue
 		}
 	}
 }
@@ -512,14 +513,3 @@ func (d *deathWatch) run() {
 		d.mu.Unlock()
 	}
 }
-
-// sleepersOf returns the registry of blocking calls on m, for Close.
-func sleepersOf(m *Mapping) *sleepers {
-	if ss, ok := mappingSleepers.Load(m); ok {
-		return ss.(*sleepers)
-	}
-	ss, _ := mappingSleepers.LoadOrStore(m, new(sleepers))
-	return ss.(*sleepers)
-}
-
-var mappingSleepers sync.Map // *Mapping → *sleepers

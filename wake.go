@@ -3,7 +3,6 @@
 package shm
 
 import (
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,21 +24,30 @@ import (
 // comes spuriously). No peer, no semaphore count and no futex word is
 // involved: a cancelled wait wakes nobody else and posts nothing.
 //
-// The layout is shared with sem.c (struct goshm_sleeper): three int32s.
+// The layout is shared with sem.h (struct goshm_sleeper): four int32s.
 type sleeper struct {
 	tid    atomic.Int32 // the sleeping thread, valid while inside is 1
-	inside atomic.Int32 // 1 from just before the stop check until the call returned
-	stop   atomic.Int32 // 1 once interrupt was called: the call ends, and stays ended
+	inside atomic.Int32 // 1 from just before the flags are checked until the call returned
+	stop   atomic.Int32 // 1 once interrupt was called (ctx done): every later call ends at once
+	kick   atomic.Int32 // 1 once kicked by Close or Remap: this registration's call ends
 }
 
-// interrupt ends s's call, now or as soon as it starts, and returns once
-// s is out of it. The sleeper sets inside, then checks stop; interrupt
-// sets stop, then checks inside (both sequentially consistent): either the
-// sleeper sees stop and never sleeps, or interrupt sees it inside and
-// signals its thread, again (a signal can land just before the thread
-// enters the kernel) until it is out.
+// interrupt ends s's call, now or as soon as it starts, and every later
+// one, and returns once s is out of the call.
 func (s *sleeper) interrupt() {
 	s.stop.Store(1)
+	s.signalOut()
+}
+
+// stopped reports whether s was interrupted or kicked.
+func (s *sleeper) stopped() bool { return s.stop.Load() != 0 || s.kick.Load() != 0 }
+
+// signalOut makes s leave its call. The sleeper sets inside, then checks
+// its flags; the caller set a flag, then checks inside (both sequentially
+// consistent): either the sleeper sees the flag and never sleeps, or
+// signalOut sees it inside and signals its thread, again (a signal can
+// land just before the thread enters the kernel) until it is out.
+func (s *sleeper) signalOut() {
 	for d := 20 * time.Microsecond; s.inside.Load() != 0; d = min(2*d, 2*time.Millisecond) {
 		syscall.Tgkill(pid, int(s.tid.Load()), syscall.SIGURG)
 		time.Sleep(d)
@@ -54,43 +62,38 @@ var pid = syscall.Getpid()
 const foreverWait = time.Hour
 
 // futexWait is FUTEX_WAIT (shared) on the 32-bit word at addr while it
-// holds val, for at most timeout, ended early by s.interrupt. It returns
-// the errno (0 when woken, EAGAIN when the word did not hold val,
-// ETIMEDOUT, EINTR for a signal, which may be interrupt's or the runtime's
-// own) and whether s was interrupted.
+// holds val, for at most timeout, ended early by s.interrupt or a kick. It
+// returns the errno (0 when woken, EAGAIN when the word did not hold val,
+// ETIMEDOUT, EINTR for a signal, which may be ours or another) and whether
+// s was stopped or kicked. It is one cgo call (wake.c), so that the thread
+// recorded for the signal is the one in the system call.
 func (s *sleeper) futexWait(addr unsafe.Pointer, val uint32, timeout time.Duration) (stopped bool, e syscall.Errno) {
-	runtime.LockOSThread() // the signal must reach the thread in the call
-	defer runtime.UnlockOSThread()
-	s.tid.Store(int32(syscall.Gettid()))
-	s.inside.Store(1)
-	defer s.inside.Store(0)
-	if s.stop.Load() != 0 {
-		return true, syscall.EINTR
-	}
-	ts := syscall.NsecToTimespec(int64(max(timeout, 0)))
-	_, _, e = syscall.Syscall6(syscall.SYS_FUTEX, uintptr(addr), futexWait, uintptr(val),
-		uintptr(unsafe.Pointer(&ts)), 0, 0)
-	return s.stop.Load() != 0, e
+	e = futexSleep(addr, val, int64(max(timeout, 0)), s)
+	return s.stopped(), e
 }
 
 // A sleepers is the set of calls in progress on one object, so that Close
-// can end them before it frees what they wait on.
+// (and Remap) can end them before they free or move what they wait on.
+// The zero value is ready.
 type sleepers struct {
 	mu     sync.Mutex
 	set    map[*sleeper]struct{}
-	closed bool
+	paused bool
 }
 
-// add registers s; false after closeAll, when the caller must not sleep.
+// add registers s for one call (clearing an earlier kick); false while
+// paused, when the caller must not sleep but retry once it gets its lock
+// again (Close or Remap holds it then).
 func (ss *sleepers) add(s *sleeper) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	if ss.closed {
+	if ss.paused {
 		return false
 	}
 	if ss.set == nil {
 		ss.set = make(map[*sleeper]struct{})
 	}
+	s.kick.Store(0)
 	ss.set[s] = struct{}{}
 	return true
 }
@@ -101,21 +104,35 @@ func (ss *sleepers) remove(s *sleeper) {
 	ss.mu.Unlock()
 }
 
-// closeAll refuses new sleepers and interrupts those registered, without
-// waiting for them: they are waited for by the caller's lock, which they
-// hold for reading while inside. It returns at once; the interrupts run on.
-func (ss *sleepers) closeAll() {
+// pause refuses new sleepers and kicks those registered out of their
+// calls, without waiting: they hold the object's lock for reading while
+// inside, and the caller then waits for them by taking it for writing.
+func (ss *sleepers) pause() {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.closed = true
+	ss.paused = true
 	for s := range ss.set {
-		go s.interrupt()
+		s.kick.Store(1)
+		go s.signalOut()
 	}
 }
 
-// reopen undoes closeAll, for an object that can be used again.
-func (ss *sleepers) reopen() {
+// resume undoes pause, for an object that stays usable (Remap).
+func (ss *sleepers) resume() {
 	ss.mu.Lock()
-	ss.closed = false
+	ss.paused = false
 	ss.mu.Unlock()
+}
+
+// lockOut takes m's lock for writing, first kicking Waits and Locks out of
+// the kernel (they hold it for reading while inside); unlockIn lets them
+// sleep again and releases it.
+func (m *Mapping) lockOut() {
+	m.sleepers.pause()
+	m.mu.Lock()
+}
+
+func (m *Mapping) unlockIn() {
+	m.sleepers.resume()
+	m.mu.Unlock()
 }
