@@ -46,7 +46,7 @@ func readmeSnippet(t *testing.T, file string) string {
 // checked, wrong argument types), reads before the post, or unlinks Go's
 // object through the resource tracker.
 func TestReadmePythonSemaphore(t *testing.T) {
-	if onMusl() {
+	if onMusl {
 		t.Skip("python3 runs on glibc, whose semaphores musl cannot see (TestSemaphoreAcrossLibcs)")
 	}
 	py := python(t)
