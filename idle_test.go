@@ -74,6 +74,26 @@ func waitKinds() []waitKind {
 				return errors.New("Lock took a lock a live process holds")
 			}, s.Close
 		}},
+		{"mutex-self", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
+			s, err := shm.Create(uniqueName(t), 4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cleanup(t, s.Name())
+			mu, err := s.Mutex(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := mu.Lock(context.Background()); err != nil { // this process holds it
+				t.Fatal(err)
+			}
+			return func(ctx context.Context) error {
+				if err := mu.Lock(ctx); err != nil {
+					return err
+				}
+				return errors.New("Lock took a lock this process holds")
+			}, s.Close
+		}},
 		{"semaphore", "shm.semWait", func(t *testing.T) (func(context.Context) error, func() error) {
 			name := uniqueName(t)
 			sem, err := shm.CreateSemaphore(name, 0)
