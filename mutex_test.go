@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -50,7 +51,7 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 		return fail("%v", err)
 	}
 	switch role {
-	case "mutex-count": // SHM_TEST_N times: lock, counter++, unlock
+	case "mutex-count": // SHM_TEST_N times: lock, counter++, unlock; "done"; wait for stdin
 		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
 		ready, _ := s.Uint32(132)
 		start, _ := s.Uint32(128)
@@ -58,10 +59,13 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 		for start.Load() == 0 {
 			runtime.Gosched()
 		}
-		if err := countUnder(mu, s.Bytes(), n); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := countUnder(ctx, mu, s.Bytes(), n); err != nil {
 			return fail("%v", err)
 		}
 		fmt.Println("done")
+		in.ReadString('\n') // stay alive (and registered) until told
 	case "mutex-hold", "mutex-hold8": // lock (at 0 or 8), say so, wait to be killed (or for stdin's end)
 		err := mu.Lock(context.Background())
 		fmt.Printf("locked %v\n", err)
@@ -90,14 +94,14 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 // countUnder adds 1 to the plain counter in b n times, each under mu,
 // slowly: the read and the write are apart, so that a lock that does not
 // exclude loses counts.
-func countUnder(mu *shm.Mutex, b []byte, n int) error {
+func countUnder(ctx context.Context, mu *shm.Mutex, b []byte, n int) error {
 	for range n {
-		if err := mu.Lock(context.Background()); err != nil {
+		if err := mu.Lock(ctx); err != nil {
 			return err
 		}
 		c := b[counterOff : counterOff+8]
 		v, x := binary.LittleEndian.Uint64(c), 0
-		for k := range 20 {
+		for k := range 1000 { // about a microsecond: longer than a futex call takes to sleep
 			x += int(b[k])
 		}
 		sink.Add(int64(x))
@@ -228,59 +232,112 @@ func TestMutexMapping(t *testing.T) {
 }
 
 // TestMutexCounter: Go goroutines, Go processes and C processes add to a
-// plain counter under the lock; the total is exact.
+// plain counter under the lock, each language alone and then all
+// together; the total is exact, and every phase ends within 30 s.
 //
-// Kills: a Lock that does not exclude (Lock returning nil without the
-// compare-and-swap: the total comes out short); an Unlock that does not
-// wake (waiters sleep, the test times out); C and Go disagreeing on the
-// futex half or the waiters bit (likewise).
+// Kills: a Lock that does not exclude (a blind store: the total comes out
+// short, or an Unlock finds another's token: EPERM); a waiter that does
+// not set the waiters bit, in Go (the Go phase: Locks sleep unwoken until
+// their 30 s deadline) or in C (the C phase: each hand-off waits for C's
+// 200 ms recheck: "did not finish"); an Unlock that does not wake
+// (likewise).
 func TestMutexCounter(t *testing.T) {
-	s, mu := newMutex(t)
 	peer := buildC(t, "mutexpeer")
-	const n = 20000
-	var procs []*exec.Cmd
-	for i := range 2 {
-		c := childCmd(t, "mutex-count", s.Name())
-		c.Env = append(c.Env, "SHM_TEST_N="+strconv.Itoa(n))
-		procs = append(procs, c, exec.Command(peer, "count", s.Name(), strconv.Itoa(n)))
-		_ = i
-	}
-	for _, c := range procs {
-		if c.Stderr == nil {
-			c.Stderr = new(strings.Builder)
-		}
-		c.Stdout = new(strings.Builder)
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ready, _ := s.Uint32(132)
-	for ready.Load() != 4 { // all four processes are at the start line
-		time.Sleep(time.Millisecond)
-	}
-	start, _ := s.Uint32(128)
-	start.Store(1)
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for range 2 {
-		wg.Go(func() { errs <- countUnder(mu, s.Bytes(), n) })
-	}
-	wg.Wait()
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range procs {
-		if err := c.Wait(); err != nil || !strings.HasSuffix(c.Stdout.(*strings.Builder).String(), "done\n") {
-			t.Fatalf("%s: %v %q %s", c.Args, err, c.Stdout, c.Stderr)
-		}
-	}
-	if got := binary.LittleEndian.Uint64(s.Bytes()[counterOff:]); got != 6*n {
-		t.Fatalf("counter = %d; want %d", got, 6*n)
-	}
-	if w := binary.LittleEndian.Uint64(s.Bytes()); w != 0 {
-		t.Fatalf("lock word after all unlocked = %#x; want 0", w)
+	for _, ph := range []struct {
+		name                string
+		goroutines, goProcs int
+		cProcs              int
+	}{{"go", 2, 2, 0}, {"c", 0, 0, 3}, {"mixed", 2, 2, 2}} {
+		t.Run(ph.name, func(t *testing.T) {
+			s, mu := newMutex(t)
+			const n = 20000
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var procs []*exec.Cmd
+			for range ph.goProcs {
+				c := childCmd(t, "mutex-count", s.Name())
+				c.Env = append(c.Env, "SHM_TEST_N="+strconv.Itoa(n))
+				procs = append(procs, c)
+			}
+			for range ph.cProcs {
+				procs = append(procs, exec.Command(peer, "count", s.Name(), strconv.Itoa(n)))
+			}
+			// Every process stays alive until all are done: a process that
+			// exits is a dead holder, and the death watch's wake-up would
+			// hide a lost one.
+			var stdins []io.Closer
+			var outs []*bufio.Reader
+			for _, c := range procs {
+				if c.Stderr == nil {
+					c.Stderr = new(strings.Builder)
+				}
+				in, _ := c.StdinPipe()
+				out, _ := c.StdoutPipe()
+				if err := c.Start(); err != nil {
+					t.Fatal(err)
+				}
+				stdins, outs = append(stdins, in), append(outs, bufio.NewReader(out))
+				t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+			}
+			ready, _ := s.Uint32(132)
+			for int(ready.Load()) != len(procs) { // all processes are at the start line
+				time.Sleep(time.Millisecond)
+			}
+			start, _ := s.Uint32(128)
+			began := time.Now()
+			start.Store(1)
+			var wg sync.WaitGroup
+			errs := make(chan error, ph.goroutines)
+			for range ph.goroutines {
+				wg.Go(func() { errs <- countUnder(ctx, mu, s.Bytes(), n) })
+			}
+			wg.Wait()
+			for range ph.goroutines {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, c := range procs {
+				said := make(chan string, 1)
+				go func() {
+					var all string
+					for {
+						line, err := outs[i].ReadString('\n')
+						all += line
+						if line == "done\n" || err != nil {
+							said <- all
+							return
+						}
+					}
+				}()
+				select {
+				case out := <-said:
+					if !strings.HasSuffix(out, "done\n") {
+						t.Fatalf("%s: %q %s", c.Args, out, c.Stderr)
+					}
+				case <-ctx.Done():
+					t.Fatalf("%s did not finish within 30 s", c.Args)
+				}
+			}
+			took := time.Since(began)
+			for i, c := range procs {
+				stdins[i].Close()
+				if err := c.Wait(); err != nil {
+					t.Fatalf("%s: %v %s", c.Args, err, c.Stderr)
+				}
+			}
+			t.Logf("%d increments in %v", n*(ph.goroutines+len(procs)), took)
+			if took > 10*time.Second {
+				t.Errorf("%d increments took %v; want well under 10 s (a lost wake-up costs a 200 ms recheck in C)", n*(ph.goroutines+len(procs)), took)
+			}
+			want := uint64(n * (ph.goroutines + len(procs)))
+			if got := binary.LittleEndian.Uint64(s.Bytes()[counterOff:]); got != want {
+				t.Fatalf("counter = %d; want %d", got, want)
+			}
+			if w := binary.LittleEndian.Uint64(s.Bytes()); w != 0 {
+				t.Fatalf("lock word after all unlocked = %#x; want 0", w)
+			}
+		})
 	}
 }
 

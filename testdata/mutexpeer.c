@@ -6,7 +6,8 @@
  *                              for the word at 128 ("go") to be nonzero,
  *                              then N times: lock, counter++ (slowly),
  *                              unlock; prints "ownerdead K" for K
- *                              EOWNERDEADs, then "done"
+ *                              EOWNERDEADs, then "done", and exits at
+ *                              the end of its standard input
  *   mutexpeer hold NAME        lock, print "locked", sleep until killed
  *   mutexpeer lock NAME MS     shmmutex_lock(MS); print its result as a
  *                              name (ok, EOWNERDEAD, ETIMEDOUT, ...) and
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
 				return 1;
 			}
 			uint64_t c = *counter;
-			for (volatile int k = 0; k < 20; k++)
+			for (volatile int k = 0; k < 1000; k++) /* longer than a futex call takes to sleep */
 				;
 			*counter = c + 1;
 			if ((r = shmmutex_unlock(m))) {
@@ -78,6 +79,8 @@ int main(int argc, char **argv) {
 			}
 		}
 		printf("ownerdead %ld\ndone\n", dead);
+		while (getchar() != EOF) /* stay alive (and registered) until told */
+			;
 	} else if (!strcmp(cmd, "hold")) {
 		int r = shmmutex_lock(m, -1);
 		printf("locked %s\n", errname(r));
