@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -700,4 +701,44 @@ func BenchmarkMutex(b *testing.B) {
 		}
 		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/roundtrip")
 	})
+}
+
+// TestShmmutexHeader: c/shmmutex.h compiles without a warning as C11
+// (strict, with POSIX declared) and as GNU C, with -Wall -Wextra
+// -pedantic -Werror, under each compiler the suite knows: cc, cc -m32 and
+// musl-gcc (each skipped with its reason where missing).
+//
+// Kills: a declaration only GNU C has (strict C11 fails); an unused
+// parameter or a sign comparison (-Wextra); a 64-bit atomic that is not
+// lock-free (the _Static_assert).
+func TestShmmutexHeader(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "h.c")
+	if err := os.WriteFile(src, []byte(`#include "shmmutex.h"
+int main(void) {
+	static _Alignas(8) unsigned char m[SHMMUTEX_SIZE];
+	return shmmutex_trylock(m) + shmmutex_lock(m, 0) + shmmutex_unlock(m);
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inc, _ := filepath.Abs("c")
+	for _, cc := range []string{"cc", "cc -m32", "musl-gcc"} {
+		for _, std := range []string{"-std=c11 -D_DEFAULT_SOURCE", "-std=gnu11"} {
+			t.Run(strings.ReplaceAll(cc+" "+std, " ", "_"), func(t *testing.T) {
+				argv := strings.Fields(cc)
+				if _, err := exec.LookPath(argv[0]); err != nil {
+					t.Skipf("no %s: %v", argv[0], err)
+				}
+				args := append(argv[1:], strings.Fields(std)...)
+				args = append(args, "-Wall", "-Wextra", "-pedantic", "-Werror", "-I", inc, "-c", "-o", filepath.Join(t.TempDir(), "h.o"), src)
+				out, err := exec.Command(argv[0], args...).CombinedOutput()
+				if err != nil && cc == "cc -m32" && strings.Contains(string(out), "No such file") {
+					t.Skipf("no 32-bit C library: %s", out)
+				}
+				if err != nil {
+					t.Fatalf("%s %s: %v\n%s", cc, strings.Join(args, " "), err, out)
+				}
+			})
+		}
+	}
 }
