@@ -24,7 +24,7 @@ import (
 // comes spuriously). No peer, no semaphore count and no futex word is
 // involved: a cancelled wait wakes nobody else and posts nothing.
 //
-// The layout is shared with sem.h (struct goshm_sleeper): four int32s.
+// The layout is shared with wake.h (struct goshm_sleeper): four int32s.
 type sleeper struct {
 	tid    atomic.Int32 // the sleeping thread, valid while inside is 1
 	inside atomic.Int32 // 1 from just before the flags are checked until the call returned

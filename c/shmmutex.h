@@ -26,7 +26,8 @@
  * while locking). That descriptor stays open until exit. A mapping's
  * address range is remembered with its object: do not map another object
  * where one with a lock was. After fork, the child holds nothing and
- * starts afresh.
+ * starts afresh. A process can lock in at most 64 mappings (ENOMEM beyond).
+ * A waiter tests the holder's life every 200 ms while it sleeps.
  *
  * Needs POSIX declarations (gcc's default -std=gnu11, or -std=c11 with
  * -D_DEFAULT_SOURCE) and, with glibc before 2.34, -pthread. All files of a
