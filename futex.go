@@ -104,9 +104,13 @@ func (m *Mapping) Wait(ctx context.Context, off int64, old uint32) error {
 		}
 		timeout, deadline := foreverWait, false
 		if d, ok := ctx.Deadline(); ok {
-			if timeout, deadline = time.Until(d), true; timeout <= 0 {
+			left := time.Until(d)
+			if left <= 0 {
 				m.mu.RUnlock()
 				return context.DeadlineExceeded
+			}
+			if left <= foreverWait { // a later deadline ends the wait by interrupt
+				timeout, deadline = left, true
 			}
 		}
 		if s == nil {

@@ -405,3 +405,27 @@ func TestFutexC(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitFarDeadline: a deadline past the hour a wait sleeps at most in
+// one call (years away: its timespec would overflow a 32-bit time_t) still
+// waits, and cancellation still ends it.
+//
+// Kills, on 386 only (a 32-bit time_t; 64-bit time_t holds a century):
+// passing the whole time to the deadline as the timeout (EINVAL from
+// futex, or an overflowed sem_clockwait deadline).
+func TestWaitFarDeadline(t *testing.T) {
+	s := create(t, 4096)
+	sem := createSem(t, 0)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(100*365*24*time.Hour))
+	errc := make(chan error, 2)
+	go func() { errc <- s.Wait(ctx, 0, 0) }()
+	go func() { errc <- sem.Wait(ctx) }()
+	waitBlocked(t, futexWaitFrame, 1)
+	waitBlocked(t, semWaitFrame, 1)
+	cancel()
+	for range 2 {
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait with a far deadline, cancelled = %v", err)
+		}
+	}
+}

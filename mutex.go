@@ -373,10 +373,12 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 		}
 		timeout := foreverWait
 		if d, ok := ctx.Deadline(); ok {
-			if timeout = time.Until(d); timeout <= 0 {
+			left := time.Until(d)
+			if left <= 0 {
 				m.mu.RUnlock()
 				return context.DeadlineExceeded
 			}
+			timeout = min(timeout, left) // a later deadline ends the wait by interrupt
 		}
 		if s == nil {
 			s = new(sleeper)

@@ -179,8 +179,12 @@ func (s *Semaphore) Wait(ctx context.Context) error {
 	for {
 		timeout := int64(-1)
 		if d, ok := ctx.Deadline(); ok {
-			if timeout = int64(time.Until(d)); timeout <= 0 {
+			left := time.Until(d)
+			if left <= 0 {
 				return context.DeadlineExceeded
+			}
+			if left <= foreverWait { // a later deadline ends the wait by interrupt
+				timeout = int64(left)
 			}
 		}
 		if sl == nil {
