@@ -760,3 +760,50 @@ int main(void) {
 		}
 	}
 }
+
+// TestMutexWakesC: a C process waiting in shmmutex_lock on a lock Go holds
+// announces itself (the waiters bit) and sleeps; Go's Unlock wakes it at
+// once (within 100 ms), not its own 200 ms recheck of the holder.
+//
+// Kills: a C waiter that does not set the waiters bit ("never set the
+// waiters bit"); a Go Unlock that does not wake ("woken after 200ms").
+func TestMutexWakesC(t *testing.T) {
+	s, mu := newMutex(t)
+	peer := buildC(t, "mutexpeer")
+	if err := mu.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(peer, "lock", s.Name(), "5000")
+	c.Stderr = new(strings.Builder)
+	out, _ := c.StdoutPipe()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Wait()
+	defer c.Process.Kill()
+	w, _ := s.Uint64(0)
+	stat := fmt.Sprintf("/proc/%d/stat", c.Process.Pid)
+	asleep := func() bool { // announced, and sleeping (state S)
+		b, _ := os.ReadFile(stat)
+		_, rest, _ := strings.Cut(string(b), ") ")
+		return w.Load()&(1<<31) != 0 && strings.HasPrefix(rest, "S")
+	}
+	for deadline := time.Now().Add(5 * time.Second); !asleep(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the C waiter never set the waiters bit and slept (word %#x)", w.Load())
+		}
+	}
+	start := time.Now()
+	if err := mu.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	took := time.Since(start)
+	if line != "ok 0\n" {
+		t.Fatalf("C waiter: %q %v %s", line, err, c.Stderr)
+	}
+	t.Logf("C waiter took the lock %v after Go's Unlock", took)
+	if took > 100*time.Millisecond {
+		t.Errorf("C waiter woken after %v; want at once, not by its 200 ms recheck", took)
+	}
+}
