@@ -70,7 +70,7 @@ func median(xs []float64) float64 {
 // TestComparisonCreateOpen is a comparison (see above): this package
 // against C calling libc directly (the physical limit for these
 // semantics), C doing the sequence Create makes (atomic publish: a
-// temporary name, then link), pure-Go syscalls (open on /dev/shm and
+// temporary name, then renameat2), pure-Go syscalls (open on /dev/shm and
 // syscall.Mmap, what other Go shared-memory packages do) and CPython's
 // multiprocessing.shared_memory, each as a ratio of medians to C; with
 // -compare also pre-faulting against the naive ftruncate + mmap + first
@@ -87,7 +87,7 @@ func TestComparisonCreateOpen(t *testing.T) {
 	cpublish.run = func(run func(string, string, int) (float64, error)) func(string, string, int) (float64, error) {
 		return func(op, name string, n int) (float64, error) {
 			if op == "create" {
-				op = "publish" // the sequence shm.Create makes
+				op = "rename" // the sequence shm.Create makes
 			}
 			return run(op, name, n)
 		}

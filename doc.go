@@ -53,8 +53,10 @@
 // fault into ErrFault. Bytes is the fast, unguarded path.
 //
 // A new object is published atomically: it is made under a random
-// temporary name, reserved and mapped, then linked to its real name, which
-// fails with EEXIST exactly as O_EXCL would. Another process never sees a
+// temporary name, reserved and mapped, then renamed to its real name
+// (renameat2 RENAME_NOREPLACE), which fails with EEXIST exactly as O_EXCL
+// would, and leaves /proc showing the object by its real name, as
+// shm_open does. Another process never sees a
 // half-made object, and a failed Create removes only its temporary name,
 // never another process's object of the same name.
 //

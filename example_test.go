@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,4 +131,50 @@ func ExampleSegment_WriteAt() {
 	n, err := s.WriteAt([]byte("does not fit"), 8)
 	fmt.Println(n, errors.Is(err, io.ErrShortWrite), s.Bytes()[8])
 	// Output: 0 true 0
+}
+
+// A peer that has not called Remap reads io.EOF past its old size, exactly
+// as at the object's real end. To tell the two apart, compare the object's
+// size (Stat, one fstat) with the mapping's (Size): larger means the object
+// grew, and Remap maps the rest. To announce a resize instead of polling,
+// the resizing process bumps a generation word after Truncate and wakes its
+// waiters; a peer that sees the word change calls Remap.
+func ExampleMapping_Remap() {
+	name := fmt.Sprintf("/example-%d-remap", os.Getpid())
+	w, err := shm.Create(name, 4096) // the writer, which will grow it
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Unlink()
+	defer w.Close()
+	r, err := shm.Open(name) // a peer, usually another process
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	gen, _ := r.Uint32(0) // the generation word: bumped after every resize
+	seen := gen.Load()
+
+	// The writer grows the object, writes past the old end, announces.
+	if err := w.Truncate(8192); err != nil {
+		log.Fatal(err)
+	}
+	w.WriteAt([]byte("new"), 4096)
+	wgen, _ := w.Uint32(0)
+	wgen.Add(1)
+	w.Wake(0, math.MaxInt32)
+
+	// The peer: EOF past its old size, but the object is larger.
+	buf := make([]byte, 3)
+	_, err = r.ReadAt(buf, 4096)
+	fi, _ := r.Stat()
+	fmt.Println(err == io.EOF, fi.Size() > int64(r.Size()), gen.Load() != seen)
+	if err := r.Remap(); err != nil { // fstat, mremap
+		log.Fatal(err)
+	}
+	_, err = r.ReadAt(buf, 4096)
+	fmt.Println(r.Size(), string(buf), err)
+	// Output:
+	// true true true
+	// 8192 new <nil>
 }

@@ -2,6 +2,8 @@
 
 package shm
 
+import "sync"
+
 // SetRandName makes CreateTemp draw the random part of its names from f
 // until restore is called, so that a test can make the names it draws
 // collide. Not safe while CreateTemp runs concurrently.
@@ -17,4 +19,22 @@ func SetRandName(f func() string) (restore func()) {
 func SetNoMadvPopulate() (restore func()) {
 	testNoMadvPopulate = true
 	return func() { testNoMadvPopulate = false }
+}
+
+// SetCgroupFiles points the memory cgroup check at other /proc files
+// (the cgroup hierarchy is where their mountinfo says) and returns
+// CgroupRoom, which reports the room it finds there.
+func SetCgroupFiles(cgroup, mountinfo, meminfo string) (room func() (int64, string, bool), restore func()) {
+	oldC, oldM, oldI, oldL := procCgroup, procMountinfo, procMeminfo, cgroupLevels
+	procCgroup, procMountinfo, procMeminfo = cgroup, mountinfo, meminfo
+	cgroupLevels = sync.OnceValue(learnCgroupLevels)
+	return cgroupRoom, func() { procCgroup, procMountinfo, procMeminfo, cgroupLevels = oldC, oldM, oldI, oldL }
+}
+
+// SetNoDontunmap makes Truncate and Remap behave as on a kernel without
+// MREMAP_DONTUNMAP for file mappings (before 5.13) until restore is
+// called.
+func SetNoDontunmap() (restore func()) {
+	testNoDontunmap = true
+	return func() { testNoDontunmap = false }
 }

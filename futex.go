@@ -27,6 +27,9 @@ func (m *Mapping) word(op string, off int64, size int64) (unsafe.Pointer, error)
 	if m.data == nil {
 		return nil, m.errClosed(op)
 	}
+	if op == "futex" && m.private {
+		return nil, argErr(op, m.name, "a private (copy-on-write) mapping's words are this process's own: the kernel keys its futex to this process, so no other process's Wake reaches its Wait; map the object shared")
+	}
 	if off < 0 || off > int64(len(m.data))-size || off%size != 0 {
 		return nil, argErr(op, m.name, "offset %d: want a multiple of %d with %d bytes inside the %d-byte mapping", off, size, size, len(m.data))
 	}
@@ -40,8 +43,11 @@ func (m *Mapping) word(op string, off int64, size int64) (unsafe.Pointer, error)
 // system call.
 //
 // The word is the mapped memory itself, as unguarded as Bytes: it is valid
-// until Close and must not be used after it, and loading or storing it
-// raises SIGBUS if another process truncated its page away (Wait and Wake
+// until Close and must not be used after it, also across Truncate and
+// Remap, which never unmap it (a grow may move the mapping, but the word
+// keeps reaching the same bytes of the object; see Truncate); loading or
+// storing it raises SIGBUS if its page is past the object's end (another
+// process, or a Truncate, shrank the object) (Wait and Wake
 // report that as an error instead). Storing to a read-only mapping faults.
 // Go's atomics are sequentially consistent and agree with C11 atomic_*,
 // Rust's AtomicU32 and Python's ctypes on the same memory. Safe for
@@ -81,6 +87,11 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // uses and ignores) to the waiting thread, never by a wake-up: no other
 // waiter, in this process or another, is woken by it. A ctx already done
 // returns ctx.Err() at once.
+//
+// Wait and Wake are refused on a private mapping (Options.Private) with an
+// error wrapping syscall.EINVAL: the kernel keys a futex in a private
+// mapping to this process alone, so another process's Wake would never
+// reach the Wait.
 //
 // Wait is fault-safe: where another process truncated the word's page
 // away, the kernel answers EFAULT and Wait returns an *fs.PathError with
@@ -153,9 +164,10 @@ func (m *Mapping) futexErr(e syscall.Errno) error {
 // Wake wakes up to n waiters on the 32-bit word at off, in any process,
 // and returns how many it woke: futex(FUTEX_WAKE), shared. Store the new
 // value before waking, or a waiter may sleep again. n above math.MaxInt32
-// means all, as does math.MaxInt; a negative n is syscall.EINVAL. Waking
-// when nobody waits still costs the system call; a word that tells whether
-// anyone waits avoids it.
+// means all, as does math.MaxInt; n 0 wakes nobody and makes no system
+// call (the kernel would take 0 as 1); a negative n is syscall.EINVAL.
+// Waking when nobody waits still costs the system call; a word that tells
+// whether anyone waits avoids it.
 //
 // Wake is fault-safe as Wait is (an error wrapping ErrFault where the page
 // is gone); off must be a multiple of 4 inside the mapping. Safe for
@@ -168,7 +180,7 @@ func (m *Mapping) Wake(off int64, n int) (int, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, err := m.word("futex", off, 4)
-	if err != nil {
+	if err != nil || n == 0 {
 		return 0, err
 	}
 	r, _, e := syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(p), futexWake, uintptr(n), 0, 0, 0)

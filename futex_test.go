@@ -429,3 +429,62 @@ func TestWaitFarDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestFutexWakeZero (issue 14 item 6): Wake(off, 0) wakes nobody, as "up
+// to n" says, while a waiter is blocked in the kernel; Wake(off, 1) then
+// wakes it.
+//
+// Kills: passing n 0 to FUTEX_WAKE, which the kernel takes as 1 (Wake
+// returns 1 and the waiter returns).
+func TestFutexWakeZero(t *testing.T) {
+	s := create(t, 4096)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Wait(context.Background(), 64, 0) }()
+	for range 20 {
+		waitBlocked(t, futexWaitFrame, 1)
+		if n, err := s.Wake(64, 0); n != 0 || err != nil {
+			t.Fatalf("Wake(0) with a waiter = %d, %v; want 0", n, err)
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Wake(0) woke the waiter: %v", err)
+	default:
+	}
+	w, _ := s.Uint32(64)
+	w.Store(1)
+	if _, err := s.Wake(64, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Wake(4096, 0); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Wake(0) outside the mapping = %v, want EINVAL", err)
+	}
+}
+
+// TestFutexPrivateRefused (issue 14 item 9): Wait and Wake on a word of a
+// private mapping are refused with EINVAL: the kernel keys the futex to
+// this process, so another process's Wake would never reach the Wait. A
+// shared Segment of the same object still waits and wakes.
+//
+// Kills: no private check (Wait returns nil at once on a word that is
+// not old, and would never see another process's Wake on one that is).
+func TestFutexPrivateRefused(t *testing.T) {
+	s := create(t, 4096)
+	p, err := shm.OpenFile(s.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	wantPathErr(t, p.Wait(context.Background(), 0, 1), "futex", s.Name(), syscall.EINVAL)
+	_, err = p.Wake(0, 1)
+	wantPathErr(t, err, "futex", s.Name(), syscall.EINVAL)
+	if _, err := p.Uint32(0); err != nil {
+		t.Fatalf("Uint32 of a private mapping: %v", err)
+	}
+	if err := s.Wait(context.Background(), 0, 1); err != nil {
+		t.Fatalf("shared Wait: %v", err)
+	}
+}

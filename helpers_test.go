@@ -485,3 +485,43 @@ func needUnshare(t *testing.T, notRoot string) {
 		t.Skipf("unshare --mount --ipc is not permitted here: %v %s", err, out)
 	}
 }
+
+// inChildEnv names the test that a re-executed test binary runs as a child
+// (inChild).
+const inChildEnv = "SHM_TEST_IN_CHILD"
+
+// inChild reports whether this run of t is the child process that runs it
+// alone. When it is not, it runs t again in a child (the test binary
+// re-executed with -test.run), returns the child's combined output and
+// error, and returns false: a crash in the child (SIGBUS, an OOM kill)
+// shows there, not as a dead test binary. The caller checks the outcome;
+// check, if not nil, does, else the child must pass.
+func inChild(t *testing.T, check func(out string, err error)) bool {
+	t.Helper()
+	if os.Getenv(inChildEnv) == t.Name() {
+		return true
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skipf("cannot re-execute the test binary: %v", err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), inChildEnv+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if check != nil {
+		check(string(out), err)
+		return false
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("in a child process: %v\n%s", err, out)
+	}
+	t.Logf("in a child process:\n%s", out)
+	return false
+}
+
+// liveName is the name a test run by inChild and its parent (of pid
+// parent) agree on, so that the parent removes what a child that dies
+// leaves.
+func liveName(t *testing.T, parent int) string {
+	return fmt.Sprintf("/shmtest-%d-%s", parent, t.Name())
+}

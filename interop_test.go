@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/posixshm/shm"
 )
@@ -192,4 +193,74 @@ func TestLinkedLibc(t *testing.T) {
 		t.Fatalf("CC=%q, but mapped: musl %v, glibc %v", os.Getenv("CC"), musl, glibc)
 	}
 	t.Logf("libc: musl %v, glibc %v", musl, glibc)
+}
+
+// mapsPath returns the path field of the /proc/self/maps line of the
+// mapping that starts at addr ("" if it has none).
+func mapsPath(t *testing.T, addr uintptr) string {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("no /proc/self/maps: %v", err)
+	}
+	for line := range strings.Lines(string(maps)) {
+		f := strings.Fields(line)
+		lo, _, ok := strings.Cut(f[0], "-")
+		if a, err := strconv.ParseUint(lo, 16, 64); !ok || err != nil || uintptr(a) != addr {
+			continue
+		}
+		// "start-end perms offset dev inode path": the path may hold spaces.
+		if len(f) < 6 {
+			return ""
+		}
+		rest := line
+		for range 5 {
+			rest = strings.TrimLeft(rest, " ")
+			rest = rest[strings.IndexByte(rest, ' '):]
+		}
+		return strings.TrimSpace(rest)
+	}
+	t.Fatalf("no mapping at %#x in /proc/self/maps", addr)
+	return ""
+}
+
+// TestCreateProcNamesMatchLibc (issue 14 item 1): after Create, the
+// object's descriptor (/proc/self/fd/N) and its mapping (/proc/self/maps)
+// name it exactly as after libc's shm_open(O_CREAT|O_EXCL) in a C peer:
+// "/dev/shm/NAME", not the temporary name "(deleted)".
+//
+// Kills: publishing with link(2) + shm_unlink of the temporary name
+// (both read "/dev/shm/NAME.~RANDOM (deleted)").
+func TestCreateProcNamesMatchLibc(t *testing.T) {
+	peer := buildC(t, "fdname")
+	name := uniqueName(t)
+	cleanup(t, name)
+	out, err := exec.Command(peer, name).Output()
+	if err != nil {
+		t.Fatalf("fdname %s: %v", name, err)
+	}
+	want := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(want) != 2 {
+		t.Fatalf("fdname printed %q", out)
+	}
+	t.Logf("libc's shm_open: fd %q, maps %q", want[0], want[1])
+
+	s, err := shm.Create(name, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, err := s.File() // a dup: the same open file, the same path
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fdLink, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapLine := mapsPath(t, uintptr(unsafe.Pointer(&s.Bytes()[0])))
+	if fdLink != want[0] || mapLine != want[1] {
+		t.Fatalf("after Create: fd %q, maps %q; libc's shm_open shows fd %q, maps %q", fdLink, mapLine, want[0], want[1])
+	}
 }

@@ -118,17 +118,36 @@ func (m *Mapping) Chown(uid, gid int) error {
 // this process, in one cgo crossing: fstat, then, to grow, fallocate of the
 // new range only (ftruncate where the file system cannot reserve), so that
 // a full /dev/shm is an error wrapping syscall.ENOSPC and leaves the object
-// as it was, never a SIGBUS later; to shrink, ftruncate. The mapping is
-// replaced with mremap(MREMAP_MAYMOVE): it may move, and a slice from
-// Bytes taken before Truncate must not be used afterwards (as after
-// Close). size 0 leaves an empty mapping.
+// as it was, never a SIGBUS later; to shrink, ftruncate. size 0 leaves an
+// empty Bytes. A grow that cannot fit in the memory cgroup's limit is an
+// error wrapping syscall.ENOMEM, as for Create.
+//
+// What stays valid: no address that a slice from Bytes or a word from
+// Uint32 or Uint64 pointed into is unmapped before Close, so a stale one
+// never reaches another object. A grow extends the mapping in place
+// (mremap without MREMAP_MAYMOVE) where the address space after it is
+// free; otherwise the new mapping is made elsewhere (mmap, or for a
+// private Mapping mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which takes
+// this process's private bytes along) and the old one stays mapped, to
+// the same object, until Close. (A private Mapping on Linux before 5.13,
+// which has no MREMAP_DONTUNMAP for files, moves with MREMAP_MAYMOVE and
+// reserves the old range inaccessible at once, best effort: a stale slice
+// then faults.) So after a grow, earlier slices and words
+// keep reading and writing the object's bytes (for a shared Mapping; a
+// private one's old range shows the object as it is, without this
+// process's private writes), but Bytes must be called again to see the
+// new size. A shrink keeps the mapping's tail: a stale slice or word past
+// the new end faults (SIGBUS; ReadAt and WriteAt are bounded by the new
+// size) until a later grow brings those bytes back. Each moving grow keeps
+// its old range's address space (not its memory) until Close.
 //
 // Truncate holds the Mapping's lock: ReadAt, WriteAt and Sync in flight
 // finish first, and later ones see the new mapping. Other processes keep
 // their mappings: after a grow they see the new bytes only once they call
 // Remap (or Open again); after a shrink, their ReadAt and WriteAt of the
 // lost pages return ErrFault, and their Bytes faults. A read-only Mapping
-// returns an error wrapping syscall.EBADF, as os.File does. After Close it
+// returns an error wrapping syscall.EBADF, as os.File does (a memfd sealed
+// against writing: syscall.EPERM, saying so). After Close it
 // returns an error wrapping fs.ErrClosed.
 //
 // When another process resizes concurrently, the size last set wins; the
@@ -140,23 +159,25 @@ func (m *Mapping) Truncate(size int) error {
 	case m.data == nil:
 		return m.errClosed("truncate")
 	case m.readOnly:
-		return &fs.PathError{Op: "truncate", Path: m.name, Err: syscall.EBADF}
+		return m.errReadOnly("truncate")
 	case size < 0:
 		return argErr("truncate", m.name, "negative size %d", size)
 	case m.off != 0:
 		return m.errOffset("truncate")
 	}
-	var err error
-	m.data, err = resizeMap(m.name, m.fd, m.data, int64(size), m.mapFlags())
-	return explain(err)
+	if err := checkMemoryRoom("fallocate", m.name, int64(size)-int64(len(m.data))); err != nil {
+		return err
+	}
+	return m.resize(int64(size))
 }
 
 // Remap follows a resize made by another process (or by Truncate through
 // another Mapping): fstat for the object's size, then mremap
 // (MREMAP_MAYMOVE) of this Mapping's mapping to it, in one cgo crossing.
-// Size then reports the new size. As with Truncate, the mapping may move:
-// earlier Bytes slices must not be used afterwards, and ReadAt, WriteAt and
-// Sync in flight finish first. A Mapping that is already the object's size
+// Size then reports the new size. As with Truncate, nothing earlier Bytes
+// slices and words point into is unmapped before Close (the mapping may
+// move; the old one then stays), and ReadAt, WriteAt and Sync in flight
+// finish first. A Mapping that is already the object's size
 // is left as it is. Read-only Mappings may Remap. A Mapping that MapFile
 // made from an offset other than 0 can neither Truncate nor Remap (an
 // error wrapping syscall.EINVAL); one from offset 0 maps the whole object
@@ -170,8 +191,26 @@ func (m *Mapping) Remap() error {
 	if m.off != 0 {
 		return m.errOffset("remap")
 	}
-	var err error
-	m.data, err = resizeMap(m.name, m.fd, m.data, -1, m.mapFlags())
+	return m.resize(-1)
+}
+
+// resize is Truncate (size >= 0) and Remap (size < 0); m.mu is held for
+// writing. Nothing a Uint32, Uint64 or Bytes handed out points into is
+// ever unmapped before Close: the shim keeps a shrunk mapping's tail, grows
+// in place where it can, and otherwise leaves the old mapping in place,
+// which m.retired keeps for Close.
+func (m *Mapping) resize(size int64) error {
+	old := m.whole
+	whole, n, moved, err := resizeMap(m.name, m.fd, m.whole, size, m.mapFlags())
+	if moved {
+		m.retired = append(m.retired, old)
+	}
+	m.whole = whole
+	if whole == nil {
+		m.data = []byte{}
+	} else {
+		m.data = whole[:n:n]
+	}
 	return explain(err)
 }
 
@@ -261,8 +300,7 @@ func devMajorMinor(dev uint64) (uint64, uint64) {
 // identified by device and inode (Stat), never by path, then every
 // /proc/PID/fd/* is stat'ed and every /proc/PID/maps read for that device
 // and inode. So a process is found that opened the object under another
-// name, or whose object's name was unlinked or replaced (a creator's
-// /proc shows "/dev/shm/NAME.~RANDOM (deleted)": see OpenFile), or that
+// name, or whose object's name was unlinked or replaced, or that
 // closed the descriptor but keeps the mapping.
 //
 // Processes it may not inspect (another user's, unless root) are not

@@ -11,20 +11,38 @@
 
 #include "shm.h"
 
+// The outcome of goshm_resize.
+typedef struct {
+	void *addr;     // the whole mapping afterwards (NULL: nothing mapped)
+	int64_t maplen; // its length, at least size: the tail past size is kept mapped
+	int64_t size;   // the object's size as this mapping now covers it
+	int moved;      // 1: the mapping moved and the old one was left in place
+} goshm_resized;
+
 // goshm_resize changes the object fd to size bytes (size < 0: leaves it as
-// fstat finds it, for Remap) and remaps the mapping addr of oldlen bytes
-// (addr 0 when nothing is mapped) to the object's new size; res gets the
-// new mapping (addr NULL when the size is 0). flags are GOSHM_RDONLY and
-// GOSHM_PRIVATE, as the mapping was made; the caller refuses to resize
-// through a read-only mapping.
+// fstat finds it, for Remap) and makes the mapping cover the object's new
+// size. addr and maplen are the whole current mapping (0 and 0 for none);
+// flags are GOSHM_RDONLY and GOSHM_PRIVATE, as the mapping was made; the
+// caller refuses to resize through a read-only mapping.
 //
-// Growing reserves the new range first (fallocate of [old, size) only,
-// EINTR retried with signals blocked), so a full file system is ENOSPC
-// and leaves the object unchanged; where the file system cannot reserve,
-// ftruncate. The mapping is grown (mremap MREMAP_MAYMOVE) before the
-// object, and shrunk back if the object cannot grow. Shrinking is
-// ftruncate, then mremap. On failure res is the mapping as it then is
-// (it may have moved).
-int goshm_resize(int fd, uintptr_t addr, int64_t oldlen, int64_t size, int flags, goshm_result *res);
+// No address the mapping covered is ever unmapped here, so a stale pointer
+// into it never reaches memory mapped later: a shrink keeps the tail
+// mapped (touching it past the object's end is SIGBUS, as for any mapping
+// beyond EOF), and a grow extends the mapping in place (mremap without
+// MREMAP_MAYMOVE) where the address space after it is free. Otherwise the
+// new mapping is made elsewhere and the old one is left in place, still
+// mapping the same object (shared: mmap of fd again; private:
+// mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which moves this process's
+// private pages and leaves the old range mapping the file; where the
+// kernel refuses that, before 5.13, mremap(MREMAP_MAYMOVE) and the old
+// range reserved at once, PROT_NONE), and res->moved tells the caller to
+// unmap it at Close.
+//
+// Growing maps first, then reserves the new range only (fallocate of
+// [old, size), EINTR retried with signals blocked), so a full file system
+// is ENOSPC and leaves the object unchanged; where the file system cannot
+// reserve, ftruncate. Shrinking is ftruncate. res says what is mapped
+// afterwards, failed or not.
+int goshm_resize(int fd, uintptr_t addr, int64_t maplen, int64_t size, int flags, goshm_resized *res);
 
 #endif

@@ -81,6 +81,8 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // Since the object can never shrink, ShrinkSealed is true and Bytes can never
 // fault from truncation, whatever another process does with the
 // descriptor. CreateMemfdWith chooses other seals. size must be positive.
+// A reservation that cannot fit in the memory cgroup's limit is ENOMEM, as
+// for Create.
 // Where the C library lacks memfd_create (glibc before 2.27, musl before
 // 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
 func CreateMemfd(name string, size int) (*Segment, error) {
@@ -109,6 +111,11 @@ func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Segment,
 	flags := opt.mapFlags()
 	if testNoMemfd {
 		flags |= mapNoMemfd
+	}
+	if flags&mapSparse == 0 {
+		if err := checkMemoryRoom("fallocate", path, int64(size)); err != nil {
+			return nil, err
+		}
 	}
 	r, err := memfdCreate(name, path, int64(size), int(seals), flags)
 	if err == nil {
@@ -192,8 +199,13 @@ func (m *Mapping) ShrinkSealed() bool {
 // made from a read-only descriptor of the object (open of
 // /proc/self/fd/N), since a writable shared mapping would make the kernel
 // refuse the seal with EBUSY: the Mapping is read-only from then on
-// (WriteAt is EBADF; a write through a slice from Bytes faults), and it
-// stays read-write if the seal is refused. Another process's writable
+// (WriteAt and Truncate return an error wrapping syscall.EPERM that says
+// the memfd is sealed against writing; a write through a slice from Bytes
+// faults), and it
+// stays read-write if the seal is refused. The earlier mappings that
+// Truncate and Remap keep for stale slices (see Truncate) are made
+// read-only too, and stay so even if the seal is refused. Another
+// process's writable
 // mapping still makes it EBUSY. The one exception: once the object has
 // SealFutureWrite, no writable mapping can be made again, so a refused
 // SealWrite leaves the Mapping read-only, and its error says so.
@@ -211,7 +223,7 @@ func (m *Mapping) AddSeals(seals Seal) error {
 		return argErr("addseals", m.name, "seals %v: want some of the Seal constants", seals)
 	}
 	ro := -1
-	if seals&SealWrite != 0 && len(m.data) > 0 && !m.readOnly && !m.private {
+	if seals&SealWrite != 0 && len(m.whole) > 0 && !m.readOnly && !m.private {
 		f, err := os.OpenFile(procFD(m.fd), os.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: m.name, Err: errors.Unwrap(err)}
@@ -219,16 +231,25 @@ func (m *Mapping) AddSeals(seals Seal) error {
 		defer f.Close()
 		ro = int(f.Fd())
 	}
-	data := m.data
+	data := m.whole // a shrink keeps the mapping's tail: all of it must be read-only
 	if ro < 0 {
 		data = nil
+	} else {
+		// The mappings a moving grow kept for stale slices are writable
+		// mappings of the object too: read-only first, with no seal yet
+		// (they stay read-only should the seal be refused).
+		for _, r := range m.retired {
+			if _, err := addSeals(m.name, m.fd, ro, r, 0); err != nil {
+				return err
+			}
+		}
 	}
 	rdonly, err := addSeals(m.name, m.fd, ro, data, int(seals))
 	if rdonly || (err == nil && seals&SealWrite != 0) {
 		// Sealed against writing (an empty mapping too: Truncate and
 		// Remap must map it read-only), or the mapping could not be
 		// made writable again.
-		m.readOnly = true
+		m.readOnly, m.sealed = true, true
 	}
 	var pe *fs.PathError
 	if err != nil && rdonly && errors.As(err, &pe) {

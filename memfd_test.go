@@ -288,8 +288,8 @@ func TestAddSeals(t *testing.T) {
 	if err := s.AddSeals(shm.SealWrite); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.WriteAt([]byte("v3"), 0); !errors.Is(err, syscall.EBADF) {
-		t.Errorf("WriteAt after SealWrite: %v, want EBADF", err)
+	if _, err := s.WriteAt([]byte("v3"), 0); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("WriteAt after SealWrite: %v, want EPERM", err)
 	}
 	if got := string(s.Bytes()[:2]); got != "v2" {
 		t.Errorf("the mapping reads %q after the remap", got)
@@ -746,7 +746,7 @@ func TestComparisonMemfd(t *testing.T) {
 
 // TestAddSealsWriteAfterFutureWrite: once the object has SealFutureWrite,
 // a refused SealWrite (EBUSY: a peer's writable mapping) cannot give the
-// Segment its writable mapping back; it is then read-only (WriteAt EBADF,
+// Segment its writable mapping back; it is then read-only (WriteAt EPERM,
 // not a fault) and the error says so. Kills: a Segment left marked
 // read-write over a read-only mapping, or an error that does not tell.
 func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
@@ -772,8 +772,8 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 	if !errors.Is(err, syscall.EBUSY) || !strings.Contains(fmt.Sprint(err), "read-only now") {
 		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Segment is read-only", err)
 	}
-	if _, err := s.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EBADF) {
-		t.Fatalf("WriteAt after = %v; want EBADF", err)
+	if _, err := s.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("WriteAt after = %v; want EPERM", err)
 	}
 }
 
@@ -804,4 +804,60 @@ func TestAddSealsWriteEmptyThenRemap(t *testing.T) {
 	if err := s.Remap(); err != nil || s.Size() != 4096 {
 		t.Fatalf("Remap of a write-sealed memfd: %v, Size %d; want nil, 4096", err, s.Size())
 	}
+}
+
+// TestWriteAtAfterSealWrite (issue 14 item 10): after AddSeals(SealWrite)
+// WriteAt and Truncate say that the memfd is sealed against writing
+// (wrapping syscall.EPERM, what write(2) says), not "bad file
+// descriptor"; a Segment opened read-only still says EBADF.
+//
+// Kills: the read-only check not telling a sealed memfd from a read-only
+// Segment (WriteAt: "bad file descriptor").
+func TestWriteAtAfterSealWrite(t *testing.T) {
+	s, err := shm.CreateMemfdWith("sealed", 4096, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.AddSeals(shm.SealWrite); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.WriteAt([]byte("x"), 0)
+	if !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "sealed against writing") {
+		t.Fatalf("WriteAt after SealWrite = %v; want EPERM saying the memfd is sealed against writing", err)
+	}
+	if err := s.Truncate(4096); !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "sealed against writing") {
+		t.Fatalf("Truncate after SealWrite = %v; want EPERM saying so", err)
+	}
+	ro, err := shm.OpenFile(create(t, 4096).Name(), os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("WriteAt of a read-only Segment = %v; want EBADF", err)
+	}
+}
+
+// TestAddSealsAfterMovingGrow (issue 14 item 2): after a Truncate that had
+// to move the mapping, the old mapping kept for stale slices does not
+// make AddSeals(SealWrite) fail with EBUSY: it is made read-only too.
+//
+// Kills: leaving the kept mappings writable (the kernel refuses the seal:
+// "device or resource busy").
+func TestAddSealsAfterMovingGrow(t *testing.T) {
+	s, err := shm.CreateMemfdWith("grown", 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	old := &s.Bytes()[0]
+	create(t, 4096) // most likely mapped right below: the grow must move
+	if err := s.Truncate(16 << 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSeals(shm.SealWrite); err != nil {
+		t.Fatalf("AddSeals(SealWrite) after a grow (moved: %v): %v", old != &s.Bytes()[0], err)
+	}
+	t.Logf("the grow moved the mapping: %v", old != &s.Bytes()[0])
 }

@@ -40,17 +40,20 @@ var (
 // returns nil, Size 0 and ShrinkSealed false.
 type Mapping struct {
 	mu       sync.RWMutex
-	data     []byte // the mapping; empty when nothing is mapped; nil after Close
-	fd       int    // owned descriptor, -1 if none
-	name     string // for errors
+	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
+	whole    []byte   // the whole mapping, what munmap takes: a shrink keeps its tail (Truncate)
+	retired  [][]byte // earlier mappings a moving resize left in place, unmapped at Close
+	fd       int      // owned descriptor, -1 if none
+	name     string   // for errors
 	readOnly bool
+	sealed   bool     // read-only because AddSeals sealed the memfd against writing
 	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
 	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
 	sleepers sleepers // Wait and Lock calls in the kernel, for Close and Remap
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
-	m.name, m.data, m.fd, m.readOnly = name, r.data, r.fd, readOnly
+	m.name, m.data, m.whole, m.fd, m.readOnly = name, r.data, r.data, r.fd, readOnly
 }
 
 // Options are the choices of OpenFile, MapFile and CreateMemfdWith that
@@ -117,8 +120,15 @@ func (m *Mapping) mapFlags() int {
 	if m.private {
 		f |= mapPrivate
 	}
+	if testNoDontunmap {
+		f |= mapNoDontunmap
+	}
 	return f
 }
+
+// testNoDontunmap makes Truncate and Remap behave as on a kernel without
+// MREMAP_DONTUNMAP for file mappings (before 5.13); set by tests only.
+var testNoDontunmap bool
 
 // explain adds to err, a failure of the shim, what its bare errno means
 // there, where it would puzzle a reader.
@@ -152,6 +162,16 @@ func argErr(op, name, format string, args ...any) error {
 	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }
 
+// errReadOnly is the error for writing through a read-only mapping:
+// EBADF, as os.File says, or, for a memfd sealed against writing by
+// AddSeals, EPERM (what write(2) says) with a message that says so.
+func (m *Mapping) errReadOnly(op string) error {
+	if m.sealed {
+		return &fs.PathError{Op: op, Path: m.name, Err: fmt.Errorf("the memfd is sealed against writing: %w", syscall.EPERM)}
+	}
+	return &fs.PathError{Op: op, Path: m.name, Err: syscall.EBADF}
+}
+
 func (m *Mapping) errClosed(op string) error {
 	return &fs.PathError{Op: op, Path: m.name, Err: fs.ErrClosed}
 }
@@ -165,7 +185,10 @@ func (m *Mapping) errClosed(op string) error {
 // Bytes is the fast path and it is unguarded: touching a page that another
 // process truncated away raises SIGBUS, which kills a Go program, and using
 // the slice after Close faults. Use ReadAt and WriteAt where either can
-// happen. Writing through Bytes of a read-only mapping faults too.
+// happen. Writing through Bytes of a read-only mapping faults too. After
+// Truncate or Remap, call Bytes again for the new size: an earlier slice
+// still reaches the same bytes of the object (see Truncate), never
+// another object.
 func (m *Mapping) Bytes() []byte {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -215,7 +238,9 @@ func (m *Mapping) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt copies p into the mapping at offset off, implementing
 // io.WriterAt. A write that does not fit inside the mapping writes nothing
 // and returns an error wrapping io.ErrShortWrite: a mapping never grows. A
-// read-only mapping returns an error wrapping syscall.EBADF, as os.File does.
+// read-only mapping returns an error wrapping syscall.EBADF, as os.File
+// does; a memfd sealed against writing by AddSeals (SealWrite), one
+// wrapping syscall.EPERM that says so.
 // It makes no system call and does not allocate.
 //
 // WriteAt is fault-safe like ReadAt: 0 and an error wrapping ErrFault when
@@ -230,7 +255,7 @@ func (m *Mapping) WriteAt(p []byte, off int64) (int, error) {
 	case m.data == nil:
 		return 0, m.errClosed("writeat")
 	case m.readOnly:
-		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: syscall.EBADF}
+		return 0, m.errReadOnly("writeat")
 	case off < 0:
 		return 0, &fs.PathError{Op: "writeat", Path: m.name, Err: errNegativeOffset}
 	case off > int64(len(m.data)) || int64(len(p)) > int64(len(m.data))-off:
@@ -301,9 +326,16 @@ func faultCopy(op, name string, dst, src, mapped []byte) (n int, err error) {
 // Sync flushes the whole mapping with msync(MS_SYNC). For a shared memory
 // object this is cheap and rarely needed: every process already sees the
 // same pages. For a mapped file it writes dirty pages to the file. Safe for
-// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+// concurrent use, Truncate and Remap included (it syncs the mapping as it
+// is under the lock); after Close it returns an error wrapping
+// fs.ErrClosed.
 func (m *Mapping) Sync() error {
-	return m.SyncRange(0, m.Size(), syscall.MS_SYNC)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.data == nil {
+		return m.errClosed("msync")
+	}
+	return m.syncLocked(0, len(m.data), syscall.MS_SYNC)
 }
 
 // SyncRange calls msync(flags) on the pages that hold bytes [off, off+n) of
@@ -320,6 +352,13 @@ func (m *Mapping) SyncRange(off int64, n int, flags int) error {
 	if off < 0 || n < 0 || off > int64(len(m.data)) || int64(n) > int64(len(m.data))-off {
 		return argErr("msync", m.name, "range [%d, %d+%d) outside the %d-byte mapping", off, off, n, len(m.data))
 	}
+	return m.syncLocked(off, n, flags)
+}
+
+// syncLocked is msync(flags) of the pages that hold [off, off+n), a range
+// inside the mapping; m.mu is held, so the mapping cannot change size
+// between the caller's check and the call.
+func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 	if len(m.data) == 0 {
 		return nil
 	}
@@ -340,9 +379,15 @@ func (m *Mapping) Close() error {
 	if m.data == nil {
 		return m.errClosed("close")
 	}
-	data, fd := m.data, m.fd
-	m.data, m.fd = nil, -1
-	return unmapClose(m.name, data, fd)
+	whole, retired, fd := m.whole, m.retired, m.fd
+	m.data, m.whole, m.retired, m.fd = nil, nil, nil, -1
+	err := unmapClose(m.name, whole, fd)
+	for _, r := range retired {
+		if e := unmapClose(m.name, r, -1); err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
 // MapFile maps length bytes of f starting at offset off with mmap. Mapping

@@ -108,8 +108,8 @@ func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.readOnly {
-		return nil, argErr("mutex", m.name, "a read-only mapping cannot hold a lock")
+	if m.readOnly || m.private {
+		return nil, argErr("mutex", m.name, "a read-only or private (copy-on-write) mapping cannot hold a lock other processes see")
 	}
 	reg, err := register(m, uintptr(p))
 	if err != nil {

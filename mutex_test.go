@@ -131,7 +131,8 @@ func newMutex(t *testing.T) (*shm.Segment, *shm.Mutex) {
 // ownership across Segments of one object, Unlock misuse, Close.
 //
 // Kills: a reentrant lock (step treating our own token as free: the second
-// TryLock says true); Unlock without the holder check (Unlock of a free lock
+// TryLock says true); a Mutex in a private mapping (its writes never reach
+// other processes: "Mutex of a private mapping"); Unlock without the holder check (Unlock of a free lock
 // returns nil); a Mutex per Segment rather than per process (the second
 // Segment's Unlock says EPERM).
 func TestMutexSemantics(t *testing.T) {
@@ -188,6 +189,14 @@ func TestMutexSemantics(t *testing.T) {
 		t.Errorf("Mutex of a read-only mapping = %v; want EINVAL", err)
 	}
 	ro.Close()
+	priv, err := shm.OpenFile(s.Name(), os.O_RDWR, 0, 0, &shm.Options{Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := priv.Mutex(0); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Mutex of a private mapping = %v; want EINVAL", err)
+	}
+	priv.Close()
 	s2.Close()
 	if _, err := s2.Mutex(0); !errors.Is(err, fs.ErrClosed) {
 		t.Errorf("Mutex after Close = %v; want ErrClosed", err)

@@ -46,10 +46,7 @@ func readmeSnippet(t *testing.T, file string) string {
 // checked, wrong argument types), reads before the post, or unlinks Go's
 // object through the resource tracker.
 func TestReadmePythonSemaphore(t *testing.T) {
-	if onMusl {
-		t.Skip("python3 runs on glibc, whose semaphores musl cannot see (TestSemaphoreAcrossLibcs)")
-	}
-	py := python(t)
+	py := pythonSem(t) // skips where Python's glibc semaphores cannot meet ours (musl, 386)
 	script := readmeSnippet(t, "consumer.py")
 	s := create(t, 4096)
 	copy(s.Bytes(), "hello from Go\n")
@@ -144,4 +141,55 @@ func TestReadmePythonFutex(t *testing.T) {
 func inFutexWait(pid int) bool {
 	wchan, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "wchan"))
 	return err == nil && strings.Contains(string(wchan), "futex")
+}
+
+// TestLocalCloneRecipe runs the README's "go mod edit" line for a local
+// clone in a fresh module beside a copy of the path, then builds a program
+// that uses the package, with the module proxy off. Kills: a replace
+// that points elsewhere than the clone (checked: "../shmx" fails), a
+// recipe that needs the network, or a package that grew a dependency.
+func TestLocalCloneRecipe(t *testing.T) {
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command in PATH: %v", err)
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(string(readme)) {
+		if strings.HasPrefix(l, "go mod edit -require=github.com/posixshm/shm") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatal("README.md has no go mod edit line for a local clone")
+	}
+	root, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(root, filepath.Join(dir, "shm")); err != nil {
+		t.Fatal(err)
+	}
+	app := filepath.Join(dir, "myapp")
+	os.Mkdir(app, 0o755)
+	main := "package main\n\nimport \"github.com/posixshm/shm\"\n\nfunc main() { _ = shm.Dir }\n"
+	if err := os.WriteFile(filepath.Join(app, "main.go"), []byte(main), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, argv := range [][]string{
+		{gocmd, "mod", "init", "example.com/myapp"},
+		append([]string{gocmd}, strings.Fields(line)[1:]...),
+		{gocmd, "build", "-o", os.DevNull, "."},
+	} {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = app
+		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
 }

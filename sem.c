@@ -24,9 +24,12 @@ int goshm_sem_clockwait(void) {
 }
 
 int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value, uintptr_t *sem) {
+	errno = 0;
 	sem_t *s = (oflag & O_CREAT) ? sem_open(name, oflag, (mode_t)mode, value) : sem_open(name, oflag);
 	*sem = (uintptr_t)(s == SEM_FAILED ? NULL : s);
-	return s == SEM_FAILED ? goshm_fail(GOSHM_OP_SEM_OPEN, errno) : 0;
+	// glibc can fail without setting errno (a name longer than NAME_MAX
+	// with its slashes): reported as EINVAL, never as errno 0.
+	return s == SEM_FAILED ? goshm_fail(GOSHM_OP_SEM_OPEN, errno != 0 ? errno : EINVAL) : 0;
 }
 
 int goshm_sem_close(uintptr_t sem) {

@@ -8,17 +8,30 @@
 #ifndef GOSHM_SEM_H
 #define GOSHM_SEM_H
 
+#include <semaphore.h>
 #include <stdint.h>
 
 #include "shm.h"
 #include "wake.h"
+
+// What libc's semaphores are: the size of a sem_t, which the semaphore's
+// file must hold, and whether libc is glibc, which keeps the semaphore
+// "/x" as the file sem.x beside the objects (musl: x).
+enum {
+	GOSHM_SEM_SIZE = sizeof(sem_t),
+#ifdef __GLIBC__
+	GOSHM_SEM_GLIBC = 1,
+#else
+	GOSHM_SEM_GLIBC = 0,
+#endif
+};
 
 // goshm_sem_clockwait returns 1 where libc has sem_clockwait (glibc 2.30+),
 // else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.
 int goshm_sem_clockwait(void);
 
 // goshm_sem_open is sem_open(name, oflag, mode, value), mode and value
-// only with O_CREAT.
+// only with O_CREAT. A failure without errno is EINVAL.
 int goshm_sem_open(const char *name, int oflag, unsigned int mode, unsigned int value, uintptr_t *sem);
 
 // goshm_sem_close is sem_close(sem).

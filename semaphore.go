@@ -5,10 +5,13 @@ package shm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,7 +39,10 @@ const SemValueMax = math.MaxInt32
 // sem_open(name, O_CREAT|O_EXCL, 0600, value). It fails with an error
 // wrapping fs.ErrExist if the name exists. Names are libc's, as for
 // Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
-// above SemValueMax is libc's EINVAL.
+// above SemValueMax is libc's EINVAL. A name longer than NAME_MAX (255)
+// with its leading slashes, which glibc refuses only after making and
+// mapping its file, is refused before glibc is called, with the verdict
+// glibc gives (EINVAL; EEXIST where the file exists) and nothing left.
 func CreateSemaphore(name string, value int) (*Semaphore, error) {
 	return OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, value)
 }
@@ -58,6 +64,17 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 // tells which through Created: it calls sem_open with O_EXCL, then without
 // O_CREAT, and again if the semaphore vanished in between: one cgo
 // crossing per sem_open.
+//
+// An existing semaphore's file (/dev/shm/sem.NAME under glibc,
+// /dev/shm/NAME under musl) must be a regular file large enough for libc's
+// sem_t; it is checked with stat before and after sem_open, and anything
+// else (an empty file any user can plant, a truncated one) is refused with
+// an error wrapping syscall.EINVAL, where libc would let the first Post or
+// Wait die of SIGBUS. What no check can prevent: a process that truncates
+// the file while this one has the semaphore open makes the next call
+// SIGBUS inside libc, which kills a Go program as it kills a C one. Give
+// the semaphore's file permissions that keep untrusted users from writing
+// it (the default 0600).
 func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Semaphore, error) {
 	bad := func(format string, args ...any) (*Semaphore, error) {
 		return nil, argErr("opensemaphorewith", name, format, args...)
@@ -87,8 +104,11 @@ func OpenSemaphoreWith(name string, flag int, perm fs.FileMode, value int) (*Sem
 // opens what exists, and tries again (up to retries times) if it vanished
 // in between.
 func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, created bool, err error) {
+	if semGlibc && len(name) > nameMax {
+		return 0, false, &fs.PathError{Op: "sem_open", Path: name, Err: glibcLongName(name, flag)}
+	}
 	if flag&os.O_CREATE == 0 {
-		sem, err = semOpen(name, 0, 0, 0)
+		sem, err = semOpenExisting(name)
 		return sem, false, err
 	}
 	for tries := 0; ; tries++ {
@@ -99,11 +119,80 @@ func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, cr
 		if flag&os.O_EXCL != 0 {
 			return 0, false, err
 		}
-		sem, err = semOpen(name, 0, 0, 0)
+		sem, err = semOpenExisting(name)
 		if !errors.Is(err, fs.ErrNotExist) {
 			return sem, false, err
 		}
 	}
+}
+
+// nameMax is NAME_MAX on Linux.
+const nameMax = 255
+
+// glibcLongName is glibc's verdict on sem_open of a name longer than
+// NAME_MAX with its leading slashes, given without calling it: glibc
+// (2.36) judges the name without its slashes, creates and links sem.NAME,
+// maps it, and only then fails (errno 0) on the name's full length,
+// leaving the file and the mapping behind, so that the next try says
+// EEXIST. What glibc says before it creates anything is kept: EEXIST for
+// os.O_CREATE|os.O_EXCL when sem.NAME exists, ENOENT for an open when it
+// does not; every other case is its failure, as EINVAL.
+func glibcLongName(name string, flag int) syscall.Errno {
+	base := baseName(name)
+	if base == "" || strings.ContainsRune(base, '/') {
+		return syscall.EINVAL
+	}
+	var st syscall.Stat_t
+	switch err := syscall.Lstat(Dir()+"/sem."+base, &st); {
+	case err == nil && flag&(os.O_CREATE|os.O_EXCL) == os.O_CREATE|os.O_EXCL:
+		return syscall.EEXIST
+	case err == syscall.ENOENT && flag&os.O_CREATE == 0:
+		return syscall.ENOENT
+	}
+	return syscall.EINVAL
+}
+
+// semOpenExisting is sem_open(name, 0) of a semaphore whose file must be
+// whole: a regular file of at least sizeof(sem_t) bytes, checked before
+// and after sem_open. sem_open maps whatever file has the name, and one
+// too small (an empty file any user can plant, a truncated one) would be
+// SIGBUS at the first sem_post or sem_wait.
+func semOpenExisting(name string) (uintptr, error) {
+	if !semWhole(name) {
+		return 0, errSemSmall(name)
+	}
+	sem, err := semOpen(name, 0, 0, 0)
+	if err == nil && !semWhole(name) {
+		semClose(name, sem)
+		return 0, errSemSmall(name)
+	}
+	return sem, err
+}
+
+// semFile is the file libc keeps the semaphore name in: Dir()/sem.NAME
+// under glibc, Dir()/NAME under musl.
+func semFile(name string) string {
+	if semGlibc {
+		return Dir() + "/sem." + baseName(name)
+	}
+	return Dir() + "/" + baseName(name)
+}
+
+// semWhole reports whether the semaphore's file, if there is one, is a
+// regular file that can hold a sem_t; where there is none, sem_open
+// answers.
+func semWhole(name string) bool {
+	var st syscall.Stat_t
+	if syscall.Stat(semFile(name), &st) != nil {
+		return true
+	}
+	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size >= semSize
+}
+
+func errSemSmall(name string) error {
+	return &fs.PathError{Op: "sem_open", Path: name, Err: fmt.Errorf(
+		"the semaphore's file is not a regular file of at least %d bytes (a sem_t): planted or truncated, not a semaphore: %w",
+		semSize, syscall.EINVAL)}
 }
 
 // UnlinkSemaphore removes a named semaphore: sem_unlink(name). Processes
@@ -131,8 +220,17 @@ func (s *Semaphore) errClosed(op string) error {
 
 // Post adds one to the count, waking one waiter in any process:
 // sem_post. Past SemValueMax it fails with an error wrapping
-// syscall.EOVERFLOW. Without waiters it makes no system call. Safe for
-// concurrent use; after Close it returns an error wrapping fs.ErrClosed.
+// syscall.EOVERFLOW. Safe for concurrent use; after Close it returns an
+// error wrapping fs.ErrClosed.
+//
+// Whether it makes a system call is libc's affair: glibc and musl keep a
+// count of waiters in the semaphore itself, and sem_post makes a futex
+// wake system call whenever that count is not zero. A waiter killed while
+// it waits (SIGKILL, a crash) is never taken off the count, so from then
+// on every Post makes the system call, for the life of the semaphore (until
+// it is unlinked and made anew), though nobody waits. Only a semaphore
+// whose waiters all left through the call makes no system call on Post
+// without waiters.
 func (s *Semaphore) Post() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

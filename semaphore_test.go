@@ -8,19 +8,25 @@ package shm_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/posixshm/shm"
 )
@@ -596,4 +602,186 @@ func TestSemaphoreAcrossLibcs(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	_, err := shm.OpenSemaphore(name)
 	wantPathErr(t, err, "sem_open", name, fs.ErrNotExist)
+}
+
+// TestSemaphorePlantedEmpty (issue 14 item 3): an empty file planted where
+// libc keeps the semaphore (any user can, in /dev/shm) is refused by
+// OpenSemaphore and by open-or-create with an error wrapping
+// syscall.EINVAL, never a SIGBUS at the first Post. Run in a child: on
+// today's code the child dies.
+//
+// Kills: no size check around sem_open (the child dies with SIGBUS,
+// "signal arrived during cgo execution").
+func TestSemaphorePlantedEmpty(t *testing.T) {
+	if !inChild(t, nil) {
+		semCleanup(t, liveName(t, os.Getpid())) // what a dead child leaves
+		return
+	}
+	name := liveName(t, os.Getppid())
+	semCleanup(t, name)
+	if err := os.WriteFile(semPath(name), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []struct {
+		what string
+		f    func() (*shm.Semaphore, error)
+	}{
+		{"OpenSemaphore", func() (*shm.Semaphore, error) { return shm.OpenSemaphore(name) }},
+		{"OpenSemaphoreWith(O_CREATE)", func() (*shm.Semaphore, error) {
+			return shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
+		}},
+	} {
+		s, err := open.f()
+		if err == nil {
+			err = s.Post() // SIGBUS on today's code
+			s.Close()
+			t.Fatalf("%s of an empty file: opened; Post: %v", open.what, err)
+		}
+		wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+		t.Logf("%s: %v", open.what, err)
+	}
+	if fi, err := os.Stat(semPath(name)); err != nil || fi.Size() != 0 {
+		t.Fatalf("the planted file changed: %v, %v", fi, err)
+	}
+}
+
+// TestSemaphoreTruncatedLive documents what cannot be prevented (issue 14
+// item 3): a peer that truncates a semaphore's file while this process
+// has it open makes the next Post a SIGBUS inside libc, which kills the
+// process, as it kills a C program. The child does exactly that; the test
+// checks that it died of it.
+func TestSemaphoreTruncatedLive(t *testing.T) {
+	if !inChild(t, func(out string, err error) {
+		if err == nil || !strings.Contains(out, "SIGBUS") {
+			t.Fatalf("the child did not die of SIGBUS: %v\n%s", err, out)
+		}
+		t.Logf("the child died of SIGBUS as documented: %v", err)
+	}) {
+		semCleanup(t, liveName(t, os.Getpid()))
+		return
+	}
+	s, err := shm.CreateSemaphore(liveName(t, os.Getppid()), 0) // the parent unlinks it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(semPath(s.Name()), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Post() // SIGBUS: this child dies
+	t.Fatal("Post on a truncated semaphore returned")
+}
+
+// TestSemaphoreLongSlashedName (issue 14 item 7): a name of 250 slashes
+// and a short name is longer than NAME_MAX with its slashes. glibc judges
+// the name without them, creates sem.NAME, maps it, and only then fails:
+// CreateSemaphore gives that failure (EINVAL) without glibc's leftovers: no
+// sem.NAME, no mapping, and a second try fails the same way, not with
+// EEXIST. Opening such a name is ENOENT while nothing has it. musl takes
+// the name as the short one, as for objects.
+//
+// Kills: calling glibc's sem_open with such a name (sem.NAME and a
+// mapping are left; the second CreateSemaphore says EEXIST).
+func TestSemaphoreLongSlashedName(t *testing.T) {
+	short := fmt.Sprintf("/%slong-%x", prefix, os.Getpid())
+	semCleanup(t, short)
+	name := strings.Repeat("/", 250) + short
+	if onMusl {
+		s, err := shm.CreateSemaphore(name, 0)
+		if err != nil {
+			t.Fatalf("musl: CreateSemaphore = %v", err)
+		}
+		s.Close()
+		t.Skip("musl takes the name without its slashes and creates it, as its sem_open does")
+	}
+	for try := range 2 {
+		_, err := shm.CreateSemaphore(name, 0)
+		wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+		if _, serr := os.Lstat(semPath(short)); serr == nil {
+			t.Fatalf("try %d: %v, but %s was left behind", try, err, semPath(short))
+		}
+		if maps, _ := os.ReadFile("/proc/self/maps"); strings.Contains(string(maps), strings.TrimLeft(short, "/")) {
+			t.Fatalf("try %d: a mapping of the semaphore was left behind", try)
+		}
+	}
+	_, err := shm.OpenSemaphore(name)
+	wantPathErr(t, err, "sem_open", name, syscall.ENOENT)
+	_, err = shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
+	wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+}
+
+// TestSemaphorePostDeadWaiter (issue 14 item 8): glibc counts waiters in
+// the semaphore, and a waiter SIGKILLed in sem_wait is never uncounted:
+// the count in the semaphore's file stays 1 with nobody waiting, so every
+// sem_post from then on makes a futex wake system call. Post's doc must
+// say so, not promise no system call without waiters. (The count is read
+// where glibc keeps it on 64-bit machines: the upper half of the first
+// 64-bit word.)
+//
+// Kills: Post's doc promising "without waiters it makes no system call".
+func TestSemaphorePostDeadWaiter(t *testing.T) {
+	doc := methodDoc(t, "semaphore.go", "Semaphore", "Post")
+	if strings.Contains(doc, "Without waiters it makes no system call.") || !strings.Contains(doc, "killed while") {
+		t.Fatalf("Post's doc does not say what a killed waiter does to sem_post:\n%s", doc)
+	}
+	if onMusl || unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the waiter count is read where 64-bit glibc keeps it")
+	}
+	peer := buildC(t, "sempeer")
+	s := createSem(t, 0)
+	other := createSem(t, 0)
+	waiters := func() uint32 {
+		b, err := os.ReadFile(semPath(s.Name()))
+		if err != nil || len(b) < 8 {
+			t.Fatalf("reading the semaphore: %v", err)
+		}
+		return binary.LittleEndian.Uint32(b[4:8])
+	}
+	cmd := exec.Command(peer, "pong", s.Name(), other.Name(), "1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); waiters() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("the C peer never waited")
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if n := waiters(); n != 1 {
+		t.Fatalf("after the waiter was killed glibc counts %d waiters, not 1", n)
+	}
+	if err := s.Post(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.TryWait(); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if n := waiters(); n != 1 {
+		t.Fatalf("after Post and TryWait glibc counts %d waiters", n)
+	}
+	t.Log("a killed waiter stays counted: every sem_post makes a futex wake")
+}
+
+// methodDoc returns the doc comment of method recv.name in file.
+func methodDoc(t *testing.T, file, recv, name string) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != name || fd.Recv == nil || len(fd.Recv.List) != 1 {
+			continue
+		}
+		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
+			if id, ok := star.X.(*ast.Ident); ok && id.Name == recv {
+				return fd.Doc.Text()
+			}
+		}
+	}
+	t.Fatalf("no method (*%s).%s in %s", recv, name, file)
+	return ""
 }

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 // Kernel 5.14 values; older C headers (musl 1.2.3) lack them.
@@ -219,4 +220,20 @@ int goshm_link(const char *from, const char *to, const char *tmp) {
 		return goshm_fail(GOSHM_OP_LINK, errno);
 	shm_unlink(tmp);
 	return 0;
+}
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+int goshm_rename_noreplace(const char *from, const char *to) {
+#ifdef SYS_renameat2
+	if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	return goshm_fail(GOSHM_OP_RENAMEAT2, errno);
+#else
+	(void)from;
+	(void)to;
+	return goshm_fail(GOSHM_OP_RENAMEAT2, ENOSYS);
+#endif
 }

@@ -30,14 +30,27 @@ type Segment struct {
 // read-write: shm_open(name, O_RDWR|O_CREAT|O_EXCL, 0600), fallocate to
 // reserve every page (ftruncate where the file system cannot reserve), and
 // mmap(MAP_SHARED), in one cgo crossing. The object is made under a random
-// temporary name derived from name and only then linked to name (see
+// temporary name derived from name and only then renamed to name (see
 // OpenFile: a crossing before, to let libc judge the name, and one for
-// link(2) and shm_unlink after), so no other process ever sees it
-// half-made. It fails with an
+// renameat2 after), so no other process ever sees it half-made; afterwards
+// its descriptor and mapping show "/dev/shm/NAME" in /proc, as after
+// libc's shm_open. It fails with an
 // error wrapping fs.ErrExist if the name exists, so nobody can plant an
 // object under a name you are about to create, and with syscall.ENOSPC if
 // /dev/shm cannot hold size bytes; on failure only the temporary name is
 // removed. size must be positive.
+//
+// tmpfs pages are charged to the memory cgroup of the process that
+// reserves them, and a reservation beyond the cgroup's limit is an OOM
+// kill, not an error. So where the process's memory cgroup (v2 memory.max
+// and memory.current, or v1 memory.limit_in_bytes and
+// memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
+// limit, a reservation of 1 MiB or more that cannot fit in what is left
+// (reclaimable file cache and usable swap counted) is refused with an
+// error wrapping syscall.ENOMEM before any page is touched. This is best
+// effort: other processes in the cgroup allocate meanwhile, and the
+// kernel may reclaim more or less than counted. Sparse objects are not
+// checked: they reserve nothing.
 func Create(name string, size int) (*Segment, error) {
 	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, nil)
 }
@@ -102,17 +115,22 @@ func Open(name string) (*Segment, error) {
 //
 // A new object is published atomically (create, below, tells the whole
 // protocol): it is made under a random temporary name, "NAME.~RANDOM" cut
-// to fit NAME_MAX, sized and mapped (and populated), then linked to name,
-// which fails with EEXIST if the name was taken meanwhile, exactly as
-// O_EXCL would; if any step fails, only the temporary name is removed.
+// to fit NAME_MAX, sized and mapped (and populated), then renamed to name
+// (renameat2 RENAME_NOREPLACE), which fails with EEXIST if the name was
+// taken meanwhile, exactly as O_EXCL would; if any step fails, only the
+// temporary name is removed. The rename moves the object's one directory
+// entry, so /proc/self/fd and /proc/self/maps (lsof, CRIU) then show
+// "/dev/shm/NAME", exactly as after shm_open(name); only where renameat2 is
+// refused (Linux before 3.15) is the object linked instead and the
+// temporary name removed, and /proc shows "NAME.~RANDOM (deleted)".
 // Objects made by other programs that create under the real name (C,
 // Python) can still be seen by Open at size 0 until they are sized.
 //
 // Opening is one cgo crossing (shm_open, fstat or fallocate or ftruncate,
 // mmap, madvise); creating is three (shm_open of name to probe it;
 // shm_open of the temporary name, fallocate or ftruncate, mmap, madvise;
-// link and shm_unlink of the temporary name), with one more when a large
-// mapping is populated in parallel. Argument errors have Op "openfile".
+// renameat2), with one more when a large mapping is populated in
+// parallel. Argument errors have Op "openfile".
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
 		return nil, argErr("openfile", name, format, args...)
@@ -199,9 +217,11 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 //     shm_open(O_CREAT|O_EXCL), sized and mapped; a temporary name that
 //     exists is replaced by another.
 //  3. It is populated, if asked.
-//  4. It is linked (link(2)) to name in the directory libc uses (Dir,
-//     learnt from the new descriptor): EEXIST if name is taken by now.
-//  5. The temporary name is removed with shm_unlink.
+//  4. It is renamed to name in the directory libc uses (Dir, learnt from
+//     the new descriptor) with renameat2(RENAME_NOREPLACE): EEXIST if
+//     name is taken by now. /proc then names the object as shm_open would.
+//  5. Only where renameat2 is refused (EINVAL, ENOSYS): link(2) to name
+//     instead, and shm_unlink of the temporary name.
 //
 // If step 2 fails to size or map while something has taken name
 // meanwhile (another creator, or what the probe could not open: another
@@ -210,6 +230,11 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 func create(name string, perm uint32, size int64, flags int) (result, error) {
 	if err := probe(name); err != nil {
 		return result{}, err
+	}
+	if flags&mapSparse == 0 { // after libc's verdict on the name, before any page
+		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+			return result{}, err
+		}
 	}
 	for tries := 0; ; tries++ {
 		tmp := tmpName(name)
@@ -253,14 +278,23 @@ func probe(name string) error {
 	return &fs.PathError{Op: "shm_open", Path: name, Err: errno}
 }
 
-// publish is steps 4 and 5 of create: it links fd, made under tmp, to name
-// and removes tmp (one crossing).
+// publish is steps 4 and 5 of create: it renames fd's temporary name tmp
+// to name with renameat2(RENAME_NOREPLACE), which moves the object's one
+// directory entry, so that the descriptor and the mapping then show
+// "/dev/shm/NAME" in /proc, exactly as after shm_open(name). Where the
+// kernel or file system refuses renameat2 (EINVAL, ENOSYS: Linux before
+// 3.15), it links fd to name and removes tmp; /proc then shows the
+// temporary name "(deleted)". Either is EEXIST when name is taken. One
+// crossing (two where renameat2 is refused).
 func publish(name, tmp string, fd int) error {
 	dir := learnDir(fd, tmp)
 	if dir == "" {
-		return &fs.PathError{Op: "link", Path: name, Err: syscall.ENOENT}
+		return &fs.PathError{Op: "renameat2", Path: name, Err: syscall.ENOENT}
 	}
-	err := shmLink(name, dir, baseName(tmp), baseName(name), tmp)
+	err := shmRename(name, dir, baseName(tmp), baseName(name))
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
+		err = shmLink(name, dir, baseName(tmp), baseName(name), tmp)
+	}
 	if errors.Is(err, syscall.EEXIST) {
 		// The name is taken: what O_CREAT|O_EXCL would say.
 		return &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}

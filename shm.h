@@ -43,6 +43,7 @@ enum {
 	GOSHM_OP_SEM_TRYWAIT,
 	GOSHM_OP_SEM_CLOCKWAIT, // sem_clockwait, or sem_timedwait where libc lacks it
 	GOSHM_OP_SEM_GETVALUE,
+	GOSHM_OP_RENAMEAT2,
 	GOSHM_OP_FUTEX, // futex(FUTEX_WAIT) of a wait Go can end (wake.c)
 	GOSHM_OP_COUNT,
 };
@@ -64,6 +65,9 @@ enum {
 	GOSHM_NO_MADV_POPULATE = 1 << 6,
 	// Behave as with a C library that lacks memfd_create: tests.
 	GOSHM_NO_MEMFD = 1 << 7,
+	// Behave as on a kernel without MREMAP_DONTUNMAP for file mappings
+	// (before 5.13): tests.
+	GOSHM_NO_DONTUNMAP = 1 << 8,
 };
 
 #define GOSHM_PARALLEL_MIN ((int64_t)64 << 20)
@@ -119,6 +123,12 @@ int goshm_unlink(const char *name);
 // possible): a new object made under tmp, whose path is from, gets the
 // path to. A failure of link is returned as is.
 int goshm_link(const char *from, const char *to, const char *tmp);
+
+// goshm_rename_noreplace is renameat2(AT_FDCWD, from, AT_FDCWD, to,
+// RENAME_NOREPLACE) (Linux 3.15): EEXIST when to exists, whatever it is;
+// ENOSYS where the C headers know no renameat2. The system call itself:
+// musl has no wrapper, glibc only from 2.28, Go's syscall package none.
+int goshm_rename_noreplace(const char *from, const char *to);
 
 // goshm_fail encodes a failure: -(op << 16 | errno).
 static inline int goshm_fail(int op, int err) { return -(op << 16 | err); }

@@ -28,6 +28,8 @@ package shm
 #cgo nocallback goshm_unlink
 #cgo noescape goshm_link
 #cgo nocallback goshm_link
+#cgo noescape goshm_rename_noreplace
+#cgo nocallback goshm_rename_noreplace
 #include "shm.h"
 #cgo noescape goshm_resize
 #cgo nocallback goshm_resize
@@ -88,18 +90,20 @@ var opNames = [C.GOSHM_OP_COUNT]string{
 	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
 	C.GOSHM_OP_FUTEX:         "futex",
 	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
+	C.GOSHM_OP_RENAMEAT2:     "renameat2",
 }
 
 // The shim's flags for the calls that map (shm.h).
 const (
-	mapReadOnly = C.GOSHM_RDONLY
-	mapPrivate  = C.GOSHM_PRIVATE
-	mapSparse   = C.GOSHM_SPARSE
-	mapPopulate = C.GOSHM_POPULATE
-	mapDefer    = C.GOSHM_POPULATE_DEFER
-	mapReadFill = C.GOSHM_POPULATE_READ
-	mapNoMadv   = C.GOSHM_NO_MADV_POPULATE
-	mapNoMemfd  = C.GOSHM_NO_MEMFD
+	mapReadOnly    = C.GOSHM_RDONLY
+	mapPrivate     = C.GOSHM_PRIVATE
+	mapSparse      = C.GOSHM_SPARSE
+	mapPopulate    = C.GOSHM_POPULATE
+	mapDefer       = C.GOSHM_POPULATE_DEFER
+	mapReadFill    = C.GOSHM_POPULATE_READ
+	mapNoMadv      = C.GOSHM_NO_MADV_POPULATE
+	mapNoMemfd     = C.GOSHM_NO_MEMFD
+	mapNoDontunmap = C.GOSHM_NO_DONTUNMAP
 )
 
 // result is what the shim hands back for a mapping.
@@ -188,6 +192,16 @@ func shmLink(name, dir, from, to, tmp string) error {
 		return err
 	}
 	if e := C.goshm_link(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf), ct); e != 0 {
+		return shimErr(name, e)
+	}
+	return nil
+}
+
+// shmRename is renameat2(dir/from, dir/to, RENAME_NOREPLACE): one
+// crossing (the syscall package has no renameat2); errors carry name.
+func shmRename(name, dir, from, to string) error {
+	var fbuf, tobuf pathBuf
+	if e := C.goshm_rename_noreplace(cpath(dir, from, &fbuf), cpath(dir, to, &tobuf)); e != 0 {
 		return shimErr(name, e)
 	}
 	return nil
@@ -316,6 +330,12 @@ var semWaitOp = func() string {
 // semErrno is the errno of a shim failure.
 func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
 
+// semSize is sizeof(sem_t); semGlibc tells whether libc is glibc.
+const (
+	semSize  = C.GOSHM_SEM_SIZE
+	semGlibc = C.GOSHM_SEM_GLIBC == 1
+)
+
 // semOpen is sem_open(name, oflag, mode, value).
 func semOpen(name string, oflag int, mode uint32, value uint32) (uintptr, error) {
 	var buf nameBuf
@@ -405,17 +425,22 @@ func semGetValue(name string, sem uintptr) (int, error) {
 // Resizing (lifecycle.c).
 
 // resizeMap resizes the object fd to size bytes (size < 0: leaves it as it
-// is) and remaps data, a mapping of it made with flags, to the object's
-// new size: fstat, fallocate or ftruncate, mremap; one crossing. It returns
-// the mapping as it is afterwards, whether or not the call failed.
-func resizeMap(name string, fd int, data []byte, size int64, flags int) ([]byte, error) {
-	var r C.goshm_result
-	e := C.goshm_resize(C.int(fd), addrOf(data), C.int64_t(len(data)), C.int64_t(size), C.int(flags), &r)
-	data = toResult(&r).data
-	if e != 0 {
-		return data, shimErr(name, e)
+// is) and makes whole, the whole mapping of it made with flags, cover the
+// object's new size: fstat, fallocate or ftruncate, mremap or mmap; one
+// crossing. It returns the whole mapping afterwards and the size it now
+// covers, whether or not the call failed, and moved: the mapping moved and
+// the old whole was left mapped, for the caller to unmap at Close. No
+// address of whole is ever unmapped (lifecycle.h).
+func resizeMap(name string, fd int, whole []byte, size int64, flags int) (newWhole []byte, n int, moved bool, err error) {
+	var r C.goshm_resized
+	e := C.goshm_resize(C.int(fd), addrOf(whole), C.int64_t(len(whole)), C.int64_t(size), C.int(flags), &r)
+	if r.addr != nil {
+		newWhole = unsafe.Slice((*byte)(r.addr), int(r.maplen))
 	}
-	return data, nil
+	if e != 0 {
+		err = shimErr(name, e)
+	}
+	return newWhole, int(r.size), r.moved != 0, err
 }
 
 // memfd: the wrappers of memfd.c.

@@ -9,6 +9,9 @@
  *           shm_open(TMP, O_RDWR|O_CREAT|O_EXCL, 0600), fallocate, mmap,
  *           link(/dev/shm/TMP, /dev/shm/NAME), shm_unlink(TMP), touch,
  *           munmap, close, shm_unlink(NAME)
+ *   rename  as publish, but renameat2(/dev/shm/TMP, /dev/shm/NAME,
+ *           RENAME_NOREPLACE) instead of link + shm_unlink(TMP): the
+ *           sequence shm.Create makes now
  *   open    shm_open(O_RDWR), fstat, mmap, touch, munmap, close of an
  *           existing 4096-byte object NAME            (shm.Open cycle)
  */
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,7 +39,7 @@ static void die(const char *what) {
 
 int main(int argc, char **argv) {
 	if (argc != 4) {
-		fprintf(stderr, "usage: bench create|publish|open NAME N\n");
+		fprintf(stderr, "usage: bench create|publish|rename|open NAME N\n");
 		return 2;
 	}
 	const char *op = argv[1], *name = argv[2];
@@ -66,6 +70,19 @@ int main(int argc, char **argv) {
 			if (p == MAP_FAILED) die("mmap");
 			if (link(from, to) != 0) die("link");
 			if (shm_unlink(tmp) != 0) die("shm_unlink tmp");
+			p[0] = 1;
+			munmap((void *)p, 4096);
+			close(fd);
+			if (shm_unlink(name) != 0) die("shm_unlink");
+		} else if (strcmp(op, "rename") == 0) {
+			int fd = shm_open(name, O_RDONLY | O_NONBLOCK, 0);
+			if (fd >= 0) die("exists");
+			fd = shm_open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK, 0600);
+			if (fd < 0) die("shm_open");
+			if (fallocate(fd, 0, 0, 4096) != 0) die("fallocate");
+			volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED) die("mmap");
+			if (syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */) != 0) die("renameat2");
 			p[0] = 1;
 			munmap((void *)p, 4096);
 			close(fd);

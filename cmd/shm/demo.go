@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,21 +30,26 @@ const (
 	handoffOffset = 2048
 )
 
-var demoHold, demoMemfd bool
+var demoCommands = []*command{
+	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", setup: demoCmd},
+}
 
-func demoFlags(fl *flag.FlagSet) {
-	fl.BoolVar(&demoHold, "hold", false, "the reader waits for Enter before it finishes, so you can try Ctrl-C")
-	fl.BoolVar(&demoMemfd, "memfd", false, "share a sealed memfd, passed to the reader as a descriptor, instead of a name")
+func demoCmd(fl *flag.FlagSet) runner {
+	hold := fl.Bool("hold", false, "the reader waits for Enter before it finishes, so you can try Ctrl-C")
+	memfd := fl.Bool("memfd", false, "share a sealed memfd, passed to the reader as a descriptor, instead of a name")
+	return func(e *env, args []string) error { return runDemo(e, *hold, *memfd, args) }
 }
 
 // stepper prints one timestamped line per step.
 type stepper struct {
 	start time.Time
 	who   string
+	out   io.Writer
+	hold  bool // the reader holds for Enter
 }
 
 func (s stepper) step(format string, args ...any) {
-	fmt.Printf("%9.3fms  %-16s %s\n", float64(time.Since(s.start).Microseconds())/1000, s.who, fmt.Sprintf(format, args...))
+	fmt.Fprintf(s.out, "%9.3fms  %-16s %s\n", float64(time.Since(s.start).Microseconds())/1000, s.who, fmt.Sprintf(format, args...))
 }
 
 // runDemo is the classic POSIX two-program example: the writer creates a
@@ -53,15 +59,15 @@ func (s stepper) step(format string, args ...any) {
 // hands the answer over through a futex word of the object (Uint32, Wake),
 // on which the writer waits (Wait), so the writer reads the answer while
 // the reader still runs. Ctrl-C at any point still unlinks.
-func runDemo(fl *flag.FlagSet, args []string) (err error) {
+func runDemo(e *env, hold, memfd bool, args []string) (err error) {
 	if len(args) != 0 {
 		return usageError{"demo takes no arguments"}
 	}
 	sigs := make(chan os.Signal, 1)
 	notifyStop(sigs)
 	defer signal.Stop(sigs)
-	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid())}
-	if demoMemfd {
+	w := stepper{start: time.Now(), who: fmt.Sprintf("writer %d", os.Getpid()), out: e.stdout, hold: hold}
+	if memfd {
 		return runDemoMemfd(sigs, w)
 	}
 
@@ -69,7 +75,7 @@ func runDemo(fl *flag.FlagSet, args []string) (err error) {
 	if err != nil {
 		return cmdErr("demo", "/shm-demo-*", err)
 	}
-	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) under a temporary name, fallocate %d bytes, mmap, link to the name", s.Name(), demoSize)
+	w.step("created %s: shm_open(O_CREAT|O_EXCL|O_RDWR, 0600) under a temporary name, fallocate %d bytes, mmap, rename to the name", s.Name(), demoSize)
 	defer func() {
 		s.Close()
 		if uerr := s.Unlink(); uerr != nil && err == nil {
@@ -142,12 +148,12 @@ func readerCmd(w stepper, role, name string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	if demoHold {
+	if w.hold {
 		role += "-hold"
 	}
 	cmd := exec.Command(exe, name)
 	cmd.Env = append(os.Environ(), demoRoleEnv+"="+role, demoStartEnv+"="+strconv.FormatInt(w.start.UnixNano(), 10))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, w.out, os.Stderr
 	return cmd, nil
 }
 
@@ -171,7 +177,7 @@ func demoChild(role string, args []string) int {
 	if ns, err := strconv.ParseInt(os.Getenv(demoStartEnv), 10, 64); err == nil {
 		start = time.Unix(0, ns)
 	}
-	r := stepper{start: start, who: fmt.Sprintf("reader %d", os.Getpid())}
+	r := stepper{start: start, who: fmt.Sprintf("reader %d", os.Getpid()), out: os.Stdout}
 	if strings.HasPrefix(role, "reader-memfd") {
 		return demoMemfdChild(r, role, args)
 	}

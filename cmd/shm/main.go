@@ -1,18 +1,22 @@
-// Command shm inspects, fills and reads POSIX shared memory objects from the
-// shell, and shows the package at work between two processes.
+// Command shm inspects, fills, reads and cleans up POSIX shared memory
+// objects and named semaphores from the shell, and shows the package at
+// work between two processes: what ipcs and ipcrm do for System V.
 //
 // Usage:
 //
 //	shm create [-size N] [-mode 0600] NAME
 //	shm write [-size N] [-existing [-keep]] NAME < data
 //	shm read [-offset N] [-length N] NAME
-//	shm stat NAME
-//	shm ls [-l [-n]]
-//	shm rm [-stale [-age D] [-dry-run] [-ignore-denied]] NAME...
+//	shm truncate -size N NAME
 //	shm chmod MODE NAME
 //	shm chown USER[:GROUP] NAME
-//	shm truncate -size N NAME
-//	shm sem create [-value N] [-mode 0600] NAME | post NAME | wait [-timeout D] NAME | value NAME
+//	shm stat [-json] NAME...
+//	shm ls [-l] [-n] [-json | -0] [NAME...]
+//	shm rm [-f] [-stale [-age D] [-dry-run] [-ignore-denied]] [-json | -0] NAME...
+//	shm sem create [-value N] [-mode 0600] NAME
+//	shm sem post NAME
+//	shm sem wait [-timeout D] NAME
+//	shm sem value NAME
 //	shm demo [-hold] [-memfd]
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
@@ -21,38 +25,107 @@
 // writes into an existing object from its start and never resizes it; the
 // object's bytes after the input become zeros, so a reader sees exactly the
 // input, unless -keep keeps them as they were. read copies an object's
-// bytes, or -length bytes from -offset, to standard output. stat shows
-// size, mode, owner and modification time; ls lists every object on the
-// host and its semaphores, a line each, type (shm or sem) and name, and
-// ls -l with size, mode, owner, modification time and the pids that hold
-// it open or mapped (-n: how many); rm unlinks objects (and a semaphore
-// where no object has the name), and rm -stale only those that no process
-// holds and that were not changed for -age (1h), all of the host's or the
-// NAMEs given. chmod sets the mode exactly, whatever the umask; chown the
-// owner and group (names or numbers; "USER:" takes the user's login
-// group); truncate the size, reserving the pages it grows by. sem creates,
-// posts, waits on (up to -timeout) or reads a named POSIX semaphore, so
-// that a shell script can coordinate with a Go or C program. demo has two
-// processes share memory by name;
-// with -hold the second waits for Enter, so that Ctrl-C can be tried; with
-// -memfd they share a sealed memfd instead, which the second process
-// inherits as a descriptor and cannot shrink.
+// bytes, or -length bytes from -offset, to standard output. truncate sets
+// the size, reserving the pages it grows by. chmod sets the mode exactly,
+// whatever the umask; chown the owner and group (names or numbers; "USER:"
+// takes the user's login group); the owner may do both without read
+// permission on the object, as with chmod(1).
 //
-// Names are given as libc takes them ("/name" is the portable form).
-// A size or offset N is decimal digits, optionally followed by K, M, G or
-// T (powers of 1024), which may also be written KB or KiB, MB or MiB, and so
-// on, in upper or lower case: 4096, 64k, 1MiB, 2G. Nothing else is a size.
+// stat describes objects and semaphores: type, size, mode, owner, group,
+// times and the pids that hold them open or mapped. It refuses what the
+// package refuses (a symbolic link, a directory, a FIFO, a device). ls lists
+// the host's objects and semaphores, or the NAMEs given, a line each, type
+// and name; ls -l adds mode, owner, group, size, modification time and
+// holders. -n shows owner and group as numbers, as ls -n does.
 //
-// Errors are one line on standard error and exit status 1; usage errors
-// print the usage and exit with status 2. Stopped by SIGINT (Ctrl-C),
-// SIGTERM or SIGHUP, write unlinks the new object it was filling and demo
-// unlinks its object; they exit with 128 plus the signal's number, as a
-// shell reports a killed program: 130, 143, 129.
+// rm unlinks objects (and a semaphore where no object has the name); -f
+// makes a NAME that does not exist no error. rm -stale removes only what
+// no process holds and what was not changed for -age (1h): all of the
+// host's objects and semaphores, or the NAMEs given, with the leftovers
+// NAME.~RANDOM of a Create of NAME that was interrupted. See "Cleaning up"
+// below.
+//
+// sem creates, posts, waits on or reads a named POSIX semaphore, so that a
+// shell script can coordinate with a Go, C or Python program. sem wait
+// -timeout 0 tries without blocking; a negative -timeout is a usage error.
+//
+// demo has two processes share memory by name; with -hold the second waits
+// for Enter, so that Ctrl-C can be tried; with -memfd they share a sealed
+// memfd instead, which the second process inherits as a descriptor and
+// cannot shrink.
+//
+// Flags may come before or after the NAMEs; "--" ends the flags, so that a
+// NAME may begin with "-". Names are given as libc takes them ("/name" is
+// the portable form). A size or offset N is decimal digits, optionally
+// followed by K, M, G or T (powers of 1024), which may also be written KB
+// or KiB, MB or MiB, and so on, in upper or lower case: 4096, 64k, 1MiB, 2G.
+// Nothing else is a size.
+//
+// # Output
+//
+// Every name printed (ls, stat, rm and every message) is one field that no
+// name can forge: a name of printable characters without spaces, quotes or
+// backslashes is printed as it is; any other name is printed in double
+// quotes with Go's (and C's) escapes, a space as \x20: "/a\x20b",
+// "/x\nroot", "/\xff" (Go's strconv.Unquote reads it back; \xff is a
+// byte). So one object is always one line, and its name is always the last
+// space-separated field of the line. Owner and group names are printed the
+// same way.
+//
+// ls prints "TYPE NAME" lines; ls -l's columns are TYPE MODE OWNER GROUP
+// SIZE MODIFIED HOLDERS NAME, separated by spaces, after a header line;
+// MODIFIED is "2006-01-02T15:04:05" in local time; HOLDERS is pids joined by
+// commas, "-" for none, with "?" (alone or after the pids found) when some
+// process could not be inspected, which standard error then explains. Both
+// are sorted by name. With -0, ls and rm end each record with a NUL byte
+// instead of a newline and print names exactly as they are, unquoted, and
+// ls -l prints no header. With -json, ls, stat and rm print one JSON array:
+// for ls and stat, objects with fields type, name, path, size, mode, uid,
+// gid, owner, group, modified, changed and holders (null when unknown, with
+// holders_found); for rm, type, name, action ("removed", "would remove",
+// "kept", "absent", "error") and reason. A name that is not valid UTF-8
+// also has name_base64, its exact bytes.
+//
+// # Cleaning up
+//
+// rm -stale judges an object stale when no process has it open or mapped,
+// as fuser does: it reads every /proc/PID/fd and /proc/PID/maps. It refuses
+// to remove anything when /proc does not show this process (not mounted, a
+// chroot, another pid namespace's /proc). When some processes cannot be
+// inspected (another user's; in a container, often pid 1, which has
+// capabilities the shell lacks), any object might be theirs: it says which
+// processes and why, and removes nothing unless -ignore-denied. Before it
+// removes an object it renames it to a quarantine name (NAME.~RANDOM), so
+// that nobody can open it any more, checks the holders again, and then
+// unlinks it, or puts it back under its name (never over a new object
+// there) if a process holds it by then. Meanwhile, for one scan of /proc, a
+// process that opens the name gets ENOENT. Only a process whose open(2) had
+// resolved the name before the rename but whose descriptor appears after
+// the second check read its /proc/PID/fd (one system call's span), or that
+// receives the descriptor over a socket, can still lose the object;
+// processes of another pid namespace are never seen.
+//
+// # Exit status
+//
+//	0    success; with rm -f (or rm -stale -f), also when a NAME does not
+//	     exist; with rm -stale, also when it kept a NAME because it is held
+//	     or young (said on standard error)
+//	1    an error, said on standard error in one line ("shm: ..."); rm, ls
+//	     and stat go on with the other NAMEs first
+//	2    a usage error: the usage is printed to standard error
+//	3    rm -stale removed nothing because it could not judge: /proc does not
+//	     show this process, or some processes could not be inspected
+//	124  sem wait: the -timeout passed (or, with -timeout 0, the count was
+//	     0), as timeout(1) exits
+//	129, 130, 143
+//	     write or demo stopped by SIGHUP, SIGINT or SIGTERM, after
+//	     unlinking what they were making: 128 plus the signal's number
 //
 // Install with go install github.com/posixshm/shm/cmd/shm@latest.
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,43 +138,93 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
+	"unicode/utf8"
 )
 
-// shmDir is where Linux's C libraries (glibc, musl) keep the objects:
-// name "/x" is the file /dev/shm/x.
-const shmDir = "/dev/shm"
+// Exit statuses; the package doc's table says when each is given.
+const (
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitRefused  = 3
+	exitTimedOut = 124
+)
 
+// env is where a command reads and writes: the process's own standard
+// streams, or a test's buffers.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// warn prints one "shm: ..." line on standard error.
+func (e *env) warn(format string, args ...any) {
+	fmt.Fprintf(e.stderr, "shm: "+format+"\n", args...)
+}
+
+// runner runs a command with its operands, once its flags are parsed.
+type runner func(e *env, args []string) error
+
+// command is one subcommand: setup defines its flags on a fresh FlagSet,
+// bound to variables of that one run, and returns what runs it, so run is
+// re-entrant.
 type command struct {
 	name, args, summary string
-	run                 func(fl *flag.FlagSet, args []string) error
-	flags               func(fl *flag.FlagSet)
+	setup               func(fl *flag.FlagSet) runner
 }
 
-var commands = []*command{
-	{name: "create", args: "[-size N] [-mode 0600] NAME", summary: "create a new object (exclusive, pages reserved)", flags: createFlags, run: runCreate},
-	{name: "write", args: "[-size N] [-existing [-keep]] NAME < data", summary: "copy standard input into an object, creating it sized to the input", flags: writeFlags, run: runWrite},
-	{name: "read", args: "[-offset N] [-length N] NAME", summary: "copy an object's bytes to standard output", flags: readFlags, run: runRead},
-	{name: "stat", args: "NAME", summary: "show size, mode, owner and modification time", run: runStat},
-	{name: "ls", args: "[-l [-n]]", summary: "list the host's objects and semaphores", flags: lsFlags, run: runLs},
-	{name: "rm", args: "[-stale [-age D] [-dry-run] [-ignore-denied]] NAME...", summary: "unlink objects; -stale: those no process holds", flags: rmFlags, run: runRm},
-	{name: "chmod", args: "MODE NAME", summary: "set an object's permission bits exactly (no umask)", run: runChmod},
-	{name: "chown", args: "USER[:GROUP] NAME", summary: "set an object's owner and group", run: runChown},
-	{name: "truncate", args: "-size N NAME", summary: "resize an object, reserving the pages it grows by", flags: truncateFlags, run: runTruncate},
-	{name: "sem", args: semArgs, summary: "create, post, wait on or read a named POSIX semaphore", run: runSem},
-	{name: "demo", args: "[-hold] [-memfd]", summary: "one process writes a fresh object, another reads it by name (or by descriptor: -memfd)", flags: demoFlags, run: runDemo},
+// group is a family of commands: name "" for the top-level ones, or a
+// word that comes first ("shm sem wait").
+type group struct {
+	name, summary string
+	commands      []*command
 }
 
-// synopsis is the command line of c, as usage and the package doc show it.
-func (c *command) synopsis() string {
-	return strings.TrimSuffix("shm "+c.name+" "+c.args, " ")
+// groups is the command table, in the order usage shows it. A new command
+// group (shm ring, say) is one more entry here, from its own file.
+var groups = []*group{
+	{commands: dataCommands},
+	{commands: listCommands},
+	{commands: rmCommands},
+	{name: "sem", summary: "create, post, wait on or read a named POSIX semaphore", commands: semCommands},
+	{commands: demoCommands},
+}
+
+// synopsis is the command line of c in group g, as usage and the package
+// doc show it.
+func (g *group) synopsis(c *command) string {
+	return strings.TrimSuffix(strings.Join(strings.Fields("shm "+g.name+" "+c.name), " ")+" "+c.args, " ")
+}
+
+func (g *group) find(name string) *command {
+	for _, c := range g.commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "usage: shm <command> [flags] [args]\n\nCommands:\n")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	for _, g := range groups {
+		if g.name != "" {
+			fmt.Fprintf(w, "  %-8s %s\n", g.name, g.summary)
+			continue
+		}
+		for _, c := range g.commands {
+			fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		}
 	}
-	fmt.Fprintf(w, "\nNames are given as libc takes them (\"/name\" is the portable form).\n%s\nRun 'shm <command> -h' for its flags.\n", sizeGrammar)
+	fmt.Fprintf(w, "\nFlags may follow NAMEs; -- ends them.\nNames are given as libc takes them (\"/name\" is the portable form).\n%s\nRun 'shm <command> -h' for its flags; 'go doc github.com/posixshm/shm/cmd/shm'\nfor the output format and the exit statuses.\n", sizeGrammar)
+}
+
+func groupUsage(w io.Writer, g *group) {
+	fmt.Fprintf(w, "usage:\n")
+	for _, c := range g.commands {
+		fmt.Fprintf(w, "  %s\n", g.synopsis(c))
+	}
+	fmt.Fprintf(w, "\n%s.\nRun 'shm %s <command> -h' for its flags.\n", g.summary, g.name)
 }
 
 // usageError is a mistake in the command line: usage and exit status 2.
@@ -109,38 +232,84 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-func main() {
-	os.Exit(run(os.Args[1:]))
+// exitCode ends the program with a status other than 1 after a message
+// (none if msg is empty).
+type exitCode struct {
+	code int
+	msg  string
 }
 
-func run(args []string) int {
+func (e exitCode) Error() string { return e.msg }
+
+// errReported: the command has printed its errors; exit 1 quietly.
+var errReported = exitCode{exitError, ""}
+
+func main() {
+	os.Exit(run(os.Args[1:], &env{os.Stdin, os.Stdout, os.Stderr}))
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" || a == "help" }
+
+// run runs the command line args (without the program's name) and returns
+// the exit status. It keeps no state between calls.
+func run(args []string, e *env) int {
 	if role := os.Getenv(demoRoleEnv); role != "" {
 		return demoChild(role, args)
 	}
 	if len(args) == 0 {
-		usage(os.Stderr)
-		return 2
+		usage(e.stderr)
+		return exitUsage
 	}
-	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
-		usage(os.Stdout)
-		return 0
+	if isHelp(args[0]) {
+		usage(e.stdout)
+		return exitOK
 	}
+	var g *group
 	var cmd *command
-	for _, c := range commands {
-		if c.name == args[0] {
-			cmd = c
+	for _, gr := range groups {
+		if gr.name == "" {
+			if c := gr.find(args[0]); c != nil {
+				g, cmd, args = gr, c, args[1:]
+			}
+		} else if gr.name == args[0] {
+			g, args = gr, args[1:]
+			if len(args) == 0 {
+				fmt.Fprintf(e.stderr, "shm %s: want a command\n", g.name)
+				groupUsage(e.stderr, g)
+				return exitUsage
+			}
+			if isHelp(args[0]) {
+				groupUsage(e.stdout, g)
+				return exitOK
+			}
+			if cmd = g.find(args[0]); cmd == nil {
+				fmt.Fprintf(e.stderr, "shm %s: unknown command %s\n", g.name, quoteName(args[0]))
+				groupUsage(e.stderr, g)
+				return exitUsage
+			}
+			args = args[1:]
+		}
+		if cmd != nil {
+			break
 		}
 	}
 	if cmd == nil {
-		fmt.Fprintf(os.Stderr, "shm: unknown command %q\n", args[0])
-		usage(os.Stderr)
-		return 2
+		fmt.Fprintf(e.stderr, "shm: unknown command %s\n", quoteName(args[0]))
+		usage(e.stderr)
+		return exitUsage
 	}
-	fl := flag.NewFlagSet("shm "+cmd.name, flag.ContinueOnError)
+	return runCommand(e, g, cmd, args)
+}
+
+func runCommand(e *env, g *group, cmd *command, args []string) int {
+	label := strings.TrimPrefix(g.synopsis(cmd), "shm ")
+	label = strings.TrimSuffix(label, " "+cmd.args)
+	fl := flag.NewFlagSet("shm "+label, flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	fl.Usage = func() {}
+	runIt := cmd.setup(fl)
 	printUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: %s\n\n%s.\n", cmd.synopsis(), cmd.summary)
+		fmt.Fprintf(w, "usage: %s\n\n%s.\n", g.synopsis(cmd), cmd.summary)
 		fl.SetOutput(w)
 		fl.PrintDefaults()
 		fl.SetOutput(io.Discard)
@@ -150,46 +319,57 @@ func run(args []string) int {
 			fmt.Fprintf(w, "\n%s\n", sizeGrammar)
 		}
 	}
-	if cmd.flags != nil {
-		cmd.flags(fl)
-	}
-	if err := fl.Parse(args[1:]); err != nil {
+	operands, err := parseArgs(fl, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(os.Stdout)
-			return 0
+			printUsage(e.stdout)
+			return exitOK
 		}
-		fmt.Fprintf(os.Stderr, "shm %s: %v\n", cmd.name, err)
-		printUsage(os.Stderr)
-		return 2
+		fmt.Fprintf(e.stderr, "shm %s: %v\n", label, err)
+		printUsage(e.stderr)
+		return exitUsage
 	}
-	err := cmd.run(fl, fl.Args())
+	err = runIt(e, operands)
 	var ue usageError
 	var ec exitCode
 	switch {
 	case err == nil:
-		return 0
-	case errors.Is(err, errReported):
-		return 1
+		return exitOK
 	case errors.As(err, &ec):
-		fmt.Fprintf(os.Stderr, "shm: %v\n", err)
+		if ec.msg != "" {
+			e.warn("%s", ec.msg)
+		}
 		return ec.code
 	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "shm %s: %s\n", cmd.name, ue.msg)
-		printUsage(os.Stderr)
-		return 2
+		fmt.Fprintf(e.stderr, "shm %s: %s\n", label, ue.msg)
+		printUsage(e.stderr)
+		return exitUsage
 	default:
-		fmt.Fprintf(os.Stderr, "shm: %v\n", err)
-		return 1
+		e.warn("%v", err)
+		return exitError
 	}
 }
 
-// exitCode ends the program with a status other than 1 after a message.
-type exitCode struct {
-	code int
-	msg  string
+// parseArgs parses the flags in args wherever they are, before or after
+// the operands, as GNU tools do, and returns the operands in order.
+// Everything after "--" is an operand.
+func parseArgs(fl *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		if err := fl.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fl.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
 }
-
-func (e exitCode) Error() string { return e.msg }
 
 // notifyStop relays to c the signals that ask a program to stop: SIGINT
 // (Ctrl-C), SIGTERM (kill) and SIGHUP (the terminal went away). A signal the
@@ -218,17 +398,31 @@ func cmdErr(cmd, name string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return fmt.Errorf("%s %s: %w", cmd, showName(name), err)
+	return fmt.Errorf("%s %s: %w", cmd, quoteName(name), err)
 }
 
-// showName is name as messages print it: quoted when it is empty or holds
-// spaces or unprintable characters, which would make the message unclear
-// or more than one line.
-func showName(name string) string {
-	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
-		return strconv.Quote(name)
+// quoteName is name as every output prints it, one field without spaces
+// that no name can forge: as it is when it is not empty and every
+// character is printable, not a space, not a quote or a backslash;
+// otherwise double-quoted with Go's escapes (\n, \t, \", \\, \xff for a
+// byte that is not UTF-8, \u202e for an invisible character), as GNU ls
+// --quoting-style=c, and a space written \x20. strconv.Unquote reads it
+// back.
+func quoteName(name string) string {
+	q := strconv.Quote(name)
+	if name == "" || q[1:len(q)-1] != name || strings.ContainsFunc(name, unicode.IsSpace) {
+		return strings.ReplaceAll(q, " ", `\x20`)
 	}
 	return name
+}
+
+// jsonName sets the name fields of a JSON record: name, and name_base64
+// with the exact bytes when name is not valid UTF-8 (JSON cannot carry it).
+func jsonName(rec map[string]any, name string) {
+	rec["name"] = name
+	if !utf8.ValidString(name) {
+		rec["name_base64"] = base64.StdEncoding.EncodeToString([]byte(name))
+	}
 }
 
 // oneName returns the single NAME argument.

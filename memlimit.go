@@ -1,0 +1,269 @@
+//go:build linux && cgo
+
+package shm
+
+// The memory cgroup's room: a reservation of tmpfs pages (Create,
+// CreateMemfd, Truncate) is charged to the memory cgroup of the process
+// that touches them, and one that does not fit is an OOM kill, not an
+// error. So before reserving, the cgroup's limit and usage are read, along
+// its hierarchy, and a reservation that cannot fit is refused with ENOMEM.
+// Plain Go: files of /proc and /sys only.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Where the cgroup files are read; tests point them elsewhere.
+var (
+	procCgroup    = "/proc/self/cgroup"
+	procMountinfo = "/proc/self/mountinfo"
+	procMeminfo   = "/proc/meminfo"
+)
+
+// memoryCheckMin is the smallest reservation checked against the memory
+// cgroup: reading the cgroup's files costs a few system calls per level,
+// about what reserving 1 MiB of pages costs, and a smaller reservation
+// rarely decides an OOM kill.
+const memoryCheckMin = 1 << 20
+
+// checkMemoryRoom returns an error wrapping syscall.ENOMEM, with op and
+// name, when n more bytes (at least memoryCheckMin) of tmpfs pages cannot
+// fit in this process's memory cgroup (see cgroupRoom); nil otherwise, and
+// nil whenever the limits cannot be read.
+func checkMemoryRoom(op, name string, n int64) error {
+	if n < memoryCheckMin {
+		return nil
+	}
+	room, where, ok := cgroupRoom()
+	if !ok || n <= room {
+		return nil
+	}
+	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
+		"%d bytes do not fit in the memory cgroup %s, which has %d bytes left (its pages would be an OOM kill, not an error): %w",
+		n, where, max(room, 0), syscall.ENOMEM)}
+}
+
+// A cgroupLevel is a memory cgroup directory of this process's, or one of
+// its ancestors.
+type cgroupLevel struct {
+	dir string
+	v2  bool
+}
+
+// cgroupLevels are this process's memory cgroups and their ancestors, v2
+// and v1, learnt once per process (a process is rarely moved between
+// cgroups; the limits themselves are read on every check).
+var cgroupLevels = sync.OnceValue(learnCgroupLevels)
+
+func learnCgroupLevels() []cgroupLevel {
+	cg, err := os.ReadFile(procCgroup)
+	if err != nil {
+		return nil
+	}
+	mounts, err := os.ReadFile(procMountinfo)
+	if err != nil {
+		return nil
+	}
+	var levels []cgroupLevel
+	for line := range strings.Lines(string(cg)) {
+		// "hierarchy-ID:controllers:path"; v2 is "0::path".
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		v2 := f[0] == "0" && f[1] == ""
+		if !v2 && !hasField(f[1], "memory") {
+			continue
+		}
+		dir := cgroupDir(mounts, v2, f[2])
+		// From dir up to the hierarchy's root: the directories that
+		// are cgroups (have cgroup.procs).
+		for d := dir; d != ""; d = filepath.Dir(d) {
+			if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
+				break
+			}
+			levels = append(levels, cgroupLevel{d, v2})
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return levels
+}
+
+// cgroupRoom returns how many bytes this process's memory cgroup can still
+// be charged, the least along its hierarchy, and the cgroup that limits it
+// most; ok is false where no limit can be read (no cgroup, not mounted,
+// no limit). Per cgroup: the limit (v2 memory.max, v1
+// memory.limit_in_bytes) less the usage (memory.current,
+// memory.usage_in_bytes), plus the file cache the kernel can reclaim
+// (active_file and inactive_file of memory.stat), plus the free swap the
+// cgroup may use where the system has swap. Best effort: other processes
+// allocate meanwhile, and the kernel may reclaim more or less.
+func cgroupRoom() (room int64, where string, ok bool) {
+	room = math.MaxInt64
+	var swapFree int64 = -1
+	for _, l := range cgroupLevels() {
+		limitF, usageF, swapLimitF, swapUsageF := "memory.limit_in_bytes", "memory.usage_in_bytes", "memory.memsw.limit_in_bytes", "memory.memsw.usage_in_bytes"
+		if l.v2 {
+			limitF, usageF, swapLimitF, swapUsageF = "memory.max", "memory.current", "memory.swap.max", "memory.swap.current"
+		}
+		limit, err := readInt(filepath.Join(l.dir, limitF))
+		if err != nil || limit >= 1<<62 { // no limit (v1 says so with a huge number)
+			continue
+		}
+		usage, err := readInt(filepath.Join(l.dir, usageF))
+		if err != nil {
+			continue
+		}
+		r := limit - usage + reclaimable(filepath.Join(l.dir, "memory.stat"), l.v2)
+		if swapFree < 0 {
+			swapFree = meminfo("SwapFree:")
+		}
+		if swapFree > 0 {
+			swap := swapFree
+			if sl, err := readInt(filepath.Join(l.dir, swapLimitF)); err == nil {
+				su, _ := readInt(filepath.Join(l.dir, swapUsageF))
+				if !l.v2 { // memsw counts memory and swap together
+					sl, su = sl-limit, su-usage
+				}
+				swap = min(swap, max(sl-su, 0))
+			}
+			r += swap
+		}
+		if r < room {
+			room, where, ok = r, l.dir, true
+		}
+	}
+	return room, where, ok
+}
+
+// cgroupDir returns the directory of cgroup path in the mounted hierarchy
+// (v2, or v1's with the memory controller), from mountinfo: mount point
+// plus path less the mount's root; "" where it is not mounted.
+func cgroupDir(mountinfo []byte, v2 bool, path string) string {
+	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
+	for sc.Scan() {
+		// "id parent major:minor root mountpoint options [optional...] - fstype source superoptions"
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 3 {
+			continue
+		}
+		if v2 && g[0] != "cgroup2" || !v2 && (g[0] != "cgroup" || !hasField(g[2], "memory")) {
+			continue
+		}
+		root, mnt := unescape(f[3]), unescape(f[4])
+		rel, ok := strings.CutPrefix(path, root)
+		if !ok || rel != "" && root != "/" && rel[0] != '/' {
+			continue // a cgroup outside what this mount shows
+		}
+		return filepath.Join(mnt, rel)
+	}
+	return ""
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// hasField reports whether the comma-separated list has f.
+func hasField(list, f string) bool {
+	for x := range strings.SplitSeq(list, ",") {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// readInt reads a cgroup file holding one number; v2's "max" is no limit.
+// One open, read and close: these files are short.
+func readInt(path string) (int64, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	var buf [64]byte
+	n, err := syscall.Read(fd, buf[:])
+	syscall.Close(fd)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(buf[:max(n, 0)]))
+	if s == "max" {
+		return math.MaxInt64, nil
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// reclaimable is the file cache of a cgroup (memory.stat), which the
+// kernel reclaims before it kills: active_file and inactive_file (tmpfs
+// pages are not among them), v1's hierarchical total_ figures where
+// present.
+func reclaimable(stat string, v2 bool) int64 {
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		return 0
+	}
+	want := map[string]bool{"active_file": true, "inactive_file": true}
+	if !v2 && bytes.Contains(b, []byte("total_active_file")) {
+		want = map[string]bool{"total_active_file": true, "total_inactive_file": true}
+	}
+	var n int64
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if ok && want[k] {
+			x, _ := strconv.ParseInt(v, 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// meminfo returns a /proc/meminfo figure (key with its colon) in bytes, 0
+// where it is missing.
+func meminfo(key string) int64 {
+	b, err := os.ReadFile(procMeminfo)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
