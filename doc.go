@@ -92,7 +92,19 @@
 // Python peers: named POSIX semaphores (Semaphore, libc's sem_open family)
 // and futex words of a mapping (Uint32 and Uint64 give an aligned word for
 // sync/atomic; Wait and Wake are the Linux shared futex). Waits honour a
-// context: a deadline is exact, cancellation takes at most one 50 ms slice.
+// context: a deadline is exact, and cancellation and Close end a wait
+// within about a millisecond by a signal to the waiting thread; a waiting
+// goroutine costs no CPU until something happens.
+//
+// # Locks
+//
+// Mapping.Mutex gives a lock between processes in MutexSize bytes of a
+// mapping, held by a process (not a thread), shared with C through
+// c/shmmutex.h. When its holder dies, the next Lock or TryLock takes it
+// and reports ErrOwnerDead; a holder's life is asked of the kernel (an
+// open-file-description lock the holder keeps on a byte of the object),
+// never judged from a pid, so pid reuse and pid namespaces do not fool it.
+// c/LAYOUT.md specifies the layout.
 //
 // # Concurrency
 //

@@ -9,6 +9,7 @@ import (
 	"math"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -75,15 +76,17 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // Wake wakes a C peer's FUTEX_WAIT.
 //
 // It returns nil when woken, when the word does not hold old (at once),
-// and also spuriously: the caller loads the word again and decides, in a
-// loop. The comparison and the sleep are atomic in the kernel, so a Wake
-// after the word changed is never lost.
+// and also spuriously, as futex waits may: the caller loads the word again
+// and decides, in a loop. The comparison and the sleep are atomic in the
+// kernel, so a Wake after the word changed is never lost.
 //
-// The system call is made in slices of at most 50 ms. A deadline of ctx
-// ends the last slice (FUTEX_WAIT's timeout is on CLOCK_MONOTONIC), so
-// Wait returns context.DeadlineExceeded at the deadline; cancellation
-// without a deadline returns ctx.Err() within about 50 ms; a ctx already
-// done returns ctx.Err() at once. EINTR is retried.
+// A waiting Wait costs no CPU: it sleeps in the kernel until woken. A
+// deadline of ctx is the system call's timeout (on CLOCK_MONOTONIC): Wait
+// returns context.DeadlineExceeded at the deadline. Cancellation ends it
+// within about a millisecond by a signal (SIGURG, which the Go runtime
+// uses and ignores) to the waiting thread, never by a wake-up: no other
+// waiter, in this process or another, is woken by it. A ctx already done
+// returns ctx.Err() at once.
 //
 // Wait and Wake are refused on a private mapping (Options.Private) with an
 // error wrapping syscall.EINVAL: the kernel keys a futex in a private
@@ -94,29 +97,57 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // away, the kernel answers EFAULT and Wait returns an *fs.PathError with
 // Op "futex" wrapping both ErrFault and syscall.EFAULT. off must be a
 // multiple of 4 inside the mapping (else syscall.EINVAL). A blocked Wait
-// holds one OS thread and no P. Safe for concurrent use; Close waits for
-// Waits in progress to leave the kernel (within about 50 ms), never
-// unmapping under them, and they then return errors wrapping fs.ErrClosed.
+// holds one OS thread and no P. Safe for concurrent use; Close (and
+// Remap, Truncate, AddSeals) signals Waits in progress out of the kernel
+// and waits for them, never unmapping under them; after Close they return
+// errors wrapping fs.ErrClosed, after the others they wait on.
 func (m *Mapping) Wait(ctx context.Context, off int64, old uint32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var s *sleeper
 	for {
-		slice, err := nextSlice(ctx)
-		if err != nil {
-			return err
-		}
 		m.mu.RLock()
 		p, err := m.word("futex", off, 4)
 		if err != nil {
 			m.mu.RUnlock()
 			return err
 		}
-		ts := syscall.NsecToTimespec(int64(slice))
-		_, _, e := syscall.Syscall6(syscall.SYS_FUTEX, uintptr(p), futexWait, uintptr(old),
-			uintptr(unsafe.Pointer(&ts)), 0, 0)
+		timeout, deadline := foreverWait, false
+		if d, ok := ctx.Deadline(); ok {
+			left := time.Until(d)
+			if left <= 0 {
+				m.mu.RUnlock()
+				return context.DeadlineExceeded
+			}
+			if left <= foreverWait { // a later deadline ends the wait by interrupt
+				timeout, deadline = left, true
+			}
+		}
+		if s == nil {
+			s = new(sleeper)
+			stop := context.AfterFunc(ctx, s.interrupt)
+			defer stop()
+		}
+		if !m.sleepers.add(s) {
+			m.mu.RUnlock()
+			continue // Close or Remap holds the lock next
+		}
+		_, e := s.futexWait(p, old, timeout)
+		m.sleepers.remove(s)
 		m.mu.RUnlock()
 		switch e {
 		case 0, syscall.EAGAIN: // woken (perhaps spuriously), or the word is not old
 			return nil
-		case syscall.ETIMEDOUT, syscall.EINTR:
+		case syscall.ETIMEDOUT:
+			if deadline {
+				return context.DeadlineExceeded
+			}
+			continue
+		case syscall.EINTR: // cancelled, kicked by Close or Remap, or another signal
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			continue
 		}
 		return m.futexErr(e)

@@ -257,7 +257,16 @@ func TestFutexWaitWake(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The third waiter, blocked or between slices, sees 8 != 7 and returns.
+	// The third waiter sleeps on (it is not woken by the store) until a
+	// Wake: it has no slices to notice the change by.
+	select {
+	case err := <-errc:
+		t.Fatalf("the third waiter returned without a Wake: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n, err := s.Wake(64, 1); n != 1 || err != nil {
+		t.Fatalf("Wake(1) of the third waiter = %d, %v", n, err)
+	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -268,9 +277,11 @@ func TestFutexWaitWake(t *testing.T) {
 	wantPathErr(t, s.Wait(context.Background(), 4096, 0), "futex", s.Name(), syscall.EINVAL)
 }
 
-// TestFutexWaitDeadline: a deadline ends Wait at the deadline, not at the
-// end of a slice; cancellation without one returns within a slice. Kills:
-// slices that ignore the deadline; no ctx check between slices.
+// TestFutexWaitDeadline: a deadline ends Wait at the deadline (the
+// futex timeout); cancellation without one returns within 100 ms (a
+// signal to the waiting thread: about a millisecond). Kills: a timeout
+// that ignores the deadline; no signal (Wait never returns). A return to
+// 50 ms slices is TestIdleWaitersCPU's to kill.
 func TestFutexWaitDeadline(t *testing.T) {
 	s := create(t, 4096)
 	for _, d := range []time.Duration{0, 10 * time.Millisecond, 70 * time.Millisecond} {
@@ -298,7 +309,7 @@ func TestFutexWaitDeadline(t *testing.T) {
 			t.Fatalf("Wait = %v", err)
 		}
 		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Errorf("cancellation took %v; the bound is about 50 ms", d)
+			t.Errorf("cancellation took %v; want at most 100 ms", d)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a cancelled Wait did not return")
@@ -392,6 +403,30 @@ func TestFutexC(t *testing.T) {
 				t.Fatalf("%d round trips took %v: wake-ups are being missed", n, d)
 			}
 		})
+	}
+}
+
+// TestWaitFarDeadline: a deadline past the hour a wait sleeps at most in
+// one call (years away: its timespec would overflow a 32-bit time_t) still
+// waits, and cancellation still ends it.
+//
+// Kills, on 386 only (a 32-bit time_t; 64-bit time_t holds a century):
+// passing the whole time to the deadline as the timeout (EINVAL from
+// futex, or an overflowed sem_clockwait deadline).
+func TestWaitFarDeadline(t *testing.T) {
+	s := create(t, 4096)
+	sem := createSem(t, 0)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(100*365*24*time.Hour))
+	errc := make(chan error, 2)
+	go func() { errc <- s.Wait(ctx, 0, 0) }()
+	go func() { errc <- sem.Wait(ctx) }()
+	waitBlocked(t, futexWaitFrame, 1)
+	waitBlocked(t, semWaitFrame, 1)
+	cancel()
+	for range 2 {
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait with a far deadline, cancelled = %v", err)
+		}
 	}
 }
 

@@ -169,6 +169,11 @@ var childRoles = map[string]childRole{
 	"remap":            childRemap,          // lifecycle_test.go
 	"nobody":           childNobody,         // lifecycle_test.go
 	"holders-denied":   childHoldersDenied,  // lifecycle_test.go
+	"mutex-count":      mutexChild,          // mutex_test.go
+	"mutex-hold":       mutexChild,          // mutex_test.go
+	"mutex-hold8":      mutexChild,          // mutex_test.go
+	"mutex-trylock":    mutexChild,          // mutex_test.go
+	"mutex-handoff":    mutexChild,          // mutex_test.go
 }
 
 // waitParent waits for the parent's next line: its go-ahead.

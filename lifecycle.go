@@ -153,8 +153,8 @@ func (m *Mapping) Chown(uid, gid int) error {
 // When another process resizes concurrently, the size last set wins; the
 // mapping covers size bytes.
 func (m *Mapping) Truncate(size int) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockOut()
+	defer m.unlockIn()
 	switch {
 	case m.data == nil:
 		return m.errClosed("truncate")
@@ -183,8 +183,8 @@ func (m *Mapping) Truncate(size int) error {
 // error wrapping syscall.EINVAL); one from offset 0 maps the whole object
 // afterwards. After Close it returns an error wrapping fs.ErrClosed.
 func (m *Mapping) Remap() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockOut()
+	defer m.unlockIn()
 	if m.data == nil {
 		return m.errClosed("remap")
 	}

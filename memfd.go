@@ -214,8 +214,8 @@ func (m *Mapping) ShrinkSealed() bool {
 // ReadAt, WriteAt and Sync in flight. After Close, an error wrapping
 // fs.ErrClosed.
 func (m *Mapping) AddSeals(seals Seal) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.lockOut()
+	defer m.unlockIn()
 	if m.data == nil {
 		return m.errClosed("addseals")
 	}

@@ -46,9 +46,10 @@ type Mapping struct {
 	fd       int      // owned descriptor, -1 if none
 	name     string   // for errors
 	readOnly bool
-	sealed   bool  // read-only because AddSeals sealed the memfd against writing
-	private  bool  // mapped MAP_PRIVATE: Truncate and Remap map it so again
-	off      int64 // file offset of the mapping (MapFile); Truncate and Remap need 0
+	sealed   bool     // read-only because AddSeals sealed the memfd against writing
+	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
+	sleepers sleepers // Wait and Lock calls in the kernel, for Close and Remap
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
@@ -372,6 +373,7 @@ func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 // finalizer ever unmaps: a slice from Bytes stays valid until Close, and
 // must not be used after it.
 func (m *Mapping) Close() error {
+	m.sleepers.pause() // Waits and Locks leave the kernel and the read lock
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data == nil {

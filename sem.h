@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "shm.h"
+#include "wake.h"
 
 // What libc's semaphores are: the size of a sem_t, which the semaphore's
 // file must hold, and whether libc is glibc, which keeps the semaphore
@@ -46,11 +47,15 @@ int goshm_sem_post(uintptr_t sem);
 // one, the EAGAIN failure when the count is 0.
 int goshm_sem_trywait(uintptr_t sem);
 
-// goshm_sem_wait waits at most timeout_ns nanoseconds (measured on
-// CLOCK_MONOTONIC where libc has sem_clockwait) to take one: 0 when it
-// did, the ETIMEDOUT failure when the time ran out. EINTR is retried
-// against the same absolute deadline.
-int goshm_sem_wait(uintptr_t sem, int64_t timeout_ns);
+// goshm_sem_wait waits to take one, at most timeout_ns nanoseconds
+// (measured on CLOCK_MONOTONIC where libc has sem_clockwait), or without
+// end if timeout_ns < 0: 0 when it took one, the ETIMEDOUT failure when
+// the time ran out, the ECANCELED failure when sl's stop or kick flag was
+// set. Go sets a flag and then signals sl->tid while sl->inside is 1: the
+// signal ends the libc wait with EINTR (a timed futex wait ends so even
+// under SA_RESTART), after which the flags are checked again; other EINTRs
+// are retried against the same deadline.
+int goshm_sem_wait(uintptr_t sem, int64_t timeout_ns, struct goshm_sleeper *sl);
 
 // goshm_sem_getvalue is sem_getvalue(sem, value).
 int goshm_sem_getvalue(uintptr_t sem, int *value);

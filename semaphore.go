@@ -15,49 +15,20 @@ import (
 	"time"
 )
 
-// waitSlice bounds each blocking call of Semaphore.Wait and Segment.Wait:
-// a waiter comes back from libc or the kernel at least this often to see
-// whether its context is done or Close has been called, so cancellation
-// and Close take effect within about this long. A blocked waiter holds an
-// OS thread but no P (it is in a cgo call or a system call), so thousands
-// of them cost threads, not progress; each wakes 1/waitSlice times a
-// second.
-const waitSlice = 50 * time.Millisecond
-
-// nextSlice is how long the next blocking call of a Wait may last, or
-// ctx's error once ctx is done (context.DeadlineExceeded at the deadline).
-func nextSlice(ctx context.Context) (time.Duration, error) {
-	if done := ctx.Done(); done != nil {
-		select {
-		case <-done:
-			return 0, ctx.Err()
-		default:
-		}
-	}
-	slice := waitSlice
-	if deadline, ok := ctx.Deadline(); ok {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return 0, context.DeadlineExceeded
-		}
-		slice = min(slice, left)
-	}
-	return slice, nil
-}
-
 // A Semaphore is a named POSIX semaphore, opened with libc's sem_open: a
 // counter shared by every process that opens the same name, whatever its
 // language. Post adds one; Wait takes one, blocking while the count is 0.
 //
-// Its methods are safe for concurrent use. Close waits for calls in
-// progress to leave libc (a Wait within about 50 ms) before sem_close,
-// and afterwards every method but Name, Created and Unlink returns an
+// Its methods are safe for concurrent use. Close signals Waits out of
+// libc and waits for calls in progress to leave it before sem_close, and
+// afterwards every method but Name, Created and Unlink returns an
 // error wrapping fs.ErrClosed.
 type Semaphore struct {
-	name    string
-	created bool
-	mu      sync.RWMutex // read-held across every libc call on sem; Close write-locks it
-	sem     uintptr      // libc's sem_t *; 0 after Close
+	name     string
+	created  bool
+	mu       sync.RWMutex // read-held across every libc call on sem; Close write-locks it
+	sem      uintptr      // libc's sem_t *; 0 after Close
+	sleepers sleepers     // Waits inside libc, for Close
 }
 
 // SemValueMax is SEM_VALUE_MAX under glibc and musl on Linux: the largest
@@ -284,32 +255,61 @@ func (s *Semaphore) TryWait() (bool, error) {
 // Wait takes one, blocking while the count is 0, until ctx is done.
 //
 // It calls sem_clockwait(CLOCK_MONOTONIC) (glibc 2.30+; under musl,
-// sem_timedwait with a CLOCK_REALTIME deadline) in slices of at most 50
-// ms, retrying EINTR. A deadline of ctx ends the last slice: Wait returns
-// context.DeadlineExceeded at the deadline, not a slice later.
-// Cancellation without a deadline returns ctx.Err() within about 50 ms.
-// A ctx that is already done returns ctx.Err() without taking one. When
-// the count is positive, Wait takes one in a single cgo crossing with no
-// system call.
+// sem_timedwait with a CLOCK_REALTIME deadline) once, with the deadline of
+// ctx if it has one (Wait then returns context.DeadlineExceeded at the
+// deadline) and otherwise with an hour's, renewed. A waiting Wait costs no
+// CPU: it sleeps in the kernel until a post. Cancellation ends it within
+// about a millisecond by a signal (SIGURG, which the Go runtime uses and
+// ignores) to its thread, which ends libc's wait with EINTR: no post is
+// taken or added, and no other waiter is woken. A ctx that is already done
+// returns ctx.Err() without taking one. When the count is positive, Wait
+// takes one in a single cgo crossing with no system call.
 //
 // A blocked Wait holds one OS thread and no P: it does not keep other
-// goroutines from running. Safe for concurrent use. Close makes Waits in
-// progress return an error wrapping fs.ErrClosed, within about 50 ms.
+// goroutines from running. Safe for concurrent use. Close signals Waits
+// out of libc the same way, and they return an error wrapping
+// fs.ErrClosed.
 func (s *Semaphore) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var sl *sleeper
 	for {
-		slice, err := nextSlice(ctx)
-		if err != nil {
-			return err
+		timeout := int64(-1)
+		if d, ok := ctx.Deadline(); ok {
+			left := time.Until(d)
+			if left <= 0 {
+				return context.DeadlineExceeded
+			}
+			if left <= foreverWait { // a later deadline ends the wait by interrupt
+				timeout = int64(left)
+			}
+		}
+		if sl == nil {
+			sl = new(sleeper)
+			stop := context.AfterFunc(ctx, sl.interrupt)
+			defer stop()
 		}
 		s.mu.RLock()
 		if s.sem == 0 {
 			s.mu.RUnlock()
 			return s.errClosed(semWaitOp)
 		}
-		took, err := semWait(s.name, s.sem, int64(slice))
+		if !s.sleepers.add(sl) {
+			s.mu.RUnlock()
+			continue // Close holds the lock next
+		}
+		took, err := semWait(s.name, s.sem, timeout, sl)
+		s.sleepers.remove(sl)
 		s.mu.RUnlock()
 		if took || err != nil {
 			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if timeout >= 0 && sl.kick.Load() == 0 {
+			return context.DeadlineExceeded
 		}
 	}
 }
@@ -328,11 +328,12 @@ func (s *Semaphore) Value() (int, error) {
 
 // Close releases this process's handle: sem_close, which unmaps libc's
 // memory for the semaphore. It waits for Post, TryWait and Value calls in
-// progress, and for Waits to come out of libc (within about 50 ms), which
-// then return errors wrapping fs.ErrClosed; sem_close never runs under a
+// progress, and signals Waits out of libc (see Wait), which then return
+// errors wrapping fs.ErrClosed; sem_close never runs under a
 // waiter. Close never unlinks. A second Close returns an error wrapping
 // fs.ErrClosed. Safe for concurrent use.
 func (s *Semaphore) Close() error {
+	s.sleepers.pause() // Waits leave libc and the read lock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sem == 0 {

@@ -45,6 +45,8 @@ package shm
 #cgo nocallback goshm_sem_trywait
 #cgo nocallback goshm_sem_wait
 #include "sem.h"
+#cgo nocallback goshm_futex_wait
+#include "wake.h"
 #cgo noescape goshm_memfd
 #cgo nocallback goshm_memfd
 #cgo noescape goshm_add_seals
@@ -86,6 +88,7 @@ var opNames = [C.GOSHM_OP_COUNT]string{
 	C.GOSHM_OP_SEM_POST:      "sem_post",
 	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
 	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
+	C.GOSHM_OP_FUTEX:         "futex",
 	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
 	C.GOSHM_OP_RENAMEAT2:     "renameat2",
 }
@@ -386,17 +389,29 @@ func semTryWait(name string, sem uintptr) (bool, error) {
 	return false, shimErr(name, e)
 }
 
-// semWait waits up to timeout to take one; false, nil when the time ran
-// out.
-func semWait(name string, sem uintptr, timeout int64) (bool, error) {
-	e := C.goshm_sem_wait(C.uintptr_t(sem), C.int64_t(timeout))
+// semWait waits up to timeout (without end if negative) to take one, or
+// until sl is stopped or kicked; false, nil when the time ran out or sl
+// ended it. sl is Go memory without pointers, read by C during the call.
+func semWait(name string, sem uintptr, timeout int64, sl *sleeper) (bool, error) {
+	e := C.goshm_sem_wait(C.uintptr_t(sem), C.int64_t(timeout), (*C.struct_goshm_sleeper)(unsafe.Pointer(sl)))
 	switch {
 	case e == 0:
 		return true, nil
-	case semErrno(e) == syscall.ETIMEDOUT:
+	case semErrno(e) == syscall.ETIMEDOUT, semErrno(e) == syscall.ECANCELED:
 		return false, nil
 	}
 	return false, shimErr(name, e)
+}
+
+// futexSleep is goshm_futex_wait: FUTEX_WAIT on the word at addr (mapped
+// memory, never Go's) while it holds val, for at most timeout ns, unless sl
+// is flagged; the errno, 0 when woken.
+func futexSleep(addr unsafe.Pointer, val uint32, timeout int64, sl *sleeper) syscall.Errno {
+	e := C.goshm_futex_wait(C.uintptr_t(uintptr(addr)), C.uint32_t(val), C.int64_t(timeout), (*C.struct_goshm_sleeper)(unsafe.Pointer(sl)))
+	if e == 0 {
+		return 0
+	}
+	return semErrno(e)
 }
 
 func semGetValue(name string, sem uintptr) (int, error) {

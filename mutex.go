@@ -1,0 +1,517 @@
+//go:build linux && cgo
+
+package shm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// MutexSize is the number of bytes a Mutex occupies in a mapping: one
+// 64-bit word, at an offset that is a multiple of 8. Zero bytes are an
+// unlocked Mutex. The layout is c/LAYOUT.md's, shared with c/shmmutex.h.
+const MutexSize = 8
+
+// ErrOwnerDead is wrapped by the error of a Lock or TryLock that took the
+// lock from a process that died holding it. The lock is then held by the
+// caller, as after a plain Lock; what it protects may be half-updated, and
+// only the caller can check and repair it before Unlock. The error also
+// wraps syscall.EOWNERDEAD, as pthread_mutex_lock and shmmutex_lock say it.
+var ErrOwnerDead = errors.New("lock taken from a process that died holding it")
+
+var errOwnerDead = fmt.Errorf("%w (%w)", ErrOwnerDead, syscall.EOWNERDEAD)
+
+// The lock word (c/LAYOUT.md). 0 is unlocked. Locked, it holds the
+// holder's token, a 62-bit number drawn at random by each process for
+// each object, in bits 0-30 and 32-62; bit 31 says that a process may be
+// waiting; bit 63 is 0 in layout version 1 (a later layout sets it, and
+// version 1 refuses such a word). The futex is the 32-bit half holding
+// bits 0-31, so taking, releasing and the waiters bit all change it.
+const (
+	waitersBit = 1 << 31
+	tokenMask  = 0x7fffffff_7fffffff
+	layoutBit  = 1 << 63
+	// slotBase is the file offset of slot 0: the holder of token t holds
+	// an open-file-description write lock on the byte at slotBase+slot(t)
+	// of the object for as long as it lives. Far beyond any real object's
+	// end, where locks may lie.
+	slotBase = 1 << 62
+)
+
+// The fcntl commands of open-file-description locks (Linux 3.15).
+const (
+	fOFDGetlk = 36
+	fOFDSetlk = 37
+)
+
+// slot is the byte (from slotBase) of token t: its 62 bits, packed.
+func slot(t uint64) int64 { return int64(t>>32)<<31 | int64(t&0x7fffffff) }
+
+// A Mutex is a lock between processes whose state lives in MutexSize bytes
+// of a mapping, from (*Segment).Mutex or (*Mapping).Mutex. Go and C
+// (c/shmmutex.h) processes that map the same object lock the same Mutex.
+//
+// A Mutex is held by a process, not a goroutine or thread: any goroutine
+// of the holding process may Unlock it, as with sync.Mutex, and every
+// Mutex value for the same bytes of the same object in one process, from
+// any Segment or Mapping, is the same lock. It is not reentrant: a second
+// Lock waits, even in the holding process. When the holding process dies,
+// the next Lock or TryLock takes the lock and reports ErrOwnerDead.
+//
+// How a death is known: each process holds, for its lifetime, an
+// open-file-description lock (fcntl F_OFD_SETLK) on a byte of the object
+// far past its end, chosen by a random 62-bit token that it writes into the
+// lock word when it takes the lock. The kernel releases that byte lock
+// when the process dies, whatever its pid namespace; another process that
+// finds the word held tests the byte (F_OFD_GETLK) and takes the lock from
+// the dead only if nobody holds it. No pid is ever trusted: pid reuse and
+// pid namespaces do not matter. See c/LAYOUT.md.
+//
+// The Mutex is the mapped memory itself, like Uint32: valid until the
+// mapping's Close or Remap, and Lock, TryLock and Unlock fault like Bytes
+// if the memory is gone. Taking and releasing an unlocked lock is one
+// compare-and-swap each, with no system call, cgo call or allocation. Safe
+// for concurrent use.
+type Mutex struct {
+	word *atomic.Uint64
+	m    *Mapping
+	off  int64
+	reg  *objReg
+}
+
+// Mutex returns the lock whose MutexSize bytes start at off of the mapping.
+// off must be a multiple of 8 with MutexSize bytes inside the mapping,
+// else the error wraps syscall.EINVAL; a read-only or private mapping
+// cannot hold a lock other processes see (syscall.EINVAL too), and after
+// Close the error wraps fs.ErrClosed. All-zero bytes are an unlocked lock:
+// a new object needs no initialisation.
+//
+// The first Mutex of an object in a process opens the object again and
+// takes this process's byte lock on it (see Mutex); that descriptor stays
+// open until the process exits, so that the process's locks stay its own
+// for its lifetime. The byte lock needs the object open for writing.
+func (m *Mapping) Mutex(off int64) (*Mutex, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, err := m.word("mutex", off, MutexSize)
+	if err != nil {
+		return nil, err
+	}
+	if m.readOnly || m.private {
+		return nil, argErr("mutex", m.name, "a read-only or private (copy-on-write) mapping cannot hold a lock other processes see")
+	}
+	reg, err := register(m, uintptr(p))
+	if err != nil {
+		return nil, err
+	}
+	return &Mutex{word: (*atomic.Uint64)(p), m: m, off: off, reg: reg}, nil
+}
+
+// An objReg is this process's registration on one object: its own open
+// file description of the object, holding the byte lock of its token.
+type objReg struct {
+	fd    int
+	token uint64
+	name  string
+}
+
+var registry struct {
+	sync.Mutex
+	byID map[fileID]*objReg
+}
+
+// register returns this process's registration on the object m maps
+// (addr is inside the mapping), making it on first use.
+func register(m *Mapping, addr uintptr) (*objReg, error) {
+	fd, err := reopenObject(m, addr)
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, &fs.PathError{Op: "fstat", Path: m.name, Err: err}
+	}
+	id := fileID{uint64(st.Dev), st.Ino}
+	registry.Lock()
+	defer registry.Unlock()
+	if r := registry.byID[id]; r != nil {
+		syscall.Close(fd)
+		return r, nil
+	}
+	for range 100 {
+		t := rand.Uint64() & tokenMask
+		if t&0x7fffffff == 0 {
+			continue // the futex half must be nonzero while locked
+		}
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: slotBase + slot(t), Len: 1}
+		err := syscall.FcntlFlock(uintptr(fd), fOFDSetlk, &lk)
+		if err == syscall.EAGAIN || err == syscall.EACCES {
+			continue // a live process has this token
+		}
+		if err != nil {
+			syscall.Close(fd)
+			return nil, &fs.PathError{Op: "fcntl", Path: m.name, Err: err}
+		}
+		if registry.byID == nil {
+			registry.byID = make(map[fileID]*objReg)
+		}
+		r := &objReg{fd: fd, token: t, name: m.name}
+		registry.byID[id] = r
+		return r, nil
+	}
+	syscall.Close(fd)
+	return nil, &fs.PathError{Op: "fcntl", Path: m.name, Err: fmt.Errorf("no free token after 100 draws: %w", syscall.EAGAIN)}
+}
+
+// reopenObject opens the object m maps, read-write, as a new open file
+// description. A mapping with a descriptor reopens /proc/self/fd/N (which
+// works for unlinked objects and memfds). A Mapping of a file that was
+// closed finds the file from its address in /proc/self/maps: through
+// /proc/self/map_files (which needs CAP_SYS_ADMIN), else by the path if it
+// still names the same device and inode, else through a descriptor of this
+// process that does.
+func reopenObject(m *Mapping, addr uintptr) (int, error) {
+	if m.fd >= 0 {
+		fd, err := syscall.Open("/proc/self/fd/"+strconv.Itoa(m.fd), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return -1, &fs.PathError{Op: "open", Path: m.name, Err: err}
+		}
+		return fd, nil
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return -1, err
+	}
+	for line := range bytes.Lines(maps) {
+		f := bytes.Fields(line)
+		if len(f) < 6 {
+			continue
+		}
+		lo, hi, _ := bytes.Cut(f[0], []byte{'-'})
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if err1 != nil || err2 != nil || uint64(addr) < start || uint64(addr) >= end {
+			continue
+		}
+		majS, minS, _ := bytes.Cut(f[3], []byte{':'})
+		major, _ := strconv.ParseUint(string(majS), 16, 64)
+		minor, _ := strconv.ParseUint(string(minS), 16, 64)
+		ino, _ := strconv.ParseUint(string(f[4]), 10, 64)
+		want := mapID{major, minor, ino}
+		same := func(fd int) bool {
+			var st syscall.Stat_t
+			if syscall.Fstat(fd, &st) != nil {
+				return false
+			}
+			maj, mnr := devMajorMinor(uint64(st.Dev))
+			return mapID{maj, mnr, st.Ino} == want
+		}
+		try := func(path string) int {
+			fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+			if err != nil {
+				return -1
+			}
+			if !same(fd) {
+				syscall.Close(fd)
+				return -1
+			}
+			return fd
+		}
+		if fd := try("/proc/self/map_files/" + string(f[0])); fd >= 0 {
+			return fd, nil
+		}
+		if path := string(bytes.Join(f[5:], []byte{' '})); path[0] == '/' {
+			if fd := try(path); fd >= 0 {
+				return fd, nil
+			}
+		}
+		ents, _ := os.ReadDir("/proc/self/fd")
+		for _, e := range ents {
+			if fd := try("/proc/self/fd/" + e.Name()); fd >= 0 {
+				return fd, nil
+			}
+		}
+		return -1, &fs.PathError{Op: "open", Path: m.name, Err: fmt.Errorf(
+			"cannot open the mapped file again (no /proc/self/map_files access, its path is gone and no descriptor of it is open): %w", syscall.ENOENT)}
+	}
+	return -1, &fs.PathError{Op: "open", Path: m.name, Err: fmt.Errorf("mapping not found in /proc/self/maps: %w", syscall.ENOENT)}
+}
+
+// alive reports whether the process holding token t's byte lock is alive:
+// whether anybody holds that byte (F_OFD_GETLK). Our own descriptor's
+// locks never conflict with themselves, so t must not be r's own token.
+func (r *objReg) alive(t uint64) (bool, error) {
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: slotBase + slot(t), Len: 1}
+	if err := syscall.FcntlFlock(uintptr(r.fd), fOFDGetlk, &lk); err != nil {
+		return false, &fs.PathError{Op: "fcntl", Path: r.name, Err: err}
+	}
+	return lk.Type != syscall.F_UNLCK, nil
+}
+
+// step makes one attempt to take the lock at w. It takes a free lock, and
+// one whose holder is dead (dead true). Otherwise it returns the word it
+// found, with the waiters bit set in memory first if announce: a process
+// about to sleep must be woken by the Unlock.
+func (mu *Mutex) step(op string, w *atomic.Uint64, announce bool) (took, dead bool, cur uint64, err error) {
+	me := mu.reg.token
+	for {
+		cur = w.Load()
+		switch holder := cur &^ waitersBit; {
+		case cur&layoutBit != 0:
+			return false, false, cur, &fs.PathError{Op: op, Path: mu.m.name, Err: fmt.Errorf(
+				"lock word %#x at offset %d is not layout version 1: %w", cur, mu.off, syscall.EPROTO)}
+		case cur == 0:
+			next := me
+			if announce {
+				next |= waitersBit // others may sleep too: our Unlock must wake one
+			}
+			if w.CompareAndSwap(0, next) {
+				return true, false, 0, nil
+			}
+			continue
+		case holder != me:
+			alive, err := mu.reg.alive(holder)
+			if err != nil {
+				return false, false, cur, err
+			}
+			if !alive {
+				if w.CompareAndSwap(cur, me|cur&waitersBit) {
+					return true, true, 0, nil
+				}
+				continue
+			}
+		}
+		if !announce || cur&waitersBit != 0 {
+			return false, false, cur, nil
+		}
+		if w.CompareAndSwap(cur, cur|waitersBit) {
+			return false, false, cur | waitersBit, nil
+		}
+	}
+}
+
+func (mu *Mutex) result(op string, dead bool) error {
+	if dead {
+		return &fs.PathError{Op: op, Path: mu.m.name, Err: errOwnerDead}
+	}
+	return nil
+}
+
+// TryLock takes the lock if it is free, or if its holder died (then with
+// an error wrapping ErrOwnerDead, the lock held), and reports whether it
+// did; it never waits. A lock this process holds is not free. Without
+// contention it is one compare-and-swap; finding the lock held costs one
+// fcntl system call to see whether the holder lives.
+func (mu *Mutex) TryLock() (bool, error) {
+	if mu.word.CompareAndSwap(0, mu.reg.token) {
+		return true, nil
+	}
+	took, dead, _, err := mu.step("trylock", mu.word, false)
+	if err != nil {
+		return false, err
+	}
+	return took, mu.result("trylock", dead)
+}
+
+// Lock takes the lock, waiting while another process (or this one) holds
+// it, until ctx is done. A free lock is taken even when ctx is done. If the
+// holder died, Lock takes the lock and returns an error wrapping
+// ErrOwnerDead: the lock is held, and the caller repairs what it protects.
+//
+// A waiting Lock sleeps in futex(FUTEX_WAIT) on the lock word, woken by
+// the Unlock of any process, C's included, and costs no CPU while it
+// sleeps. A holder's death wakes it within about 250 ms: while Locks of
+// this process sleep, one goroutine tests every 250 ms whether the
+// processes they wait for still hold their byte locks, and wakes every
+// waiter of a lock whose holder died (in every process: they all recheck,
+// as futex waiters must). Cancellation and the deadline of ctx end a
+// waiting Lock within a millisecond or so: a signal to its thread (see
+// the package's Coordination notes), never a wake-up of another waiter.
+// Close of the mapping ends it with an error wrapping fs.ErrClosed.
+func (mu *Mutex) Lock(ctx context.Context) error {
+	if mu.word.CompareAndSwap(0, mu.reg.token) {
+		return nil
+	}
+	return mu.lockSlow(ctx)
+}
+
+func (mu *Mutex) lockSlow(ctx context.Context) error {
+	m := mu.m
+	var s *sleeper
+	for {
+		m.mu.RLock()
+		p, err := m.word("lock", mu.off, MutexSize)
+		if err != nil {
+			m.mu.RUnlock()
+			return err
+		}
+		w := (*atomic.Uint64)(p)
+		took, dead, cur, err := mu.step("lock", w, true)
+		if took || err != nil {
+			m.mu.RUnlock()
+			if err != nil {
+				return err
+			}
+			return mu.result("lock", dead)
+		}
+		// The waiters bit is set: leaving now loses no wake-up.
+		if err := ctx.Err(); err != nil {
+			m.mu.RUnlock()
+			return err
+		}
+		timeout := foreverWait
+		if d, ok := ctx.Deadline(); ok {
+			left := time.Until(d)
+			if left <= 0 {
+				m.mu.RUnlock()
+				return context.DeadlineExceeded
+			}
+			timeout = min(timeout, left) // a later deadline ends the wait by interrupt
+		}
+		if s == nil {
+			s = new(sleeper)
+			stop := context.AfterFunc(ctx, s.interrupt)
+			defer stop()
+		}
+		if !m.sleepers.add(s) {
+			m.mu.RUnlock()
+			continue // Close is under way: the next word() says so
+		}
+		var watch *watchEntry
+		if holder := cur &^ waitersBit; holder != mu.reg.token { // we cannot die while we wait
+			watch = deaths.add(mu.reg, p, holder)
+		}
+		_, e := s.futexWait(low32(p), uint32(cur), timeout)
+		if watch != nil {
+			deaths.remove(watch)
+		}
+		m.sleepers.remove(s)
+		m.mu.RUnlock()
+		switch e {
+		case 0, syscall.EAGAIN, syscall.EINTR, syscall.ETIMEDOUT:
+		default:
+			return m.futexErr(e)
+		}
+	}
+}
+
+// Unlock releases the lock and wakes one waiting process, if any announced
+// itself. A lock this process does not hold (free, or held by another
+// process) is not released: the error wraps syscall.EPERM. Any goroutine
+// of the holding process may unlock. Without waiters it is one
+// compare-and-swap; with them, one futex(FUTEX_WAKE) system call more.
+func (mu *Mutex) Unlock() error {
+	me := mu.reg.token
+	if mu.word.CompareAndSwap(me, 0) {
+		return nil
+	}
+	for {
+		cur := mu.word.Load()
+		if cur&^waitersBit != me {
+			return &fs.PathError{Op: "unlock", Path: mu.m.name, Err: fmt.Errorf(
+				"lock at offset %d is not held by this process: %w", mu.off, syscall.EPERM)}
+		}
+		if mu.word.CompareAndSwap(cur, 0) {
+			syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(low32(unsafe.Pointer(mu.word))), futexWake, 1, 0, 0, 0)
+			return nil
+		}
+	}
+}
+
+// low32 is the address of the 32-bit half of the 64-bit word at p that
+// holds bits 0-31: the futex.
+func low32(p unsafe.Pointer) unsafe.Pointer {
+	if bigEndian {
+		return unsafe.Add(p, 4)
+	}
+	return p
+}
+
+var bigEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 0 }()
+
+// deaths watches, while Locks of this process sleep, whether the holders
+// they wait for live, and wakes the waiters of a dead one.
+var deaths deathWatch
+
+type watchEntry struct {
+	reg    *objReg
+	word   unsafe.Pointer
+	holder uint64
+}
+
+type deathWatch struct {
+	mu      sync.Mutex
+	set     map[*watchEntry]struct{}
+	running bool
+}
+
+// deathPeriod is how often the holders of waited-for locks are tested.
+const deathPeriod = 250 * time.Millisecond
+
+func (d *deathWatch) add(reg *objReg, word unsafe.Pointer, holder uint64) *watchEntry {
+	e := &watchEntry{reg, word, holder}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.set == nil {
+		d.set = make(map[*watchEntry]struct{})
+	}
+	d.set[e] = struct{}{}
+	if !d.running {
+		d.running = true
+		go d.run()
+	}
+	return e
+}
+
+func (d *deathWatch) remove(e *watchEntry) {
+	d.mu.Lock()
+	delete(d.set, e)
+	d.mu.Unlock()
+}
+
+// run tests each (object, holder) pair once per period and wakes all the
+// waiters of a word whose holder died. The waiters hold their mapping's
+// lock while registered, so the words stay mapped while it runs.
+func (d *deathWatch) run() {
+	type key struct {
+		reg    *objReg
+		holder uint64
+	}
+	for {
+		time.Sleep(deathPeriod)
+		d.mu.Lock()
+		if len(d.set) == 0 {
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
+		verdict := make(map[key]bool)
+		for e := range d.set {
+			k := key{e.reg, e.holder}
+			alive, seen := verdict[k]
+			if !seen {
+				var err error
+				if alive, err = e.reg.alive(e.holder); err != nil {
+					alive = false // wake it: the waiter's own test reports the error
+				}
+				verdict[k] = alive
+			}
+			if !alive {
+				syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(low32(e.word)), futexWake, 1<<31-1, 0, 0, 0)
+			}
+		}
+		d.mu.Unlock()
+	}
+}

@@ -1,0 +1,6 @@
+//go:build linux && cgo && !race
+
+package shm_test
+
+// raceEnabled: see race_test.go.
+const raceEnabled = false
