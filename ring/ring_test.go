@@ -428,8 +428,8 @@ func TestDeadline(t *testing.T) {
 		if err := call(canceled); !errors.Is(err, context.Canceled) {
 			t.Fatalf("%s with a canceled context: %v", what, err)
 		}
-		// Canceled while asleep: shm's Wait notices within its 50 ms
-		// slice, before the ring's own 150 ms poll would.
+		// Canceled while asleep: shm's Wait is interrupted at once
+		// (about 1 ms), long before the ring's own 150 ms poll.
 		ctx3, cancel3 := context.WithCancel(context.Background())
 		defer cancel3()
 		e := any(rd)
