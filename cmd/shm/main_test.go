@@ -147,7 +147,7 @@ func TestCreateStatLsRm(t *testing.T) {
 		t.Fatalf("ls -l header %q", lines[0])
 	}
 	seen, prev := 0, ""
-	re := regexp.MustCompile(`^(?:shm|sem) +(-[rwx-]{9}) +\S+ +\S+ +(\d+) +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d +(\S+) +(/\S+)$`)
+	re := regexp.MustCompile(`^(?:shm|sem|ring) +(-[rwx-]{9}) +\S+ +\S+ +(\d+) +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d +(\S+) +(/\S+)$`)
 	for _, l := range lines[1:] {
 		m := re.FindStringSubmatch(l)
 		if m == nil {
