@@ -81,6 +81,28 @@ type Options struct {
 	// populated in parallel, in slices whose offsets are multiples of
 	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines.
 	Populate bool
+
+	// Init (OpenFile only), when set, is called with the mapped bytes of
+	// an object that the call creates, after it is sized (and populated)
+	// and before it is published under its name: whatever Init writes (a
+	// header, a magic number) is there before any other process can open
+	// the name, so peers never see the object uninitialised. It is not
+	// called when the call opens an existing object (or truncates one
+	// with os.O_TRUNC). An error from Init fails the call, and the object
+	// is removed: only its temporary name ever existed. Init must not
+	// keep the slice, and its writes are unguarded like Bytes (with Sparse
+	// on a full /dev/shm they fault). Init with Private is an error
+	// wrapping syscall.EINVAL: a private mapping's writes never reach the
+	// object.
+	Init func(b []byte) error
+}
+
+// init returns opt.Init, nil for a nil opt.
+func (o *Options) init() func([]byte) error {
+	if o == nil {
+		return nil
+	}
+	return o.Init
 }
 
 // mapFlags are the shim flags for opt.

@@ -4,6 +4,7 @@ package shm
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -154,12 +155,14 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 		return bad("size %d must be positive", size)
 	case !sizing && size != 0:
 		return bad("size %d given, but without os.O_CREATE or os.O_TRUNC the size is the object's own: pass 0", size)
+	case opt.init() != nil && opt.Private:
+		return bad("Init with Private: a private mapping's writes never reach the object")
 	}
 	flags := opt.mapFlags()
 	if access == os.O_RDONLY {
 		flags |= mapReadOnly
 	}
-	r, err := openOrCreate(name, flag, uint32(perm), int64(size), flags)
+	r, err := openOrCreate(name, flag, uint32(perm), int64(size), flags, opt.init())
 	if err != nil {
 		return nil, explain(err)
 	}
@@ -177,19 +180,19 @@ const retries = 100
 // with os.O_CREATE alone, opens what exists, else creates exclusively, and
 // tries again while another process creates or removes the name in
 // between.
-func openOrCreate(name string, flag int, perm uint32, size int64, flags int) (result, error) {
+func openOrCreate(name string, flag int, perm uint32, size int64, flags int, init func([]byte) error) (result, error) {
 	if flag&os.O_CREATE == 0 {
 		return open(name, flag, size, flags)
 	}
 	if flag&os.O_EXCL != 0 {
-		return create(name, perm, size, flags)
+		return create(name, perm, size, flags, init)
 	}
 	for tries := 0; ; tries++ {
 		r, err := open(name, flag&^os.O_CREATE, size, flags)
 		if !errors.Is(err, fs.ErrNotExist) || tries == retries {
 			return r, err
 		}
-		r, err = create(name, perm, size, flags)
+		r, err = create(name, perm, size, flags, init)
 		if !errors.Is(err, fs.ErrExist) {
 			return r, err
 		}
@@ -216,7 +219,7 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 //  2. The object is made under a fresh temporary name (tmpName) with
 //     shm_open(O_CREAT|O_EXCL), sized and mapped; a temporary name that
 //     exists is replaced by another.
-//  3. It is populated, if asked.
+//  3. It is populated, if asked, and Options.Init runs on its bytes.
 //  4. It is renamed to name in the directory libc uses (Dir, learnt from
 //     the new descriptor) with renameat2(RENAME_NOREPLACE): EEXIST if
 //     name is taken by now. /proc then names the object as shm_open would.
@@ -227,7 +230,7 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 // meanwhile (another creator, or what the probe could not open: another
 // user's object, a symlink, a socket), the error is EEXIST, as O_EXCL
 // would have said. On any failure, only the temporary name is removed.
-func create(name string, perm uint32, size int64, flags int) (result, error) {
+func create(name string, perm uint32, size int64, flags int, init func([]byte) error) (result, error) {
 	if err := probe(name); err != nil {
 		return result{}, err
 	}
@@ -251,7 +254,15 @@ func create(name string, perm uint32, size int64, flags int) (result, error) {
 			}
 			closeFD(r.fd)
 		} else if err = finishPopulate(name, r); err == nil {
-			if err = publish(name, tmp, r.fd); err != nil {
+			if init != nil {
+				if err = init(r.data); err != nil {
+					err = &fs.PathError{Op: "openfile", Path: name, Err: fmt.Errorf("init: %w", err)}
+				}
+			}
+			if err == nil {
+				err = publish(name, tmp, r.fd)
+			}
+			if err != nil {
 				unmapClose(name, r.data, r.fd)
 			}
 		}

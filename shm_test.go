@@ -1309,3 +1309,68 @@ func TestCILeftoverCheckSeesOnlyThisRun(t *testing.T) {
 		t.Fatalf("the leftover reached the host's /dev/shm")
 	}
 }
+
+// TestOpenFileInit: Options.Init writes a new object's bytes before the
+// name exists for anyone else, and a failing Init leaves nothing.
+// Kills: Init run after publishing (the Open inside Init succeeds), an
+// Init error that leaves the temporary name (or the name) behind, Init
+// called when the object already existed, Init allowed with Private.
+func TestOpenFileInit(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	calls := 0
+	opt := &shm.Options{Init: func(b []byte) error {
+		calls++
+		if o, err := shm.Open(name); !errors.Is(err, fs.ErrNotExist) {
+			if err == nil {
+				o.Close()
+			}
+			t.Errorf("inside Init, Open found the name: %v", err)
+		}
+		copy(b, "header")
+		return nil
+	}}
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, 4096, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if got := string(o.Bytes()[:6]); got != "header" || calls != 1 || !s.Created() {
+		t.Fatalf("after OpenFile with Init: %q, %d calls, created %v", got, calls, s.Created())
+	}
+	// Opening what exists never runs Init.
+	again, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600, 4096, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Close()
+	if calls != 1 || again.Created() {
+		t.Fatalf("Init ran %d times; created %v", calls, again.Created())
+	}
+
+	// A failing Init fails the call and leaves no name at all.
+	bad := uniqueName(t)
+	cleanup(t, bad)
+	before := listDevShm(t)
+	boom := errors.New("boom")
+	_, err = shm.OpenFile(bad, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, 4096,
+		&shm.Options{Init: func([]byte) error { return boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("OpenFile with a failing Init = %v, want it to wrap the Init error", err)
+	}
+	for n := range listDevShm(t) {
+		if !before[n] && strings.HasPrefix(n, strings.TrimPrefix(bad, "/")) {
+			t.Errorf("a failed Init left %s behind", n)
+		}
+	}
+	_, err = shm.OpenFile(uniqueName(t), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, 4096,
+		&shm.Options{Private: true, Init: func([]byte) error { return nil }})
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Init with Private = %v, want EINVAL", err)
+	}
+}
