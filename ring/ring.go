@@ -97,11 +97,19 @@ func Create(name string, capacity int) (*Ring, error) {
 	if err := checkCapacity("create", name, capacity); err != nil {
 		return nil, err
 	}
-	s, err := shm.Create(name, headerSize+capacity)
+	// The header is written before the name is published (Options.Init),
+	// so no Go, C or Python peer ever opens this ring half-made, and a
+	// failure leaves no object behind.
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, headerSize+capacity,
+		&shm.Options{Init: func(b []byte) error { writeHeader(b, capacity); return nil }})
 	if err != nil {
 		return nil, err
 	}
-	return initSegment(s, name, capacity)
+	r, err := newSegment(s, name)
+	if err != nil {
+		s.Unlink() // ours: a failed Create leaves nothing
+	}
+	return r, err
 }
 
 // CreateMemfd makes a new ring as Create does, in an anonymous memfd
@@ -116,7 +124,8 @@ func CreateMemfd(name string, capacity int) (*Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return initSegment(s, s.Name(), capacity)
+	writeHeader(s.Bytes(), capacity)
+	return newSegment(s, s.Name())
 }
 
 func checkCapacity(op, name string, capacity int) error {
@@ -126,21 +135,20 @@ func checkCapacity(op, name string, capacity int) error {
 	return nil
 }
 
-// initSegment writes the header of a new ring into s, the magic last.
-func initSegment(s *shm.Segment, name string, capacity int) (*Ring, error) {
-	b := s.Bytes()
+// writeHeader writes the header of a new ring of capacity data bytes into
+// b, the magic last (a release store: a peer that sees the magic sees the
+// rest).
+func writeHeader(b []byte, capacity int) {
 	binary.LittleEndian.PutUint32(b[offVersion:], Version)
 	binary.LittleEndian.PutUint32(b[offHeaderSize:], headerSize)
 	binary.LittleEndian.PutUint64(b[offCapacity:], uint64(capacity))
 	binary.LittleEndian.PutUint64(b[offMaxMessage:], maxMessage(uint64(capacity)))
-	m, err := s.Uint64(offMagic)
-	if err == nil {
-		m.Store(binary.LittleEndian.Uint64([]byte(magic))) // release: the header before the magic
-	}
-	var f *os.File
-	if err == nil {
-		f, err = s.File()
-	}
+	(*atomic.Uint64)(unsafePointer(b, offMagic)).Store(binary.LittleEndian.Uint64([]byte(magic)))
+}
+
+// newSegment makes the Ring of s, a new ring whose header is written.
+func newSegment(s *shm.Segment, name string) (*Ring, error) {
+	f, err := s.File()
 	if err != nil {
 		s.Close()
 		return nil, err
