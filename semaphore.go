@@ -67,11 +67,12 @@ const SemValueMax = math.MaxInt32
 // CreateSemaphore creates a new named semaphore with count value:
 // sem_open(name, O_CREAT|O_EXCL, 0600, value). It fails with an error
 // wrapping fs.ErrExist if the name exists. Names are libc's, as for
-// Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
-// above SemValueMax is libc's EINVAL. A name longer than NAME_MAX (255)
-// with its leading slashes, which glibc refuses only after making and
-// mapping its file, is refused before glibc is called, with the verdict
-// glibc gives (EINVAL; EEXIST where the file exists) and nothing left.
+// Create: "/x" is the file /dev/shm/sem.x under glibc, /dev/shm/x under
+// musl. A value above SemValueMax is libc's EINVAL. A name longer than
+// NAME_MAX (255) with its leading slashes, which glibc refuses only after
+// making and mapping its file, is refused before glibc is called, with the
+// verdict glibc gives (EINVAL; ENAMETOOLONG where sem.NAME is too long a
+// file name; EEXIST where the file exists) and nothing left.
 func CreateSemaphore(name string, value int) (*Semaphore, error) {
 	return OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, value)
 }
@@ -163,13 +164,20 @@ const nameMax = 255
 // (2.36) judges the name without its slashes, creates and links sem.NAME,
 // maps it, and only then fails (errno 0) on the name's full length,
 // leaving the file and the mapping behind, so that the next try says
-// EEXIST. What glibc says before it creates anything is kept: EEXIST for
-// os.O_CREATE|os.O_EXCL when sem.NAME exists, ENOENT for an open when it
-// does not; every other case is its failure, as EINVAL.
+// EEXIST. What glibc says before it creates anything is kept: EINVAL for
+// a NAME (without its slashes) longer than NAME_MAX, ENAMETOOLONG where
+// sem.NAME is (the kernel's verdict), EEXIST for os.O_CREATE|os.O_EXCL
+// when sem.NAME exists, ENOENT for an open when it does not; every other
+// case is its failure, as EINVAL.
 func glibcLongName(name string, flag int) syscall.Errno {
 	base := baseName(name)
-	if base == "" || strings.ContainsRune(base, '/') {
+	switch {
+	case base == "" || strings.ContainsRune(base, '/') || len(base) > nameMax:
 		return syscall.EINVAL
+	case len("sem.")+len(base) > nameMax:
+		// The kernel refuses the file name sem.NAME before glibc
+		// creates anything: glibc says ENAMETOOLONG, create or open.
+		return syscall.ENAMETOOLONG
 	}
 	var st syscall.Stat_t
 	switch err := syscall.Lstat(Dir()+"/sem."+base, &st); {
