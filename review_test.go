@@ -1,0 +1,115 @@
+package shm_test
+
+// Reproductions from the hostile review of issues 14, 17 and 18.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/posixshm/shm"
+)
+
+// fakeCgroupRoom points the memory cgroup check at a v2 hierarchy made up
+// in a temporary directory whose only cgroup has room bytes left.
+func fakeCgroupRoom(t *testing.T, room int64) {
+	t.Helper()
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "cg")
+	write := func(path, s string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := filepath.Join(mnt, "pod")
+	write(filepath.Join(mnt, "cgroup.procs"), "")
+	write(filepath.Join(d, "cgroup.procs"), "")
+	write(filepath.Join(d, "memory.max"), "1000000000\n")
+	write(filepath.Join(d, "memory.current"), strings.TrimSpace(itoa(1000000000-room))+"\n")
+	write(filepath.Join(d, "memory.stat"), "")
+	write(filepath.Join(dir, "cgroup"), "0::/pod\n")
+	write(filepath.Join(dir, "mountinfo"), "30 22 0:26 / "+mnt+" rw - cgroup2 cgroup2 rw\n")
+	write(filepath.Join(dir, "meminfo"), "SwapFree: 0 kB\n")
+	got, restore := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
+	t.Cleanup(restore)
+	if r, _, ok := got(); !ok || r != room {
+		t.Fatalf("fake cgroup room = %d, %v; want %d", r, ok, room)
+	}
+}
+
+func itoa(n int64) string {
+	var b []byte
+	if n == 0 {
+		return "0"
+	}
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
+
+// TestReviewTruncOverMemoryCgroup: OpenFile with os.O_TRUNC reserves size
+// bytes exactly as Create does (fallocate of every page), so a size beyond
+// the memory cgroup's room must be ENOMEM too, not an OOM kill. So must
+// os.O_CREATE without os.O_EXCL of an existing object with os.O_TRUNC.
+func TestReviewTruncOverMemoryCgroup(t *testing.T) {
+	const room, big = 2 << 20, 16 << 20
+	name := uniqueName(t)
+	cleanup(t, name)
+	s, err := shm.Create(name, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fakeCgroupRoom(t, room)
+	if _, err := shm.Create(uniqueName(t), big); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("Create(%d) with %d bytes of room: %v, want ENOMEM", big, room, err)
+	}
+	for _, flag := range []int{os.O_RDWR | os.O_TRUNC, os.O_RDWR | os.O_CREATE | os.O_TRUNC} {
+		s, err := shm.OpenFile(name, flag, 0o600, big, nil)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, syscall.ENOMEM) {
+			t.Errorf("OpenFile(%#x, %d) with %d bytes of room: %v, want ENOMEM", flag, big, room, err)
+		}
+	}
+}
+
+// TestReviewSemLongNameErrno: a name longer than NAME_MAX with its
+// leading slashes, whose file name sem.NAME is itself too long for the
+// kernel, gets glibc's verdict ENAMETOOLONG (checked against glibc 2.36:
+// sem_open of "/" + 255 letters, "//" + 254, "/////" + 252 all fail with
+// ENAMETOOLONG, create and open alike, and leave nothing), not EINVAL.
+func TestReviewSemLongNameErrno(t *testing.T) {
+	if !semGlibcForReview() {
+		t.Skip("glibc's verdicts")
+	}
+	for _, c := range []struct{ slashes, n int }{{1, 255}, {2, 254}, {5, 252}} {
+		name := strings.Repeat("/", c.slashes) + strings.Repeat("q", c.n)
+		_, err := shm.CreateSemaphore(name, 0)
+		t.Logf("create %d+%d: %v", c.slashes, c.n, err)
+		if !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("CreateSemaphore(%d slashes + %d): %v, want ENAMETOOLONG as glibc", c.slashes, c.n, err)
+		}
+		if _, err := shm.OpenSemaphore(name); !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("OpenSemaphore(%d slashes + %d): %v, want ENAMETOOLONG as glibc", c.slashes, c.n, err)
+		}
+	}
+	// Past what glibc's buffer takes: EINVAL, as glibc says.
+	if _, err := shm.CreateSemaphore(strings.Repeat("q", 256), 0); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("CreateSemaphore(256 letters): %v, want EINVAL as glibc", err)
+	}
+}
+
+func semGlibcForReview() bool {
+	maps, _ := os.ReadFile("/proc/self/maps")
+	return strings.Contains(string(maps), "libc.so.6")
+}
