@@ -4,6 +4,7 @@ package shm_test
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,4 +113,126 @@ func TestReviewSemLongNameErrno(t *testing.T) {
 func semGlibcForReview() bool {
 	maps, _ := os.ReadFile("/proc/self/maps")
 	return strings.Contains(string(maps), "libc.so.6")
+}
+
+func rvFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+func rvMaps(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// TestReviewLeakCycles: many cycles of every new path (create, moving
+// grow with a stale word, shrink, Remap through a second Mapping, seals,
+// memfd File/MapFile, semaphores, failed creates) leave no descriptor,
+// mapping or object behind.
+func TestReviewLeakCycles(t *testing.T) {
+	cycle := func() {
+		name := uniqueName(t)
+		s, err := shm.Create(name, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.Uint32(0)
+		// Block the address space after the mapping so grows must move.
+		o, err := shm.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1 << 20, 4096, 3 << 20, 0, 8192} {
+			if err := s.Truncate(n); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Remap(); err != nil {
+				t.Fatal(err)
+			}
+			if o.Size() != n {
+				t.Fatalf("Remap: size %d, want %d", o.Size(), n)
+			}
+		}
+		w.Store(7)
+		if b := o.Bytes(); b[0] != 7 {
+			t.Fatalf("stale word did not reach the object")
+		}
+		if _, err := shm.Create(name, 4096); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second Create: %v", err)
+		}
+		s.Unlink()
+		o.Close()
+		s.Close()
+		m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := m.File()
+		mm, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm.Close()
+		if err := m.AddSeals(shm.SealWrite); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		sem, err := shm.CreateSemaphore(name, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sem.Unlink()
+		sem.Close()
+		if _, err := shm.CreateSemaphore(strings.Repeat("/", 254)+"rv", 0); err == nil {
+			t.Fatal("long name")
+		}
+	}
+	cycle()
+	fds, maps := rvFDs(t), rvMaps(t)
+	for range 500 {
+		cycle()
+	}
+	if f, m := rvFDs(t), rvMaps(t); f != fds || m > maps+4 {
+		t.Fatalf("after 500 cycles: %d fds (was %d), %d maps lines (was %d)", f, fds, m, maps)
+	}
+}
+
+// TestReviewReadOnlyMapFileBlocksSealWrite: a Mapping made by
+// MapFile(os.O_RDONLY) is read-only (PROT_READ), yet, made from a
+// read-write descriptor (what File returns), the kernel counts it as a
+// writable shared mapping (VM_SHARED|VM_MAYWRITE): it makes every
+// AddSeals(SealWrite) fail with EBUSY, its own included, although AddSeals
+// documents only "another process's writable mapping" as a cause.
+func TestReviewReadOnlyMapFileBlocksSealWrite(t *testing.T) {
+	m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f, err := m.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mm.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Only a read-only mapping of the object is left, the receiver's own.
+	if err := mm.AddSeals(shm.SealWrite); err != nil {
+		t.Errorf("AddSeals(SealWrite) with only a read-only Mapping left: %v", err)
+	}
 }
