@@ -236,3 +236,43 @@ func TestReviewReadOnlyMapFileBlocksSealWrite(t *testing.T) {
 		t.Errorf("AddSeals(SealWrite) with only a read-only Mapping left: %v", err)
 	}
 }
+
+// TestReviewSemaphoreNotRegularIsLibcs: the size check around sem_open is
+// there to keep a too-small regular file from SIGBUS; for anything that is
+// not a regular file libc itself fails cleanly, and its verdict is the
+// answer: a symbolic link is ELOOP (glibc and musl open with O_NOFOLLOW),
+// a directory EISDIR, as C's sem_open says. The check must not turn them
+// into EINVAL.
+func TestReviewSemaphoreNotRegularIsLibcs(t *testing.T) {
+	if !semGlibcForReview() {
+		t.Skip("glibc's file names")
+	}
+	name := uniqueName(t)
+	path := "/dev/shm/sem." + strings.TrimLeft(name, "/")
+	t.Cleanup(func() { os.Remove(path) })
+	if err := os.Symlink("/dev/null", path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := shm.OpenSemaphore(name)
+	t.Logf("symlink: %v", err)
+	if !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("OpenSemaphore of a symlink: %v, want ELOOP as sem_open", err)
+	}
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shm.OpenSemaphore(name); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("OpenSemaphore of a directory: %v, want EISDIR as sem_open", err)
+	}
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := shm.OpenSemaphore(name); err == nil {
+		s.Close()
+		t.Errorf("OpenSemaphore of a FIFO opened it")
+	} else {
+		t.Logf("FIFO: %v", err)
+	}
+}

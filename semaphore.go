@@ -96,11 +96,13 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 // crossing per sem_open.
 //
 // An existing semaphore's file (/dev/shm/sem.NAME under glibc,
-// /dev/shm/NAME under musl) must be a regular file large enough for libc's
-// sem_t; it is checked with stat before and after sem_open, and anything
-// else (an empty file any user can plant, a truncated one) is refused with
-// an error wrapping syscall.EINVAL, where libc would let the first Post or
-// Wait die of SIGBUS. What no check can prevent: a process that truncates
+// /dev/shm/NAME under musl), when it is a regular file, must be large
+// enough for libc's sem_t; it is checked with lstat before and after
+// sem_open, and one too small (an empty file any user can plant, a
+// truncated one) is refused with an error wrapping syscall.EINVAL, where
+// libc would let the first Post or Wait die of SIGBUS. Anything but a
+// regular file gets libc's own verdict (ELOOP for a symbolic link, EISDIR
+// for a directory, ...). What no check can prevent: a process that truncates
 // the file while this one has the semaphore open makes the next call
 // SIGBUS inside libc, which kills a Go program as it kills a C one. Give
 // the semaphore's file permissions that keep untrusted users from writing
@@ -215,15 +217,16 @@ func semFile(name string) string {
 	return Dir() + "/" + baseName(name)
 }
 
-// semWhole reports whether the semaphore's file, if there is one, is a
-// regular file that can hold a sem_t; where there is none, sem_open
-// answers.
+// semWhole reports whether the semaphore's file, if it is a regular file,
+// can hold a sem_t. Where there is none, or it is something else, sem_open
+// answers, and fails cleanly: a symbolic link is ELOOP (O_NOFOLLOW), a
+// directory EISDIR, a FIFO ENODEV from its mmap, a socket ENXIO.
 func semWhole(name string) bool {
 	var st syscall.Stat_t
-	if syscall.Stat(semFile(name), &st) != nil {
+	if syscall.Lstat(semFile(name), &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return true
 	}
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size >= semSize
+	return st.Size >= semSize
 }
 
 func errSemSmall(name string) error {
