@@ -172,8 +172,9 @@ func (m *Mapping) Truncate(size int) error {
 }
 
 // Remap follows a resize made by another process (or by Truncate through
-// another Mapping): fstat for the object's size, then mremap
-// (MREMAP_MAYMOVE) of this Mapping's mapping to it, in one cgo crossing.
+// another Mapping): fstat for the object's size, then, where the mapping
+// must grow, as Truncate grows it (mremap in place, else a new mapping
+// beside the old), in one cgo crossing.
 // Size then reports the new size. As with Truncate, nothing earlier Bytes
 // slices and words point into is unmapped before Close (the mapping may
 // move; the old one then stays), and ReadAt, WriteAt and Sync in flight
