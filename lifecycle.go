@@ -165,7 +165,15 @@ func (m *Mapping) Truncate(size int) error {
 	case m.off != 0:
 		return m.errOffset("truncate")
 	}
-	if err := checkMemoryRoom("fallocate", m.name, int64(size)-int64(len(m.data))); err != nil {
+	// What the object grows by is what fallocate reserves: from its own
+	// size (another process may have grown it already), not this mapping's.
+	grow := int64(size) - int64(len(m.data))
+	if grow >= memoryCheckMin {
+		if st, err := fstatFD(m.name, m.fd); err == nil {
+			grow = int64(size) - st.Size
+		}
+	}
+	if err := checkMemoryRoom("fallocate", m.name, grow); err != nil {
 		return err
 	}
 	return m.resize(int64(size))

@@ -320,3 +320,28 @@ func TestReviewReadmeOpsMatchCode(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewTruncateCountsObjectSize: Truncate reserves only what the
+// object grows by (fallocate of [current size, size)), so the memory cgroup
+// check must count that, not the growth of this Mapping: after a peer grew
+// the object to its final size, Truncate to that size reserves nothing
+// and must not be refused with ENOMEM.
+func TestReviewTruncateCountsObjectSize(t *testing.T) {
+	const big = 16 << 20
+	s := create(t, 4096)
+	peer, err := shm.Open(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Truncate(big); err != nil {
+		t.Fatal(err)
+	}
+	fakeCgroupRoom(t, 2<<20)
+	if err := s.Truncate(big); err != nil {
+		t.Fatalf("Truncate(%d) of a %d-byte object, nothing to reserve: %v", big, big, err)
+	}
+	if s.Size() != big {
+		t.Fatalf("Size %d", s.Size())
+	}
+}
