@@ -410,3 +410,14 @@ func TestReviewFullDevShm(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewTruncMissingIsENOENT: the cgroup check of os.O_TRUNC must not
+// hide shm_open's own verdict: a missing object is ENOENT, whatever the
+// room.
+func TestReviewTruncMissingIsENOENT(t *testing.T) {
+	fakeCgroupRoom(t, 2<<20)
+	name := uniqueName(t)
+	if _, err := shm.OpenFile(name, os.O_RDWR|os.O_TRUNC, 0, 16<<20, nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenFile(missing, O_TRUNC, 16 MiB) with 2 MiB of room: %v, want ENOENT", err)
+	}
+}

@@ -203,6 +203,13 @@ func openOrCreate(name string, flag int, perm uint32, size int64, flags int) (re
 func open(name string, flag int, size int64, flags int) (result, error) {
 	if flag&os.O_TRUNC != 0 && flags&mapSparse == 0 {
 		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+			// What shm_open would say first (ENOENT, EACCES, ...) is the
+			// answer; only an object it opens is too big to reserve.
+			fd, oerr := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
+			if oerr != nil {
+				return result{}, oerr
+			}
+			closeFD(fd)
 			return result{}, err
 		}
 	}
