@@ -166,10 +166,13 @@ func (m *Mapping) Truncate(size int) error {
 		return m.errOffset("truncate")
 	}
 	// What the object grows by is what fallocate reserves: from its own
-	// size (another process may have grown it already), not this mapping's.
+	// size (another process may have grown it already), not this mapping's;
+	// and only tmpfs pages are memory (a file on disk reserves blocks).
 	grow := int64(size) - int64(len(m.data))
 	if grow >= memoryCheckMin {
-		if st, err := fstatFD(m.name, m.fd); err == nil {
+		if !onTmpfs(m.fd) {
+			grow = 0
+		} else if st, err := fstatFD(m.name, m.fd); err == nil {
 			grow = int64(size) - st.Size
 		}
 	}

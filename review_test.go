@@ -421,3 +421,46 @@ func TestReviewTruncMissingIsENOENT(t *testing.T) {
 		t.Fatalf("OpenFile(missing, O_TRUNC, 16 MiB) with 2 MiB of room: %v, want ENOENT", err)
 	}
 }
+
+// TestReviewTruncateDiskFileNoCgroupCheck: the memory cgroup check is about
+// tmpfs pages, which are memory; growing a Mapping of an ordinary file on
+// a disk file system reserves disk blocks, not memory, and must not be
+// refused with ENOMEM because the cgroup has little memory left.
+func TestReviewTruncateDiskFileNoCgroupCheck(t *testing.T) {
+	dir := t.TempDir()
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err != nil || sfs.Type == 0x01021994 {
+		t.Skipf("%s is tmpfs (or unknown): %v", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "f"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(4096); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fakeCgroupRoom(t, 2<<20)
+	if err := m.Truncate(16 << 20); err != nil {
+		t.Fatalf("Truncate(16 MiB) of a file on disk with 2 MiB of cgroup memory left: %v", err)
+	}
+}
+
+// TestReviewTruncateMemfdChecked: a memfd is memory (shmem), so its grow
+// stays checked against the cgroup.
+func TestReviewTruncateMemfdChecked(t *testing.T) {
+	m, err := shm.CreateMemfdWith("rv", 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fakeCgroupRoom(t, 2<<20)
+	if err := m.Truncate(16 << 20); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("memfd Truncate(16 MiB) with 2 MiB of room: %v, want ENOMEM", err)
+	}
+}
