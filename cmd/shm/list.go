@@ -203,7 +203,7 @@ func (h *holderInfo) warnUnknown(e *env, cmd string) {
 	for path, err := range h.failed {
 		if !seen[err.Error()] {
 			seen[err.Error()] = true
-			e.warn("%s: holders of %s: %v", cmd, quoteName(path), err)
+			e.warn("%s: holders of %s: %s", cmd, quoteName(path), errText(err))
 		}
 	}
 }

@@ -3,8 +3,11 @@ package main
 // Reproductions from the hostile review of issues 14, 17 and 18.
 
 import (
+	"bytes"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -46,5 +49,25 @@ func TestReviewLsLongNulExactNames(t *testing.T) {
 				t.Errorf("%v: no record ends with the exact name %q:\n%q", args, n, raw)
 			}
 		}
+	}
+}
+
+// TestReviewMessagesCannotForge: every message is one line whatever the
+// names in the errors it carries: a failed rename or link (an
+// *os.LinkError, which prints both paths raw) and a holders error of a
+// semaphore (an *fs.PathError whose Path is the raw name).
+func TestReviewMessagesCannotForge(t *testing.T) {
+	evil := "/dev/shm/x\nshm: rm /important: removed"
+	if s := errText(&os.LinkError{Op: "rename", Old: evil, New: evil + ".~q", Err: syscall.EPERM}); strings.Contains(s, "\n") {
+		t.Errorf("errText of a LinkError: %q", s)
+	}
+	var out, errb bytes.Buffer
+	e := &env{strings.NewReader(""), &out, &errb}
+	h := &holderInfo{pids: map[string][]int{}, failed: map[string]error{
+		evil: &fs.PathError{Op: "sem_open", Path: "/x\nshm: rm /important: removed", Err: syscall.EACCES},
+	}}
+	h.warnUnknown(e, "ls")
+	if n := strings.Count(errb.String(), "\n"); n != 1 {
+		t.Errorf("one holders warning printed as %d lines: %q", n, errb.String())
 	}
 }
