@@ -464,3 +464,62 @@ func TestReviewTruncateMemfdChecked(t *testing.T) {
 		t.Fatalf("memfd Truncate(16 MiB) with 2 MiB of room: %v, want ENOMEM", err)
 	}
 }
+
+// TestReviewPublishRace: goroutines Create one name while another unlinks
+// it in a loop: every Create either wins (and the object is then its own,
+// as /proc/self/fd shows) or says EEXIST; no temporary name is left, and
+// no descriptor or mapping leaks.
+func TestReviewPublishRace(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	base := strings.TrimPrefix(name, "/")
+	fds, maps := rvFDs(t), rvMaps(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				shm.Unlink(name)
+			}
+		}
+	}()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 500 {
+				s, err := shm.Create(name, 4096)
+				if errors.Is(err, fs.ErrExist) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				w, _ := s.Uint32(0)
+				w.Store(1)
+				s.Close()
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	<-done
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), base+".~") {
+			t.Errorf("left: %s", e.Name())
+		}
+	}
+	if f, m := rvFDs(t), rvMaps(t); f != fds || m > maps+4 {
+		t.Errorf("fds %d -> %d, maps lines %d -> %d", fds, f, maps, m)
+	}
+}
