@@ -523,3 +523,35 @@ func TestReviewPublishRace(t *testing.T) {
 		t.Errorf("fds %d -> %d, maps lines %d -> %d", fds, f, maps, m)
 	}
 }
+
+// TestReviewHugeSizes: sizes no file system can hold are errors, never a
+// panic, and leave nothing.
+func TestReviewHugeSizes(t *testing.T) {
+	for _, size := range []int{1 << 62, int(^uint(0) >> 1), 1<<47 + 1} {
+		name := uniqueName(t)
+		cleanup(t, name)
+		s, err := shm.Create(name, size)
+		if err == nil {
+			s.Close()
+			t.Errorf("Create(%d) succeeded", size)
+			continue
+		}
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("Create(%d): %v (%T), not a PathError", size, err, err)
+		}
+		t.Logf("Create(%d): %v", size, err)
+		s2 := create(t, 4096)
+		if err := s2.Truncate(size); err == nil {
+			t.Errorf("Truncate(%d) succeeded", size)
+		} else if s2.Size() != 4096 {
+			t.Errorf("Truncate(%d): %v, Size %d", size, err, s2.Size())
+		}
+	}
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "TestReviewHugeSizes") && strings.Contains(e.Name(), ".~") {
+			t.Errorf("left: %s", e.Name())
+		}
+	}
+}
