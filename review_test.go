@@ -5,6 +5,7 @@ package shm_test
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -527,7 +528,7 @@ func TestReviewPublishRace(t *testing.T) {
 // TestReviewHugeSizes: sizes no file system can hold are errors, never a
 // panic, and leave nothing.
 func TestReviewHugeSizes(t *testing.T) {
-	for _, size := range []int{1 << 62, int(^uint(0) >> 1), 1<<47 + 1} {
+	for _, size := range []int{math.MaxInt/2 + 1, math.MaxInt, math.MaxInt>>16 + 1} {
 		name := uniqueName(t)
 		cleanup(t, name)
 		s, err := shm.Create(name, size)
