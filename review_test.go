@@ -200,8 +200,10 @@ func TestReviewLeakCycles(t *testing.T) {
 		}
 		sem.Unlink()
 		sem.Close()
-		if _, err := shm.CreateSemaphore(strings.Repeat("/", 254)+"rv", 0); err == nil {
-			t.Fatal("long name")
+		if semGlibcForReview() { // glibc's refusal, checked before glibc runs; musl takes the name
+			if _, err := shm.CreateSemaphore(strings.Repeat("/", 254)+"rv", 0); err == nil {
+				t.Fatal("long name")
+			}
 		}
 	}
 	cycle()
