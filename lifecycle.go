@@ -119,8 +119,9 @@ func (m *Mapping) Chown(uid, gid int) error {
 // new range only (ftruncate where the file system cannot reserve), so that
 // a full /dev/shm is an error wrapping syscall.ENOSPC and leaves the object
 // as it was, never a SIGBUS later; to shrink, ftruncate. size 0 leaves an
-// empty Bytes. A grow that cannot fit in the memory cgroup's limit is an
-// error wrapping syscall.ENOMEM, as for Create.
+// empty Bytes. A grow of an object in memory (tmpfs, memfd) that cannot
+// fit in the memory cgroup's limit is an error wrapping syscall.ENOMEM, as
+// for Create; a file on disk is not checked.
 //
 // What stays valid: no address that a slice from Bytes or a word from
 // Uint32 or Uint64 pointed into is unmapped before Close, so a stale one
@@ -165,15 +166,27 @@ func (m *Mapping) Truncate(size int) error {
 	case m.off != 0:
 		return m.errOffset("truncate")
 	}
-	if err := checkMemoryRoom("fallocate", m.name, int64(size)-int64(len(m.data))); err != nil {
+	// What the object grows by is what fallocate reserves: from its own
+	// size (another process may have grown it already), not this mapping's;
+	// and only tmpfs pages are memory (a file on disk reserves blocks).
+	grow := int64(size) - int64(len(m.data))
+	if grow >= memoryCheckMin {
+		if !onTmpfs(m.fd) {
+			grow = 0
+		} else if st, err := fstatFD(m.name, m.fd); err == nil {
+			grow = int64(size) - st.Size
+		}
+	}
+	if err := checkMemoryRoom("fallocate", m.name, grow); err != nil {
 		return err
 	}
 	return m.resize(int64(size))
 }
 
 // Remap follows a resize made by another process (or by Truncate through
-// another Mapping): fstat for the object's size, then mremap
-// (MREMAP_MAYMOVE) of this Mapping's mapping to it, in one cgo crossing.
+// another Mapping): fstat for the object's size, then, where the mapping
+// must grow, as Truncate grows it (mremap in place, else a new mapping
+// beside the old), in one cgo crossing.
 // Size then reports the new size. As with Truncate, nothing earlier Bytes
 // slices and words point into is unmapped before Close (the mapping may
 // move; the old one then stays), and ReadAt, WriteAt and Sync in flight

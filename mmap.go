@@ -35,9 +35,9 @@ var (
 // another process too); a Segment is a Mapping with a name.
 //
 // Its methods are safe for concurrent use. Bytes is the unguarded fast
-// path; ReadAt and WriteAt are fault-safe. After Close, every method but
-// Close's second call returns an error wrapping fs.ErrClosed, Bytes
-// returns nil, Size 0 and ShrinkSealed false.
+// path; ReadAt and WriteAt are fault-safe. After Close, every method that
+// returns an error returns one wrapping fs.ErrClosed (a second Close too);
+// Bytes returns nil, Size 0 and ShrinkSealed false.
 type Mapping struct {
 	mu       sync.RWMutex
 	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close

@@ -38,11 +38,12 @@ const SemValueMax = math.MaxInt32
 // CreateSemaphore creates a new named semaphore with count value:
 // sem_open(name, O_CREAT|O_EXCL, 0600, value). It fails with an error
 // wrapping fs.ErrExist if the name exists. Names are libc's, as for
-// Create: under glibc and musl "/x" is the file /dev/shm/sem.x. A value
-// above SemValueMax is libc's EINVAL. A name longer than NAME_MAX (255)
-// with its leading slashes, which glibc refuses only after making and
-// mapping its file, is refused before glibc is called, with the verdict
-// glibc gives (EINVAL; EEXIST where the file exists) and nothing left.
+// Create: "/x" is the file /dev/shm/sem.x under glibc, /dev/shm/x under
+// musl. A value above SemValueMax is libc's EINVAL. A name longer than
+// NAME_MAX (255) with its leading slashes, which glibc refuses only after
+// making and mapping its file, is refused before glibc is called, with the
+// verdict glibc gives (EINVAL; ENAMETOOLONG where sem.NAME is too long a
+// file name; EEXIST where the file exists) and nothing left.
 func CreateSemaphore(name string, value int) (*Semaphore, error) {
 	return OpenSemaphoreWith(name, os.O_CREATE|os.O_EXCL, 0o600, value)
 }
@@ -66,11 +67,13 @@ func OpenSemaphore(name string) (*Semaphore, error) {
 // crossing per sem_open.
 //
 // An existing semaphore's file (/dev/shm/sem.NAME under glibc,
-// /dev/shm/NAME under musl) must be a regular file large enough for libc's
-// sem_t; it is checked with stat before and after sem_open, and anything
-// else (an empty file any user can plant, a truncated one) is refused with
-// an error wrapping syscall.EINVAL, where libc would let the first Post or
-// Wait die of SIGBUS. What no check can prevent: a process that truncates
+// /dev/shm/NAME under musl), when it is a regular file, must be large
+// enough for libc's sem_t; it is checked with lstat before and after
+// sem_open, and one too small (an empty file any user can plant, a
+// truncated one) is refused with an error wrapping syscall.EINVAL, where
+// libc would let the first Post or Wait die of SIGBUS. Anything but a
+// regular file gets libc's own verdict (ELOOP for a symbolic link, EISDIR
+// for a directory, ...). What no check can prevent: a process that truncates
 // the file while this one has the semaphore open makes the next call
 // SIGBUS inside libc, which kills a Go program as it kills a C one. Give
 // the semaphore's file permissions that keep untrusted users from writing
@@ -134,13 +137,20 @@ const nameMax = 255
 // (2.36) judges the name without its slashes, creates and links sem.NAME,
 // maps it, and only then fails (errno 0) on the name's full length,
 // leaving the file and the mapping behind, so that the next try says
-// EEXIST. What glibc says before it creates anything is kept: EEXIST for
-// os.O_CREATE|os.O_EXCL when sem.NAME exists, ENOENT for an open when it
-// does not; every other case is its failure, as EINVAL.
+// EEXIST. What glibc says before it creates anything is kept: EINVAL for
+// a NAME (without its slashes) longer than NAME_MAX, ENAMETOOLONG where
+// sem.NAME is (the kernel's verdict), EEXIST for os.O_CREATE|os.O_EXCL
+// when sem.NAME exists, ENOENT for an open when it does not; every other
+// case is its failure, as EINVAL.
 func glibcLongName(name string, flag int) syscall.Errno {
 	base := baseName(name)
-	if base == "" || strings.ContainsRune(base, '/') {
+	switch {
+	case base == "" || strings.ContainsRune(base, '/') || len(base) > nameMax:
 		return syscall.EINVAL
+	case len("sem.")+len(base) > nameMax:
+		// The kernel refuses the file name sem.NAME before glibc
+		// creates anything: glibc says ENAMETOOLONG, create or open.
+		return syscall.ENAMETOOLONG
 	}
 	var st syscall.Stat_t
 	switch err := syscall.Lstat(Dir()+"/sem."+base, &st); {
@@ -178,15 +188,16 @@ func semFile(name string) string {
 	return Dir() + "/" + baseName(name)
 }
 
-// semWhole reports whether the semaphore's file, if there is one, is a
-// regular file that can hold a sem_t; where there is none, sem_open
-// answers.
+// semWhole reports whether the semaphore's file, if it is a regular file,
+// can hold a sem_t. Where there is none, or it is something else, sem_open
+// answers, and fails cleanly: a symbolic link is ELOOP (O_NOFOLLOW), a
+// directory EISDIR, a FIFO ENODEV from its mmap, a socket ENXIO.
 func semWhole(name string) bool {
 	var st syscall.Stat_t
-	if syscall.Stat(semFile(name), &st) != nil {
+	if syscall.Lstat(semFile(name), &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
 		return true
 	}
-	return st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size >= semSize
+	return st.Size >= semSize
 }
 
 func errSemSmall(name string) error {

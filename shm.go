@@ -104,7 +104,8 @@ func Open(name string) (*Segment, error) {
 // sizes it to size bytes, which must then be positive, reserving the pages
 // with fallocate unless opt.Sparse; otherwise size must be 0 and the
 // mapping covers the object's current size, from fstat. os.O_CREATE and
-// os.O_TRUNC need os.O_RDWR.
+// os.O_TRUNC need os.O_RDWR. A reservation, os.O_TRUNC's too, is checked
+// against the memory cgroup's limit as Create describes (ENOMEM).
 //
 // os.O_CREATE without os.O_EXCL opens the object or creates it, and tells
 // which through Created: it opens what exists, else creates exclusively,
@@ -199,8 +200,22 @@ func openOrCreate(name string, flag int, perm uint32, size int64, flags int, ini
 	}
 }
 
-// open opens and maps the existing object name, and populates it.
+// open opens and maps the existing object name, and populates it. With
+// os.O_TRUNC it reserves size bytes as create does, so the memory cgroup
+// is checked first, as for create.
 func open(name string, flag int, size int64, flags int) (result, error) {
+	if flag&os.O_TRUNC != 0 && flags&mapSparse == 0 {
+		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+			// What shm_open would say first (ENOENT, EACCES, ...) is the
+			// answer; only an object it opens is too big to reserve.
+			fd, oerr := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
+			if oerr != nil {
+				return result{}, oerr
+			}
+			closeFD(fd)
+			return result{}, err
+		}
+	}
 	r, err := shmOpen(name, flag&(os.O_RDONLY|os.O_RDWR|os.O_TRUNC), size, flags)
 	if err == nil {
 		err = finishPopulate(name, r)

@@ -509,6 +509,17 @@ func fchown(name string, fd, uid, gid int) error {
 	return nil
 }
 
+// tmpfsMagic is the f_type of tmpfs and shmem (memfd) file systems
+// (linux/magic.h TMPFS_MAGIC).
+const tmpfsMagic = 0x01021994
+
+// onTmpfs reports whether fd's file lives in memory (tmpfs, shmem):
+// fstatfs. A failure counts as tmpfs.
+func onTmpfs(fd int) bool {
+	var st syscall.Statfs_t
+	return syscall.Fstatfs(fd, &st) != nil || st.Type == tmpfsMagic
+}
+
 // The fcntl commands of descriptors and memfd seals (linux/fcntl.h).
 const (
 	fGetFL        = syscall.F_GETFL

@@ -203,7 +203,7 @@ func (h *holderInfo) warnUnknown(e *env, cmd string) {
 	for path, err := range h.failed {
 		if !seen[err.Error()] {
 			seen[err.Error()] = true
-			e.warn("%s: holders of %s: %v", cmd, quoteName(path), err)
+			e.warn("%s: holders of %s: %s", cmd, quoteName(path), errText(err))
 		}
 	}
 }
@@ -230,21 +230,27 @@ func lsCmd(fl *flag.FlagSet) runner {
 				return err
 			}
 		case long:
-			end, name := "\n", quoteName
-			if *nul {
-				end, name = "\x00", func(s string) string { return s }
-			}
-			w := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
+			// With -0 the names are raw bytes, which a tabwriter would
+			// change (a tab, \v or \f in a name is a cell or line
+			// break to it): single spaces between fields, no alignment.
+			var w io.Writer = e.stdout
+			var tw *tabwriter.Writer
+			sep, end, name := " ", "\x00", func(s string) string { return s }
 			if !*nul {
+				tw = tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
+				w, sep, end, name = tw, "\t", "\n", quoteName
 				fmt.Fprintf(w, "TYPE\tMODE\tOWNER\tGROUP\tSIZE\tMODIFIED\tHOLDERS\tNAME\n")
 			}
 			for _, en := range es {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s%s", shownKind(en), modeString(en.st),
+				fmt.Fprint(w, strings.Join([]string{shownKind(en), modeString(en.st),
 					owner(en.st.Uid, *numeric, userName), owner(en.st.Gid, *numeric, groupName),
-					en.st.Size, mtime(en.st).Format("2006-01-02T15:04:05"), h.field(en), name(en.name), end)
+					strconv.FormatInt(en.st.Size, 10), mtime(en.st).Format("2006-01-02T15:04:05"),
+					h.field(en), name(en.name)}, sep), end)
 			}
-			if err := w.Flush(); err != nil {
-				return err
+			if tw != nil {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
 			}
 		default:
 			for _, en := range es {

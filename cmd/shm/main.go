@@ -88,12 +88,14 @@
 // process could not be inspected, which standard error then explains. Both
 // are sorted by name. With -0, ls and rm end each record with a NUL byte
 // instead of a newline and print names exactly as they are, unquoted, and
-// ls -l prints no header. With -json, ls, stat and rm print one JSON array:
-// for ls and stat, objects with fields type, name, path, size, mode, uid,
-// gid, owner, group, modified, changed and holders (null when unknown, with
-// holders_found); for rm, type, name, action ("removed", "would remove",
-// "kept", "absent", "error") and reason. A name that is not valid UTF-8
-// also has name_base64, its exact bytes.
+// ls -l prints no header and separates its fields by one space each (no
+// alignment, which would change a name's tabs). With -json, ls, stat and
+// rm print one JSON array: for ls and stat, objects with fields type,
+// name, path, size, mode, uid, gid, owner, group, modified, changed and
+// holders (null when unknown, with holders_found); for rm, type, name,
+// action ("removed", "would remove", "kept", "absent", "error") and
+// reason. A name that is not valid UTF-8 also has name_base64, its exact
+// bytes.
 //
 // # Cleaning up
 //

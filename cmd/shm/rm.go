@@ -122,11 +122,16 @@ func (o *rmOutput) flush() error {
 	return nil
 }
 
-// errText is err without the *fs.PathError's Op and Path.
+// errText is err without the *fs.PathError's or *os.LinkError's Op and
+// paths, which hold names raw: what is left names nothing.
 func errText(err error) string {
 	var pe *fs.PathError
-	if errors.As(err, &pe) {
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
 		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
 	}
 	return err.Error()
 }
