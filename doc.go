@@ -104,7 +104,10 @@
 // and reports ErrOwnerDead; a holder's life is asked of the kernel (an
 // open-file-description lock the holder keeps on a byte of the object),
 // never judged from a pid, so pid reuse and pid namespaces do not fool it.
-// c/LAYOUT.md specifies the layout.
+// A process keeps that byte lock, and a descriptor for it, while it has a
+// Mapping of the object open from which it made a Mutex; a lock it holds
+// when the last such Mapping closes is taken by the next locker with
+// ErrOwnerDead. c/LAYOUT.md specifies the layout.
 //
 // # Concurrency
 //

@@ -50,6 +50,7 @@ type Mapping struct {
 	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
 	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
 	sleepers sleepers // Wait and Lock calls in the kernel, for Close and Remap
+	reg      *objReg  // this process's registration its Mutex calls use, released by Close; guarded by registry
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
@@ -394,6 +395,14 @@ func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 // nothing but return such an error. Close never unlinks an object, and no
 // finalizer ever unmaps: a slice from Bytes stays valid until Close, and
 // must not be used after it.
+//
+// Close also ends what Mutex made: Locks waiting in it return errors
+// wrapping fs.ErrClosed, and if this was the last open Mapping of the
+// object from which this process made a Mutex, the process's registration
+// on the object (a descriptor and its byte lock, see Mutex) is closed too.
+// A lock of the object this process still holds then looks to others as
+// if its holder had died: the next Lock or TryLock, in any process, this
+// one included, takes it with ErrOwnerDead.
 func (m *Mapping) Close() error {
 	m.sleepers.pause() // Waits and Locks leave the kernel and the read lock
 	m.mu.Lock()
@@ -409,6 +418,11 @@ func (m *Mapping) Close() error {
 			err = e
 		}
 	}
+	// Every Lock and TryLock of m's Mutexes that got past their fast path
+	// is out (they hold the read lock while they use the registration, and
+	// a Lock's death watch entry goes before it lets go), and none can
+	// start: the registration's descriptor may go.
+	m.releaseReg()
 	return err
 }
 

@@ -44,8 +44,8 @@ const (
 	layoutBit  = 1 << 63
 	// slotBase is the file offset of slot 0: the holder of token t holds
 	// an open-file-description write lock on the byte at slotBase+slot(t)
-	// of the object for as long as it lives. Far beyond any real object's
-	// end, where locks may lie.
+	// of the object for as long as its registration lives. Far beyond any
+	// real object's end, where locks may lie.
 	slotBase = 1 << 62
 )
 
@@ -69,14 +69,27 @@ func slot(t uint64) int64 { return int64(t>>32)<<31 | int64(t&0x7fffffff) }
 // Lock waits, even in the holding process. When the holding process dies,
 // the next Lock or TryLock takes the lock and reports ErrOwnerDead.
 //
-// How a death is known: each process holds, for its lifetime, an
+// How a death is known: a process that uses a lock of an object holds an
 // open-file-description lock (fcntl F_OFD_SETLK) on a byte of the object
 // far past its end, chosen by a random 62-bit token that it writes into the
-// lock word when it takes the lock. The kernel releases that byte lock
-// when the process dies, whatever its pid namespace; another process that
-// finds the word held tests the byte (F_OFD_GETLK) and takes the lock from
-// the dead only if nobody holds it. No pid is ever trusted: pid reuse and
-// pid namespaces do not matter. See c/LAYOUT.md.
+// lock word when it takes the lock: its registration on the object. The
+// kernel releases that byte lock when the process dies, whatever its pid
+// namespace; another process that finds the word held tests the byte
+// (F_OFD_GETLK) and takes the lock from the dead only if nobody holds it.
+// No pid is ever trusted: pid reuse and pid namespaces do not matter. See
+// c/LAYOUT.md.
+//
+// The registration lives as long as the process has an open Mapping (or
+// Segment) of the object from which it made a Mutex: the first such Mutex
+// makes it, and the Close of the last such Mapping closes it, so that a
+// process that creates, locks, closes and unlinks objects over and over
+// keeps no descriptor and no memory of them. While one of those Mappings
+// is open, the process's locks on the object are its own. Once the last
+// closes, a lock the process still holds there looks as if its holder had
+// died, which is the truth for the lock, since the process can no longer
+// Unlock it: the next Lock or TryLock (of another process, or of this one
+// through a new Mapping) takes it with ErrOwnerDead. A Mutex made after
+// that starts a new registration with a new token.
 //
 // The Mutex is the mapped memory itself, like Uint32: valid until the
 // mapping's Close or Remap, and Lock, TryLock and Unlock fault like Bytes
@@ -98,9 +111,12 @@ type Mutex struct {
 // a new object needs no initialisation.
 //
 // The first Mutex of an object in a process opens the object again and
-// takes this process's byte lock on it (see Mutex); that descriptor stays
-// open until the process exits, so that the process's locks stay its own
-// for its lifetime. The byte lock needs the object open for writing.
+// takes this process's byte lock on it, its registration (see Mutex); the
+// byte lock needs the object open for writing. Each Mapping from which a
+// Mutex is made keeps that registration until its Close, and the Close of
+// the last one closes the descriptor and so drops the byte lock: a lock the
+// process still holds in the object is then taken by the next locker with
+// ErrOwnerDead.
 func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -119,21 +135,40 @@ func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 }
 
 // An objReg is this process's registration on one object: its own open
-// file description of the object, holding the byte lock of its token.
+// file description of the object, holding the byte lock of its token. It
+// lives while an open Mapping holds it (refs counts them, each Mapping
+// once, in its reg field); the last release closes fd, which drops the
+// byte lock, and sets it to -1.
+//
+// Its descriptor is used (alive) only by a Lock or TryLock holding the
+// read lock of an open Mapping that holds the registration, and by the
+// death watch for such a Lock while it sleeps: Close takes the write lock,
+// so it releases the registration only once they are done.
 type objReg struct {
 	fd    int
 	token uint64
 	name  string
+	id    fileID
+	refs  int // guarded by registry
 }
 
+// registry maps each object this process has a registration on to it. Its
+// lock also guards every Mapping's reg field.
 var registry struct {
 	sync.Mutex
 	byID map[fileID]*objReg
 }
 
 // register returns this process's registration on the object m maps
-// (addr is inside the mapping), making it on first use.
+// (addr is inside the mapping), making it if the process has none, and
+// makes m hold it until its Close (releaseReg). m's read lock is held.
 func register(m *Mapping, addr uintptr) (*objReg, error) {
+	registry.Lock()
+	r := m.reg
+	registry.Unlock()
+	if r != nil {
+		return r, nil // a Mapping maps one object for life
+	}
 	fd, err := reopenObject(m, addr)
 	if err != nil {
 		return nil, err
@@ -146,8 +181,14 @@ func register(m *Mapping, addr uintptr) (*objReg, error) {
 	id := fileID{uint64(st.Dev), st.Ino}
 	registry.Lock()
 	defer registry.Unlock()
+	if r := m.reg; r != nil { // another Mutex call on m got there first
+		syscall.Close(fd)
+		return r, nil
+	}
 	if r := registry.byID[id]; r != nil {
 		syscall.Close(fd)
+		r.refs++
+		m.reg = r
 		return r, nil
 	}
 	for range 100 {
@@ -167,12 +208,33 @@ func register(m *Mapping, addr uintptr) (*objReg, error) {
 		if registry.byID == nil {
 			registry.byID = make(map[fileID]*objReg)
 		}
-		r := &objReg{fd: fd, token: t, name: m.name}
+		r := &objReg{fd: fd, token: t, name: m.name, id: id, refs: 1}
 		registry.byID[id] = r
+		m.reg = r
 		return r, nil
 	}
 	syscall.Close(fd)
 	return nil, &fs.PathError{Op: "fcntl", Path: m.name, Err: fmt.Errorf("no free token after 100 draws: %w", syscall.EAGAIN)}
+}
+
+// releaseReg lets go of m's registration, if it holds one: the last
+// Mapping to let go closes its descriptor, and so drops the byte lock of
+// its token, and a later Mutex of the object makes a new one. m's write
+// lock is held, and m is closed: no Lock or TryLock of m uses it.
+func (m *Mapping) releaseReg() {
+	registry.Lock()
+	defer registry.Unlock()
+	r := m.reg
+	if r == nil {
+		return
+	}
+	m.reg = nil
+	if r.refs--; r.refs > 0 {
+		return
+	}
+	delete(registry.byID, r.id)
+	syscall.Close(r.fd)
+	r.fd = -1 // a use after this fails (EBADF), never reaches another file
 }
 
 // reopenObject opens the object m maps, read-write, as a new open file
@@ -318,7 +380,16 @@ func (mu *Mutex) TryLock() (bool, error) {
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return true, nil
 	}
-	took, dead, _, err := mu.step("trylock", mu.word, false)
+	// The registration is used only under the read lock of an open mapping
+	// (Close releases it).
+	m := mu.m
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, err := m.word("trylock", mu.off, MutexSize)
+	if err != nil {
+		return false, err
+	}
+	took, dead, _, err := mu.step("trylock", (*atomic.Uint64)(p), false)
 	if err != nil {
 		return false, err
 	}
@@ -483,7 +554,9 @@ func (d *deathWatch) remove(e *watchEntry) {
 
 // run tests each (object, holder) pair once per period and wakes all the
 // waiters of a word whose holder died. The waiters hold their mapping's
-// lock while registered, so the words stay mapped while it runs.
+// read lock while their entries are in the set, so the words stay mapped
+// and the registrations open (Close releases one only under the write
+// lock) while it runs.
 func (d *deathWatch) run() {
 	type key struct {
 		reg    *objReg

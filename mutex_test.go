@@ -242,6 +242,206 @@ func TestMutexMapping(t *testing.T) {
 	}
 }
 
+// deletedObjects lists this process's descriptors and mappings (from
+// /proc/self/fd and /proc/self/maps) of /dev/shm objects that are
+// unlinked: what keeps their memory alive.
+func deletedObjects(t *testing.T) []string {
+	t.Helper()
+	var found []string
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err == nil && strings.HasPrefix(l, "/dev/shm/") && strings.HasSuffix(l, " (deleted)") {
+			found = append(found, "fd "+e.Name()+" -> "+l)
+		}
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(maps), "\n") {
+		if strings.Contains(line, "/dev/shm/") && strings.HasSuffix(line, " (deleted)") {
+			found = append(found, "mapped "+line)
+		}
+	}
+	return found
+}
+
+func countMaps(t *testing.T) int {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(maps), "\n")
+}
+
+// TestMutexNoLeak: objects created, locked, unlocked, closed and unlinked
+// over and over leave nothing behind: no descriptor, no mapping, no
+// unlinked object kept alive (its memory freed).
+//
+// Kills: a registration kept for the life of the process (each cycle
+// leaves a descriptor of the unlinked object: "(deleted)", and the
+// descriptor count grows); a Close that does not release the Mapping's
+// registration (likewise).
+func TestMutexNoLeak(t *testing.T) {
+	cycle := func() {
+		name := uniqueName(t)
+		s, err := shm.Create(name, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cleanup(t, name)
+		mu, err := s.Mutex(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := mu.Lock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := mu.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := shm.Unlink(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cycle() // anything the first use sets up for good
+	fds, maps := countFDs(t), countMaps(t)
+	const n = 50
+	for range n {
+		cycle()
+	}
+	if left := deletedObjects(t); len(left) > 0 {
+		t.Errorf("%d cycles keep %d unlinked objects alive, such as:\n%s", n, len(left), strings.Join(left[:min(len(left), 3)], "\n"))
+	}
+	if got := countFDs(t); got != fds {
+		t.Errorf("%d cycles: %d descriptors open, %d before", n, got, fds)
+	}
+	if got := countMaps(t); got != maps {
+		t.Errorf("%d cycles: %d lines in /proc/self/maps, %d before", n, got, maps)
+	}
+}
+
+// TestMutexHeldAtLastClose: a lock stays this process's while any Mapping
+// of the object from which it made a Mutex is open; when the last closes,
+// a lock it still holds is taken with ErrOwnerDead, by another process and
+// by this one through a new Mapping.
+//
+// Kills: a registration kept after the last Close (the child's TryLock
+// finds a live holder: "false false"); a registration released by the
+// Close of any Mapping rather than the last (the child takes the lock
+// while the second Mapping is open: "true true" too early); a new Mutex
+// reusing the closed registration (this process's TryLock of its old lock
+// says false: its own token).
+func TestMutexHeldAtLastClose(t *testing.T) {
+	s, mu := newMutex(t)
+	name := s.Name()
+	mu8, err := s.Mutex(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*shm.Mutex{mu, mu8} {
+		if err := m.Lock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.Mutex(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := runChildOK(t, "mutex-trylock", name); out != "false false\n" {
+		t.Fatalf("another process's TryLock while a second Mapping with a Mutex is open: %q; want false false (held by a live process)", out)
+	}
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out := runChildOK(t, "mutex-trylock", name); out != "true true\n" {
+		t.Fatalf("another process's TryLock of a lock held when this process's last Mapping closed: %q; want true true (ErrOwnerDead)", out)
+	}
+	s3, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	mu3, err := s3.Mutex(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu3.TryLock(); !took || !errors.Is(err, shm.ErrOwnerDead) {
+		t.Fatalf("TryLock through a new Mapping of a lock held when the last Mapping closed = %v, %v; want true, ErrOwnerDead", took, err)
+	}
+	if err := mu3.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMutexAfterClose: a Mutex made after the process's last Mapping of
+// the object closed makes a fresh registration, with a fresh token, that
+// works: its Lock takes the free lock, another process sees it held by a
+// live holder, and Unlock releases it.
+//
+// Kills: a registration kept after the last Close (the same token again:
+// "not a fresh registration"); a registration whose descriptor Close
+// closed but that the next Mutex reuses (nobody holds its byte lock: the
+// child takes the lock, "true true").
+func TestMutexAfterClose(t *testing.T) {
+	s, mu := newMutex(t)
+	name := s.Name()
+	w, _ := s.Uint64(0)
+	if err := mu.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	old := w.Load() &^ (1 << 31)
+	if err := mu.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	mu2, err := s2.Mutex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := mu2.Lock(ctx); err != nil {
+		t.Fatalf("Lock through a Mutex made after Close: %v", err)
+	}
+	w2, _ := s2.Uint64(0)
+	if tok := w2.Load() &^ (1 << 31); tok == old {
+		t.Errorf("token %#x after the last Close is the closed registration's: not a fresh registration", tok)
+	}
+	if out := runChildOK(t, "mutex-trylock", name); out != "false false\n" {
+		t.Fatalf("another process's TryLock of the lock held through the new registration: %q; want false false (a live holder)", out)
+	}
+	if err := mu2.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if took, err := mu2.TryLock(); !took || err != nil {
+		t.Fatalf("TryLock after Unlock = %v, %v", took, err)
+	}
+	mu2.Unlock()
+}
+
 // TestMutexCounter: Go goroutines, Go processes and C processes add to a
 // plain counter under the lock, each language alone and then all
 // together; the total is exact, and every phase ends within 30 s.
