@@ -547,8 +547,8 @@ func (e *end) wakePeer(word *atomic.Uint32, off int64) {
 func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, clear func()) error {
 	r := e.r
 	if e.closing.Swap(true) { // closed, or being closed: the memory may be gone
-		e.mu.Lock()
-		e.mu.Unlock()
+		e.mu.Lock() // returns once a Close in progress is done
+		defer e.mu.Unlock()
 		return r.errClosed(op)
 	}
 	if e.sleep.Swap(0) != 0 { // our own call asleep: wake it; it sees closing

@@ -66,11 +66,10 @@ func rmCmd(fl *flag.FlagSet) runner {
 // ("removed NAME"), the rest on standard error; or, with -json, one array
 // of records at the end.
 type rmOutput struct {
-	e       *env
-	opts    *rmOpts
-	recs    []map[string]any
-	failed  bool
-	removed int
+	e      *env
+	opts   *rmOpts
+	recs   []map[string]any
+	failed bool
 }
 
 // note records what happened to kind name: action is "removed", "would
