@@ -253,7 +253,8 @@ func runRmStale(out *rmOutput, o *rmOpts, args []string) error {
 }
 
 // removeStale removes en, which the scan found held by nobody, unless a
-// process holds it by now. The name goes first: rename(2) to a quarantine
+// process holds it by now. The name goes first: renamed (renameat2
+// RENAME_NOREPLACE, never over an object made there meanwhile) to a quarantine
 // name (NAME.~RANDOM, as an unfinished Create leaves, so that rm -stale
 // NAME finds it if this process is killed in between), so that nobody can
 // open it any more; then the holders are scanned again, and the object is
@@ -269,7 +270,7 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 	if st, err := lstat(en.path); err != nil || !sameFile(st, en.st) {
 		return "kept", "replaced by another object meanwhile"
 	}
-	if err := os.Rename(en.path, q); err != nil {
+	if err := renameNoReplace(en.path, q); err != nil {
 		return "error", errText(err)
 	}
 	putBack := func(why string) (string, string) {
