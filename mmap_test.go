@@ -748,3 +748,42 @@ func TestMapFileComplete(t *testing.T) {
 		t.Errorf("%d descriptors open, %d before", n, fds)
 	}
 }
+
+// TestMapFileReadOnlyAllowsSealWrite: a Mapping made by
+// MapFile(os.O_RDONLY) is read-only (PROT_READ), yet, made from a
+// read-write descriptor (what File returns), the kernel counts it as a
+// writable shared mapping (VM_SHARED|VM_MAYWRITE): it makes every
+// AddSeals(SealWrite) fail with EBUSY, its own included, although AddSeals
+// documents only "another process's writable mapping" as a cause.
+//
+// Not fixed (reported): set SHM_REVIEW_OPEN=1 to run it.
+//
+// Kills, once fixed: MapFile mapping (and keeping) a dup of a read-write
+// f for a read-only Mapping (today AddSeals fails with EBUSY).
+func TestMapFileReadOnlyAllowsSealWrite(t *testing.T) {
+	if os.Getenv("SHM_REVIEW_OPEN") == "" {
+		t.Skip("an open finding of the review: SHM_REVIEW_OPEN=1 runs it")
+	}
+	m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	f, err := m.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mm, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mm.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Only a read-only mapping of the object is left, the receiver's own.
+	if err := mm.AddSeals(shm.SealWrite); err != nil {
+		t.Errorf("AddSeals(SealWrite) with only a read-only Mapping left: %v", err)
+	}
+}
