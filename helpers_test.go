@@ -469,6 +469,23 @@ func countFDs(t *testing.T) int {
 	return len(fds)
 }
 
+// countObjectMaps counts the lines of /proc/self/maps that map objects
+// (/dev/shm) or memfds: the Go runtime's own mappings come and go.
+func countObjectMaps(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "/dev/shm/") || strings.Contains(l, "/memfd:") {
+			n++
+		}
+	}
+	return n
+}
+
 const shmSizeEnv = "SHM_TEST_SHM_SIZE"
 
 // needUnshare skips t, saying why (notRoot when not root), unless this

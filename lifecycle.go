@@ -214,7 +214,9 @@ func (m *Mapping) Remap() error {
 // which m.retired keeps for Close.
 func (m *Mapping) resize(size int64) error {
 	old := m.whole
-	whole, n, moved, err := resizeMap(m.name, m.fd, m.whole, size, m.mapFlags())
+	fd, done := mapFD(m.name, m.fd, m.mapFlags()) // a read-only mapping stays one the kernel counts so (see MapFile)
+	whole, n, moved, err := resizeMap(m.name, fd, m.whole, size, m.mapFlags())
+	done()
 	if moved {
 		m.retired = append(m.retired, old)
 	}

@@ -6,10 +6,12 @@ package shm_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -111,32 +113,23 @@ func overMemoryCgroup(t *testing.T) {
 func TestCgroupRoomV2(t *testing.T) {
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "cg")
-	write := func(path, s string) {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	level := func(rel, max, current, stat string) {
 		d := filepath.Join(mnt, rel)
-		write(filepath.Join(d, "cgroup.procs"), "")
+		writeAll(t, filepath.Join(d, "cgroup.procs"), "")
 		if max != "" {
-			write(filepath.Join(d, "memory.max"), max+"\n")
-			write(filepath.Join(d, "memory.current"), current+"\n")
-			write(filepath.Join(d, "memory.stat"), stat)
+			writeAll(t, filepath.Join(d, "memory.max"), max+"\n")
+			writeAll(t, filepath.Join(d, "memory.current"), current+"\n")
+			writeAll(t, filepath.Join(d, "memory.stat"), stat)
 		}
 	}
 	level(".", "", "", "") // the root has no memory.max
 	level("pod", "1000000000", "900000000", "anon 1\nactive_file 30000000\ninactive_file 20000000\nshmem 5\n")
 	level("pod/app", "max", "800000000", "")
-	write(filepath.Join(dir, "cgroup"), "0::/pod/app\n")
-	write(filepath.Join(dir, "mountinfo"),
+	writeAll(t, filepath.Join(dir, "cgroup"), "0::/pod/app\n")
+	writeAll(t, filepath.Join(dir, "mountinfo"),
 		"22 1 0:5 / /proc rw - proc proc rw\n"+
 			"30 22 0:26 / "+strings.ReplaceAll(mnt, " ", `\040`)+" rw,nosuid - cgroup2 cgroup2 rw\n")
-	write(filepath.Join(dir, "meminfo"), "MemTotal: 1 kB\nSwapFree: 0 kB\n")
+	writeAll(t, filepath.Join(dir, "meminfo"), "MemTotal: 1 kB\nSwapFree: 0 kB\n")
 
 	room, restore := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
 	defer restore()
@@ -144,10 +137,167 @@ func TestCgroupRoomV2(t *testing.T) {
 	if want := int64(1000000000 - 900000000 + 30000000 + 20000000); !ok || got != want || where != filepath.Join(mnt, "pod") {
 		t.Fatalf("room = %d at %q (%v); want %d at the pod", got, where, ok, want)
 	}
-	write(filepath.Join(mnt, "pod", "memory.max"), "max\n")
+	writeAll(t, filepath.Join(mnt, "pod", "memory.max"), "max\n")
 	room, restore2 := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
 	defer restore2()
 	if got, where, ok := room(); ok {
 		t.Fatalf("without limits: room %d at %q, want none", got, where)
+	}
+}
+
+// writeAll writes s to path, making its directories first.
+func writeAll(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fakeCgroupRoom points the memory cgroup check at a v2 hierarchy made up
+// in a temporary directory whose only cgroup has room bytes left, until t
+// ends.
+func fakeCgroupRoom(t *testing.T, room int64) {
+	t.Helper()
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "cg")
+	d := filepath.Join(mnt, "pod")
+	writeAll(t, filepath.Join(mnt, "cgroup.procs"), "")
+	writeAll(t, filepath.Join(d, "cgroup.procs"), "")
+	writeAll(t, filepath.Join(d, "memory.max"), "1000000000\n")
+	writeAll(t, filepath.Join(d, "memory.current"), strconv.FormatInt(1000000000-room, 10)+"\n")
+	writeAll(t, filepath.Join(d, "memory.stat"), "")
+	writeAll(t, filepath.Join(dir, "cgroup"), "0::/pod\n")
+	writeAll(t, filepath.Join(dir, "mountinfo"), "30 22 0:26 / "+mnt+" rw - cgroup2 cgroup2 rw\n")
+	writeAll(t, filepath.Join(dir, "meminfo"), "SwapFree: 0 kB\n")
+	got, restore := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
+	t.Cleanup(restore)
+	if r, _, ok := got(); !ok || r != room {
+		t.Fatalf("fake cgroup room = %d, %v; want %d", r, ok, room)
+	}
+}
+
+// TestOpenFileTruncOverMemoryCgroup: OpenFile with os.O_TRUNC reserves size
+// bytes exactly as Create does (fallocate of every page), so a size beyond
+// the memory cgroup's room must be ENOMEM too, not an OOM kill. So must
+// os.O_CREATE without os.O_EXCL of an existing object with os.O_TRUNC.
+//
+// Kills: open not checking the cgroup before an os.O_TRUNC reservation
+// (no error: 16 MiB reserved with 2 MiB of room).
+func TestOpenFileTruncOverMemoryCgroup(t *testing.T) {
+	const room, big = 2 << 20, 16 << 20
+	name := uniqueName(t)
+	cleanup(t, name)
+	s, err := shm.Create(name, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fakeCgroupRoom(t, room)
+	if _, err := shm.Create(uniqueName(t), big); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("Create(%d) with %d bytes of room: %v, want ENOMEM", big, room, err)
+	}
+	for _, flag := range []int{os.O_RDWR | os.O_TRUNC, os.O_RDWR | os.O_CREATE | os.O_TRUNC} {
+		s, err := shm.OpenFile(name, flag, 0o600, big, nil)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, syscall.ENOMEM) {
+			t.Errorf("OpenFile(%#x, %d) with %d bytes of room: %v, want ENOMEM", flag, big, room, err)
+		}
+	}
+}
+
+// TestOpenFileTruncMissingIsENOENT: the cgroup check of os.O_TRUNC must not
+// hide shm_open's own verdict: a missing object is ENOENT, whatever the
+// room.
+//
+// Kills: answering the cgroup check's ENOMEM before asking shm_open
+// (a missing name says ENOMEM).
+func TestOpenFileTruncMissingIsENOENT(t *testing.T) {
+	fakeCgroupRoom(t, 2<<20)
+	name := uniqueName(t)
+	if _, err := shm.OpenFile(name, os.O_RDWR|os.O_TRUNC, 0, 16<<20, nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenFile(missing, O_TRUNC, 16 MiB) with 2 MiB of room: %v, want ENOENT", err)
+	}
+}
+
+// TestTruncateChecksObjectGrowth: Truncate reserves only what the
+// object grows by (fallocate of [current size, size)), so the memory cgroup
+// check must count that, not the growth of this Mapping: after a peer grew
+// the object to its final size, Truncate to that size reserves nothing
+// and must not be refused with ENOMEM.
+//
+// Kills: checking what this Mapping grows by (size - len(data)) instead
+// of what the object grows by (size - fstat's size): ENOMEM.
+func TestTruncateChecksObjectGrowth(t *testing.T) {
+	const big = 16 << 20
+	s := create(t, 4096)
+	peer, err := shm.Open(s.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	if err := peer.Truncate(big); err != nil {
+		t.Fatal(err)
+	}
+	fakeCgroupRoom(t, 2<<20)
+	if err := s.Truncate(big); err != nil {
+		t.Fatalf("Truncate(%d) of a %d-byte object, nothing to reserve: %v", big, big, err)
+	}
+	if s.Size() != big {
+		t.Fatalf("Size %d", s.Size())
+	}
+}
+
+// TestTruncateDiskFileNotChecked: the memory cgroup check is about
+// tmpfs pages, which are memory; growing a Mapping of an ordinary file on
+// a disk file system reserves disk blocks, not memory, and must not be
+// refused with ENOMEM because the cgroup has little memory left.
+//
+// Kills: checking every grow, whatever the file system (no onTmpfs
+// test): ENOMEM for a file on disk.
+func TestTruncateDiskFileNotChecked(t *testing.T) {
+	dir := t.TempDir()
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err != nil || sfs.Type == 0x01021994 {
+		t.Skipf("%s is tmpfs (or unknown): %v", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "f"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(4096); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fakeCgroupRoom(t, 2<<20)
+	if err := m.Truncate(16 << 20); err != nil {
+		t.Fatalf("Truncate(16 MiB) of a file on disk with 2 MiB of cgroup memory left: %v", err)
+	}
+}
+
+// TestTruncateMemfdOverMemoryCgroup: a memfd is memory (shmem), so its grow
+// stays checked against the cgroup.
+//
+// Kills: exempting a memfd along with files on disk (onTmpfs not
+// recognising shmem's TMPFS_MAGIC): Truncate reserves 16 MiB and
+// succeeds.
+func TestTruncateMemfdOverMemoryCgroup(t *testing.T) {
+	m, err := shm.CreateMemfdWith("rv", 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	fakeCgroupRoom(t, 2<<20)
+	if err := m.Truncate(16 << 20); !errors.Is(err, syscall.ENOMEM) {
+		t.Fatalf("memfd Truncate(16 MiB) with 2 MiB of room: %v, want ENOMEM", err)
 	}
 }

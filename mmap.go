@@ -454,12 +454,27 @@ func (m *Mapping) Close() error {
 // against shrinking can never fault from truncation.
 //
 // The Mapping keeps a duplicate of f's descriptor (F_DUPFD_CLOEXEC) for
-// Stat, Truncate, Remap, File, Seals and the rest, and closes it at
-// Close: f itself can be closed as soon as MapFile returns.
+// Stat, Truncate, Remap, File, Seals, AddSeals and the rest, and closes it
+// at Close: f itself can be closed as soon as MapFile returns.
 //
-// The calls are fstat, fcntl(F_GETFL), fcntl(F_GET_SEALS) and
-// fcntl(F_DUPFD_CLOEXEC) from Go, then mmap and, with Populate, madvise,
-// in one cgo crossing. Argument errors have Op "mapfile".
+// With os.O_RDONLY (and not Private) from a descriptor open for writing
+// (what File returns for a memfd a process made), the mapping itself, and
+// those Remap makes later, are made from a read-only open file description
+// of the same file (open of /proc/self/fd/N with O_RDONLY), closed again
+// once mapped: the kernel counts a shared mapping of a writable
+// description as writable even with PROT_READ, and any writable mapping
+// makes AddSeals(SealWrite) of the memfd fail with EBUSY, the creator's
+// too. The kept duplicate stays f's, read-write: AddSeals needs it
+// (F_ADD_SEALS of a read-only description is EPERM), and File hands on
+// what f gave. Where that open fails (no /proc), f's descriptor is mapped
+// read-only, and AddSeals(SealWrite) fails with EBUSY until this Mapping
+// is closed.
+//
+// The calls are fstat, fcntl(F_GETFL), fcntl(F_GET_SEALS),
+// fcntl(F_DUPFD_CLOEXEC) and, for a read-only mapping of a writable
+// descriptor, open of /proc/self/fd/N from Go, then mmap and, with
+// Populate, madvise, in one cgo crossing. Argument errors have Op
+// "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {
 		return nil, argErr("mapfile", "<nil>", "nil *os.File")
@@ -528,7 +543,10 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	}
 	if err == nil && length > 0 {
 		var mr result
-		if mr, err = mmapFile(name, r.fd, off, int64(length), flags); err == nil {
+		mfd, done := mapFD(name, r.fd, flags)
+		mr, err = mmapFile(name, mfd, off, int64(length), flags)
+		done()
+		if err == nil {
 			r.data, r.advice = mr.data, mr.advice
 			err = finishPopulate(name, r)
 		} else {
@@ -541,6 +559,30 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	m := &Mapping{private: opt != nil && opt.Private, off: off}
 	m.init(name, r, flag == os.O_RDONLY)
 	return m, nil
+}
+
+// mapFD returns the descriptor a mapping with flags is made from: fd
+// itself, except that a read-only shared mapping of a descriptor open for
+// writing is made from a new read-only open file description of the same
+// file (open of /proc/self/fd/N, which works for memfds and unlinked
+// objects too). The kernel counts every shared mapping of a writable
+// description as writable (VM_MAYWRITE), PROT_READ or not, and while one
+// exists F_ADD_SEALS of F_SEAL_WRITE fails with EBUSY. done closes what
+// mapFD opened (the mapping holds the file itself). Where the open fails
+// (no /proc, a file whose permissions refuse reading it anew), fd itself.
+func mapFD(name string, fd, flags int) (mfd int, done func()) {
+	nothing := func() {}
+	if flags&(mapReadOnly|mapPrivate) != mapReadOnly {
+		return fd, nothing
+	}
+	if fl, err := fcntl(name, fd, fGetFL, 0); err != nil || fl&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return fd, nothing
+	}
+	ro, err := syscall.Open(procFD(fd), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fd, nothing
+	}
+	return ro, func() { closeFD(ro) }
 }
 
 // writable checks, for a shared writable mapping of fd (flags), what mmap

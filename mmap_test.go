@@ -748,3 +748,84 @@ func TestMapFileComplete(t *testing.T) {
 		t.Errorf("%d descriptors open, %d before", n, fds)
 	}
 }
+
+// TestMapFileReadOnlyAllowsSealWrite: a Mapping made by
+// MapFile(os.O_RDONLY) is read-only (PROT_READ), and must not count as a
+// writable mapping of the object even when made from a read-write
+// descriptor (what File returns): AddSeals(SealWrite) must succeed with
+// only read-only Mappings left (the receiver's own call), beside the
+// receiver's read-only Mapping (the creator's call), and after that
+// Mapping followed a grow with Remap (a new mapping where it moved).
+//
+// Kills: MapFile or Remap mapping the read-write descriptor itself for a
+// read-only Mapping (no mapFD): the kernel counts that shared mapping as
+// writable (VM_SHARED|VM_MAYWRITE) and every AddSeals(SealWrite) fails
+// with EBUSY, the creator's own included. Before the fix (the review's
+// open finding) all three parts failed so; reverting mapFD's use in
+// MapFile fails all three, reverting it in resize the third (where the
+// Mapping moved to grow, as it logs: above it is the creator's mapping).
+func TestMapFileReadOnlyAllowsSealWrite(t *testing.T) {
+	// receive maps m's memfd as a receiver of File does.
+	receive := func(t *testing.T, m *shm.Segment) *shm.Mapping {
+		t.Helper()
+		f, err := m.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mm.Close() })
+		return mm
+	}
+	t.Run("receiver", func(t *testing.T) {
+		m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		mm := receive(t, m)
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Only a read-only mapping of the object is left, the receiver's own.
+		if err := mm.AddSeals(shm.SealWrite); err != nil {
+			t.Errorf("AddSeals(SealWrite) with only a read-only Mapping left: %v", err)
+		}
+	})
+	t.Run("creator", func(t *testing.T) {
+		m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		mm := receive(t, m)
+		if err := m.AddSeals(shm.SealWrite); err != nil {
+			t.Errorf("the creator's AddSeals(SealWrite) beside a read-only Mapping: %v", err)
+		}
+		if mm.Size() != 4096 {
+			t.Errorf("read-only Mapping: Size %d", mm.Size())
+		}
+	})
+	t.Run("remap", func(t *testing.T) {
+		m, err := shm.CreateMemfdWith("rv", 4096, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		mm := receive(t, m)
+		old := &mm.Bytes()[0]
+		if err := m.Truncate(1 << 20); err != nil {
+			t.Fatal(err)
+		}
+		if err := mm.Remap(); err != nil || mm.Size() != 1<<20 {
+			t.Fatalf("Remap: %v, Size %d", err, mm.Size())
+		}
+		t.Logf("the read-only Mapping moved to grow: %v", old != &mm.Bytes()[0])
+		if err := m.AddSeals(shm.SealWrite); err != nil {
+			t.Errorf("AddSeals(SealWrite) beside a read-only Mapping that grew: %v", err)
+		}
+	})
+}

@@ -330,3 +330,68 @@ func TestFullDevShm(t *testing.T) {
 		}
 	}
 }
+
+// TestFullDevShmEveryCall: in a full 1 MiB /dev/shm every failing call is an
+// error, nothing crashes, and nothing is left but what was there.
+//
+// Kills: a call that crashes instead of failing (a page it did not
+// reserve touched: SIGBUS in the child); a failed call that leaves its
+// object or temporary name; a failed Truncate that changes Size or unmaps
+// the words already handed out (the Store faults).
+func TestFullDevShmEveryCall(t *testing.T) {
+	if !inSmallDevShm(t, "1m") {
+		return
+	}
+	filler := uniqueName(t)
+	cleanup(t, filler)
+	f, err := shm.Create(filler, 900<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	before, _ := os.ReadDir("/dev/shm")
+	if _, err := shm.Create(uniqueName(t), 512<<10); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Create: %v, want ENOSPC", err)
+	}
+	if _, err := shm.CreateTemp("rv-*", 512<<10); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("CreateTemp: %v, want ENOSPC", err)
+	}
+	if _, err := shm.OpenFile(uniqueName(t), os.O_RDWR|os.O_CREATE, 0o600, 512<<10, &shm.Options{Sparse: true, Populate: true}); err == nil {
+		t.Errorf("sparse populate on a full /dev/shm: no error")
+	}
+	small := uniqueName(t)
+	cleanup(t, small)
+	s, err := shm.Create(small, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w, _ := s.Uint32(0)
+	if err := s.Truncate(512 << 10); !errors.Is(err, syscall.ENOSPC) || s.Size() != 4096 {
+		t.Errorf("Truncate: %v, Size %d", err, s.Size())
+	}
+	w.Store(1)
+	for i := 0; ; i++ {
+		sem, err := shm.CreateSemaphore(uniqueName(t)+"-sem", 0)
+		if err != nil {
+			t.Logf("CreateSemaphore %d on a full /dev/shm: %v", i, err)
+			break
+		}
+		defer sem.Close()
+		defer sem.Unlink()
+		if i > 1000 {
+			t.Fatal("never full")
+		}
+	}
+	after, _ := os.ReadDir("/dev/shm")
+	names := map[string]bool{}
+	for _, e := range before {
+		names[e.Name()] = true
+	}
+	names[strings.TrimPrefix(small, "/")] = true
+	for _, e := range after {
+		if !names[e.Name()] && !strings.HasPrefix(e.Name(), "sem.") && !strings.HasSuffix(e.Name(), "-sem") { // the semaphores go at return
+			t.Errorf("left in /dev/shm: %q", e.Name())
+		}
+	}
+}

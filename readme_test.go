@@ -5,11 +5,14 @@ package shm_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,6 +193,54 @@ func TestLocalCloneRecipe(t *testing.T) {
 		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	}
+}
+
+// TestReadmeOpsMatchCode: README's list of the Op a refused argument
+// carries must be what the code returns (doc.go's rule): SyncRange says
+// "msync", Chmod "fchmod", Chown "fchown", a memfd's Unlink "shm_unlink",
+// OpenSemaphoreWith "opensemaphorewith". And README must not promise that
+// Post makes no system call without waiters (glibc's count outlives a
+// killed waiter; see Post).
+//
+// Kills: README naming an Op the code does not return (`syncrange`,
+// `opensemaphorefile`) or leaving out one it does; README promising that
+// Post makes no system call without waiters.
+func TestReadmeOpsMatchCode(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := strings.Join(strings.Fields(string(b)), " ")
+	s := create(t, 4096)
+	m, err := shm.CreateMemfd("rv", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, semErr := shm.OpenSemaphoreWith(uniqueName(t), 0, 0o600, 0)
+	for _, c := range []struct {
+		what string
+		err  error
+	}{
+		{"SyncRange", s.SyncRange(-1, 1, syscall.MS_SYNC)},
+		{"Chmod", s.Chmod(fs.ModeDir)},
+		{"Chown", s.Chown(-2, 0)},
+		{"memfd Unlink", m.Unlink()},
+		{"OpenSemaphoreWith", semErr},
+	} {
+		var pe *fs.PathError
+		if !errors.As(c.err, &pe) || !errors.Is(c.err, syscall.EINVAL) {
+			t.Fatalf("%s: %v", c.what, c.err)
+		}
+		if !strings.Contains(readme, "`"+pe.Op+"`") {
+			t.Errorf("%s refuses an argument with Op %q, which README's list of Ops does not name", c.what, pe.Op)
+		}
+	}
+	for _, stale := range []string{"`opensemaphorefile`", "`syncrange`", "no system call unless someone waits"} {
+		if strings.Contains(readme, stale) {
+			t.Errorf("README still says %s", stale)
 		}
 	}
 }

@@ -645,6 +645,49 @@ func TestSemaphorePlantedEmpty(t *testing.T) {
 	}
 }
 
+// TestSemaphoreNonRegularIsLibcs: the size check around sem_open is
+// there to keep a too-small regular file from SIGBUS; for anything that is
+// not a regular file libc itself fails cleanly, and its verdict is the
+// answer: a symbolic link is ELOOP (glibc and musl open with O_NOFOLLOW),
+// a directory EISDIR, as C's sem_open says. The check must not turn them
+// into EINVAL.
+//
+// Kills: semWhole with stat instead of lstat, or refusing whatever is
+// not a regular file (EINVAL for the symbolic link and the directory).
+func TestSemaphoreNonRegularIsLibcs(t *testing.T) {
+	if onMusl {
+		t.Skip("glibc's file names")
+	}
+	name := uniqueName(t)
+	path := semPath(name)
+	t.Cleanup(func() { os.Remove(path) })
+	if err := os.Symlink("/dev/null", path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := shm.OpenSemaphore(name)
+	t.Logf("symlink: %v", err)
+	if !errors.Is(err, syscall.ELOOP) {
+		t.Errorf("OpenSemaphore of a symlink: %v, want ELOOP as sem_open", err)
+	}
+	os.Remove(path)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shm.OpenSemaphore(name); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("OpenSemaphore of a directory: %v, want EISDIR as sem_open", err)
+	}
+	os.Remove(path)
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := shm.OpenSemaphore(name); err == nil {
+		s.Close()
+		t.Errorf("OpenSemaphore of a FIFO opened it")
+	} else {
+		t.Logf("FIFO: %v", err)
+	}
+}
+
 // TestSemaphoreTruncatedLive documents what cannot be prevented (issue 14
 // item 3): a peer that truncates a semaphore's file while this process
 // has it open makes the next Post a SIGBUS inside libc, which kills the
@@ -707,6 +750,35 @@ func TestSemaphoreLongSlashedName(t *testing.T) {
 	wantPathErr(t, err, "sem_open", name, syscall.ENOENT)
 	_, err = shm.OpenSemaphoreWith(name, os.O_CREATE, 0o600, 0)
 	wantPathErr(t, err, "sem_open", name, syscall.EINVAL)
+}
+
+// TestSemaphoreNameTooLong: a name longer than NAME_MAX with its
+// leading slashes, whose file name sem.NAME is itself too long for the
+// kernel, gets glibc's verdict ENAMETOOLONG (checked against glibc 2.36:
+// sem_open of "/" + 255 letters, "//" + 254, "/////" + 252 all fail with
+// ENAMETOOLONG, create and open alike, and leave nothing), not EINVAL.
+//
+// Kills: glibcLongName answering EINVAL where the kernel refuses the
+// file name sem.NAME (glibc says ENAMETOOLONG).
+func TestSemaphoreNameTooLong(t *testing.T) {
+	if onMusl {
+		t.Skip("glibc's verdicts")
+	}
+	for _, c := range []struct{ slashes, n int }{{1, 255}, {2, 254}, {5, 252}} {
+		name := strings.Repeat("/", c.slashes) + strings.Repeat("q", c.n)
+		_, err := shm.CreateSemaphore(name, 0)
+		t.Logf("create %d+%d: %v", c.slashes, c.n, err)
+		if !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("CreateSemaphore(%d slashes + %d): %v, want ENAMETOOLONG as glibc", c.slashes, c.n, err)
+		}
+		if _, err := shm.OpenSemaphore(name); !errors.Is(err, syscall.ENAMETOOLONG) {
+			t.Errorf("OpenSemaphore(%d slashes + %d): %v, want ENAMETOOLONG as glibc", c.slashes, c.n, err)
+		}
+	}
+	// Past what glibc's buffer takes: EINVAL, as glibc says.
+	if _, err := shm.CreateSemaphore(strings.Repeat("q", 256), 0); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("CreateSemaphore(256 letters): %v, want EINVAL as glibc", err)
+	}
 }
 
 // TestSemaphorePostDeadWaiter (issue 14 item 8): glibc counts waiters in

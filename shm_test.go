@@ -165,6 +165,42 @@ func TestCreateTooBigForDevShm(t *testing.T) {
 	}
 }
 
+// TestCreateTruncateHugeSizes: sizes no file system can hold are errors, never a
+// panic, and leave nothing.
+//
+// Kills: a size past off_t or PTRDIFF_MAX reaching make or mmap (a
+// panic, or a mapping of a wrapped size); a failed Truncate that changes
+// Size; a failed Create that leaves its temporary name.
+func TestCreateTruncateHugeSizes(t *testing.T) {
+	for _, size := range []int{math.MaxInt/2 + 1, math.MaxInt, math.MaxInt>>16 + 1} {
+		name := uniqueName(t)
+		cleanup(t, name)
+		s, err := shm.Create(name, size)
+		if err == nil {
+			s.Close()
+			t.Errorf("Create(%d) succeeded", size)
+			continue
+		}
+		var pe *fs.PathError
+		if !errors.As(err, &pe) {
+			t.Errorf("Create(%d): %v (%T), not a PathError", size, err, err)
+		}
+		t.Logf("Create(%d): %v", size, err)
+		s2 := create(t, 4096)
+		if err := s2.Truncate(size); err == nil {
+			t.Errorf("Truncate(%d) succeeded", size)
+		} else if s2.Size() != 4096 {
+			t.Errorf("Truncate(%d): %v, Size %d", size, err, s2.Size())
+		}
+	}
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, e := range entries {
+		if strings.Contains(e.Name(), t.Name()) && strings.Contains(e.Name(), ".~") {
+			t.Errorf("left: %s", e.Name())
+		}
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	name := uniqueName(t)
 	_, err := shm.Open(name)
@@ -860,6 +896,85 @@ func TestNoLeaks(t *testing.T) {
 	}
 }
 
+// TestNoLeaksEveryCapability: many cycles of every new path (create, moving
+// grow with a stale word, shrink, Remap through a second Mapping, seals,
+// memfd File/MapFile, semaphores, failed creates) leave no descriptor,
+// mapping or object behind.
+//
+// Kills: Close skipping the unmaps of the ranges a moving grow retired
+// (the object's lines in /proc/self/maps grow); a descriptor left open
+// by any of these paths.
+func TestNoLeaksEveryCapability(t *testing.T) {
+	cycle := func() {
+		name := uniqueName(t)
+		s, err := shm.Create(name, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := s.Uint32(0)
+		// Block the address space after the mapping so grows must move.
+		o, err := shm.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1 << 20, 4096, 3 << 20, 0, 8192} {
+			if err := s.Truncate(n); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Remap(); err != nil {
+				t.Fatal(err)
+			}
+			if o.Size() != n {
+				t.Fatalf("Remap: size %d, want %d", o.Size(), n)
+			}
+		}
+		w.Store(7)
+		if b := o.Bytes(); b[0] != 7 {
+			t.Fatalf("stale word did not reach the object")
+		}
+		if _, err := shm.Create(name, 4096); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second Create: %v", err)
+		}
+		s.Unlink()
+		o.Close()
+		s.Close()
+		m, err := shm.CreateMemfdWith("rv", 4096, shm.SealShrink|shm.SealGrow, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ := m.File()
+		mm, err := shm.MapFile(f, os.O_RDONLY, 0, 0, nil)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		mm.Close()
+		if err := m.AddSeals(shm.SealWrite); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		sem, err := shm.CreateSemaphore(name, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sem.Unlink()
+		sem.Close()
+		if !onMusl { // glibc's refusal, checked before glibc runs; musl takes the name
+			if _, err := shm.CreateSemaphore(strings.Repeat("/", 254)+"rv", 0); err == nil {
+				t.Fatal("long name")
+			}
+		}
+	}
+	cycle()
+	fds, maps := countFDs(t), countObjectMaps(t)
+	for range 500 {
+		cycle()
+	}
+	if f, m := countFDs(t), countObjectMaps(t); f != fds || m != maps {
+		t.Fatalf("after 500 cycles: %d fds (was %d), %d maps lines (was %d)", f, fds, m, maps)
+	}
+}
+
 // resources counts open fds, mappings of /dev/shm and all mappings.
 func resources(t *testing.T) (fds, shmMaps, maps int) {
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -1227,6 +1342,69 @@ func TestConcurrentCreateOneWinner(t *testing.T) {
 				t.Errorf("round %d: left behind: %s", round, n)
 			}
 		}
+	}
+}
+
+// TestCreateRacesUnlink: goroutines Create one name while another unlinks
+// it in a loop: every Create either wins (and the object is then its own,
+// as /proc/self/fd shows) or says EEXIST; no temporary name is left, and
+// no descriptor or mapping leaks.
+//
+// Kills: a lost publish not removing its temporary name (NAME.~RANDOM
+// left); a lost race not closing its descriptor or unmapping (the counts
+// differ); a lost race reported as anything but EEXIST.
+func TestCreateRacesUnlink(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	base := strings.TrimPrefix(name, "/")
+	fds, maps := countFDs(t), countObjectMaps(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				shm.Unlink(name)
+			}
+		}
+	}()
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for range 500 {
+				s, err := shm.Create(name, 4096)
+				if errors.Is(err, fs.ErrExist) {
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				w, _ := s.Uint32(0)
+				w.Store(1)
+				s.Close()
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	<-done
+	entries, _ := os.ReadDir("/dev/shm")
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), base+".~") {
+			t.Errorf("left: %s", e.Name())
+		}
+	}
+	if f, m := countFDs(t), countObjectMaps(t); f != fds || m != maps {
+		t.Errorf("fds %d -> %d, maps lines %d -> %d", fds, f, maps, m)
 	}
 }
 

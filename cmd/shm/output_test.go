@@ -10,11 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -134,6 +136,30 @@ func TestNamesCannotForge(t *testing.T) {
 		t.Errorf("an error about a name with a newline: exit %d, %q", r.code, r.stderr)
 	}
 	ok(t, runIn(t, nil, append([]string{"rm"}, names...)...))
+}
+
+// TestErrorMessagesCannotForge: every message is one line whatever the
+// names in the errors it carries: a failed rename or link (an
+// *os.LinkError, which prints both paths raw) and a holders error of a
+// semaphore (an *fs.PathError whose Path is the raw name).
+//
+// Kills: errText stripping only an *fs.PathError (a LinkError prints both
+// paths raw); warnUnknown printing the holders error with %v (its raw
+// Path).
+func TestErrorMessagesCannotForge(t *testing.T) {
+	evil := "/dev/shm/x\nshm: rm /important: removed"
+	if s := errText(&os.LinkError{Op: "rename", Old: evil, New: evil + ".~q", Err: syscall.EPERM}); strings.Contains(s, "\n") {
+		t.Errorf("errText of a LinkError: %q", s)
+	}
+	var out, errb bytes.Buffer
+	e := &env{strings.NewReader(""), &out, &errb}
+	h := &holderInfo{pids: map[string][]int{}, failed: map[string]error{
+		evil: &fs.PathError{Op: "sem_open", Path: "/x\nshm: rm /important: removed", Err: syscall.EACCES},
+	}}
+	h.warnUnknown(e, "ls")
+	if n := strings.Count(errb.String(), "\n"); n != 1 {
+		t.Errorf("one holders warning printed as %d lines: %q", n, errb.String())
+	}
 }
 
 // TestFlagsAfterOperands: a flag after a NAME is honoured, or is a usage
