@@ -24,9 +24,10 @@
  *   ring write NAME TOTAL SEED   write TOTAL bytes of messages
  *   ring read NAME TOTAL SEED    read and verify them
  *
- * Both print "SLEEPS WAKES NS": how often this side announced a sleep, how
- * often it woke the other side, and the nanoseconds the transfer took (for
- * the reader, from the first message on).
+ * Both print "SLEEPS WAKES NS TIMEOUTS": how often this side announced a
+ * sleep, how often it woke the other side, the nanoseconds the transfer took
+ * (for the reader, from the first message on), and how often a sleep ended
+ * by its 1 s bound instead of a wake-up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +53,7 @@ enum { HEAD = 0, TAIL = 64 / 4, RWAIT = 128 / 4, WWAIT = 192 / 4, NSLOTS = 256 /
 static uint32_t *hdr;
 static unsigned char *data;
 static uint32_t slots, slotsize;
-static long sleeps, wakes;
+static long sleeps, wakes, timeouts;
 
 static uint32_t ld(int i) { return __atomic_load_n(&hdr[i], __ATOMIC_SEQ_CST); }
 static void st(int i, uint32_t v) { __atomic_store_n(&hdr[i], v, __ATOMIC_SEQ_CST); }
@@ -71,9 +72,15 @@ static void wait_while(int w, uint32_t v, int flag) {
 			st(flag, 0);
 			break;
 		}
-		if (syscall(SYS_futex, &hdr[flag], FUTEX_WAIT, 1, NULL, NULL, 0) != 0 &&
-		    errno != EAGAIN && errno != EINTR)
-			die("futex wait");
+		/* Bounded: a wake-up that never comes (a bug on either side, or
+		 * one the kernel loses) shows as a counted timeout, not a hang. */
+		struct timespec limit = {1, 0};
+		if (syscall(SYS_futex, &hdr[flag], FUTEX_WAIT, 1, &limit, NULL, 0) != 0) {
+			if (errno == ETIMEDOUT)
+				timeouts++;
+			else if (errno != EAGAIN && errno != EINTR)
+				die("futex wait");
+		}
 	}
 }
 
@@ -172,6 +179,6 @@ int main(int argc, char **argv) {
 		p += n;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	printf("%ld %ld %.0f\n", sleeps, wakes, (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec));
+	printf("%ld %ld %.0f %ld\n", sleeps, wakes, (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec), timeouts);
 	return 0;
 }
