@@ -695,6 +695,9 @@ func unshareCmd(t *testing.T, role, name string) *exec.Cmd {
 	if err != nil {
 		t.Skipf("no unshare: %v", err)
 	}
+	if out, err := exec.Command(path, "--pid", "--fork", "true").CombinedOutput(); err != nil {
+		t.Skipf("unshare --pid is not permitted here (a container without CAP_SYS_ADMIN): %v %s", err, out)
+	}
 	exe, _ := os.Executable()
 	cmd := exec.Command(path, "--pid", "--fork", "--kill-child", exe)
 	cmd.Env = append(os.Environ(), childEnv+"="+role, nameEnv+"="+name)
