@@ -858,6 +858,7 @@ func TestSyncDuringTruncate(t *testing.T) {
 // Kills: failing the grow where MREMAP_DONTUNMAP is refused (EINVAL from
 // mremap); moving without reserving the old range (it shows unmapped).
 func TestPrivateGrowWithoutDontunmap(t *testing.T) {
+	needFree(t, 20<<20)
 	defer shm.SetNoDontunmap()()
 	page := os.Getpagesize()
 	a := create(t, page)

@@ -233,6 +233,7 @@ func TestOpenFileTruncMissingIsENOENT(t *testing.T) {
 // Kills: checking what this Mapping grows by (size - len(data)) instead
 // of what the object grows by (size - fstat's size): ENOMEM.
 func TestTruncateChecksObjectGrowth(t *testing.T) {
+	needFree(t, 20<<20)
 	const big = 16 << 20
 	s := create(t, 4096)
 	peer, err := shm.Open(s.Name())

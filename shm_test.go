@@ -905,6 +905,7 @@ func TestNoLeaks(t *testing.T) {
 // (the object's lines in /proc/self/maps grow); a descriptor left open
 // by any of these paths.
 func TestNoLeaksEveryCapability(t *testing.T) {
+	needFree(t, 8<<20)
 	cycle := func() {
 		name := uniqueName(t)
 		s, err := shm.Create(name, 4096)
