@@ -43,11 +43,7 @@ type waitKind struct {
 func waitKinds() []waitKind {
 	return []waitKind{
 		{"futex", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
-			s, err := shm.Create(uniqueName(t), 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cleanup(t, s.Name())
+			s := create(t, 4096)
 			return func(ctx context.Context) error {
 				for {
 					if err := s.Wait(ctx, 0, 0); err != nil {
@@ -57,11 +53,7 @@ func waitKinds() []waitKind {
 			}, s.Close
 		}},
 		{"mutex", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
-			s, err := shm.Create(uniqueName(t), 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cleanup(t, s.Name())
+			s := create(t, 4096)
 			mu, err := s.Mutex(0)
 			if err != nil {
 				t.Fatal(err)
@@ -75,11 +67,7 @@ func waitKinds() []waitKind {
 			}, s.Close
 		}},
 		{"mutex-self", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
-			s, err := shm.Create(uniqueName(t), 4096)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cleanup(t, s.Name())
+			s := create(t, 4096)
 			mu, err := s.Mutex(0)
 			if err != nil {
 				t.Fatal(err)
