@@ -19,12 +19,14 @@ import (
 // Name is "" and Unlink is an error wrapping syscall.EINVAL that removes
 // nothing, not even another program's object "/memfd:LABEL", named as
 // /proc shows the memfd. A named ring's Name is its name and its Unlink
-// removes it.
+// removes it. The errors of a ring with no name still say the memfd's
+// label.
 //
 // Kills: Unlink passing the memfd's label (or the descriptor's name) to
 // shm_unlink, the data loss of issue 22 item 1 (the other program's
 // object is gone and Unlink returns nil); Name returning that label; a
-// named ring whose Name is "" or whose Unlink removes nothing.
+// named ring whose Name is "" or whose Unlink removes nothing; a memfd
+// ring whose errors name nothing.
 func TestUnlinkNamelessRing(t *testing.T) {
 	label := strings.TrimPrefix(ringName(t), "/") // unique; ringName's cleanup unlinks nothing of ours
 	other := "/memfd:" + label                    // what /proc/self/fd shows for the memfd, "/memfd:LABEL (deleted)"
@@ -74,8 +76,8 @@ func TestUnlinkNamelessRing(t *testing.T) {
 	}{{"CreateMemfd", r}, {"MapFile", m}} {
 		made()
 		err := c.r.Unlink()
-		if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "no name") {
-			t.Errorf("Unlink of a ring from %s: %v, want an error wrapping EINVAL that says it has no name", c.what, err)
+		if !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "no name") || !strings.Contains(err.Error(), "memfd:"+label) {
+			t.Errorf("Unlink of a ring from %s: %v, want an error wrapping EINVAL that names the memfd's label and says it has no name", c.what, err)
 		}
 		survives("Unlink of a ring from " + c.what)
 		if n := c.r.Name(); n != "" {
