@@ -283,10 +283,10 @@ func TestFileCloseRace(t *testing.T) {
 
 // TestAddSeals: the read-only hand-off seals the creator's own mapping
 // read-only in place (F_SEAL_WRITE is refused while it is writable); a
-// writable mapping elsewhere makes it EBUSY and the Segment stays
+// writable mapping elsewhere makes it EBUSY and the Mapping stays
 // writable; F_SEAL_FUTURE_WRITE keeps the creator writing and refuses
 // everyone else. Kills: no in-place read-only remap (EBUSY), no remap back
-// after a refused seal (the Segment read-only for nothing), readOnly not
+// after a refused seal (the Mapping read-only for nothing), readOnly not
 // set (WriteAt would fault), the ro descriptor not closed.
 func TestAddSeals(t *testing.T) {
 	fds := countFDs(t)
@@ -308,7 +308,7 @@ func TestAddSeals(t *testing.T) {
 		t.Fatalf("AddSeals(write) with a writable mapping elsewhere: %v, want EBUSY", err)
 	}
 	if _, err := s.WriteAt([]byte("v2"), 0); err != nil || other.Bytes()[1] != '2' {
-		t.Fatalf("after the refused seal the Segment must still write: %v", err)
+		t.Fatalf("after the refused seal the Mapping must still write: %v", err)
 	}
 	other.Close()
 
@@ -677,7 +677,7 @@ func ExampleCreateMemfd() {
 // A read-only hand-off: create without SealSeal, fill, then seal against
 // writing. The creator's own mapping turns read-only in place, and every
 // receiver can map it only read-only.
-func ExampleSegment_AddSeals() {
+func ExampleMapping_AddSeals() {
 	s, err := shm.CreateMemfdWith("config", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -773,8 +773,8 @@ func TestComparisonMemfd(t *testing.T) {
 
 // TestAddSealsWriteAfterFutureWrite: once the object has SealFutureWrite,
 // a refused SealWrite (EBUSY: a peer's writable mapping) cannot give the
-// Segment its writable mapping back; it is then read-only (WriteAt EPERM,
-// not a fault) and the error says so. Kills: a Segment left marked
+// Mapping its writable mapping back; it is then read-only (WriteAt EPERM,
+// not a fault) and the error says so. Kills: a Mapping left marked
 // read-write over a read-only mapping, or an error that does not tell.
 func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 	s, err := shm.CreateMemfdWith("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
@@ -797,7 +797,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 	}
 	err = s.AddSeals(shm.SealWrite)
 	if !errors.Is(err, syscall.EBUSY) || !strings.Contains(fmt.Sprint(err), "read-only now") {
-		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Segment is read-only", err)
+		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Mapping is read-only", err)
 	}
 	if _, err := s.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("WriteAt after = %v; want EPERM", err)
@@ -805,7 +805,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 }
 
 // TestAddSealsWriteEmptyThenRemap: SealWrite on a memfd whose mapping is
-// empty still makes the Segment read-only, so that Remap after a peer grew
+// empty still makes the Mapping read-only, so that Remap after a peer grew
 // the object maps it read-only instead of failing with EPERM. Kills:
 // marking read-only only when a mapping was replaced.
 func TestAddSealsWriteEmptyThenRemap(t *testing.T) {
