@@ -67,13 +67,14 @@
 //
 // CreateMemfd makes an object with no name (memfd_create), reserved and
 // sealed so that no process can ever change its size: its Bytes can never
-// fault from truncation, and nothing is left behind. Hand it, or a named
-// Segment, to another process with File (exec.Cmd's ExtraFiles, or a Unix
-// socket with syscall.UnixRights); the receiver maps the descriptor with
-// MapFile, which gives a Mapping: everything but a name that a Segment
-// has (a Segment is a Mapping with a name). Seals and ShrinkSealed tell an
-// object's seals; AddSeals adds some, for example SealWrite for a
-// read-only hand-off.
+// fault from truncation, and nothing is left behind. Having no name, it is
+// a Mapping, not a Segment: it has no Name to mistake for an object's and
+// no Unlink. Hand it, or a named Segment, to another process with File
+// (exec.Cmd's ExtraFiles, or a Unix socket with syscall.UnixRights); the
+// receiver maps the descriptor with MapFile, which gives a Mapping too:
+// everything but a name that a Segment has (a Segment is a Mapping with a
+// name). Seals and ShrinkSealed tell an object's seals; AddSeals adds
+// some, for example SealWrite for a read-only hand-off.
 //
 // # Lifecycle
 //

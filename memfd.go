@@ -72,11 +72,14 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // else can see the descriptor, and mmap(MAP_SHARED), in one cgo crossing.
 //
 // The object has no name in /dev/shm: nothing can be left behind, and it
-// is freed when its last descriptor and mapping go. Hand it to another
+// is freed when its last descriptor and mapping go. So the result is a
+// Mapping, with no Name and no Unlink, not a Segment. Hand it to another
 // process with File: as an exec.Cmd's ExtraFiles, or over a Unix socket
-// (see the example). Name returns "memfd:" + name, as /proc/PID/fd shows
-// it; name is only a label (at most 249 bytes, no NUL), and need not be
-// unique. Unlink is an error: there is no name to unlink.
+// (see the example). name is only a label (at most 249 bytes, no NUL),
+// which need not be unique: /proc/PID/fd shows "/memfd:NAME (deleted)",
+// and errors, File's name and Stat's Name say "memfd:NAME". It is never
+// the name of an object: Open, Unlink and the like given it would find an
+// unrelated object of that name, if any.
 //
 // Since the object can never shrink, ShrinkSealed is true and Bytes can never
 // fault from truncation, whatever another process does with the
@@ -85,7 +88,7 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // for Create.
 // Where the C library lacks memfd_create (glibc before 2.27, musl before
 // 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
-func CreateMemfd(name string, size int) (*Segment, error) {
+func CreateMemfd(name string, size int) (*Mapping, error) {
 	return CreateMemfdWith(name, size, MemfdSeals, nil)
 }
 
@@ -98,7 +101,7 @@ func CreateMemfd(name string, size int) (*Segment, error) {
 // and Populate apply; Private is refused, as a private mapping of a new
 // memfd would keep its writes from everyone. Argument errors have Op
 // "creatememfd".
-func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Segment, error) {
+func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Mapping, error) {
 	path := "memfd:" + name
 	switch {
 	case size <= 0:
@@ -124,9 +127,9 @@ func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Segment,
 	if err != nil {
 		return nil, explainMemfd(err)
 	}
-	s := &Segment{created: true, memfd: true}
-	s.init(path, r, false)
-	return s, nil
+	m := &Mapping{}
+	m.init(path, r, false)
+	return m, nil
 }
 
 // testNoMemfd makes CreateMemfdWith behave as with a C library without

@@ -1,6 +1,6 @@
 package shm_test
 
-// Tests of descriptors and memfd segments: File, CreateMemfd and CreateMemfdWith,
+// Tests of descriptors and memfds: File, CreateMemfd and CreateMemfdWith,
 // seals, MapFile of a received descriptor, and peers in C and Python that
 // are handed the descriptor as real processes. The mutation each test
 // kills is named in its comment.
@@ -43,8 +43,8 @@ func fdCloexec(t *testing.T, f *os.File) bool {
 	return r&syscall.FD_CLOEXEC != 0
 }
 
-// memfd makes a sealed memfd segment for t, closed in t.Cleanup.
-func memfd(t testing.TB, size int) *shm.Segment {
+// memfd makes a sealed memfd for t, closed in t.Cleanup.
+func memfd(t testing.TB, size int) *shm.Mapping {
 	t.Helper()
 	s, err := shm.CreateMemfd("shmtest-"+t.Name(), size)
 	if err != nil {
@@ -55,11 +55,10 @@ func memfd(t testing.TB, size int) *shm.Segment {
 }
 
 // TestCreateMemfd: the object is anonymous (nothing in /dev/shm, /proc
-// shows "memfd:NAME"), reserved, sealed against shrinking, growing and new
-// seals before anyone sees it, and Unlink says there is no name. Kills: no
-// F_ADD_SEALS (ftruncate succeeds), the seals without F_SEAL_SEAL, no
-// reservation (blocks 0), a Name without "memfd:", and Unlink passed to
-// shm_unlink.
+// shows "/memfd:NAME (deleted)", File's name is "memfd:NAME"), reserved,
+// sealed against shrinking, growing and new seals before anyone sees it.
+// Kills: no F_ADD_SEALS (ftruncate succeeds), the seals without
+// F_SEAL_SEAL, no reservation (blocks 0), a label without "memfd:".
 func TestCreateMemfd(t *testing.T) {
 	before := listDevShm(t)
 	size := 3 * os.Getpagesize()
@@ -70,8 +69,8 @@ func TestCreateMemfd(t *testing.T) {
 		}
 	}
 	want := "memfd:shmtest-" + t.Name()
-	if s.Name() != want || s.Size() != size || !s.Created() || !s.ShrinkSealed() {
-		t.Fatalf("Name %q, Size %d, Created %v, Sealed %v", s.Name(), s.Size(), s.Created(), s.ShrinkSealed())
+	if s.Size() != size || !s.ShrinkSealed() {
+		t.Fatalf("Size %d, Sealed %v", s.Size(), s.ShrinkSealed())
 	}
 	seals, err := s.Seals()
 	if err != nil || seals&^shm.SealExec != shm.MemfdSeals {
@@ -82,8 +81,8 @@ func TestCreateMemfd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if p := fdPath(t, f); p != "/"+want+" (deleted)" {
-		t.Errorf("/proc/self/fd shows %q", p)
+	if p := fdPath(t, f); p != "/"+want+" (deleted)" || f.Name() != want {
+		t.Errorf("/proc/self/fd shows %q, File's name is %q; want the label %q", p, f.Name(), want)
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Size != int64(size) || st.Blocks*512 != int64(size) {
@@ -112,13 +111,37 @@ func TestCreateMemfd(t *testing.T) {
 	if err := s.AddSeals(shm.SealFutureWrite); !errors.Is(err, syscall.EPERM) {
 		t.Errorf("a seal added after F_SEAL_SEAL: %v", err)
 	}
-	if err := s.Unlink(); !errors.Is(err, syscall.EINVAL) || !strings.Contains(err.Error(), "no name to unlink") {
-		t.Errorf("Unlink of a memfd: %v", err)
-	}
 	if st.Size = 0; syscall.Fstat(fd, &st) != nil || st.Size != int64(size) {
 		t.Errorf("size %d after the attempts, want %d", st.Size, size)
 	}
 	s.Bytes()[size-1] = 1 // the last page is there
+}
+
+// TestMemfdHasNoName: what CreateMemfd and CreateMemfdWith return has no
+// Name and no Unlink, so nothing can take the memfd's label for an
+// object's name and remove another program's object "/memfd:LABEL" (the
+// label stays in /proc, File's name and Stat's Name). Kills: returning a
+// *Segment, the type of named objects, whose Name is the label and whose
+// Unlink takes a name.
+func TestMemfdHasNoName(t *testing.T) {
+	m := memfd(t, 4096)
+	w, err := shm.CreateMemfdWith("shmtest-"+t.Name(), 4096, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for what, v := range map[string]any{"CreateMemfd": m, "CreateMemfdWith": w} {
+		if _, ok := v.(interface{ Unlink() error }); ok {
+			t.Errorf("%s returns a %T, which has Unlink", what, v)
+		}
+		if _, ok := v.(interface{ Name() string }); ok {
+			t.Errorf("%s returns a %T, which has Name", what, v)
+		}
+	}
+	fi, err := m.Stat()
+	if want := "memfd:shmtest-" + t.Name(); err != nil || fi.Name() != want {
+		t.Errorf("Stat: %v, %v; want the label %q as Name", fi, err, want)
+	}
 }
 
 // TestMemfdErrors: bad arguments wrap EINVAL with Op "creatememfd"; a NUL
@@ -171,15 +194,19 @@ func TestMemfdErrors(t *testing.T) {
 	}
 }
 
-// TestSegmentFile: File is a close-on-exec duplicate, of a named or a
-// memfd Segment, that the caller closes without harm to the Segment; after
+// TestSegmentFile: File is a close-on-exec duplicate, of a named Segment
+// or a memfd, that the caller closes without harm to the Mapping; after
 // Close it is fs.ErrClosed. Kills: F_DUPFD without CLOEXEC, File returning
 // the Segment's own descriptor (closing it breaks the Segment), File
 // without the closed check.
 func TestSegmentFile(t *testing.T) {
 	fds := countFDs(t)
 	named := create(t, 4096)
-	for _, s := range []*shm.Segment{named, memfd(t, 4096)} {
+	for _, c := range []struct {
+		name string // what File's name must be
+		s    *shm.Mapping
+	}{{named.Name(), &named.Mapping}, {"memfd:shmtest-" + t.Name(), memfd(t, 4096)}} {
+		s := c.s
 		f1, err := s.File()
 		if err != nil {
 			t.Fatal(err)
@@ -188,14 +215,14 @@ func TestSegmentFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f1.Fd() == f2.Fd() || !fdCloexec(t, f1) || f1.Name() != s.Name() {
-			t.Errorf("%s: fds %d, %d, close-on-exec %v, name %q", s.Name(), f1.Fd(), f2.Fd(), fdCloexec(t, f1), f1.Name())
+		if f1.Fd() == f2.Fd() || !fdCloexec(t, f1) || f1.Name() != c.name {
+			t.Errorf("%s: fds %d, %d, close-on-exec %v, name %q", c.name, f1.Fd(), f2.Fd(), fdCloexec(t, f1), f1.Name())
 		}
 		copy(s.Bytes(), "shared")
 		f1.Close()
 		f2.Close()
 		if _, err := s.Seals(); err != nil {
-			t.Errorf("%s: after closing its Files: %v", s.Name(), err)
+			t.Errorf("%s: after closing its Files: %v", c.name, err)
 		}
 		if _, err := s.WriteAt([]byte("still"), 0); err != nil {
 			t.Error(err)
@@ -256,10 +283,10 @@ func TestFileCloseRace(t *testing.T) {
 
 // TestAddSeals: the read-only hand-off seals the creator's own mapping
 // read-only in place (F_SEAL_WRITE is refused while it is writable); a
-// writable mapping elsewhere makes it EBUSY and the Segment stays
+// writable mapping elsewhere makes it EBUSY and the Mapping stays
 // writable; F_SEAL_FUTURE_WRITE keeps the creator writing and refuses
 // everyone else. Kills: no in-place read-only remap (EBUSY), no remap back
-// after a refused seal (the Segment read-only for nothing), readOnly not
+// after a refused seal (the Mapping read-only for nothing), readOnly not
 // set (WriteAt would fault), the ro descriptor not closed.
 func TestAddSeals(t *testing.T) {
 	fds := countFDs(t)
@@ -281,7 +308,7 @@ func TestAddSeals(t *testing.T) {
 		t.Fatalf("AddSeals(write) with a writable mapping elsewhere: %v, want EBUSY", err)
 	}
 	if _, err := s.WriteAt([]byte("v2"), 0); err != nil || other.Bytes()[1] != '2' {
-		t.Fatalf("after the refused seal the Segment must still write: %v", err)
+		t.Fatalf("after the refused seal the Mapping must still write: %v", err)
 	}
 	other.Close()
 
@@ -400,12 +427,12 @@ func TestMemfdCChild(t *testing.T) {
 	fds := countFDs(t)
 	size := 4 * os.Getpagesize()
 	for _, c := range []struct {
-		s    *shm.Segment
+		s    *shm.Mapping
 		args []string
 		want string
 	}{
 		{memfd(t, size), []string{"shrink"}, fmt.Sprintf("ftruncate %d: EPERM\nftruncate %d: EPERM\nsize after %d\n", size/2, size*2, size)},
-		{create(t, size), nil, "seals 0x1\n"},
+		{&create(t, size).Mapping, nil, "seals 0x1\n"},
 	} {
 		copy(c.s.Bytes(), "hello from Go\x00")
 		f, err := c.s.File()
@@ -416,7 +443,7 @@ func TestMemfdCChild(t *testing.T) {
 		cmd.ExtraFiles = []*os.File{f} // fd 3, close-on-exec cleared in the child
 		out, err := cmd.CombinedOutput()
 		f.Close()
-		t.Logf("%s: C child said:\n%s", c.s.Name(), out)
+		t.Logf("%s: C child said:\n%s", f.Name(), out)
 		if err != nil || !strings.HasPrefix(string(out), fmt.Sprintf("size %d read \"hello from Go\"\n", size)) || !strings.HasSuffix(string(out), c.want) {
 			t.Fatalf("C child: %v\n%s\nwant it to end with %q", err, out, c.want)
 		}
@@ -650,7 +677,7 @@ func ExampleCreateMemfd() {
 // A read-only hand-off: create without SealSeal, fill, then seal against
 // writing. The creator's own mapping turns read-only in place, and every
 // receiver can map it only read-only.
-func ExampleSegment_AddSeals() {
+func ExampleMapping_AddSeals() {
 	s, err := shm.CreateMemfdWith("config", 4096, shm.SealShrink|shm.SealGrow, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -746,8 +773,8 @@ func TestComparisonMemfd(t *testing.T) {
 
 // TestAddSealsWriteAfterFutureWrite: once the object has SealFutureWrite,
 // a refused SealWrite (EBUSY: a peer's writable mapping) cannot give the
-// Segment its writable mapping back; it is then read-only (WriteAt EPERM,
-// not a fault) and the error says so. Kills: a Segment left marked
+// Mapping its writable mapping back; it is then read-only (WriteAt EPERM,
+// not a fault) and the error says so. Kills: a Mapping left marked
 // read-write over a read-only mapping, or an error that does not tell.
 func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 	s, err := shm.CreateMemfdWith("futurewrite", 4096, shm.SealShrink|shm.SealGrow, nil)
@@ -770,7 +797,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 	}
 	err = s.AddSeals(shm.SealWrite)
 	if !errors.Is(err, syscall.EBUSY) || !strings.Contains(fmt.Sprint(err), "read-only now") {
-		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Segment is read-only", err)
+		t.Fatalf("AddSeals(SealWrite) beside a writable peer = %v; want EBUSY saying the Mapping is read-only", err)
 	}
 	if _, err := s.WriteAt([]byte("x"), 0); !errors.Is(err, syscall.EPERM) {
 		t.Fatalf("WriteAt after = %v; want EPERM", err)
@@ -778,7 +805,7 @@ func TestAddSealsWriteAfterFutureWrite(t *testing.T) {
 }
 
 // TestAddSealsWriteEmptyThenRemap: SealWrite on a memfd whose mapping is
-// empty still makes the Segment read-only, so that Remap after a peer grew
+// empty still makes the Mapping read-only, so that Remap after a peer grew
 // the object maps it read-only instead of failing with EPERM. Kills:
 // marking read-only only when a mapping was replaced.
 func TestAddSealsWriteEmptyThenRemap(t *testing.T) {

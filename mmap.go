@@ -32,7 +32,8 @@ var (
 // or a range of an ordinary file, together with its own descriptor of
 // that object: everything that can be done with a mapped descriptor,
 // whoever made it. MapFile makes one from any *os.File (one received from
-// another process too); a Segment is a Mapping with a name.
+// another process too), CreateMemfd one of a new memfd; a Segment is a
+// Mapping with a name.
 //
 // Its methods are safe for concurrent use. Bytes is the unguarded fast
 // path; ReadAt and WriteAt are fault-safe. After Close, every method that

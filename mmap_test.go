@@ -766,7 +766,7 @@ func TestMapFileComplete(t *testing.T) {
 // Mapping moved to grow, as it logs: above it is the creator's mapping).
 func TestMapFileReadOnlyAllowsSealWrite(t *testing.T) {
 	// receive maps m's memfd as a receiver of File does.
-	receive := func(t *testing.T, m *shm.Segment) *shm.Mapping {
+	receive := func(t *testing.T, m *shm.Mapping) *shm.Mapping {
 		t.Helper()
 		f, err := m.File()
 		if err != nil {

@@ -14,9 +14,11 @@ import (
 	"syscall"
 )
 
-// A Segment is a POSIX shared memory object, open and mapped into memory:
-// a Mapping (every method of which it has) with what a name adds: Name,
-// Created and Unlink. CreateMemfd makes a Segment with no name.
+// A Segment is a POSIX shared memory object that has a name, open and
+// mapped into memory: a Mapping (every method of which it has) with what
+// the name adds: Name, Created and Unlink. Only Create, CreateTemp, Open
+// and OpenFile make one; a memfd, which has no name, is a Mapping
+// (CreateMemfd).
 //
 // Its methods are safe for concurrent use. After Close, the Mapping's
 // methods return errors wrapping fs.ErrClosed (Bytes returns nil, Size 0);
@@ -24,7 +26,6 @@ import (
 type Segment struct {
 	Mapping
 	created bool
-	memfd   bool // made by CreateMemfd or CreateMemfdWith: no name
 }
 
 // Create creates a new shared memory object of size bytes and maps it
@@ -405,11 +406,7 @@ func Unlink(name string) error {
 }
 
 // Name returns the name the Segment was opened or created with, as given.
-// For a memfd Segment (CreateMemfd) it is "memfd:NAME", the label
-// /proc/self/fd shows, not a name in /dev/shm: the package's functions
-// given it (Open, Stat, Holders, Unlink) would look for an unrelated object
-// of that name; use the Segment's own methods (Stat, File, Unlink says
-// there is nothing to unlink). Safe after Close and across goroutines.
+// Safe after Close and across goroutines.
 func (m *Segment) Name() string { return m.name }
 
 // Created reports whether the call that returned m created the object
@@ -418,16 +415,7 @@ func (m *Segment) Created() bool { return m.created }
 
 // Unlink removes the Segment's name: shm_unlink(s.Name()). The mapping
 // stays usable until Close. It works before and after Close, and can be
-// called from any goroutine. A memfd Segment has no name: its Unlink is an
-// error wrapping syscall.EINVAL that says so.
+// called from any goroutine.
 func (m *Segment) Unlink() error {
-	if m.memfd {
-		return m.errNoName()
-	}
 	return Unlink(m.name)
-}
-
-// errNoName is Unlink's answer for a memfd Segment.
-func (m *Segment) errNoName() error {
-	return argErr("shm_unlink", m.name, "a memfd has no name to unlink: it is freed with its last descriptor and mapping")
 }

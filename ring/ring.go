@@ -48,8 +48,8 @@ const pollPeer = 150 * time.Millisecond
 // defaultSpin is how long a call polls before it sleeps.
 const defaultSpin = 10 * time.Microsecond
 
-// memory is what the ring needs of a mapping: a *shm.Segment or a
-// *shm.Mapping.
+// memory is what the ring needs of a mapping: a *shm.Segment (a named
+// ring: Name and Unlink look for one) or a *shm.Mapping.
 type memory interface {
 	Bytes() []byte
 	Uint32(off int64) (*atomic.Uint32, error)
@@ -115,7 +115,8 @@ func Create(name string, capacity int) (*Ring, error) {
 // CreateMemfd makes a new ring as Create does, in an anonymous memfd
 // (shm.CreateMemfd: sealed so that it can never shrink or grow) instead of
 // a named object. Hand it to another process with File; it maps it with
-// MapFile.
+// MapFile. name is only the memfd's label: the ring has no name (Name is
+// "", Unlink an error), and is freed with its last descriptor and mapping.
 func CreateMemfd(name string, capacity int) (*Ring, error) {
 	if err := checkCapacity("creatememfd", name, capacity); err != nil {
 		return nil, err
@@ -125,7 +126,7 @@ func CreateMemfd(name string, capacity int) (*Ring, error) {
 		return nil, err
 	}
 	writeHeader(s.Bytes(), capacity)
-	return newSegment(s, s.Name())
+	return newSegment(s, "")
 }
 
 func checkCapacity(op, name string, capacity int) error {
@@ -147,11 +148,18 @@ func writeHeader(b []byte, capacity int) {
 }
 
 // newSegment makes the Ring of s, a new ring whose header is written.
-func newSegment(s *shm.Segment, name string) (*Ring, error) {
+// Its errors say name, or, if name is "", s's label (File's name).
+func newSegment(s interface {
+	memory
+	File() (*os.File, error)
+}, name string) (*Ring, error) {
 	f, err := s.File()
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if name == "" {
+		name = f.Name()
 	}
 	r, err := newRing(name, s, f)
 	if err != nil {
@@ -320,8 +328,15 @@ func newRing(name string, mem memory, lockf *os.File) (*Ring, error) {
 	return r, nil
 }
 
-// Name returns the name the ring was created or opened with.
-func (r *Ring) Name() string { return r.name }
+// Name returns the name of the ring's object, as given to Create or Open.
+// A ring from CreateMemfd or MapFile knows its object by descriptor only:
+// its Name is "" (its errors say the memfd's label or the file's name).
+func (r *Ring) Name() string {
+	if s, ok := r.mem.(*shm.Segment); ok {
+		return s.Name()
+	}
+	return ""
+}
 
 // MaxMessage returns the largest message the ring takes, in bytes:
 // capacity/2-8, at least a quarter of the capacity.
@@ -336,9 +351,17 @@ func (r *Ring) Capacity() int { return int(r.capacity) }
 // once. Safe for concurrent use.
 func (r *Ring) SetSpin(d time.Duration) { r.spin.Store(int64(max(d, 0))) }
 
-// Unlink removes the ring's object name (shm.Unlink). Processes that have
-// it open keep using it.
-func (r *Ring) Unlink() error { return shm.Unlink(r.name) }
+// Unlink removes the ring's object name (shm.Unlink of Name). Processes
+// that have it open keep using it. A ring with no Name (CreateMemfd,
+// MapFile) has nothing to unlink: Unlink is then an error wrapping
+// syscall.EINVAL, and removes nothing.
+func (r *Ring) Unlink() error {
+	s, ok := r.mem.(*shm.Segment)
+	if !ok {
+		return argErr("ring unlink", r.name, "no name to unlink: a ring from CreateMemfd or MapFile knows its object by descriptor only")
+	}
+	return s.Unlink()
+}
 
 // File returns a new descriptor of the ring's object, to hand to another
 // process (exec.Cmd's ExtraFiles, SCM_RIGHTS), which maps it with

@@ -17,35 +17,38 @@ import (
 // answers, and finds that it cannot shrink it. Nothing is ever in
 // /dev/shm, so nothing is left there, however the demo ends.
 func runDemoMemfd(sigs chan os.Signal, w stepper) error {
+	// label is what /proc, errors and File's name call the memfd: it has
+	// no name, and a Mapping no Name or Unlink.
+	const label = "memfd:shm-demo"
 	s, err := shm.CreateMemfd("shm-demo", demoSize)
 	if err != nil {
-		return cmdErr("demo", "memfd:shm-demo", err)
+		return cmdErr("demo", label, err)
 	}
 	defer func() {
 		s.Close()
-		w.step("closed %s: munmap, close; it is freed with the last descriptor, nothing to unlink", s.Name())
+		w.step("closed %s: munmap, close; it is freed with the last descriptor, nothing to unlink", label)
 	}()
 	seals, _ := s.Seals()
-	w.step("created %s: memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), fallocate %d bytes, seals %v, mmap; nothing in /dev/shm", s.Name(), demoSize, seals)
+	w.step("created %s: memfd_create(MFD_CLOEXEC|MFD_ALLOW_SEALING), fallocate %d bytes, seals %v, mmap; nothing in /dev/shm", label, demoSize, seals)
 	msg := fmt.Sprintf("hello from process %d", os.Getpid())
 	if _, err := s.WriteAt(append([]byte(msg), 0), 0); err != nil {
-		return cmdErr("demo", s.Name(), err)
+		return cmdErr("demo", label, err)
 	}
 	w.step("wrote %q", msg)
 
-	cmd, err := readerCmd(w, "reader-memfd", s.Name())
+	cmd, err := readerCmd(w, "reader-memfd", label)
 	if err != nil {
-		return cmdErr("demo", s.Name(), err)
+		return cmdErr("demo", label, err)
 	}
 	f, err := s.File()
 	if err != nil {
-		return cmdErr("demo", s.Name(), err)
+		return cmdErr("demo", label, err)
 	}
 	cmd.ExtraFiles = []*os.File{f} // fd 3 in the reader
 	err = cmd.Start()
 	f.Close() // the reader has its own copy now
 	if err != nil {
-		return cmdErr("demo", s.Name(), err)
+		return cmdErr("demo", label, err)
 	}
 	w.step("started reader %d, handing it the descriptor as fd 3 (F_DUPFD_CLOEXEC, ExtraFiles)", cmd.Process.Pid)
 	waited := make(chan error, 1)
@@ -60,11 +63,11 @@ func runDemoMemfd(sigs chan os.Signal, w stepper) error {
 		return stoppedBy(sig, "demo")
 	}
 	if werr != nil {
-		return cmdErr("demo", s.Name(), fmt.Errorf("reader: %w", werr))
+		return cmdErr("demo", label, fmt.Errorf("reader: %w", werr))
 	}
 	reply := make([]byte, 128)
 	if _, err := s.ReadAt(reply, replyOffset); err != nil {
-		return cmdErr("demo", s.Name(), err)
+		return cmdErr("demo", label, err)
 	}
 	reply, _, _ = bytes.Cut(reply, []byte{0})
 	w.step("reader exited; it left the answer %q; still %d bytes", reply, s.Size())
