@@ -41,8 +41,9 @@ var (
 type Mapping struct {
 	mu       sync.RWMutex
 	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
-	whole    []byte   // the whole mapping, what munmap takes: a shrink keeps its tail (Truncate)
-	retired  [][]byte // earlier mappings a moving resize left in place, unmapped at Close
+	whole    []byte   // the whole mapping, what munmap takes: past size, a shrink's tail or a grow's room (Truncate)
+	handed   int      // the most bytes of whole that data ever covered: what a stale slice can reach
+	retired  [][]byte // earlier mappings a moving resize left in place (what was handed out of them), unmapped at Close
 	fd       int      // owned descriptor, -1 if none
 	name     string   // for errors
 	readOnly bool
@@ -55,6 +56,7 @@ type Mapping struct {
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
 	m.name, m.data, m.whole, m.fd, m.readOnly = name, r.data, r.data, r.fd, readOnly
+	m.handed = len(r.data)
 }
 
 // Options are the choices of OpenFile, MapFile and CreateMemfdWith that
