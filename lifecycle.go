@@ -227,7 +227,7 @@ func (m *Mapping) resize(size int64) error {
 		// The old mapping stays for the stale slices and words, which
 		// reach no further than data ever did; its room to grow past
 		// that was never handed out and goes now.
-		keep := min((m.handed+pageSize-1)&^(pageSize-1), len(old))
+		keep := pageUp(m.handed, len(old))
 		if keep < len(old) {
 			unmapClose(m.name, old[keep:], -1)
 		}
@@ -244,6 +244,18 @@ func (m *Mapping) resize(size int64) error {
 	}
 	m.handed = max(m.handed, n)
 	return explain(err)
+}
+
+// pageUp is n rounded up to a whole number of pages, or limit where that
+// is less (and where rounding would overflow an int on 32-bit).
+func pageUp(n, limit int) int {
+	if r := n % pageSize; r != 0 {
+		if n > limit-(pageSize-r) {
+			return limit
+		}
+		n += pageSize - r
+	}
+	return min(n, limit)
 }
 
 // errOffset is Truncate's and Remap's error for a mapping that does not
