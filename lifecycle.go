@@ -175,11 +175,11 @@ func (m *Mapping) Truncate(size int) error {
 	// What the object grows by is what fallocate reserves: from its own
 	// size (another process may have grown it already), not this mapping's;
 	// and only tmpfs pages are memory (a file on disk reserves blocks).
-	grow := int64(size) - int64(len(m.data))
-	if grow >= memoryCheckMin {
-		if !onTmpfs(m.fd) {
-			grow = 0
-		} else if st, err := fstatFD(m.name, m.fd); err == nil {
+	// Every size counts, and so does a grow of an object that a peer shrank
+	// below this mapping.
+	var grow int64
+	if onTmpfs(m.fd) {
+		if st, err := fstatFD(m.name, m.fd); err == nil {
 			grow = int64(size) - st.Size
 		}
 	}
