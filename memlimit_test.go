@@ -350,7 +350,8 @@ func inMemoryCgroup(t *testing.T, limit, tmpfs string) bool {
 
 // TestPopulateOverMemoryCgroup (issue 21 item 9): every path that makes
 // tmpfs pages resident is checked against the memory cgroup, whatever the
-// size: in a 16 MiB memory cgroup with a 256 MiB private /dev/shm, each of
+// size: in a 64 MiB memory cgroup (a race build's runtime alone needs more
+// than 16) with a 1 GiB private /dev/shm, each of
 // these returns an error wrapping syscall.ENOMEM (and leaves nothing in
 // /dev/shm) instead of the child's OOM kill (exit 137), each in a child
 // of its own:
@@ -366,7 +367,7 @@ func inMemoryCgroup(t *testing.T, limit, tmpfs string) bool {
 // check of Populate of an existing object; none of Sparse with Populate
 // (create, memfd); none in MapFile; a size threshold for the check.
 func TestPopulateOverMemoryCgroup(t *testing.T) {
-	const big = 64 << 20
+	const big = 256 << 20
 	cases := []struct {
 		name string
 		run  func(t *testing.T) error
@@ -462,7 +463,7 @@ func TestPopulateOverMemoryCgroup(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if !inMemoryCgroup(t, "16M", "256m") {
+			if !inMemoryCgroup(t, "64M", "1g") {
 				return
 			}
 			if err := c.run(t); !errors.Is(err, syscall.ENOMEM) {
