@@ -72,11 +72,11 @@ func residentOp(flags int) string {
 // checkPopulate checks, before Options.Populate maps the existing object
 // name (opened with flag's access mode), that its holes fit in the memory
 // cgroup: pre-faulting a tmpfs object allocates every page it lacks, for
-// reading too. Where some memory cgroup is in force, the object is opened
-// first for fstat (its size, and the blocks already allocated, which are
+// reading too. Where some level of the memory cgroup has a limit, the
+// object is opened first (shm_open, one more cgo crossing) for fstat (its size, and the blocks already allocated, which are
 // charged already); nil where that fails, for the real open to report.
 func checkPopulate(name string, flag int) error {
-	if len(cgroupLevels()) == 0 {
+	if quickRoom(math.MaxInt64) { // no limit anywhere
 		return nil
 	}
 	fd, err := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
