@@ -2,7 +2,10 @@
 
 package shm
 
-import "sync"
+import (
+	"sync"
+	"syscall"
+)
 
 // SetRandName makes CreateTemp draw the random part of its names from f
 // until restore is called, so that a test can make the names it draws
@@ -27,8 +30,18 @@ func SetNoMadvPopulate() (restore func()) {
 func SetCgroupFiles(cgroup, mountinfo, meminfo string) (room func() (int64, string, bool), restore func()) {
 	oldC, oldM, oldI, oldL := procCgroup, procMountinfo, procMeminfo, cgroupLevels
 	procCgroup, procMountinfo, procMeminfo = cgroup, mountinfo, meminfo
-	cgroupLevels = sync.OnceValue(learnCgroupLevels)
-	return cgroupRoom, func() { procCgroup, procMountinfo, procMeminfo, cgroupLevels = oldC, oldM, oldI, oldL }
+	learnt := sync.OnceValue(learnCgroupLevels)
+	cgroupLevels = learnt
+	return cgroupRoom, func() {
+		procCgroup, procMountinfo, procMeminfo, cgroupLevels = oldC, oldM, oldI, oldL
+		for _, l := range learnt() { // the descriptors the fake levels keep open
+			for _, f := range []cgroupFile{l.limit, l.usage} {
+				if f.fd >= 0 {
+					syscall.Close(f.fd)
+				}
+			}
+		}
+	}
 }
 
 // SetNoDontunmap makes Truncate and Remap behave as on a kernel without

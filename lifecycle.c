@@ -19,79 +19,120 @@
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
 
-// cover_moved grows a private mapping where MREMAP_DONTUNMAP is refused
-// (Linux before 5.13): mremap(MREMAP_MAYMOVE) takes this process's private
-// bytes along and unmaps the old range, which is then reserved at once,
-// inaccessible (PROT_NONE; MAP_FIXED_NOREPLACE never takes another
-// mapping's place), for the caller to unmap at Close. Best effort: in the
-// moment between the two calls another thread could map something there.
-static int cover_moved(goshm_resized *res, int64_t size) {
-	void *old = res->addr;
-	size_t oldlen = (size_t)res->maplen;
-	void *p = mremap(old, oldlen, (size_t)size, MREMAP_MAYMOVE);
-	if (p == MAP_FAILED)
-		return goshm_fail(GOSHM_OP_MREMAP, errno);
-	res->addr = p;
-	res->maplen = size;
-	void *r = mmap(old, oldlen, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-	if (r == old)
-		res->moved = 1; // the reservation is the old range now
-	else if (r != MAP_FAILED)
-		munmap(r, oldlen); // a kernel without MAP_FIXED_NOREPLACE (before 4.17) put it elsewhere
+// span is how long a mapping that must grow to size bytes is made: twice
+// size, in whole pages, so that the grows after it fit in it without a
+// system call or a move (the pages past the object's end are mapped beyond
+// EOF: nothing is charged for them, and touching one is SIGBUS, as after a
+// shrink); size itself where twice would not fit in the address space's
+// arithmetic (a 32-bit size_t, a Go int).
+static int64_t span(int64_t size) {
+	int64_t page = (int64_t)sysconf(_SC_PAGESIZE);
+	if (size > (int64_t)(PTRDIFF_MAX / 2) - page)
+		return size;
+	return (2 * size + page - 1) / page * page;
+}
+
+// grow_at extends the mapping res describes in place (mremap without
+// MREMAP_MAYMOVE) to span(size) bytes, else to size: 1 when it did, 0 when
+// the address space after it is taken (or it is not one mapping the kernel
+// can extend), a failure otherwise.
+static int grow_at(goshm_resized *res, int64_t size) {
+	int64_t want[2] = {span(size), size};
+	for (int i = 0; i < 2; i++) {
+		if (mremap(res->addr, (size_t)res->maplen, (size_t)want[i], 0) != MAP_FAILED) {
+			res->maplen = want[i];
+			return 1;
+		}
+		if (errno != ENOMEM && errno != EFAULT)
+			return goshm_fail(GOSHM_OP_MREMAP, errno);
+	}
 	return 0;
+}
+
+// grow_moving is mremap(addr, len, span(size) or else size,
+// MREMAP_MAYMOVE) of a mapping nothing else points into: the new address,
+// or MAP_FAILED with errno, and its length in *got.
+static void *grow_moving(void *addr, int64_t len, int64_t size, int64_t *got) {
+	void *p = mremap(addr, (size_t)len, (size_t)span(size), MREMAP_MAYMOVE);
+	*got = span(size);
+	if (p == MAP_FAILED && errno == ENOMEM) {
+		p = mremap(addr, (size_t)len, (size_t)size, MREMAP_MAYMOVE);
+		*got = size;
+	}
+	return p;
 }
 
 // cover makes res's mapping of fd at least size bytes long without ever
 // unmapping an address it covered (lifecycle.h).
 static int cover(int fd, int flags, goshm_resized *res, int64_t size) {
 	void *p;
+	int64_t len;
 	if (size <= res->maplen)
 		return 0;
-	if (res->addr == NULL) {
-		p = mmap(NULL, (size_t)size, goshm_prot(flags), goshm_mflags(flags), fd, 0);
+	if (res->addr != NULL) {
+		int r = grow_at(res, size);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	if (res->addr == NULL || !(flags & GOSHM_PRIVATE)) {
+		// Shared (or nothing mapped yet): a new mapping of the object;
+		// the old one stays.
+		len = span(size);
+		p = mmap(NULL, (size_t)len, goshm_prot(flags), goshm_mflags(flags), fd, 0);
+		if (p == MAP_FAILED && errno == ENOMEM) {
+			len = size;
+			p = mmap(NULL, (size_t)len, goshm_prot(flags), goshm_mflags(flags), fd, 0);
+		}
 		if (p == MAP_FAILED)
 			return goshm_fail(GOSHM_OP_MMAP, errno);
+		res->moved = res->addr != NULL;
 		res->addr = p;
-		res->maplen = size;
+		res->maplen = len;
 		return 0;
 	}
-	// In place, where the address space after the mapping is free.
-	p = mremap(res->addr, (size_t)res->maplen, (size_t)size, 0);
-	if (p != MAP_FAILED) {
-		res->maplen = size;
-		return 0;
-	}
-	if (errno != ENOMEM)
-		return goshm_fail(GOSHM_OP_MREMAP, errno);
-	if (!(flags & GOSHM_PRIVATE)) {
-		// Shared: a new mapping of the same object; the old one stays.
-		p = mmap(NULL, (size_t)size, goshm_prot(flags), goshm_mflags(flags), fd, 0);
-		if (p == MAP_FAILED)
-			return goshm_fail(GOSHM_OP_MMAP, errno);
-	} else {
+	void *old = res->addr;
+	size_t oldlen = (size_t)res->maplen;
+	if (!(flags & GOSHM_NO_DONTUNMAP)) {
 		// Private: this process's copies of pages move with
 		// MREMAP_DONTUNMAP (Linux 5.13 for file mappings); the old range
 		// stays, mapping the file. Then the moved mapping, which nothing
 		// else points into, grows wherever it can.
-		p = (flags & GOSHM_NO_DONTUNMAP) ? MAP_FAILED
-			: mremap(res->addr, (size_t)res->maplen, (size_t)res->maplen, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
-		if (p == MAP_FAILED && ((flags & GOSHM_NO_DONTUNMAP) || errno == EINVAL))
-			return cover_moved(res, size);
-		if (p == MAP_FAILED)
-			return goshm_fail(GOSHM_OP_MREMAP, errno);
-		void *q = mremap(p, (size_t)res->maplen, (size_t)size, MREMAP_MAYMOVE);
-		if (q == MAP_FAILED) {
-			int err = errno;
-			// Back where it was: the old range is still ours.
-			if (mremap(p, (size_t)res->maplen, (size_t)res->maplen, MREMAP_MAYMOVE | MREMAP_FIXED, res->addr) == MAP_FAILED)
-				munmap(p, (size_t)res->maplen);
-			return goshm_fail(GOSHM_OP_MREMAP, err);
+		p = mremap(old, oldlen, oldlen, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+		if (p != MAP_FAILED) {
+			void *q = grow_moving(p, (int64_t)oldlen, size, &len);
+			if (q == MAP_FAILED) {
+				int err = errno;
+				// Back where it was: the old range is still ours.
+				if (mremap(p, oldlen, oldlen, MREMAP_MAYMOVE | MREMAP_FIXED, old) == MAP_FAILED)
+					munmap(p, oldlen);
+				return goshm_fail(GOSHM_OP_MREMAP, err);
+			}
+			res->addr = q;
+			res->maplen = len;
+			res->moved = 1;
+			return 0;
 		}
-		p = q;
+		if (errno != EINVAL)
+			return goshm_fail(GOSHM_OP_MREMAP, errno);
 	}
+	// Linux before 5.13 refuses MREMAP_DONTUNMAP for files: the private
+	// pages move (mremap(MREMAP_MAYMOVE) unmaps the old range) and the
+	// object is mapped over the old range again at once, as
+	// MREMAP_DONTUNMAP would have left it. MAP_FIXED_NOREPLACE never
+	// takes another mapping's place: should another thread map something
+	// there in between, the old range is not ours, and not retired.
+	p = grow_moving(old, (int64_t)oldlen, size, &len);
+	if (p == MAP_FAILED)
+		return goshm_fail(GOSHM_OP_MREMAP, errno);
 	res->addr = p;
-	res->maplen = size;
-	res->moved = 1;
+	res->maplen = len;
+	if (p == old)
+		return 0; // grew in place after all
+	void *r = mmap(old, oldlen, goshm_prot(flags), MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
+	if (r == old)
+		res->moved = 1; // the old range maps the object again
+	else if (r != MAP_FAILED)
+		munmap(r, oldlen); // a kernel without MAP_FIXED_NOREPLACE (before 4.17) put it elsewhere
 	return 0;
 }
 

@@ -125,22 +125,28 @@ func (m *Mapping) Chown(uid, gid int) error {
 //
 // What stays valid: no address that a slice from Bytes or a word from
 // Uint32 or Uint64 pointed into is unmapped before Close, so a stale one
-// never reaches another object. A grow extends the mapping in place
-// (mremap without MREMAP_MAYMOVE) where the address space after it is
-// free; otherwise the new mapping is made elsewhere (mmap, or for a
-// private Mapping mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which takes
-// this process's private bytes along) and the old one stays mapped, to
-// the same object, until Close. (A private Mapping on Linux before 5.13,
-// which has no MREMAP_DONTUNMAP for files, moves with MREMAP_MAYMOVE and
-// reserves the old range inaccessible at once, best effort: a stale slice
-// then faults.) So after a grow, earlier slices and words
-// keep reading and writing the object's bytes (for a shared Mapping; a
-// private one's old range shows the object as it is, without this
-// process's private writes), but Bytes must be called again to see the
-// new size. A shrink keeps the mapping's tail: a stale slice or word past
-// the new end faults (SIGBUS; ReadAt and WriteAt are bounded by the new
-// size) until a later grow brings those bytes back. Each moving grow keeps
-// its old range's address space (not its memory) until Close.
+// never reaches another object. A grow that the mapping does not cover
+// maps twice the new size (the part past the object's end is mapped
+// beyond EOF, as a shrunk tail is, and never handed out), so that later
+// grows, and the Remaps that follow another process's, need no new
+// mapping until the object doubles: growing page by page costs O(log n)
+// mappings and address space within a few times the object's size. That
+// mapping extends the old one in place (mremap without MREMAP_MAYMOVE)
+// where the address space after it is free; otherwise it is made elsewhere
+// (mmap, or for a private Mapping mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP),
+// which takes this process's private bytes along) and the old one stays
+// mapped, to the same object, until Close. (A private Mapping on Linux
+// before 5.13, which has no MREMAP_DONTUNMAP for files, moves with
+// MREMAP_MAYMOVE and maps the object over the old range again at once,
+// with MAP_FIXED_NOREPLACE: best effort, since another thread of the
+// process could map something there in between, and the old range is then
+// left to it.) So after a grow, earlier slices and words keep reading and
+// writing the object's bytes (for a shared Mapping; a private one's old
+// range shows the object as it is, without this process's private
+// writes), but Bytes must be called again to see the new size. A shrink
+// keeps the mapping's tail: a stale slice or word past the new end faults
+// (SIGBUS; ReadAt and WriteAt are bounded by the new size) until a later
+// grow brings those bytes back.
 //
 // Truncate holds the Mapping's lock: ReadAt, WriteAt and Sync in flight
 // finish first, and later ones see the new mapping. Other processes keep
@@ -169,11 +175,11 @@ func (m *Mapping) Truncate(size int) error {
 	// What the object grows by is what fallocate reserves: from its own
 	// size (another process may have grown it already), not this mapping's;
 	// and only tmpfs pages are memory (a file on disk reserves blocks).
-	grow := int64(size) - int64(len(m.data))
-	if grow >= memoryCheckMin {
-		if !onTmpfs(m.fd) {
-			grow = 0
-		} else if st, err := fstatFD(m.name, m.fd); err == nil {
+	// Every size counts, and so does a grow of an object that a peer shrank
+	// below this mapping.
+	var grow int64
+	if onTmpfs(m.fd) {
+		if st, err := fstatFD(m.name, m.fd); err == nil {
 			grow = int64(size) - st.Size
 		}
 	}
@@ -211,14 +217,24 @@ func (m *Mapping) Remap() error {
 // writing. Nothing a Uint32, Uint64 or Bytes handed out points into is
 // ever unmapped before Close: the shim keeps a shrunk mapping's tail, grows
 // in place where it can, and otherwise leaves the old mapping in place,
-// which m.retired keeps for Close.
+// which m.retired keeps for Close (as far as data ever reached into it).
 func (m *Mapping) resize(size int64) error {
 	old := m.whole
 	fd, done := mapFD(m.name, m.fd, m.mapFlags()) // a read-only mapping stays one the kernel counts so (see MapFile)
 	whole, n, moved, err := resizeMap(m.name, fd, m.whole, size, m.mapFlags())
 	done()
 	if moved {
-		m.retired = append(m.retired, old)
+		// The old mapping stays for the stale slices and words, which
+		// reach no further than data ever did; its room to grow past
+		// that was never handed out and goes now.
+		keep := pageUp(m.handed, len(old))
+		if keep < len(old) {
+			unmapClose(m.name, old[keep:], -1)
+		}
+		if keep > 0 {
+			m.retired = append(m.retired, old[:keep])
+		}
+		m.handed = 0
 	}
 	m.whole = whole
 	if whole == nil {
@@ -226,7 +242,20 @@ func (m *Mapping) resize(size int64) error {
 	} else {
 		m.data = whole[:n:n]
 	}
+	m.handed = max(m.handed, n)
 	return explain(err)
+}
+
+// pageUp is n rounded up to a whole number of pages, or limit where that
+// is less (and where rounding would overflow an int on 32-bit).
+func pageUp(n, limit int) int {
+	if r := n % pageSize; r != 0 {
+		if n > limit-(pageSize-r) {
+			return limit
+		}
+		n += pageSize - r
+	}
+	return min(n, limit)
 }
 
 // errOffset is Truncate's and Remap's error for a mapping that does not

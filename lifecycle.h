@@ -14,7 +14,7 @@
 // The outcome of goshm_resize.
 typedef struct {
 	void *addr;     // the whole mapping afterwards (NULL: nothing mapped)
-	int64_t maplen; // its length, at least size: the tail past size is kept mapped
+	int64_t maplen; // its length, at least size: the tail past size is mapped too
 	int64_t size;   // the object's size as this mapping now covers it
 	int moved;      // 1: the mapping moved and the old one was left in place
 } goshm_resized;
@@ -28,14 +28,20 @@ typedef struct {
 // No address the mapping covered is ever unmapped here, so a stale pointer
 // into it never reaches memory mapped later: a shrink keeps the tail
 // mapped (touching it past the object's end is SIGBUS, as for any mapping
-// beyond EOF), and a grow extends the mapping in place (mremap without
-// MREMAP_MAYMOVE) where the address space after it is free. Otherwise the
-// new mapping is made elsewhere and the old one is left in place, still
-// mapping the same object (shared: mmap of fd again; private:
-// mremap(MREMAP_MAYMOVE|MREMAP_DONTUNMAP), which moves this process's
-// private pages and leaves the old range mapping the file; where the
-// kernel refuses that, before 5.13, mremap(MREMAP_MAYMOVE) and the old
-// range reserved at once, PROT_NONE), and res->moved tells the caller to
+// beyond EOF). A grow that the mapping does not cover makes it twice the
+// new size (in whole pages; the new size itself where twice does not fit),
+// the part past the object's end mapped beyond EOF like a shrunk tail, so
+// that the grows after it, this process's and those Remap follows, need no
+// new mapping until the object doubles: the address space stays within a
+// few times the object's size and the mappings of one object O(log) of its
+// growth. That mapping is made in place (mremap without MREMAP_MAYMOVE)
+// where the address space after it is free. Otherwise it is made elsewhere
+// and the old one is left in place, still mapping the same object
+// (shared: mmap of fd again; private: mremap(MREMAP_MAYMOVE|
+// MREMAP_DONTUNMAP), which moves this process's private pages and leaves
+// the old range mapping the file; where the kernel refuses that, before
+// 5.13, mremap(MREMAP_MAYMOVE) and the object mapped over the old range
+// again at once, MAP_FIXED_NOREPLACE), and res->moved tells the caller to
 // unmap it at Close.
 //
 // Growing maps first, then reserves the new range only (fallocate of

@@ -84,7 +84,8 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // Since the object can never shrink, ShrinkSealed is true and Bytes can never
 // fault from truncation, whatever another process does with the
 // descriptor. CreateMemfdWith chooses other seals. size must be positive.
-// A reservation that cannot fit in the memory cgroup's limit is ENOMEM, as
+// A reservation (or, with Options.Sparse and Options.Populate, the pages
+// populated) that cannot fit in the memory cgroup's limit is ENOMEM, as
 // for Create.
 // Where the C library lacks memfd_create (glibc before 2.27, musl before
 // 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
@@ -115,8 +116,8 @@ func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Mapping,
 	if testNoMemfd {
 		flags |= mapNoMemfd
 	}
-	if flags&mapSparse == 0 {
-		if err := checkMemoryRoom("fallocate", path, int64(size)); err != nil {
+	if resident(flags) {
+		if err := checkMemoryRoom(residentOp(flags), path, int64(size)); err != nil {
 			return nil, err
 		}
 	}

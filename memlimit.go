@@ -2,12 +2,14 @@
 
 package shm
 
-// The memory cgroup's room: a reservation of tmpfs pages (Create,
-// CreateMemfd, Truncate) is charged to the memory cgroup of the process
-// that touches them, and one that does not fit is an OOM kill, not an
-// error. So before reserving, the cgroup's limit and usage are read, along
-// its hierarchy, and a reservation that cannot fit is refused with ENOMEM.
-// Plain Go: files of /proc and /sys only.
+// The memory cgroup's room: tmpfs pages made resident (reserved by
+// Create, CreateMemfd, OpenFile with os.O_TRUNC and Truncate; pre-faulted
+// by Options.Populate, holes of a sparse object included) are charged to
+// the memory cgroup of the process that touches them, and pages that do
+// not fit are an OOM kill, not an error. So before each of those, whatever
+// its size, the cgroup's limit and usage are read, along its hierarchy,
+// and what cannot fit is refused with ENOMEM. Plain Go: files of /proc
+// and /sys only.
 
 import (
 	"bufio"
@@ -30,18 +32,17 @@ var (
 	procMeminfo   = "/proc/meminfo"
 )
 
-// memoryCheckMin is the smallest reservation checked against the memory
-// cgroup: reading the cgroup's files costs a few system calls per level,
-// about what reserving 1 MiB of pages costs, and a smaller reservation
-// rarely decides an OOM kill.
-const memoryCheckMin = 1 << 20
-
 // checkMemoryRoom returns an error wrapping syscall.ENOMEM, with op and
-// name, when n more bytes (at least memoryCheckMin) of tmpfs pages cannot
-// fit in this process's memory cgroup (see cgroupRoom); nil otherwise, and
-// nil whenever the limits cannot be read.
+// name, when n more bytes of tmpfs pages cannot fit in this process's
+// memory cgroup (see cgroupRoom); nil otherwise, and nil whenever the
+// limits cannot be read. Every size is checked: a loop of small
+// reservations is an OOM kill as surely as one large one. The check is
+// cheap where there is room: a pread of the limit and of the usage per
+// level of the hierarchy, from descriptors opened once (cgroupLevels);
+// memory.stat and the swap figures are read only where the usage alone
+// leaves less than n.
 func checkMemoryRoom(op, name string, n int64) error {
-	if n < memoryCheckMin {
+	if n <= 0 || quickRoom(n) {
 		return nil
 	}
 	room, where, ok := cgroupRoom()
@@ -53,16 +54,111 @@ func checkMemoryRoom(op, name string, n int64) error {
 		n, where, max(room, 0), syscall.ENOMEM)}
 }
 
+// resident reports whether mapping with the shim's flags makes every page
+// of the object resident: a reservation (not Sparse), or Populate.
+func resident(flags int) bool {
+	return flags&mapSparse == 0 || flags&mapPopulate != 0
+}
+
+// residentOp is the call that makes the pages resident, for errors:
+// fallocate, or madvise where only Populate does.
+func residentOp(flags int) string {
+	if flags&mapSparse == 0 {
+		return "fallocate"
+	}
+	return "madvise"
+}
+
+// checkPopulate checks, before Options.Populate maps the existing object
+// name (opened with flag's access mode), that its holes fit in the memory
+// cgroup: pre-faulting a tmpfs object allocates every page it lacks, for
+// reading too. Where some level of the memory cgroup has a limit, the
+// object is opened first (shm_open, one more cgo crossing) for fstat (its size, and the blocks already allocated, which are
+// charged already); nil where that fails, for the real open to report.
+func checkPopulate(name string, flag int) error {
+	if quickRoom(math.MaxInt64) { // no limit anywhere
+		return nil
+	}
+	fd, err := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
+	if err != nil {
+		return nil
+	}
+	defer closeFD(fd)
+	return checkHoles("madvise", name, fd, math.MaxInt64)
+}
+
+// checkHoles checks that the holes of the file fd, at most length bytes
+// of them, fit in the memory cgroup, where fd's file is tmpfs (a file on
+// disk is read into reclaimable cache).
+func checkHoles(op, name string, fd int, length int64) error {
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil || !onTmpfs(fd) {
+		return nil
+	}
+	return checkMemoryRoom(op, name, min(st.Size-st.Blocks*512, length))
+}
+
+// quickRoom reports whether every level of the hierarchy has n bytes
+// between its usage and its limit (or no limit): then n fits, whatever
+// cgroupRoom adds for file cache and swap.
+func quickRoom(n int64) bool {
+	for _, l := range cgroupLevels() {
+		limit, err := l.limit.read()
+		if err != nil || limit >= 1<<62 {
+			continue
+		}
+		usage, err := l.usage.read()
+		if err != nil {
+			continue
+		}
+		if limit-usage < n {
+			return false
+		}
+	}
+	return true
+}
+
 // A cgroupLevel is a memory cgroup directory of this process's, or one of
-// its ancestors.
+// its ancestors, with its limit and usage files open.
 type cgroupLevel struct {
-	dir string
-	v2  bool
+	dir          string
+	v2           bool
+	limit, usage cgroupFile
+}
+
+// A cgroupFile is a cgroup file holding one number, kept open: each read
+// is a pread at offset 0, which the kernel answers afresh.
+type cgroupFile struct {
+	fd  int // -1 where it could not be opened
+	err error
+}
+
+func openCgroupFile(path string) cgroupFile {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return cgroupFile{fd: -1, err: err}
+	}
+	return cgroupFile{fd: fd}
+}
+
+// read returns the number in the file; v2's "max" is no limit.
+func (f cgroupFile) read() (int64, error) {
+	if f.fd < 0 {
+		return 0, f.err
+	}
+	var buf [64]byte
+	n, err := syscall.Pread(f.fd, buf[:], 0)
+	if err != nil {
+		return 0, err
+	}
+	return parseCgroupInt(buf[:max(n, 0)])
 }
 
 // cgroupLevels are this process's memory cgroups and their ancestors, v2
 // and v1, learnt once per process (a process is rarely moved between
-// cgroups; the limits themselves are read on every check).
+// cgroups), with their limit and usage files opened then and kept open
+// for the life of the process; the limits themselves are read on every
+// check.
 var cgroupLevels = sync.OnceValue(learnCgroupLevels)
 
 func learnCgroupLevels() []cgroupLevel {
@@ -92,7 +188,12 @@ func learnCgroupLevels() []cgroupLevel {
 			if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
 				break
 			}
-			levels = append(levels, cgroupLevel{d, v2})
+			limitF, usageF := "memory.limit_in_bytes", "memory.usage_in_bytes"
+			if v2 {
+				limitF, usageF = "memory.max", "memory.current"
+			}
+			levels = append(levels, cgroupLevel{dir: d, v2: v2,
+				limit: openCgroupFile(filepath.Join(d, limitF)), usage: openCgroupFile(filepath.Join(d, usageF))})
 			if d == filepath.Dir(d) {
 				break
 			}
@@ -114,15 +215,15 @@ func cgroupRoom() (room int64, where string, ok bool) {
 	room = math.MaxInt64
 	var swapFree int64 = -1
 	for _, l := range cgroupLevels() {
-		limitF, usageF, swapLimitF, swapUsageF := "memory.limit_in_bytes", "memory.usage_in_bytes", "memory.memsw.limit_in_bytes", "memory.memsw.usage_in_bytes"
+		swapLimitF, swapUsageF := "memory.memsw.limit_in_bytes", "memory.memsw.usage_in_bytes"
 		if l.v2 {
-			limitF, usageF, swapLimitF, swapUsageF = "memory.max", "memory.current", "memory.swap.max", "memory.swap.current"
+			swapLimitF, swapUsageF = "memory.swap.max", "memory.swap.current"
 		}
-		limit, err := readInt(filepath.Join(l.dir, limitF))
+		limit, err := l.limit.read()
 		if err != nil || limit >= 1<<62 { // no limit (v1 says so with a huge number)
 			continue
 		}
-		usage, err := readInt(filepath.Join(l.dir, usageF))
+		usage, err := l.usage.read()
 		if err != nil {
 			continue
 		}
@@ -208,17 +309,17 @@ func hasField(list, f string) bool {
 // readInt reads a cgroup file holding one number; v2's "max" is no limit.
 // One open, read and close: these files are short.
 func readInt(path string) (int64, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
+	f := openCgroupFile(path)
+	if f.fd < 0 {
+		return 0, f.err
 	}
-	var buf [64]byte
-	n, err := syscall.Read(fd, buf[:])
-	syscall.Close(fd)
-	if err != nil {
-		return 0, err
-	}
-	s := strings.TrimSpace(string(buf[:max(n, 0)]))
+	defer syscall.Close(f.fd)
+	return f.read()
+}
+
+// parseCgroupInt parses what a cgroup file holding one number says.
+func parseCgroupInt(b []byte) (int64, error) {
+	s := strings.TrimSpace(string(b))
 	if s == "max" {
 		return math.MaxInt64, nil
 	}

@@ -302,3 +302,192 @@ func TestTruncateMemfdOverMemoryCgroup(t *testing.T) {
 		t.Fatalf("memfd Truncate(16 MiB) with 2 MiB of room: %v, want ENOMEM", err)
 	}
 }
+
+// inMemoryCgroup reports whether this run of t is the one inside a memory
+// cgroup (v1, made by the parent as root) limited to limit bytes, with a
+// private tmpfs of tmpfs (mount's size=) on /dev/shm. When it is not, it
+// makes the cgroup, runs t again there, alone, and checks that it passed:
+// a child the kernel killed (exit 137, the OOM killer) fails t; it returns
+// false. t skips where that needs what is missing.
+func inMemoryCgroup(t *testing.T, limit, tmpfs string) bool {
+	t.Helper()
+	if os.Getenv(cgroupEnv) != "" {
+		return true
+	}
+	needUnshare(t, "making a memory cgroup needs root")
+	root := "/sys/fs/cgroup/memory"
+	if _, err := os.Stat(filepath.Join(root, "memory.limit_in_bytes")); err != nil {
+		t.Skipf("no cgroup v1 memory hierarchy at %s: %v", root, err)
+	}
+	cg := filepath.Join(root, fmt.Sprintf("shmtest-%d-%x", os.Getpid(), rand.Uint64()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Skipf("cannot make a memory cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(cg); err != nil {
+			t.Errorf("removing the cgroup: %v", err)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(cg, "memory.limit_in_bytes"), []byte(limit), 0); err != nil {
+		t.Skipf("cannot limit the cgroup: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skipf("cannot re-execute the test binary: %v", err)
+	}
+	run := "^" + strings.ReplaceAll(t.Name(), "/", "$/^") + "$"
+	cmd := exec.Command("unshare", "--mount", "--ipc", "--propagation", "private", "sh", "-c",
+		`echo $$ > "$1/cgroup.procs" && mount -t tmpfs -o size=$3 shmtest /dev/shm && exec "$0" -test.run="$2" -test.v -test.count=1`,
+		exe, cg, run, tmpfs)
+	cmd.Env = append(os.Environ(), cgroupEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("in a %s memory cgroup: %v\n%s", limit, err, out)
+	}
+	t.Logf("in a %s memory cgroup:\n%s", limit, out)
+	return false
+}
+
+// TestPopulateOverMemoryCgroup (issue 21 item 9): every path that makes
+// tmpfs pages resident is checked against the memory cgroup, whatever the
+// size: in a 64 MiB memory cgroup (a race build's runtime alone needs more
+// than 16) with a 1 GiB private /dev/shm, each of
+// these returns an error wrapping syscall.ENOMEM (and leaves nothing in
+// /dev/shm) instead of the child's OOM kill (exit 137), each in a child
+// of its own:
+//   - OpenFile with Options.Populate of an existing sparse object (shared,
+//     private and read-only: reading a tmpfs hole allocates it too);
+//   - OpenFile creating with Sparse and Populate;
+//   - CreateMemfdWith with Sparse and Populate;
+//   - MapFile with Populate of a sparse memfd's descriptor;
+//   - a loop of 768 KiB Creates, and of 768 KiB Truncate grows (each
+//     under the 1 MiB that 93dfd98 left unchecked).
+//
+// Kills (each subtest, "signal: killed" with exit 137 on 93dfd98): no
+// check of Populate of an existing object; none of Sparse with Populate
+// (create, memfd); none in MapFile; a size threshold for the check.
+func TestPopulateOverMemoryCgroup(t *testing.T) {
+	const big = 256 << 20
+	cases := []struct {
+		name string
+		run  func(t *testing.T) error
+	}{
+		{"OpenPopulate", func(t *testing.T) error {
+			name := uniqueName(t)
+			cleanup(t, name)
+			s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, big, &shm.Options{Sparse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			var last error
+			for _, o := range []struct {
+				flag int
+				opt  shm.Options
+			}{
+				{os.O_RDONLY, shm.Options{Populate: true}},
+				{os.O_RDWR, shm.Options{Populate: true, Private: true}},
+				{os.O_RDWR, shm.Options{Populate: true}},
+			} {
+				s, err := shm.OpenFile(name, o.flag, 0, 0, &o.opt)
+				if err == nil {
+					s.Close()
+				}
+				if !errors.Is(err, syscall.ENOMEM) {
+					return fmt.Errorf("OpenFile(%#x, %+v) of a %d-byte sparse object: %v", o.flag, o.opt, big, err)
+				}
+				t.Logf("OpenFile(%#x, %+v): %v", o.flag, o.opt, err)
+				last = err
+			}
+			return last
+		}},
+		{"CreateSparsePopulate", func(t *testing.T) error {
+			name := uniqueName(t)
+			cleanup(t, name)
+			s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, big, &shm.Options{Sparse: true, Populate: true})
+			if err == nil {
+				s.Close()
+			}
+			t.Logf("OpenFile(create, Sparse+Populate): %v", err)
+			return err
+		}},
+		{"MemfdSparsePopulate", func(t *testing.T) error {
+			s, err := shm.CreateMemfdWith("big", big, 0, &shm.Options{Sparse: true, Populate: true})
+			if err == nil {
+				s.Close()
+			}
+			t.Logf("CreateMemfdWith(Sparse+Populate): %v", err)
+			return err
+		}},
+		{"MapFilePopulate", func(t *testing.T) error {
+			s, err := shm.CreateMemfdWith("big", big, 0, &shm.Options{Sparse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			f, err := s.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			m, err := shm.MapFile(f, os.O_RDONLY, 0, 0, &shm.Options{Populate: true})
+			if err == nil {
+				m.Close()
+			}
+			t.Logf("MapFile(Populate): %v", err)
+			return err
+		}},
+		{"SmallCreates", func(t *testing.T) error {
+			for i := range big / (768 << 10) {
+				name := uniqueName(t)
+				s, err := shm.Create(name, 768<<10)
+				if err != nil {
+					t.Logf("Create %d of 768 KiB: %v", i, err)
+					return err
+				}
+				cleanup(t, name)
+				t.Cleanup(func() { s.Close() })
+			}
+			return nil
+		}},
+		{"SmallTruncates", func(t *testing.T) error {
+			s := create(t, 4096)
+			for i := 1; i <= big/(768<<10); i++ {
+				if err := s.Truncate(i * 768 << 10); err != nil {
+					t.Logf("Truncate %d by 768 KiB: %v", i, err)
+					return err
+				}
+			}
+			return nil
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if !inMemoryCgroup(t, "64M", "1g") {
+				return
+			}
+			if err := c.run(t); !errors.Is(err, syscall.ENOMEM) {
+				t.Fatalf("%v, want an error wrapping ENOMEM", err)
+			}
+			for _, e := range listDir(t, "/dev/shm") {
+				if strings.Contains(e, "~") || strings.Contains(e, "big") {
+					t.Errorf("left in /dev/shm: %s", e)
+				}
+			}
+		})
+	}
+}
+
+// listDir lists the names in dir.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}

@@ -42,8 +42,9 @@ var (
 type Mapping struct {
 	mu       sync.RWMutex
 	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
-	whole    []byte   // the whole mapping, what munmap takes: a shrink keeps its tail (Truncate)
-	retired  [][]byte // earlier mappings a moving resize left in place, unmapped at Close
+	whole    []byte   // the whole mapping, what munmap takes: past size, a shrink's tail or a grow's room (Truncate)
+	handed   int      // the most bytes of whole that data ever covered: what a stale slice can reach
+	retired  [][]byte // earlier mappings a moving resize left in place (what was handed out of them), unmapped at Close
 	fd       int      // owned descriptor, -1 if none
 	name     string   // for errors
 	readOnly bool
@@ -56,6 +57,7 @@ type Mapping struct {
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
 	m.name, m.data, m.whole, m.fd, m.readOnly = name, r.data, r.data, r.fd, readOnly
+	m.handed = len(r.data)
 }
 
 // Options are the choices of OpenFile, MapFile and CreateMemfdWith that
@@ -81,7 +83,11 @@ type Options struct {
 	// /dev/shm under a sparse object) is an error wrapping syscall.EFAULT
 	// from the call, not a SIGBUS later. A mapping of 64 MiB or more is
 	// populated in parallel, in slices whose offsets are multiples of
-	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines.
+	// 2 MiB, by up to GOMAXPROCS (at most 8) goroutines. Pre-faulting
+	// allocates the object's holes (a Sparse object's, for reading too):
+	// like a reservation, they are first checked against the memory
+	// cgroup (see Create), an error wrapping syscall.ENOMEM with Op
+	// "madvise" where they cannot fit.
 	Populate bool
 
 	// Init (OpenFile only), when set, is called with the mapped bytes of
@@ -441,8 +447,10 @@ func (m *Mapping) Close() error {
 // Private (MAP_PRIVATE: writes stay in this process and never reach the
 // file) and Populate apply; Sparse has no meaning for a file, whose size
 // MapFile never changes. Populate pre-faults for reading
-// (MADV_POPULATE_READ): it never dirties a page nor allocates a hole of
-// the file.
+// (MADV_POPULATE_READ): it never dirties a page nor allocates a hole of a
+// file on disk; a tmpfs file's holes (a memfd's, an object's) it fills, as
+// any fault there does, after checking that they fit in the memory cgroup
+// (an error wrapping syscall.ENOMEM, Op "madvise", as for Create).
 //
 // f may be a descriptor received from another process (exec.Cmd's
 // ExtraFiles, a Unix socket's SCM_RIGHTS): a memfd or shared memory
@@ -526,6 +534,11 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	cerr := rc.Control(func(fd uintptr) {
 		if length > 0 {
 			err = writable(name, int(fd), flags)
+			if err == nil && flags&mapPopulate != 0 {
+				// Pre-faulting a tmpfs file (a memfd or object
+				// received) fills its holes.
+				err = checkHoles("madvise", name, int(fd), int64(length))
+			}
 		} else {
 			// Nothing to map, but the file must be one that mmap
 			// takes: a /proc or sysfs file is "regular" with size 0,

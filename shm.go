@@ -47,12 +47,13 @@ type Segment struct {
 // kill, not an error. So where the process's memory cgroup (v2 memory.max
 // and memory.current, or v1 memory.limit_in_bytes and
 // memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
-// limit, a reservation of 1 MiB or more that cannot fit in what is left
+// limit, a reservation of any size that cannot fit in what is left
 // (reclaimable file cache and usable swap counted) is refused with an
 // error wrapping syscall.ENOMEM before any page is touched. This is best
 // effort: other processes in the cgroup allocate meanwhile, and the
 // kernel may reclaim more or less than counted. Sparse objects are not
-// checked: they reserve nothing.
+// checked unless Options.Populate makes their pages resident (Op
+// "madvise" then): they reserve nothing.
 func Create(name string, size int) (*Segment, error) {
 	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, size, nil)
 }
@@ -202,11 +203,17 @@ func openOrCreate(name string, flag int, perm uint32, size int64, flags int, ini
 }
 
 // open opens and maps the existing object name, and populates it. With
-// os.O_TRUNC it reserves size bytes as create does, so the memory cgroup
-// is checked first, as for create.
+// os.O_TRUNC it reserves (or populates) size bytes as create does, so the
+// memory cgroup is checked first, as for create; without, populating
+// fills the object's holes, which are checked (checkPopulate).
 func open(name string, flag int, size int64, flags int) (result, error) {
-	if flag&os.O_TRUNC != 0 && flags&mapSparse == 0 {
-		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+	if flag&os.O_TRUNC == 0 && flags&mapPopulate != 0 {
+		if err := checkPopulate(name, flag); err != nil {
+			return result{}, err
+		}
+	}
+	if flag&os.O_TRUNC != 0 && resident(flags) {
+		if err := checkMemoryRoom(residentOp(flags), name, size); err != nil {
 			// What shm_open would say first (ENOENT, EACCES, ...) is the
 			// answer; only an object it opens is too big to reserve.
 			fd, oerr := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
@@ -250,8 +257,8 @@ func create(name string, perm uint32, size int64, flags int, init func([]byte) e
 	if err := probe(name); err != nil {
 		return result{}, err
 	}
-	if flags&mapSparse == 0 { // after libc's verdict on the name, before any page
-		if err := checkMemoryRoom("fallocate", name, size); err != nil {
+	if resident(flags) { // after libc's verdict on the name, before any page
+		if err := checkMemoryRoom(residentOp(flags), name, size); err != nil {
 			return result{}, err
 		}
 	}
