@@ -26,11 +26,11 @@
  * about 300 ms even in a process that takes a signal every few ms.
  *
  * fork(): a child holds no claim. A pthread_atfork handler closes, in the
- * child, the descriptor of every handle the parent had (its claims' open
- * file description stays the parent's alone, so the parent's death frees
- * its end while the child lives); in the child those handles refuse
- * everything with ECHILD, and shmring_close only unmaps and frees them
- * (it leaves the parent's end open). Open the ring again in the child to
+ * child, the descriptor of every handle the parent had and unmaps its
+ * ring (both hold the open file description that carries the claims: it
+ * stays the parent's alone, so the parent's death frees its end while the
+ * child lives); in the child those handles refuse everything with ECHILD,
+ * and shmring_close only frees them (it leaves the parent's end open). Open the ring again in the child to
  * use it. A child made by a raw clone system call, which runs no atfork
  * handler, is not covered; one that execs closes the descriptor anyway
  * (O_CLOEXEC). With glibc before 2.34, link with -pthread.
@@ -120,12 +120,18 @@ static inline void shmring__prefork(void) { pthread_mutex_lock(&shmring__g.mu); 
 static inline void shmring__postfork_parent(void) { pthread_mutex_unlock(&shmring__g.mu); }
 
 /* shmring__postfork_child: the inherited descriptors share the parent's
- * open file descriptions, hence its claims; the child is not the parent. */
+ * open file descriptions, hence its claims; the child is not the parent.
+ * The mapping, made through the same description, holds it open too: both
+ * go, so that the description's last references are the parent's. */
 static inline void shmring__postfork_child(void) {
 	for (shmring *r = shmring__g.list; r; r = r->next) {
 		if (r->fd >= 0)
 			close(r->fd);
 		r->fd = -1;
+		if (r->base && r->base != MAP_FAILED)
+			munmap(r->base, r->size);
+		r->base = NULL;
+		r->data = NULL;
 		r->forked = 1;
 		r->prev = NULL;
 	}

@@ -30,11 +30,11 @@ PeerGoneError within about 300 ms even in a process that takes a signal
 every few ms.
 
 fork: a child holds no claim. An os.register_at_fork hook closes, in the
-child, the descriptor of every Ring the parent had open (the claims' open
-file description stays the parent's alone, so the parent's death frees its
-end while the child lives); in the child those Rings refuse everything with
-ChildProcessError, and close() only unmaps (it leaves the parent's end
-open). Open the ring again in the child to use it (multiprocessing's
+child, the descriptor and the mapping of every Ring the parent had open
+(both hold the open file description that carries the claims: it stays the
+parent's alone, so the parent's death frees its end while the child lives);
+in the child those Rings refuse everything with ChildProcessError, and
+close() does nothing more (it leaves the parent's end open). Open the ring again in the child to use it (multiprocessing's
 "fork" start method included).
 """
 
@@ -182,15 +182,23 @@ class Ring:
 
     def _forget_after_fork(self):
         # In a fork's child: the descriptor shares the parent's open file
-        # description, hence its claims; close it so that the parent's
-        # death frees its end. The Ring is dead here.
+        # description, hence its claims, and so does the mapping (mmap keeps
+        # a duplicate of the descriptor, and the kernel's mapping refers to
+        # the description): close both so that the parent's death frees its
+        # end. The Ring is dead here.
+        self._forked = True
         if self._fd is not None and self._fd >= 0:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
         self._fd = -1
-        self._forked = True
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except (BufferError, OSError):
+                pass  # exported buffers (none of ours): the mapping stays
+        self._mm = None
 
     def _usable(self):
         if self._forked:
@@ -429,17 +437,17 @@ class Ring:
     def close(self):
         """Release this Ring's end (a writer's close ends the stream) and
         unmap. Closing again does nothing."""
-        if self._mm is None:
+        if self._mm is None or self._forked:
+            self._mm = None
             return
-        if self._role and not self._forked:
+        if self._role:
             (self._wstate if self._role == 1 else self._rstate).value = END_CLOSED
             self._wake(self._rsleep if self._role == 1 else self._wsleep)
             self._lock(F_OFD_SETLK, fcntl.F_UNLCK, LOCK_WRITER if self._role == 1 else LOCK_READER)
             self._role = 0
         self._mm.close()
         self._mm = None
-        if not self._forked:
-            os.close(self._fd)
+        os.close(self._fd)
         self._fd = -1
 
     def unlink(self):
