@@ -12,7 +12,7 @@
  *                                and receive, reports the errno names to the parent, then lives on idle
  *                                (stdout and stderr on /dev/null); the parent sends "p1", prints
  *                                "ready child PID SEND CLAIM RECV" and waits for death
- *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (50 ms timeout each), print
+ *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
  *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
  *                                (guard: remap the ring with an inaccessible page right after the object)
  *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
@@ -213,7 +213,7 @@ int main(int argc, char **argv) {
 		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
 		int i;
 		for (i = 0; i < 8; i++) {
-			ssize_t rc = rd ? shmring_recv(r, buf, max + 1, 50) : shmring_send(r, buf, lens[i] <= max ? lens[i] : max, 50);
+			ssize_t rc = rd ? shmring_recv(r, buf, max + 1, 20) : shmring_send(r, buf, lens[i] <= max ? lens[i] : max, 20);
 			if (rc < 0)
 				break;
 			if (rd && (size_t)rc > max) {

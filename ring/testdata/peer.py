@@ -10,7 +10,7 @@
                                  receive, reports the exceptions' names to the parent and lives on idle
                                  (stdout and stderr on /dev/null); the parent sends "p1", prints
                                  "ready child PID SEND CLAIM RECV" and waits for death
-    peer.py try-send|try-recv NAME [guard]  claim, send/receive up to 8 messages (50 ms timeout each),
+    peer.py try-send|try-recv NAME [guard]  claim, send/receive up to 8 messages (20 ms timeout each),
                                  print "RESULT COUNT": the first exception's class name, or OK
                                  (guard is C's; Python cannot touch memory outside the mapping)
 
@@ -99,12 +99,12 @@ def try_ops(r, rd):
     try:
         for i in range(8):
             if rd:
-                m = r.recv(timeout=0.05)
+                m = r.recv(timeout=0.02)
                 if len(m) > mx:
                     print("TOOBIG", i, flush=True)
                     return
             else:
-                r.send(bytes(min(lens[i], mx)), timeout=0.05)
+                r.send(bytes(min(lens[i], mx)), timeout=0.02)
         i = 8
         print("OK", i, flush=True)
     except Exception as e:
