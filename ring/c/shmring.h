@@ -473,8 +473,10 @@ static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), u
 			err = closed_err;
 		else if (st == SHMRING_END_OPEN && now >= r->check_at) {
 			r->check_at = now + SHMRING_POLL_NS;
-			if (!shmring__peer_alive(r, peer_lock))
+			if (!shmring__peer_alive(r, peer_lock)) {
 				err = EOWNERDEAD;
+				r->check_at = 1; /* due: the next call tests again at once */
+			}
 		}
 		if (err) {
 			atomic_store(sl, 0);

@@ -342,6 +342,7 @@ class Ring:
                 self._check_at = now + POLL_PEER
                 if not self._peer_alive(peer_lock):
                     exc = PeerGoneError("shmring %s: the process at the other end died" % self.name)
+                    self._check_at = float("-inf")  # due: the next call tests again at once
             if exc is not None:
                 me.value = 0
                 if ready():
