@@ -16,12 +16,30 @@
  * message was received; send: the reader closed its end and the ring is
  * full), EOWNERDEAD (the peer's process died; recv first delivers what it
  * committed), EINVAL, EPROTO (not a ring of this layout, or a corrupt
- * record). timeout_ms -1 waits forever, 0 never blocks.
+ * record or counter: every head, tail, length and wrap marker read from
+ * the shared memory is checked before it decides an address, so a buggy
+ * or hostile peer gets EPROTO, never an access outside the data), ECHILD
+ * (the handle was inherited through fork(), below). timeout_ms -1 waits
+ * forever, 0 never blocks. A blocked call tests the peer's life every
+ * 150 ms of the monotonic clock, whatever ends its sleeps (a wake-up, a
+ * timeout, a signal handler's EINTR): a dead peer is EOWNERDEAD within
+ * about 300 ms even in a process that takes a signal every few ms.
+ *
+ * fork(): a child holds no claim. A pthread_atfork handler closes, in the
+ * child, the descriptor of every handle the parent had and unmaps its
+ * ring (both hold the open file description that carries the claims: it
+ * stays the parent's alone, so the parent's death frees its end while the
+ * child lives); in the child those handles refuse everything with ECHILD,
+ * and shmring_close only frees them (it leaves the parent's end open). Open the ring again in the child to
+ * use it. A child made by a raw clone system call, which runs no atfork
+ * handler, is not covered; one that execs closes the descriptor anyway
+ * (O_CLOEXEC). With glibc before 2.34, link with -pthread.
  *
  * A handle holds at most one end. It is not safe for concurrent use by
  * several threads. Include this header before any system header, or
  * compile with _GNU_SOURCE or _DEFAULT_SOURCE, so that shm_open and
- * syscall are declared under -std=c11.
+ * syscall are declared under -std=c11. All files of a program that
+ * include it share one list of handles (a weak symbol) for fork.
  */
 #ifndef SHMRING_H
 #define SHMRING_H
@@ -32,6 +50,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -48,6 +67,7 @@
 #define SHMRING_MAGIC "SHMRING" /* 8 bytes with its NUL */
 #define SHMRING_HEADER 512
 #define SHMRING_WRAP 0xFFFFFFFFu
+#define SHMRING_POLL_NS 150000000 /* a blocked call tests the peer's life this often */
 
 /* Byte offsets of the header's fields (LAYOUT.md). */
 enum {
@@ -81,9 +101,71 @@ typedef struct shmring {
 	unsigned char *data;
 	int role;            /* 0 none, 1 writer, 2 reader */
 	uint64_t pos;        /* writer: head; reader: tail (past a wrap marker read) */
-	int check;           /* test the peer's lock before sleeping */
+	int64_t check_at;    /* monotonic ns when the peer's lock is next tested; 0: not waiting */
 	long spin_ns;        /* how long a blocked call polls before sleeping */
+	int forked;          /* inherited through fork: fd closed, every call ECHILD */
+	struct shmring *prev, *next; /* the handles of this process (for fork) */
 } shmring;
+
+/* The handles of this process, whose descriptors a fork's child closes. */
+struct shmring__registry {
+	pthread_mutex_t mu;
+	pthread_once_t once;
+	shmring *list;
+};
+
+__attribute__((weak)) struct shmring__registry shmring__g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_ONCE_INIT, NULL};
+
+static inline void shmring__prefork(void) { pthread_mutex_lock(&shmring__g.mu); }
+static inline void shmring__postfork_parent(void) { pthread_mutex_unlock(&shmring__g.mu); }
+
+/* shmring__postfork_child: the inherited descriptors share the parent's
+ * open file descriptions, hence its claims; the child is not the parent.
+ * The mapping, made through the same description, holds it open too: both
+ * go, so that the description's last references are the parent's. */
+static inline void shmring__postfork_child(void) {
+	for (shmring *r = shmring__g.list; r; r = r->next) {
+		if (r->fd >= 0)
+			close(r->fd);
+		r->fd = -1;
+		if (r->base && r->base != MAP_FAILED)
+			munmap(r->base, r->size);
+		r->base = NULL;
+		r->data = NULL;
+		r->forked = 1;
+		r->prev = NULL;
+	}
+	shmring__g.list = NULL;
+	pthread_mutex_unlock(&shmring__g.mu); /* the forking thread locked it in prefork */
+}
+
+static inline void shmring__atfork(void) {
+	pthread_atfork(shmring__prefork, shmring__postfork_parent, shmring__postfork_child);
+}
+
+static inline void shmring__register(shmring *r) {
+	pthread_once(&shmring__g.once, shmring__atfork);
+	pthread_mutex_lock(&shmring__g.mu);
+	r->next = shmring__g.list;
+	r->prev = NULL;
+	if (r->next)
+		r->next->prev = r;
+	shmring__g.list = r;
+	pthread_mutex_unlock(&shmring__g.mu);
+}
+
+static inline void shmring__unregister(shmring *r) {
+	pthread_mutex_lock(&shmring__g.mu);
+	if (!r->forked) { /* a forked handle is on no list */
+		if (r->prev)
+			r->prev->next = r->next;
+		else if (shmring__g.list == r)
+			shmring__g.list = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+	}
+	pthread_mutex_unlock(&shmring__g.mu);
+}
 
 static inline _Atomic uint64_t *shmring__u64(shmring *r, int off) { return (_Atomic uint64_t *)(void *)(r->base + off); }
 static inline _Atomic uint32_t *shmring__u32(shmring *r, int off) { return (_Atomic uint32_t *)(void *)(r->base + off); }
@@ -134,6 +216,7 @@ static inline int shmring__fcntl(int fd, int cmd, short type, int64_t off, short
 
 static inline void shmring__free(shmring *r) {
 	int e = errno;
+	shmring__unregister(r);
 	if (r->base && r->base != MAP_FAILED)
 		munmap(r->base, r->size);
 	if (r->fd >= 0)
@@ -174,8 +257,21 @@ static inline shmring *shmring__new(void) {
 	if (r) {
 		r->fd = -1;
 		r->spin_ns = 10000;
+		shmring__register(r);
 	}
 	return r;
+}
+
+/* shmring__openfd opens r's descriptor (shm_open of name if shm, else
+ * open of the path name) under the lock of the handles' list, so that a fork in another
+ * thread never gives its child a descriptor it does not close. */
+static inline int shmring__openfd(shmring *r, int shm, const char *name, int flags, mode_t mode) {
+	pthread_mutex_lock(&shmring__g.mu);
+	r->fd = shm ? shm_open(name, flags | O_CLOEXEC, mode) : open(name, flags | O_CLOEXEC);
+	int e = errno;
+	pthread_mutex_unlock(&shmring__g.mu);
+	errno = e;
+	return r->fd;
 }
 
 /* shmring_create makes a new ring of capacity data bytes (a multiple of 8
@@ -192,8 +288,7 @@ static inline shmring *shmring_create(const char *name, size_t capacity) {
 	if (!r)
 		return NULL;
 	r->size = SHMRING_HEADER + capacity;
-	r->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (r->fd < 0) {
+	if (shmring__openfd(r, 1, name, O_RDWR | O_CREAT | O_EXCL, 0600) < 0) {
 		shmring__free(r);
 		return NULL;
 	}
@@ -228,21 +323,17 @@ fail:
 	return NULL;
 }
 
-static inline shmring *shmring__map(int fd) {
-	shmring *r = shmring__new();
-	if (!r) {
-		close(fd);
-		return NULL;
-	}
-	r->fd = fd;
+/* shmring__map maps r's descriptor and checks the header; on failure it
+ * frees r. */
+static inline shmring *shmring__map(shmring *r) {
 	struct stat st;
-	if (fstat(fd, &st) < 0) {
+	if (fstat(r->fd, &st) < 0) {
 		shmring__free(r);
 		return NULL;
 	}
 	r->size = (size_t)st.st_size;
 	if (r->size > 0) {
-		r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		r->base = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
 		if (r->base == MAP_FAILED) {
 			shmring__free(r);
 			return NULL;
@@ -260,10 +351,14 @@ static inline shmring *shmring__map(int fd) {
  * is still writing is waited for, up to a second. */
 static inline shmring *shmring_open(const char *name) {
 	for (int tries = 0;; tries++) {
-		int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-		if (fd < 0)
+		shmring *r = shmring__new();
+		if (!r)
 			return NULL;
-		shmring *r = shmring__map(fd);
+		if (shmring__openfd(r, 1, name, O_RDWR, 0) < 0) {
+			shmring__free(r);
+			return NULL;
+		}
+		r = shmring__map(r);
 		if (r || errno != EAGAIN)
 			return r;
 		if (tries >= 1000) {
@@ -281,10 +376,14 @@ static inline shmring *shmring_open(const char *name) {
 static inline shmring *shmring_open_fd(int fd) {
 	char path[64];
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	int own = open(path, O_RDWR | O_CLOEXEC);
-	if (own < 0)
+	shmring *r = shmring__new();
+	if (!r)
 		return NULL;
-	shmring *r = shmring__map(own);
+	if (shmring__openfd(r, 0, path, O_RDWR, 0) < 0) {
+		shmring__free(r);
+		return NULL;
+	}
+	r = shmring__map(r);
 	if (!r && errno == EAGAIN)
 		errno = EPROTO;
 	return r;
@@ -292,6 +391,10 @@ static inline shmring *shmring_open_fd(int fd) {
 
 static inline int shmring__claim(shmring *r, int role, int lock, int state_off) {
 	short got;
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
 	if (r->role) {
 		errno = EBUSY;
 		return -1;
@@ -303,17 +406,20 @@ static inline int shmring__claim(shmring *r, int role, int lock, int state_off) 
 	}
 	atomic_store(shmring__u32(r, state_off), SHMRING_END_OPEN);
 	r->role = role;
-	r->check = 0;
+	r->check_at = 0;
+	/* checked where it is used: shmring_send and shmring_recv refuse a
+	 * position that is not a multiple of 8 (EPROTO) */
 	r->pos = atomic_load(shmring__u64(r, role == 1 ? SHMRING_OFF_HEAD : SHMRING_OFF_TAIL));
 	return 0;
 }
 
-/* shmring_writer claims the writing end: 0, or -1 with EBUSY. */
+/* shmring_writer claims the writing end: 0, or -1 with EBUSY (or ECHILD
+ * in a fork's child). */
 static inline int shmring_writer(shmring *r) { return shmring__claim(r, 1, SHMRING_LOCK_WRITER, SHMRING_OFF_WRITER_STATE); }
 
-/* shmring_reader claims the reading end: 0, or -1 with EBUSY. */
+/* shmring_reader claims the reading end: 0, or -1 with EBUSY (or ECHILD
+ * in a fork's child). */
 static inline int shmring_reader(shmring *r) { return shmring__claim(r, 2, SHMRING_LOCK_READER, SHMRING_OFF_READER_STATE); }
-
 /* shmring__peer_alive: does another open file description hold the lock? */
 static inline int shmring__peer_alive(shmring *r, int lock) {
 	short got = F_UNLCK;
@@ -328,14 +434,19 @@ static inline void shmring__wake(shmring *r, int off) {
 		syscall(SYS_futex, (void *)w, 1 /* FUTEX_WAKE */, 1, NULL, NULL, 0);
 }
 
-/* shmring__wait waits until ready(r, arg), spinning, then sleeping on the
- * role's futex word after announcing it there. closed_err is the errno
- * when the peer closed its end. */
+/* shmring__wait waits until ready(r, arg) (1; -1 is a corrupt ring:
+ * EPROTO), spinning, then sleeping on the role's futex word after
+ * announcing it there. closed_err is the errno when the peer closed its
+ * end. The peer's lock is tested when SHMRING_POLL_NS have passed on the
+ * monotonic clock since the wait first slept (or last tested it), whatever
+ * ended the sleeps: a signal's EINTR every few ms must not put it off. The
+ * clock runs on across calls that time out, until the ring moves. */
 static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), uint64_t arg, int timeout_ms, int closed_err) {
 	int64_t start = shmring__now_ns(), deadline = timeout_ms < 0 ? INT64_MAX : start + (int64_t)timeout_ms * 1000000;
+	int k = 0;
 	for (long i = 1; timeout_ms != 0; i++) { /* timeout 0: one look, no spin */
-		if (ready(r, arg))
-			return 0;
+		if ((k = ready(r, arg)) != 0)
+			goto done;
 		if (i % 64 == 0 && shmring__now_ns() - start > r->spin_ns)
 			break;
 	}
@@ -350,46 +461,72 @@ static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), u
 			return -1;
 		}
 		atomic_store(sl, 1); /* announce, then look again */
-		if (ready(r, arg)) {
+		if ((k = ready(r, arg)) != 0) {
 			atomic_store(sl, 0);
-			r->check = 0;
-			return 0;
+			goto done;
 		}
+		if (r->check_at == 0)
+			r->check_at = now + SHMRING_POLL_NS; /* the first sleep: the clock starts */
 		uint32_t st = atomic_load(shmring__u32(r, peer_state));
 		int err = 0;
 		if (st == SHMRING_END_CLOSED)
 			err = closed_err;
-		else if (st == SHMRING_END_OPEN && r->check && !shmring__peer_alive(r, peer_lock))
-			err = EOWNERDEAD;
+		else if (st == SHMRING_END_OPEN && now >= r->check_at) {
+			r->check_at = now + SHMRING_POLL_NS;
+			if (!shmring__peer_alive(r, peer_lock)) {
+				err = EOWNERDEAD;
+				r->check_at = 1; /* due: the next call tests again at once */
+			}
+		}
 		if (err) {
 			atomic_store(sl, 0);
-			if (ready(r, arg))
-				return 0;
+			if ((k = ready(r, arg)) != 0)
+				goto done;
 			errno = err;
 			return -1;
 		}
-		int64_t left = deadline - now, slice = 150000000;
-		int timed = left <= slice;
-		if (left < slice)
-			slice = left;
+		/* sleep until the next test of the peer (at most SHMRING_POLL_NS:
+		 * the peer's state is read again then) or the deadline */
+		int64_t until = now + SHMRING_POLL_NS;
+		if (st == SHMRING_END_OPEN && r->check_at < until)
+			until = r->check_at;
+		if (deadline < until)
+			until = deadline;
+		int64_t slice = until - now;
 		struct timespec ts = {(time_t)(slice / 1000000000), (long)(slice % 1000000000)};
-		long rc = syscall(SYS_futex, (void *)sl, 0 /* FUTEX_WAIT */, 1, &ts, NULL, 0);
-		r->check = rc < 0 && errno == ETIMEDOUT && !timed;
+		syscall(SYS_futex, (void *)sl, 0 /* FUTEX_WAIT */, 1, &ts, NULL, 0); /* woken, timed out, EINTR: all go round */
 	}
+done:
+	r->check_at = 0;
+	if (k < 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
 }
 
+/* shmring__room: 1 if the ring has need bytes free at the writer's head,
+ * 0 if not yet, -1 if the tail read from the ring is corrupt (not a
+ * multiple of 8, ahead of the head or more than capacity behind it). */
 static inline int shmring__room(shmring *r, uint64_t need) {
-	return r->cap - (r->pos - atomic_load(shmring__u64(r, SHMRING_OFF_TAIL))) >= need;
+	uint64_t t = atomic_load(shmring__u64(r, SHMRING_OFF_TAIL)), used = r->pos - t;
+	if (used > r->cap || t % 8)
+		return -1;
+	return r->cap - used >= need;
 }
 
 static inline int shmring__data(shmring *r, uint64_t unused) {
 	(void)unused;
-	return atomic_load(shmring__u64(r, SHMRING_OFF_HEAD)) != r->pos;
+	return atomic_load(shmring__u64(r, SHMRING_OFF_HEAD)) != r->pos; /* shmring_recv checks it */
 }
 
 /* shmring_send sends len bytes of msg as one message, waiting up to
  * timeout_ms while the ring is full. */
 static inline int shmring_send(shmring *r, const void *msg, size_t len, int timeout_ms) {
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
 	if (r->role != 1) {
 		errno = EINVAL;
 		return -1;
@@ -398,11 +535,23 @@ static inline int shmring_send(shmring *r, const void *msg, size_t len, int time
 		errno = EMSGSIZE;
 		return -1;
 	}
+	if (r->pos % 8) { /* the head this writer took over at its claim */
+		errno = EPROTO;
+		return -1;
+	}
+	/* pos is a multiple of 8 and so is cap: off <= cap - 8, and the
+	 * marker and the record below lie inside the data */
 	uint64_t rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7), off = r->pos % r->cap, skip = 0;
 	if (rec > r->cap - off)
 		skip = r->cap - off;
-	if (!shmring__room(r, skip + rec) && shmring__wait(r, shmring__room, skip + rec, timeout_ms, EPIPE) < 0)
+	int k = shmring__room(r, skip + rec);
+	if (k == 0)
+		k = shmring__wait(r, shmring__room, skip + rec, timeout_ms, EPIPE) < 0 ? -2 : 1;
+	if (k < 0) {
+		if (k == -1)
+			errno = EPROTO;
 		return -1;
+	}
 	uint64_t word = SHMRING_WRAP;
 	if (skip) {
 		memcpy(r->data + off, &word, 8);
@@ -420,24 +569,32 @@ static inline int shmring_send(shmring *r, const void *msg, size_t len, int time
 /* shmring_recv copies the next message into buf (cap bytes) and returns
  * its length, waiting up to timeout_ms while the ring is empty. */
 static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeout_ms) {
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
 	if (r->role != 2) {
 		errno = EINVAL;
 		return -1;
 	}
 	for (;;) {
+		if (r->pos % 8) { /* the tail this reader took over at its claim */
+			errno = EPROTO;
+			return -1;
+		}
 		uint64_t h = atomic_load(shmring__u64(r, SHMRING_OFF_HEAD));
 		if (h == r->pos) {
 			if (shmring__wait(r, shmring__data, 0, timeout_ms, EPIPE) < 0)
 				return -1;
 			continue;
 		}
-		uint64_t off = r->pos % r->cap;
-		uint32_t n;
-		memcpy(&n, r->data + off, 4);
-		if (h - r->pos > r->cap) {
+		if (h - r->pos > r->cap || h % 8) {
 			errno = EPROTO;
 			return -1;
 		}
+		uint64_t off = r->pos % r->cap; /* a multiple of 8, <= cap - 8 */
+		uint32_t n;
+		memcpy(&n, r->data + off, 4);
 		if (n == SHMRING_WRAP) {
 			if (off == 0 || h - r->pos < r->cap - off) {
 				errno = EPROTO;
@@ -464,11 +621,12 @@ static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeou
 }
 
 /* shmring_close releases the handle's end (a writer's close ends the
- * stream: the reader drains, then EPIPE), unmaps and frees. */
+ * stream: the reader drains, then EPIPE), unmaps and frees. In a fork's
+ * child it only unmaps and frees: the end is the parent's. */
 static inline void shmring_close(shmring *r) {
 	if (!r)
 		return;
-	if (r->role) {
+	if (r->role && !r->forked) {
 		atomic_store(shmring__u32(r, r->role == 1 ? SHMRING_OFF_WRITER_STATE : SHMRING_OFF_READER_STATE), SHMRING_END_CLOSED);
 		shmring__wake(r, r->role == 1 ? SHMRING_OFF_READER_SLEEP : SHMRING_OFF_WRITER_SLEEP);
 		shmring__fcntl(r->fd, F_OFD_SETLK, F_UNLCK, r->role == 1 ? SHMRING_LOCK_WRITER : SHMRING_LOCK_READER, NULL);

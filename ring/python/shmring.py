@@ -18,8 +18,24 @@ live process), TooLargeError (a message beyond max_message), EOFError
 (recv: the writer closed and every message was received), BrokenPipeError
 (send: the reader closed its end and the ring is full), PeerGoneError (the
 other end's process died; recv first delivers what it committed),
-TimeoutError, ValueError (not a ring of this layout, or a corrupt record).
-A timeout of None waits forever, 0 never blocks.
+TimeoutError, ValueError (not a ring of this layout, or a corrupt record or
+counter: every head, tail, length and wrap marker read from the shared
+memory is checked before it decides an offset, so a buggy or hostile peer
+gets ValueError, never struct.error or IndexError), ChildProcessError
+(errno ECHILD: the Ring was inherited through fork, below).
+A timeout of None waits forever, 0 never blocks. A blocked call tests the
+peer's life every 150 ms of the monotonic clock, whatever ends its sleeps
+(a wake-up, a timeout, a signal handler's EINTR): a dead peer is
+PeerGoneError within about 300 ms even in a process that takes a signal
+every few ms.
+
+fork: a child holds no claim. An os.register_at_fork hook closes, in the
+child, the descriptor and the mapping of every Ring the parent had open
+(both hold the open file description that carries the claims: it stays the
+parent's alone, so the parent's death frees its end while the child lives);
+in the child those Rings refuse everything with ChildProcessError, and
+close() does nothing more (it leaves the parent's end open). Open the ring again in the child to use it (multiprocessing's
+"fork" start method included).
 """
 
 import ctypes
@@ -30,6 +46,7 @@ import os
 import platform
 import struct
 import time
+import weakref
 
 try:
     import _posixshmem  # CPython's own shm_open, as multiprocessing.shared_memory uses
@@ -50,7 +67,8 @@ OFF_READER_SLEEP, OFF_WRITER_SLEEP = 192, 256
 LOCK_WRITER, LOCK_READER = 448, 449
 END_NONE, END_OPEN, END_CLOSED = 0, 1, 2
 
-POLL_PEER = 0.150  # seconds a sleep lasts before the peer's lock is tested
+POLL_PEER = 0.150  # seconds of waiting between two tests of the peer's lock
+M64 = (1 << 64) - 1  # the counters are u64: they wrap as C's and Go's do
 
 F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
@@ -81,6 +99,18 @@ class BusyError(OSError):
 
 class TooLargeError(ValueError):
     """A message larger than max_message."""
+
+
+# Every Ring open in this process, for the fork hook.
+_rings = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    for r in list(_rings):
+        r._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Timespec(ctypes.Structure):
@@ -120,7 +150,9 @@ class Ring:
         self.name = name
         self._fd = fd
         self._role = 0  # 1 writer, 2 reader
-        self._check = False
+        self._check_at = None  # monotonic time of the next test of the peer's lock; None: not waiting
+        self._forked = False
+        self._mm = None
         size = os.fstat(fd).st_size
         if size < HEADER:
             raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
@@ -146,6 +178,33 @@ class Ring:
         self._rstate = ctypes.c_uint32.from_address(base + OFF_READER_STATE)
         self._rsleep = ctypes.c_uint32.from_address(base + OFF_READER_SLEEP)
         self._wsleep = ctypes.c_uint32.from_address(base + OFF_WRITER_SLEEP)
+        _rings.add(self)
+
+    def _forget_after_fork(self):
+        # In a fork's child: the descriptor shares the parent's open file
+        # description, hence its claims, and so does the mapping (mmap keeps
+        # a duplicate of the descriptor, and the kernel's mapping refers to
+        # the description): close both so that the parent's death frees its
+        # end. The Ring is dead here.
+        self._forked = True
+        if self._fd is not None and self._fd >= 0:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = -1
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except (BufferError, OSError):
+                pass  # exported buffers (none of ours): the mapping stays
+        self._mm = None
+
+    def _usable(self):
+        if self._forked:
+            raise ChildProcessError(errno.ECHILD, "shmring %s: inherited through fork: a child holds no claim; open the ring again" % self.name)
+        if self._mm is None:
+            raise ValueError("shmring %s: closed" % self.name)
 
     @classmethod
     def create(cls, name, capacity):
@@ -200,6 +259,7 @@ class Ring:
         return fcntl.fcntl(self._fd, cmd, struct.pack(_FLOCK, typ, os.SEEK_SET, off, 1, 0))
 
     def _claim(self, role, lock, state):
+        self._usable()
         if self._role:
             raise BusyError(self.name)
         try:
@@ -210,7 +270,9 @@ class Ring:
             raise
         state.value = END_OPEN
         self._role = role
-        self._check = False
+        self._check_at = None
+        # checked where it is used: send and recv refuse a position that is
+        # not a multiple of 8 (ValueError)
         self._pos = (self._head if role == 1 else self._tail).value
         return self
 
@@ -242,8 +304,15 @@ class Ring:
         _futex(a, FUTEX_WAKE_OP, 0, ctypes.c_void_p(1), a, _OP_SET_0_WAKE_IF_SET)
 
     def _wait(self, ready, timeout, closed_exc):
+        # ready() is true, false, or raises ValueError (a corrupt ring). The
+        # peer's lock is tested when POLL_PEER seconds have passed on the
+        # monotonic clock since the wait first slept (or last tested it),
+        # whatever ended the sleeps: a signal's EINTR every few ms must not
+        # put it off. The clock runs on across calls that time out, until the
+        # ring moves.
         deadline = None if timeout is None else time.monotonic() + timeout
         if ready():
+            self._check_at = None
             return
         me = self._wsleep if self._role == 1 else self._rsleep
         peer_state = self._rstate if self._role == 1 else self._wstate
@@ -254,51 +323,79 @@ class Ring:
             if deadline is not None and now >= deadline:
                 raise TimeoutError("shmring %s: timed out" % self.name)
             _futex(a, FUTEX_WAKE_OP, 0, None, a, _OP_SET_1)  # announce (a fenced store), then look again
-            if ready():
+            try:
+                ok = ready()
+            except BaseException:
                 me.value = 0
-                self._check = False
+                raise
+            if ok:
+                me.value = 0
+                self._check_at = None
                 return
+            if self._check_at is None:
+                self._check_at = now + POLL_PEER  # the first sleep: the clock starts
             st = peer_state.value
             exc = None
             if st == END_CLOSED:
                 exc = closed_exc
-            elif st == END_OPEN and self._check and not self._peer_alive(peer_lock):
-                exc = PeerGoneError("shmring %s: the process at the other end died" % self.name)
+            elif st == END_OPEN and now >= self._check_at:
+                self._check_at = now + POLL_PEER
+                if not self._peer_alive(peer_lock):
+                    exc = PeerGoneError("shmring %s: the process at the other end died" % self.name)
+                    self._check_at = float("-inf")  # due: the next call tests again at once
             if exc is not None:
                 me.value = 0
                 if ready():
+                    self._check_at = None
                     return
                 raise exc
-            slice_ = POLL_PEER if deadline is None else min(POLL_PEER, deadline - now)
+            # Sleep until the next test of the peer (at most POLL_PEER: the
+            # peer's state is read again then) or the deadline; woken, timed
+            # out or interrupted, go round.
+            until = now + POLL_PEER
+            if st == END_OPEN:
+                until = min(until, self._check_at)
+            if deadline is not None:
+                until = min(until, deadline)
+            slice_ = max(until - now, 0.0)
             ts = _Timespec(int(slice_), int((slice_ - int(slice_)) * 1e9))
-            rc = _futex(a, FUTEX_WAIT, 1, ctypes.byref(ts), 0, 0)
-            self._check = rc < 0 and ctypes.get_errno() == errno.ETIMEDOUT and (deadline is None or slice_ == POLL_PEER)
+            _futex(a, FUTEX_WAIT, 1, ctypes.byref(ts), 0, 0)
 
     def send(self, data, timeout=None):
         """Send data (bytes-like) as one message, waiting while the ring is
         full, up to timeout seconds (None: forever)."""
-        if self._mm is None:
-            raise ValueError("shmring %s: closed" % self.name)
+        self._usable()
         if self._role != 1:
             raise ValueError("shmring %s: send needs the writing end (writer())" % self.name)
         n = len(data)
         if n > self.max_message:
             raise TooLargeError("shmring %s: message of %d bytes, max %d" % (self.name, n, self.max_message))
         cap, pos = self.capacity, self._pos
+        if pos % 8:  # the head this writer took over at its claim
+            raise ValueError("shmring %s: corrupt: head %d is not a multiple of 8" % (self.name, pos))
+        # pos and cap are multiples of 8: off <= cap - 8, and the marker and
+        # the record below lie inside the data
         rec, off, skip = _size(n), pos % cap, 0
         if rec > cap - off:
             skip = cap - off
         need = skip + rec
         tail = self._tail
-        self._wait(lambda: cap - (pos - tail.value) >= need, timeout,
-                   BrokenPipeError("shmring %s: the reader closed its end" % self.name))
+
+        def room():
+            t = tail.value
+            used = (pos - t) & M64
+            if used > cap or t % 8:
+                raise ValueError("shmring %s: corrupt: tail %d, head %d" % (self.name, t, pos))
+            return cap - used >= need
+
+        self._wait(room, timeout, BrokenPipeError("shmring %s: the reader closed its end" % self.name))
         mm, base = self._mm, HEADER
         if skip:
             struct.pack_into("<Q", mm, base + off, WRAP)
             off = 0
         mm[base + off + 8:base + off + 8 + n] = data
         struct.pack_into("<Q", mm, base + off, n)
-        self._pos = pos + need
+        self._pos = (pos + need) & M64
         self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
         self._wake(self._rsleep)
 
@@ -306,31 +403,34 @@ class Ring:
         """Receive the next message as bytes, waiting while the ring is empty,
         up to timeout seconds (None: forever). EOFError at the end of the
         stream, PeerGoneError if the writer died."""
-        if self._mm is None:
-            raise ValueError("shmring %s: closed" % self.name)
+        self._usable()
         if self._role != 2:
             raise ValueError("shmring %s: recv needs the reading end (reader())" % self.name)
         mm, cap, head = self._mm, self.capacity, self._head
         while True:
+            pos = self._pos
+            if pos % 8:  # the tail this reader took over at its claim
+                raise ValueError("shmring %s: corrupt: tail %d is not a multiple of 8" % (self.name, pos))
             h = head.value
-            if h == self._pos:
-                self._wait(lambda: head.value != self._pos, timeout,
+            if h == pos:
+                self._wait(lambda: head.value != pos, timeout,
                            EOFError("shmring %s: end of stream" % self.name))
                 continue
-            if h - self._pos > cap:
-                raise ValueError("shmring %s: corrupt: head %d, tail %d" % (self.name, h, self._pos))
-            off = self._pos % cap
+            avail = (h - pos) & M64
+            if avail > cap or h % 8:
+                raise ValueError("shmring %s: corrupt: head %d, tail %d" % (self.name, h, pos))
+            off = pos % cap  # a multiple of 8, <= cap - 8
             (n,) = struct.unpack_from("<I", mm, HEADER + off)
             if n == WRAP:
-                if off == 0 or h - self._pos < cap - off:
+                if off == 0 or avail < cap - off:
                     raise ValueError("shmring %s: corrupt wrap marker at %d" % (self.name, off))
-                self._pos += cap - off
+                self._pos = (pos + cap - off) & M64
                 continue
             rec = _size(n)
-            if n > self.max_message or rec > h - self._pos or off + rec > cap:
+            if n > self.max_message or rec > avail or off + rec > cap:
                 raise ValueError("shmring %s: corrupt record of %d bytes at %d" % (self.name, n, off))
             msg = mm[HEADER + off + 8:HEADER + off + 8 + n]
-            self._pos += rec
+            self._pos = (pos + rec) & M64
             self._tail.value = self._pos  # after the copy
             self._wake(self._wsleep)
             return msg
@@ -338,7 +438,8 @@ class Ring:
     def close(self):
         """Release this Ring's end (a writer's close ends the stream) and
         unmap. Closing again does nothing."""
-        if self._mm is None:
+        if self._mm is None or self._forked:
+            self._mm = None
             return
         if self._role:
             (self._wstate if self._role == 1 else self._rstate).value = END_CLOSED
@@ -348,6 +449,7 @@ class Ring:
         self._mm.close()
         self._mm = None
         os.close(self._fd)
+        self._fd = -1
 
     def unlink(self):
         """Remove the ring's object name (shm_unlink)."""

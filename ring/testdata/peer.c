@@ -4,8 +4,17 @@
  *   peer read NAME COUNT SEED    receive and verify them, then expect the end of stream
  *   peer hold-writer NAME        claim the writing end, say "ready", wait for death
  *   peer hold-reader NAME        claim the reading end, say "ready", wait for death
- *   peer recv-wait NAME          claim the reader, say "ready", receive until an error; print its errno name
- *   peer send-wait NAME          claim the writer, say "ready", send until an error; print its errno name
+ *   peer recv-wait NAME [alarm]  claim the reader, say "ready", receive until an error; print its errno name
+ *   peer send-wait NAME [alarm]  claim the writer, say "ready", send until an error; print its errno name
+ *                                (alarm: take a SIGALRM every 100 ms, SA_RESTART handler that says "alarm";
+ *                                print how many at the end)
+ *   peer fork-writer NAME        claim the writer, send "p0", fork; the child tries to send "c", claim,
+ *                                and receive, reports the errno names to the parent, then lives on idle
+ *                                (stdout and stderr on /dev/null); the parent sends "p1", prints
+ *                                "ready child PID SEND CLAIM RECV" and waits for death
+ *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
+ *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
+ *                                (guard: remap the ring with an inaccessible page right after the object)
  *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
  *   peer bench-read NAME SIZE COUNT    claim the reader, say "ready", receive COUNT messages, say "done"
  *   peer bench-write NAME SIZE COUNT   claim the writer, say "ready", wait for a line on stdin,
@@ -19,8 +28,11 @@
  */
 #include "../c/shmring.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 
 #define PATN ((1 << 20) + 4093)
 
@@ -60,8 +72,51 @@ static const char *errname(int e) {
 	case EMSGSIZE: return "EMSGSIZE";
 	case EBUSY: return "EBUSY";
 	case EPROTO: return "EPROTO";
+	case ECHILD: return "ECHILD";
+	case EINVAL: return "EINVAL";
 	}
 	return strerror(e);
+}
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig) {
+	(void)sig;
+	alarms++;
+	if (write(1, "alarm\n", 6) != 6) /* the test counts them */
+		_exit(3);
+}
+
+/* alarm_every_100ms: an ordinary watchdog, as issue 21 item 2 found it. */
+static void alarm_every_100ms(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = {{0, 100000}, {0, 100000}};
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* guard_page maps r again with an inaccessible page right after the
+ * object, so that any access past it (past the data, when the object is
+ * 512 + capacity bytes and that is a multiple of the page) faults. */
+static int guard_page(shmring *r) {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	if (r->size % page) {
+		fprintf(stderr, "peer: guard: the object's %zu bytes are not whole pages\n", r->size);
+		return -1;
+	}
+	unsigned char *p = mmap(NULL, r->size + page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || mmap(p, r->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, 0) == MAP_FAILED) {
+		perror("peer: guard");
+		return -1;
+	}
+	munmap(r->base, r->size);
+	r->base = p;
+	r->data = p + SHMRING_HEADER;
+	return 0;
 }
 
 static int fail(const char *what) {
@@ -87,19 +142,88 @@ int main(int argc, char **argv) {
 			pause();
 	}
 	if (!strcmp(mode, "recv-wait") || !strcmp(mode, "send-wait")) {
-		int rd = mode[0] == 'r';
+		int rd = mode[0] == 'r', alarm = argc > 3 && !strcmp(argv[3], "alarm");
 		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
 			return fail("claim");
 		printf("ready\n");
 		fflush(stdout);
+		if (alarm)
+			alarm_every_100ms();
 		static char buf[1 << 16];
 		for (long n = 0;; n++) {
 			int rc = rd ? (int)shmring_recv(r, buf, sizeof buf, -1) : shmring_send(r, buf, 8, -1);
 			if (rc < 0) {
-				printf("%s %ld\n", errname(errno), n);
+				if (alarm)
+					printf("%s %ld alarms=%d\n", errname(errno), n, (int)alarms);
+				else
+					printf("%s %ld\n", errname(errno), n);
 				return 0;
 			}
 		}
+	}
+	if (!strcmp(mode, "fork-writer")) {
+		if (shmring_writer(r) < 0)
+			return fail("claim");
+		if (shmring_send(r, "p0", 2, 1000) < 0)
+			return fail("send p0");
+		int p[2];
+		if (pipe(p) < 0)
+			return fail("pipe");
+		fflush(stdout);
+		pid_t pid = fork();
+		if (pid < 0)
+			return fail("fork");
+		if (pid == 0) {
+			int null = open("/dev/null", O_RDWR);
+			dup2(null, 1); /* the test waits for the parent's stdout to end */
+			dup2(null, 2);
+			char buf[64];
+			int s = shmring_send(r, "c", 1, 0) < 0 ? errno : 0;
+			int c = shmring_writer(r) < 0 ? errno : 0;
+			int v = shmring_recv(r, buf, sizeof buf, 0) < 0 ? errno : 0;
+			char rep[128];
+			int n = snprintf(rep, sizeof rep, "%s %s %s", s ? errname(s) : "OK", c ? errname(c) : "OK", v ? errname(v) : "OK");
+			if (write(p[1], rep, (size_t)n) != n)
+				_exit(1);
+			close(p[1]);
+			for (;;)
+				pause(); /* idle, until the test kills it */
+		}
+		close(p[1]);
+		char rep[128];
+		ssize_t n = read(p[0], rep, sizeof rep - 1);
+		if (n <= 0)
+			return fail("read the child's report");
+		rep[n] = 0;
+		if (shmring_send(r, "p1", 2, 1000) < 0)
+			return fail("send p1");
+		printf("ready child %d %s\n", (int)pid, rep);
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	if (!strcmp(mode, "try-send") || !strcmp(mode, "try-recv")) {
+		int rd = mode[4] == 'r';
+		if (argc > 3 && !strcmp(argv[3], "guard") && guard_page(r) < 0)
+			return 1;
+		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
+			return fail("claim");
+		size_t max = shmring_max_message(r);
+		unsigned char *buf = calloc(1, max + 1);
+		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
+		int i;
+		for (i = 0; i < 8; i++) {
+			ssize_t rc = rd ? shmring_recv(r, buf, max + 1, 20) : shmring_send(r, buf, lens[i] <= max ? lens[i] : max, 20);
+			if (rc < 0)
+				break;
+			if (rd && (size_t)rc > max) {
+				printf("TOOBIG %d\n", i);
+				return 0;
+			}
+		}
+		printf("%s %d\n", i < 8 ? errname(errno) : "OK", i);
+		shmring_close(r);
+		return 0;
 	}
 	if (!strncmp(mode, "bench-", 6) && argc == 5) {
 		size_t size = strtoull(argv[3], NULL, 10);

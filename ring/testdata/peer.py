@@ -3,11 +3,21 @@
     peer.py write NAME COUNT SEED   send COUNT messages of the stream SEED, then close
     peer.py read NAME COUNT SEED    receive and verify them, then expect EOFError
     peer.py hold-writer|hold-reader NAME   claim, say "ready", wait for death
-    peer.py recv-wait|send-wait NAME       claim, say "ready", receive/send until an error; print its name
+    peer.py recv-wait|send-wait NAME [alarm]  claim, say "ready", receive/send until an error; print its name
+                                           (alarm: a SIGALRM every 100 ms, SA_RESTART handler that says "alarm";
+                                           print how many at the end)
+    peer.py fork-writer NAME     claim the writer, send "p0", fork; the child tries to send "c", claim and
+                                 receive, reports the exceptions' names to the parent and lives on idle
+                                 (stdout and stderr on /dev/null); the parent sends "p1", prints
+                                 "ready child PID SEND CLAIM RECV" and waits for death
+    peer.py try-send|try-recv NAME [guard]  claim, send/receive up to 8 messages (20 ms timeout each),
+                                 print "RESULT COUNT": the first exception's class name, or OK
+                                 (guard is C's; Python cannot touch memory outside the mapping)
 
 The stream is testdata/peer.c's.
 """
 import os
+import signal
 import sys
 import time
 
@@ -50,12 +60,82 @@ class Lengths:
         return (y >> 1) % (self.mx + 1)
 
 
+def outcome(f):
+    try:
+        f()
+        return "OK"
+    except Exception as e:
+        return type(e).__name__
+
+
+def fork_writer(r):
+    r.writer()
+    r.send(b"p0", timeout=1)
+    rd, wr = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 1)  # the test waits for the parent's stdout to end
+        os.dup2(null, 2)
+        rep = " ".join((outcome(lambda: r.send(b"c", timeout=0)), outcome(r.writer), outcome(lambda: r.recv(timeout=0))))
+        os.write(wr, rep.encode())
+        os.close(wr)
+        while True:
+            signal.pause()  # idle, until the test kills it
+    os.close(wr)
+    rep = os.read(rd, 256).decode()
+    r.send(b"p1", timeout=1)
+    print("ready child", pid, rep, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def try_ops(r, rd):
+    (r.reader if rd else r.writer)()
+    mx = r.max_message
+    lens = (0, mx, 1, 13, mx // 2, 7, mx - 1, 64)
+    i = 0
+    try:
+        for i in range(8):
+            if rd:
+                m = r.recv(timeout=0.02)
+                if len(m) > mx:
+                    print("TOOBIG", i, flush=True)
+                    return
+            else:
+                r.send(bytes(min(lens[i], mx)), timeout=0.02)
+        i = 8
+        print("OK", i, flush=True)
+    except Exception as e:
+        print(type(e).__name__, i, flush=True)
+    r.close()
+
+
 def main():
     mode, name = sys.argv[1], sys.argv[2]
     r = shmring.Ring.open(name)
+    if mode == "fork-writer":
+        fork_writer(r)
+        return
+    if mode in ("try-send", "try-recv"):
+        try_ops(r, mode == "try-recv")
+        return
     if mode in ("hold-writer", "hold-reader", "recv-wait", "send-wait"):
         (r.writer if mode in ("hold-writer", "send-wait") else r.reader)()
+        alarms = None
+        if len(sys.argv) > 3 and sys.argv[3] == "alarm":
+            alarms = [0]
+
+            def on_alarm(sig, frame):
+                alarms[0] += 1
+                os.write(1, b"alarm\n")  # the test counts them
+
+            signal.signal(signal.SIGALRM, on_alarm)
+            signal.siginterrupt(signal.SIGALRM, False)  # SA_RESTART
         print("ready", flush=True)
+        if alarms is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0.1, 0.1)
         if mode.startswith("hold"):
             while True:
                 time.sleep(3600)
@@ -68,7 +148,11 @@ def main():
                     r.send(b"12345678")
                 n += 1
         except Exception as e:
-            print(type(e).__name__, n, flush=True)
+            if alarms is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0, 0)
+                print(type(e).__name__, n, "alarms=%d" % alarms[0], flush=True)
+            else:
+                print(type(e).__name__, n, flush=True)
         return
     count, seed = int(sys.argv[3]), int(sys.argv[4])
     pat, lens, p = pattern(seed, r.max_message), Lengths(seed, r.max_message), 0
