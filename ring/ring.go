@@ -694,6 +694,7 @@ func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 	if err != nil {
 		return err
 	}
+	w.resv = -1 // Send's own: a fault in msg's memory leaves no reservation pending
 	copy(b, msg)
 	return w.commit(len(msg))
 }

@@ -14,12 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/ring"
@@ -608,5 +610,66 @@ var delaySink atomic.Int64
 func delay(i int) {
 	for range i % 97 {
 		delaySink.Add(1)
+	}
+}
+
+// TestFaultInCallersBuffer: a fault in the caller's own memory (a buffer
+// in another object that was truncated) is not the ring's: Send and
+// Receive do not turn it into ErrFault but let it go on as the fault of a
+// plain copy would (here, in a goroutine that asked for
+// SetPanicOnFault, a panic at the buffer's address), and the ring still
+// works after it: the message Receive could not copy stays in the ring.
+//
+// Kills: the guard turning every fault into ErrFault (Send returns an
+// error blaming the ring).
+func TestFaultInCallersBuffer(t *testing.T) {
+	page := os.Getpagesize()
+	other, err := shm.Create(ringName(t), 2*page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	gone := other.Bytes()[page:]
+	if err := os.Truncate(filepath.Join(shm.Dir(), strings.TrimLeft(other.Name(), "/")), int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	r := newRing(t, 4096)
+	w, _ := r.Writer()
+	rd, _ := openRing(t, r).Reader()
+	ctx := within(t, 5*time.Second)
+	// call runs f in a goroutine that panics on faults; it returns the
+	// fault's address, or f's error if it did not fault.
+	call := func(f func() error) (addr uintptr, err error) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			debug.SetPanicOnFault(true)
+			defer func() {
+				if p := recover(); p != nil {
+					a, ok := p.(interface{ Addr() uintptr })
+					if !ok {
+						panic(p)
+					}
+					addr = a.Addr()
+				}
+			}()
+			err = f()
+		}()
+		<-done
+		return addr, err
+	}
+	base := uintptr(unsafe.Pointer(&gone[0]))
+	if addr, err := call(func() error { return w.Send(ctx, gone[:64]) }); addr-base >= uintptr(len(gone)) {
+		t.Fatalf("Send from a truncated buffer: fault at %#x, error %v; want the buffer's fault (at %#x)", addr, err, base)
+	}
+	if err := w.Send(ctx, []byte("after")); err != nil {
+		t.Fatalf("Send after a fault in the caller's buffer: %v", err)
+	}
+	if addr, err := call(func() error { _, err := rd.Receive(ctx, gone[:64]); return err }); addr-base >= uintptr(len(gone)) {
+		t.Fatalf("Receive into a truncated buffer: fault at %#x, error %v; want the buffer's fault (at %#x)", addr, err, base)
+	}
+	buf := make([]byte, 64)
+	if n, err := rd.Receive(ctx, buf); err != nil || string(buf[:n]) != "after" {
+		t.Fatalf("after a fault in the caller's buffer: %q, %v; want the message still there", buf[:n], err)
 	}
 }
