@@ -549,7 +549,7 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		e.sleeps.Add(1)  // (before the store: a locked add between store and load would be a fence on x86 that hides a missing one)
+		e.sleeps.Add(1)  // not between the store and the load: on x86 a locked add is a fence, which would hide a missing one
 		e.sleep.Store(1) // announce, then look again (the peer stores, then loads this word)
 		fence.Full()     // the store before the loads below, in race builds too
 		if ready() {
