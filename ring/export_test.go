@@ -8,6 +8,12 @@ func Stats(e interface{ stats() (int64, int64) }) (sleeps, wakes int64) { return
 
 func (e *end) stats() (int64, int64) { return e.sleeps.Load(), e.wakes.Load() }
 
+// Timeouts returns how many of an end's sleeps ended by the PollPeer
+// timeout rather than by a wake-up.
+func Timeouts(e interface{ timedOut() int64 }) int64 { return e.timedOut() }
+
+func (e *end) timedOut() int64 { return e.timeouts.Load() }
+
 // PollPeer is how long a sleeping call waits before testing its peer.
 const PollPeer = pollPeer
 

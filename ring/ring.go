@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,13 +19,15 @@ import (
 	"unsafe"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/fence"
 )
 
 // Errors of the ring. Besides these, calls return io.EOF (the writer
 // closed its end and every message was received), io.ErrClosedPipe (a
 // Send that would block while the reader closed its end), the context's
-// error, and errors wrapping fs.ErrClosed (use after Close) or
-// syscall.EINVAL (bad arguments).
+// error, and errors wrapping fs.ErrClosed (use after Close),
+// syscall.EINVAL (bad arguments) or shm.ErrFault (the object was
+// truncated under the ring by another process: see Ring).
 var (
 	// ErrPeerGone: the process at the other end died without closing it.
 	ErrPeerGone = errors.New("ring: the process at the other end died")
@@ -35,10 +38,14 @@ var (
 	// ErrNotRing: the object is not a ring of a layout this package knows
 	// (magic, version or sizes), or it is too small for its header.
 	ErrNotRing = errors.New("not a ring of layout version " + strconv.Itoa(Version))
-	// ErrCorrupt: a record in the ring breaks the layout (a length beyond
-	// MaxMessage or beyond what the writer published): the memory was
-	// written by something that does not follow the protocol.
-	ErrCorrupt = errors.New("ring: corrupt record")
+	// ErrCorrupt: the ring's counters or a record break the layout (head
+	// or tail not a multiple of 8, head behind tail or more than the
+	// capacity ahead of it, a length beyond MaxMessage or beyond what the
+	// writer published, a wrap marker where none belongs): the memory was
+	// written by something that does not follow the protocol. The call
+	// refuses, touching nothing outside the ring's data. It wraps
+	// syscall.EPROTO, the C end's errno for the same.
+	ErrCorrupt = fmt.Errorf("ring: corrupt counters or record: %w", syscall.EPROTO)
 )
 
 // pollPeer is how long a blocked call sleeps before it checks that its
@@ -62,10 +69,22 @@ type memory interface {
 // A Ring is a message ring in a shared memory object, open in this
 // process. Its methods are safe for concurrent use. Close closes the ends
 // it handed out.
+//
+// A ring whose object another process truncates (shm truncate, ftruncate
+// of /dev/shm/NAME) does not crash this one: every method of Ring, Writer
+// and Reader that touches the ring's memory (a blocked Send or Receive
+// included, within about 150 ms) catches the fault (SIGBUS) and returns an
+// *fs.PathError wrapping shm.ErrFault instead. The slices that Reserve and
+// Next return are the mapping itself and are not guarded: touching them
+// after such a truncation raises SIGBUS, which kills a Go program, as
+// shm's Bytes does. (Rings made by CreateMemfd are sealed against
+// shrinking and never fault so.)
 type Ring struct {
 	name     string
 	mem      memory
 	lockf    *os.File // our own open file description: the ends' locks
+	base     uintptr  // the mapping's address and length: a fault there is the ring's
+	size     uintptr
 	data     []byte
 	capacity uint64
 	max      uint64
@@ -305,6 +324,7 @@ func newRing(name string, mem memory, lockf *os.File) (*Ring, error) {
 	}
 	c := binary.LittleEndian.Uint64(b[offCapacity:])
 	r := &Ring{name: name, mem: mem, lockf: lockf, capacity: c, max: maxMessage(c),
+		base: uintptr(unsafe.Pointer(unsafe.SliceData(b))), size: uintptr(len(b)),
 		data: b[headerSize : headerSize+c : headerSize+c]}
 	r.spin.Store(int64(defaultSpin))
 	var err error
@@ -381,6 +401,39 @@ func (r *Ring) errClosed(op string) error {
 	return &fs.PathError{Op: "ring " + op, Path: r.name, Err: fs.ErrClosed}
 }
 
+// errCorrupt is the error of a call that found the ring's counters or
+// records broken.
+func (r *Ring) errCorrupt(op, format string, args ...any) error {
+	return &fs.PathError{Op: "ring " + op, Path: r.name, Err: fmt.Errorf(format+": %w", append(args, ErrCorrupt)...)}
+}
+
+// guard, deferred by every call that touches the ring's memory as
+//
+//	defer r.guard(op, debug.SetPanicOnFault(true), &err)
+//
+// (old is what SetPanicOnFault returned, restored here), turns a memory
+// fault at an address of the ring's mapping into an error in *err: the
+// object was truncated by another process and the page is gone (SIGBUS).
+// Any other panic, a fault elsewhere (in the caller's buffer) included,
+// goes on.
+func (r *Ring) guard(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	if p := recover(); p != nil {
+		f, ok := p.(interface{ Addr() uintptr })
+		if !ok || f.Addr()-r.base >= r.size {
+			panic(p)
+		}
+		*err = &fs.PathError{Op: "ring " + op, Path: r.name, Err: shm.ErrFault}
+	}
+}
+
+// safely runs f, which touches the ring's memory, under guard.
+func (r *Ring) safely(op string, f func()) (err error) {
+	defer r.guard(op, debug.SetPanicOnFault(true), &err)
+	f()
+	return nil
+}
+
 // Close closes the ends this Ring handed out, as their own Close would
 // (a writer's close ends the stream), then unmaps the ring. A second
 // Close returns an error wrapping fs.ErrClosed.
@@ -426,30 +479,42 @@ func (r *Ring) claim(op string, lock int64, mine func() bool) error {
 
 // Writer claims the writing end: ErrBusy if a live process (this one
 // included) holds it. A writer that died left its end free; the new
-// writer continues after the last message the old one committed.
+// writer continues after the last message the old one committed. (The
+// head it continues from is checked by each Send and Reserve, which
+// refuse a corrupt one with ErrCorrupt.)
 func (r *Ring) Writer() (*Writer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.claim("writer", lockWriter, func() bool { return r.w != nil }); err != nil {
 		return nil, err
 	}
-	r.wstate.Store(endOpen)
-	r.w = &Writer{end: end{r: r, sleep: r.wsleep, sleepOff: offWriterSleep, peerState: r.rstate, peerLock: lockReader, lock: lockWriter, state: r.wstate}, head: r.head.Load(), resv: -1}
+	var head uint64
+	if err := r.safely("writer", func() { r.wstate.Store(endOpen); head = r.head.Load() }); err != nil {
+		unlock(r.lockf, lockWriter)
+		return nil, err
+	}
+	r.w = &Writer{end: end{r: r, sleep: r.wsleep, sleepOff: offWriterSleep, peerState: r.rstate, peerLock: lockReader, lock: lockWriter, state: r.wstate}, head: head, resv: -1}
 	return r.w, nil
 }
 
 // Reader claims the reading end: ErrBusy if a live process (this one
 // included) holds it. A reader that died or closed left its end free; the
 // new reader starts at the first message not yet released, which may be
-// one the old reader had received (at least once).
+// one the old reader had received (at least once). (The tail it starts
+// from is checked by each Receive and Next, which refuse a corrupt one
+// with ErrCorrupt.)
 func (r *Ring) Reader() (*Reader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.claim("reader", lockReader, func() bool { return r.r != nil }); err != nil {
 		return nil, err
 	}
-	r.rstate.Store(endOpen)
-	r.r = &Reader{end: end{r: r, sleep: r.rsleep, sleepOff: offReaderSleep, peerState: r.wstate, peerLock: lockWriter, lock: lockReader, state: r.rstate}, tail: r.tail.Load(), held: -1}
+	var tail uint64
+	if err := r.safely("reader", func() { r.rstate.Store(endOpen); tail = r.tail.Load() }); err != nil {
+		unlock(r.lockf, lockReader)
+		return nil, err
+	}
+	r.r = &Reader{end: end{r: r, sleep: r.rsleep, sleepOff: offReaderSleep, peerState: r.wstate, peerLock: lockWriter, lock: lockReader, state: r.rstate}, tail: tail, held: -1}
 	return r.r, nil
 }
 
@@ -468,6 +533,7 @@ type end struct {
 	peerLock  int64
 
 	sleeps, wakes atomic.Int64 // sleeps announced, wakes made: for tests
+	timeouts      atomic.Int64 // sleeps ended by pollPeer, not by a wake: for tests
 }
 
 // peerAlive reports whether the other end's holder still holds its lock.
@@ -506,8 +572,9 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		e.sleeps.Add(1)  // not between the store and the load: on x86 a locked add is a fence, which would hide a missing one
 		e.sleep.Store(1) // announce, then look again (the peer stores, then loads this word)
-		e.sleeps.Add(1)
+		fence.Full()     // the store before the loads below, in race builds too
 		if ready() {
 			e.sleep.Store(0)
 			e.check = false
@@ -547,7 +614,13 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		}
 		if err != nil && !timedOut {
 			e.sleep.Store(0)
+			if errors.Is(err, shm.ErrFault) { // the futex word's page is gone
+				return &fs.PathError{Op: "ring wait", Path: r.name, Err: shm.ErrFault}
+			}
 			return err
+		}
+		if timedOut {
+			e.timeouts.Add(1)
 		}
 		e.check = timedOut
 	}
@@ -558,7 +631,11 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 var testHookAnnounced func()
 
 // wakePeer wakes the other side if it announced a sleep in word at off.
+// Its caller has just stored a counter or state word the peer's wait
+// loads after announcing (a Dekker handshake): fence.Full keeps that
+// store before the load of word, in race builds too.
 func (e *end) wakePeer(word *atomic.Uint32, off int64) {
+	fence.Full()
 	if word.Load() != 0 && word.Swap(0) != 0 {
 		e.wakes.Add(1)
 		e.r.mem.Wake(off, 1)
@@ -566,7 +643,9 @@ func (e *end) wakePeer(word *atomic.Uint32, off int64) {
 }
 
 // close ends the end: a call in progress returns fs.ErrClosed, the state
-// word says closed, the peer is woken and the lock released.
+// word says closed, the peer is woken and the lock released. The end is
+// closed and its lock released even where the ring's memory is gone (the
+// object truncated): the error then wraps shm.ErrFault.
 func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, clear func()) error {
 	r := e.r
 	if e.closing.Swap(true) { // closed, or being closed: the memory may be gone
@@ -574,14 +653,17 @@ func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, cle
 		defer e.mu.Unlock()
 		return r.errClosed(op)
 	}
-	if e.sleep.Swap(0) != 0 { // our own call asleep: wake it; it sees closing
-		r.mem.Wake(e.sleepOff, 1<<30)
-	}
+	ferr := r.safely(op, func() {
+		if e.sleep.Swap(0) != 0 { // our own call asleep: wake it; it sees closing
+			r.mem.Wake(e.sleepOff, 1<<30)
+		}
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
-	e.state.Store(endClosed)
-	e.wakePeer(peerSleep, peerSleepOff)
+	if err := r.safely(op, func() { e.state.Store(endClosed); e.wakePeer(peerSleep, peerSleepOff) }); ferr == nil {
+		ferr = err
+	}
 	err := unlock(r.lockf, e.lock)
 	r.mu.Lock()
 	clear()
@@ -589,7 +671,7 @@ func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, cle
 	if err != nil {
 		return &fs.PathError{Op: "fcntl", Path: r.name, Err: err}
 	}
-	return nil
+	return ferr
 }
 
 // begin starts a call on the end: false after Close.
@@ -617,11 +699,13 @@ type Writer struct {
 // returns ErrTooLarge (sending nothing) for more than MaxMessage bytes;
 // while the ring is full, ErrPeerGone if the reader's process died,
 // io.ErrClosedPipe if the reader closed its end, or the context's error.
-// While there is room it succeeds, reader or not.
-func (w *Writer) Send(ctx context.Context, msg []byte) error {
+// While there is room it succeeds, reader or not. Counters that break the
+// layout are ErrCorrupt, sending nothing.
+func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 	if len(msg) > int(w.r.max) {
 		return ErrTooLarge
 	}
+	defer w.r.guard("send", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return w.r.errClosed("send")
 	}
@@ -629,24 +713,28 @@ func (w *Writer) Send(ctx context.Context, msg []byte) error {
 	if w.resv >= 0 {
 		return argErr("ring send", w.r.name, "a reservation is pending: Commit it first")
 	}
-	b, err := w.reserve(ctx, len(msg))
+	b, err := w.reserve(ctx, "send", len(msg))
 	if err != nil {
 		return err
 	}
+	w.resv = -1 // Send's own: a fault in msg's memory leaves no reservation pending
 	copy(b, msg)
 	return w.commit(len(msg))
 }
 
 // Reserve returns n writable bytes in the ring, waiting for room as Send
 // does; Commit publishes them as a message. The slice is valid until
-// Commit or Close. A second Reserve before Commit is an error.
-func (w *Writer) Reserve(ctx context.Context, n int) ([]byte, error) {
+// Commit or Close. A second Reserve before Commit is an error. The slice
+// is the shared memory itself, unguarded: if another process truncates
+// the object, writing to it raises SIGBUS (see Ring).
+func (w *Writer) Reserve(ctx context.Context, n int) (b []byte, err error) {
 	if n < 0 {
 		return nil, argErr("ring reserve", w.r.name, "negative length %d", n)
 	}
 	if n > int(w.r.max) {
 		return nil, ErrTooLarge
 	}
+	defer w.r.guard("reserve", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return nil, w.r.errClosed("reserve")
 	}
@@ -654,11 +742,14 @@ func (w *Writer) Reserve(ctx context.Context, n int) ([]byte, error) {
 	if w.resv >= 0 {
 		return nil, argErr("ring reserve", w.r.name, "a reservation is pending: Commit it first")
 	}
-	return w.reserve(ctx, n)
+	return w.reserve(ctx, "reserve", n)
 }
 
-func (w *Writer) reserve(ctx context.Context, n int) ([]byte, error) {
+func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) {
 	r := w.r
+	if w.head%recordAlign != 0 { // loaded from the ring at the claim
+		return nil, r.errCorrupt(op, "head %d is not a multiple of %d", w.head, recordAlign)
+	}
 	rec := recordSize(uint64(n))
 	off := w.head % r.capacity
 	var skip uint64
@@ -666,7 +757,9 @@ func (w *Writer) reserve(ctx context.Context, n int) ([]byte, error) {
 		skip = r.capacity - off
 	}
 	need := skip + rec
-	room := func() bool { return r.capacity-(w.head-r.tail.Load()) >= need }
+	var t uint64
+	bad := func() bool { return w.head-t > r.capacity || t%recordAlign != 0 }
+	room := func() bool { t = r.tail.Load(); return bad() || r.capacity-(w.head-t) >= need }
 	if !room() {
 		err := w.wait(ctx, room, func(st uint32) error {
 			if st == endClosed {
@@ -677,6 +770,9 @@ func (w *Writer) reserve(ctx context.Context, n int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if bad() {
+		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
 	pos := off
 	if skip > 0 {
@@ -689,7 +785,8 @@ func (w *Writer) reserve(ctx context.Context, n int) ([]byte, error) {
 
 // Commit publishes the first n bytes of the reservation as one message
 // (n at most what Reserve returned) and wakes the reader if it sleeps.
-func (w *Writer) Commit(n int) error {
+func (w *Writer) Commit(n int) (err error) {
+	defer w.r.guard("commit", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return w.r.errClosed("commit")
 	}
@@ -734,20 +831,23 @@ type Reader struct {
 // its length). When the ring is empty it returns io.EOF if the writer
 // closed its end, ErrPeerGone if the writer's process died (again on
 // every call, until a new writer claims the end), or the context's error.
-// A writer that never came is waited for.
-func (rd *Reader) Receive(ctx context.Context, buf []byte) (int, error) {
+// A writer that never came is waited for. Counters or a record that break
+// the layout are ErrCorrupt (again on every call: the reader does not skip
+// what it cannot read).
+func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
+	defer rd.r.guard("receive", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return 0, rd.r.errClosed("receive")
 	}
 	defer rd.mu.Unlock()
-	msg, err := rd.next(ctx)
+	msg, err := rd.next(ctx, "receive")
 	if err != nil {
 		return 0, err
 	}
 	if len(buf) < len(msg) {
 		return 0, io.ErrShortBuffer
 	}
-	n := copy(buf, msg)
+	n = copy(buf, msg)
 	rd.release()
 	return n, nil
 }
@@ -755,21 +855,28 @@ func (rd *Reader) Receive(ctx context.Context, buf []byte) (int, error) {
 // Next returns the next message in place, waiting as Receive does. It is
 // valid until Release or Close; Next again before Release returns the same
 // message. Release consumes it: a reader that dies before Release leaves
-// it to the next reader.
-func (rd *Reader) Next(ctx context.Context) ([]byte, error) {
+// it to the next reader. The message is the shared memory itself,
+// unguarded: if another process truncates the object, reading it raises
+// SIGBUS (see Ring); a write(2) of it (os.File.Write) fails with EFAULT
+// instead.
+func (rd *Reader) Next(ctx context.Context) (msg []byte, err error) {
+	defer rd.r.guard("next", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return nil, rd.r.errClosed("next")
 	}
 	defer rd.mu.Unlock()
-	return rd.next(ctx)
+	return rd.next(ctx, "next")
 }
 
-func (rd *Reader) next(ctx context.Context) ([]byte, error) {
+func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 	r := rd.r
 	if rd.held >= 0 {
 		return r.data[rd.at+recordHdr : rd.at+recordHdr+uint64(rd.held) : rd.at+recordHdr+uint64(rd.held)], nil
 	}
 	for {
+		if rd.tail%recordAlign != 0 { // loaded from the ring at the claim
+			return nil, r.errCorrupt(op, "tail %d is not a multiple of %d", rd.tail, recordAlign)
+		}
 		h := r.head.Load() // acquire: the records before the head
 		if h == rd.tail {
 			err := rd.wait(ctx, func() bool { return r.head.Load() != rd.tail }, func(st uint32) error {
@@ -784,19 +891,19 @@ func (rd *Reader) next(ctx context.Context) ([]byte, error) {
 			continue
 		}
 		if h-rd.tail > r.capacity || h%recordAlign != 0 {
-			return nil, fmt.Errorf("ring %s: head %d, tail %d: %w", r.name, h, rd.tail, ErrCorrupt)
+			return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", h, rd.tail, r.capacity)
 		}
 		off := rd.tail % r.capacity
 		n := binary.LittleEndian.Uint32(r.data[off:])
 		if n == wrapMarker {
 			if off == 0 || h-rd.tail < r.capacity-off {
-				return nil, fmt.Errorf("ring %s: wrap marker at %d: %w", r.name, off, ErrCorrupt)
+				return nil, r.errCorrupt(op, "wrap marker at %d with head %d, tail %d", off, h, rd.tail)
 			}
 			rd.tail += r.capacity - off
 			continue
 		}
 		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
-			return nil, fmt.Errorf("ring %s: record of %d bytes at %d with %d published: %w", r.name, n, off, h-rd.tail, ErrCorrupt)
+			return nil, r.errCorrupt(op, "record of %d bytes at %d with %d published", n, off, h-rd.tail)
 		}
 		rd.held, rd.at = int(n), off
 		return r.data[off+recordHdr : off+recordHdr+uint64(n) : off+recordHdr+uint64(n)], nil
@@ -805,7 +912,8 @@ func (rd *Reader) next(ctx context.Context) ([]byte, error) {
 
 // Release consumes the message Next returned and wakes the writer if it
 // sleeps for room. Release without a message from Next is an error.
-func (rd *Reader) Release() error {
+func (rd *Reader) Release() (err error) {
+	defer rd.r.guard("release", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return rd.r.errClosed("release")
 	}
