@@ -42,7 +42,7 @@ type waitKind struct {
 
 func waitKinds() []waitKind {
 	return []waitKind{
-		{"futex", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
+		{"futex", sleepFrame, func(t *testing.T) (func(context.Context) error, func() error) {
 			s := create(t, 4096)
 			return func(ctx context.Context) error {
 				for {
@@ -52,7 +52,7 @@ func waitKinds() []waitKind {
 				}
 			}, s.Close
 		}},
-		{"mutex", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
+		{"mutex", sleepFrame, func(t *testing.T) (func(context.Context) error, func() error) {
 			s := create(t, 4096)
 			mu, err := s.Mutex(0)
 			if err != nil {
@@ -66,7 +66,7 @@ func waitKinds() []waitKind {
 				return errors.New("Lock took a lock a live process holds")
 			}, s.Close
 		}},
-		{"mutex-self", "shm.(*sleeper).futexWait", func(t *testing.T) (func(context.Context) error, func() error) {
+		{"mutex-self", sleepFrame, func(t *testing.T) (func(context.Context) error, func() error) {
 			s := create(t, 4096)
 			mu, err := s.Mutex(0)
 			if err != nil {
@@ -82,7 +82,7 @@ func waitKinds() []waitKind {
 				return errors.New("Lock took a lock this process holds")
 			}, s.Close
 		}},
-		{"semaphore", "shm.semWait", func(t *testing.T) (func(context.Context) error, func() error) {
+		{"semaphore", sleepFrame, func(t *testing.T) (func(context.Context) error, func() error) {
 			name := uniqueName(t)
 			sem, err := shm.CreateSemaphore(name, 0)
 			if err != nil {

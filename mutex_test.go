@@ -621,7 +621,7 @@ func TestMutexOwnerDeadCHolder(t *testing.T) {
 // futex of a Mutex or a Wait.
 func waitSleeping(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); countStacks("shm.(*sleeper).futexWait", true) < n; {
+	for deadline := time.Now().Add(5 * time.Second); countStacks(sleepFrame, true) < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d goroutines never slept", n)
 		}
