@@ -663,15 +663,26 @@ func TestMutexSecondHolderDies(t *testing.T) {
 	hIn, hOut := startPeer(t, h, "locked <nil>\n")
 	t.Cleanup(func() { hIn.Close(); h.Process.Kill(); h.Wait() })
 
+	// W2 is a grandchild, through a shell that reaps it and then says so:
+	// the SIGCHLD of its death goes to the shell, not to a thread of this
+	// process, where it would restart the sleeping Lock's futex_waitv and
+	// show it the new holder by chance.
 	w2 := childCmd(t, "mutex-hold", s.Name())
+	w2.Args = []string{"sh", "-c", `exec 3<&0; "$0" <&3 & echo "pid $!"; wait; echo reaped; read x`, w2.Path}
+	w2.Path, _ = exec.LookPath("sh")
 	w2.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	w2In, _ := w2.StdinPipe()
-	w2Out, _ := w2.StdoutPipe()
+	w2Pipe, _ := w2.StdoutPipe()
+	w2Out := bufio.NewReader(w2Pipe)
 	if err := w2.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w2In.Close(); w2.Process.Kill(); w2.Wait() })
-	waitProcessSleeps(t, w2.Process.Pid) // W2 is first in the futex's queue
+	var w2Pid int
+	if line, err := w2Out.ReadString('\n'); err != nil || func() bool { _, e := fmt.Sscanf(line, "pid %d", &w2Pid); return e != nil }() {
+		t.Fatalf("W2's shell: %q %v", line, err)
+	}
+	t.Cleanup(func() { syscall.Kill(w2Pid, syscall.SIGKILL); w2In.Close(); w2.Process.Kill(); w2.Wait() })
+	waitProcessSleeps(t, w2Pid) // W2 is first in the futex's queue
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -683,7 +694,7 @@ func TestMutexSecondHolderDies(t *testing.T) {
 	if line, err := hOut.ReadString('\n'); line != "unlocked <nil>\n" {
 		t.Fatalf("H: %q %v", line, err)
 	}
-	if line, err := bufio.NewReader(w2Out).ReadString('\n'); line != "locked <nil>\n" {
+	if line, err := w2Out.ReadString('\n'); line != "locked <nil>\n" {
 		t.Fatalf("W2 after H's unlock: %q %v %s", line, err, w2.Stderr)
 	}
 	select {
@@ -691,8 +702,10 @@ func TestMutexSecondHolderDies(t *testing.T) {
 		t.Fatalf("the Lock returned %v while W2 holds the lock", err)
 	default:
 	}
-	w2.Process.Kill()
-	w2.Wait()
+	syscall.Kill(w2Pid, syscall.SIGKILL)
+	if line, err := w2Out.ReadString('\n'); line != "reaped\n" {
+		t.Fatalf("W2's shell after the kill: %q %v", line, err)
+	}
 	killed := time.Now()
 	err := <-done
 	if !errors.Is(err, shm.ErrOwnerDead) {

@@ -278,92 +278,81 @@ func (s *Set) Run(ctx context.Context, c *Call) error {
 // a word whose party died.
 var watches watcher
 
-type watchEntry struct {
-	c    *Call
-	addr uintptr
-}
-
 type watcher struct {
 	mu      sync.Mutex
-	set     map[*watchEntry]struct{}
-	last    map[any]int64 // when each Key was last checked
+	keys    map[any]*keyWatch
 	running bool
 }
 
+// A keyWatch is the calls asleep with one Key, and the word each sleeps
+// on.
+type keyWatch struct {
+	calls map[*Call]uintptr
+	last  int64 // when Alive last ran
+}
+
+type watchEntry struct{ c *Call }
+
 func (d *watcher) add(c *Call, addr uintptr) *watchEntry {
-	e := &watchEntry{c, addr}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.set == nil {
-		d.set = make(map[*watchEntry]struct{})
-		d.last = make(map[any]int64)
+	if d.keys == nil {
+		d.keys = make(map[any]*keyWatch)
 	}
-	d.set[e] = struct{}{}
-	if _, ok := d.last[c.Key]; !ok {
-		d.last[c.Key] = Now()
+	kw := d.keys[c.Key]
+	if kw == nil {
+		kw = &keyWatch{calls: make(map[*Call]uintptr), last: Now()}
+		d.keys[c.Key] = kw
 	}
+	kw.calls[c] = addr
 	if !d.running {
 		d.running = true
 		go d.run()
 	}
-	return e
+	return &watchEntry{c}
 }
 
 func (d *watcher) remove(e *watchEntry) {
 	d.mu.Lock()
-	delete(d.set, e)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	kw := d.keys[e.c.Key]
+	delete(kw.calls, e.c)
+	if len(kw.calls) == 0 {
+		delete(d.keys, e.c.Key)
+	}
 }
 
-// watchTick is how often the watcher looks for a Key whose Period passed.
-const watchTick = 50 * time.Millisecond
-
-// run checks, each tick, every Key whose Period passed, with the Alive of
-// one of its entries (each entry's call holds its object's lock for
-// reading while the entry is in the set, and removal takes d.mu, so what
-// Alive reads stays valid), and wakes all sleepers on the words of a Key
-// found dead.
+// run calls, whenever a Key's Period passed, the Alive of one of its
+// sleeping calls (each call in the set holds its object's lock for
+// reading, and leaves the set under d.mu, so what Alive reads stays
+// valid), and wakes every sleeper on the words of a Key found dead.
 func (d *watcher) run() {
+	next := time.Duration(0)
 	for {
-		time.Sleep(watchTick)
+		time.Sleep(next)
 		d.mu.Lock()
-		if len(d.set) == 0 {
+		if len(d.keys) == 0 {
 			d.running = false
-			clear(d.last)
 			d.mu.Unlock()
 			return
 		}
 		now := Now()
-		verdict := make(map[any]bool)
-		for e := range d.set {
-			k := e.c.Key
-			alive, seen := verdict[k]
-			if !seen {
-				if now-d.last[k] < int64(e.c.Period) {
-					continue
+		next = time.Second
+		for _, kw := range d.keys {
+			for c := range kw.calls { // any one of them
+				if now-kw.last >= int64(c.Period) {
+					kw.last = now
+					if !c.Alive() {
+						for _, addr := range kw.calls {
+							Wake(addr, 1<<31-1, false)
+						}
+					}
 				}
-				alive = e.c.Alive()
-				verdict[k] = alive
-				d.last[k] = now
-			}
-			if !alive {
-				Wake(e.addr, 1<<31-1, false)
+				next = min(next, time.Duration(kw.last+int64(c.Period)-now))
+				break
 			}
 		}
-		for k := range d.last {
-			if _, ok := verdict[k]; !ok && !d.keyInUse(k) {
-				delete(d.last, k)
-			}
-		}
+		next = max(next, time.Millisecond)
 		d.mu.Unlock()
 	}
-}
-
-func (d *watcher) keyInUse(k any) bool {
-	for e := range d.set {
-		if e.c.Key == k {
-			return true
-		}
-	}
-	return false
 }
