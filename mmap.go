@@ -421,7 +421,7 @@ func (m *Mapping) Close() error {
 	}
 	// Every Lock and TryLock of m's Mutexes that got past their fast path
 	// is out (they hold the read lock while they use the registration, and
-	// a Lock's death watch entry goes before it lets go), and none can
+	// a Lock's watch entry goes before it lets go), and none can
 	// start: the registration's descriptor may go.
 	m.releaseReg()
 	return err

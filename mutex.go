@@ -139,7 +139,7 @@ func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 //
 // Its descriptor is used (alive) only by a Lock or TryLock holding the
 // read lock of an open Mapping that holds the registration, and by the
-// death watch for such a Lock while it sleeps: Close takes the write lock,
+// watcher's test for such a Lock while it sleeps: Close takes the write lock,
 // so it releases the registration only once they are done.
 type objReg struct {
 	fd    int

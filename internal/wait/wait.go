@@ -82,19 +82,21 @@ func (w *waiter) sleep(addr uintptr, val uint32, until int64) (Result, syscall.E
 		}
 		noWaitv.Store(true)
 	}
-	if w.cancel.Load() != 0 {
-		return w.result(0)
+	for {
+		if w.cancel.Load() != 0 {
+			return w.result(0)
+		}
+		rel := int64(fallbackPoll)
+		if until > 0 {
+			rel = min(rel, max(until-Now(), 0))
+		}
+		ts := syscall.NsecToTimespec(rel)
+		_, _, e := syscall.Syscall6(kernel.SYS_FUTEX, addr, kernel.FUTEX_WAIT, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+		if e != syscall.ETIMEDOUT || until > 0 && Now() >= until {
+			return w.result(e)
+		}
+		// The poll, not the deadline: look at the cancel word, sleep again.
 	}
-	rel := int64(fallbackPoll)
-	if until > 0 {
-		rel = min(rel, max(until-Now(), 0))
-	}
-	ts := syscall.NsecToTimespec(rel)
-	_, _, e := syscall.Syscall6(kernel.SYS_FUTEX, addr, kernel.FUTEX_WAIT, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
-	if e == syscall.ETIMEDOUT && (until == 0 || Now() < until) {
-		e = syscall.EINTR // the poll, not the deadline: look at the cancel word and sleep again
-	}
-	return w.result(e)
 }
 
 func (w *waiter) result(e syscall.Errno) (Result, syscall.Errno) {
