@@ -25,11 +25,11 @@ import (
 // afterwards every method but Name, Created and Unlink returns an
 // error wrapping fs.ErrClosed.
 type Semaphore struct {
-	name     string
-	created  bool
-	mu       sync.RWMutex // read-held across every libc call on sem; Close write-locks it
-	sem      uintptr      // libc's sem_t *; 0 after Close
-	waits    wait.Set     // Waits asleep, for Close
+	name    string
+	created bool
+	mu      sync.RWMutex // read-held across every libc call on sem; Close write-locks it
+	sem     uintptr      // libc's sem_t *; 0 after Close
+	waits   wait.Set     // Waits asleep, for Close
 }
 
 // SemValueMax is SEM_VALUE_MAX under glibc and musl on Linux: the largest
