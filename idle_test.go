@@ -237,7 +237,7 @@ func TestWaitsWhateverSignals(t *testing.T) {
 		t.Run(disp, func(t *testing.T) {
 			name := uniqueName(t)
 			cleanup(t, name)
-			semCleanup(t, name)
+			semCleanup(t, name+"-sem")
 			cmd := childCmd(t, "signals", name)
 			// Without asynchronous preemption the Go runtime sends no
 			// SIGURG of its own: any the child catches is the package's.
@@ -282,11 +282,11 @@ func childSignals(role, name string, in *bufio.Reader) int {
 		return childFail(role, "%v", err)
 	}
 	defer shm.Unlink(name)
-	sem, err := shm.CreateSemaphore(name, 0)
+	sem, err := shm.CreateSemaphore(name+"-sem", 0) // musl keeps semaphores beside objects
 	if err != nil {
 		return childFail(role, "%v", err)
 	}
-	defer shm.UnlinkSemaphore(name)
+	defer shm.UnlinkSemaphore(name + "-sem")
 	mu, err := s.Mutex(8)
 	if err != nil {
 		return childFail(role, "%v", err)

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <semaphore.h>
 #include <stdint.h>
 
@@ -49,8 +48,8 @@ int goshm_sem_trywait(uintptr_t sem) {
  * wakes libc's own sem_wait. The layouts and steps are those of glibc
  * (nptl/sem_waitcommon.c, 2.21 and later: a 64-bit word on 64-bit
  * machines, a value word and a waiter count on 32-bit ones) and of musl
- * (src/thread/sem_timedwait.c, 1.2 and later); the static asserts below
- * check the sizes against <semaphore.h>. The futex word is the first 32
+ * (src/thread/sem_timedwait.c and sem_post.c); the static assert below
+ * checks the size against <semaphore.h>. The futex word is the first 32
  * bits of sem_t in all three (little-endian; the low half of glibc's
  * 64-bit word).
  */
@@ -125,26 +124,34 @@ int goshm_sem_wait_done(uintptr_t sem, int leaving) {
 	return n != 0 ? n : leaving && (__atomic_load_n(&s->value, __ATOMIC_RELAXED) >> 1) != 0;
 }
 #else // musl
+// musl's sem_t holds the count word, the number of waiters and the private
+// flag in its first three ints. Its versions differ in how the count word
+// says "0, with waiters" (-1 up to 1.2.3, bit 31 from 1.2.4), but every
+// sem_post wakes one sleeper on the count word whenever the waiters count
+// is not 0. So a waiter here counts itself there, reads the count word,
+// lets sem_trywait judge the count, and sleeps while the word holds what it
+// read: any post changes the word, and wakes.
 struct libc_sem {
-	int val[3]; // count (bit 31: waiters may sleep), waiters, private
+	int val[3]; // count word, waiters, private
 };
 
 int goshm_sem_wait_prepare(uintptr_t sem, uintptr_t *addr, uint32_t *val) {
 	struct libc_sem *s = (struct libc_sem *)sem;
-	if (sem_trywait((sem_t *)sem) == 0)
-		return 1;
 	__atomic_fetch_add(&s->val[1], 1, __ATOMIC_SEQ_CST);
-	int zero = 0;
-	__atomic_compare_exchange_n(&s->val[0], &zero, INT32_MIN, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	uint32_t v = (uint32_t)__atomic_load_n(&s->val[0], __ATOMIC_SEQ_CST);
+	if (sem_trywait((sem_t *)sem) == 0) {
+		__atomic_fetch_sub(&s->val[1], 1, __ATOMIC_SEQ_CST);
+		return 1;
+	}
 	*addr = (uintptr_t)&s->val[0];
-	*val = 0x80000000u;
+	*val = v;
 	return 0;
 }
 
 int goshm_sem_wait_done(uintptr_t sem, int leaving) {
 	struct libc_sem *s = (struct libc_sem *)sem;
-	int w = __atomic_sub_fetch(&s->val[1], 1, __ATOMIC_SEQ_CST);
-	return leaving && (__atomic_load_n(&s->val[0], __ATOMIC_SEQ_CST) & SEM_VALUE_MAX) != 0 && w != 0;
+	int w = __atomic_sub_fetch(&s->val[1], 1, __ATOMIC_SEQ_CST), v = 0;
+	return leaving && w != 0 && sem_getvalue((sem_t *)sem, &v) == 0 && v > 0;
 }
 #endif
 _Static_assert(sizeof(struct libc_sem) <= sizeof(sem_t), "sem_t is smaller than the libc layout assumed");
