@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/posixshm/shm/internal/kernel"
 	"github.com/posixshm/shm/internal/wait"
 )
 
@@ -131,7 +132,7 @@ func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, cr
 }
 
 // nameMax is NAME_MAX on Linux.
-const nameMax = 255
+const nameMax = kernel.NAME_MAX
 
 // glibcLongName is glibc's verdict on sem_open of a name longer than
 // NAME_MAX with its leading slashes, given without calling it: glibc

@@ -61,6 +61,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // opNames are the libc function names of the shim's GOSHM_OP_* numbers
@@ -492,22 +494,18 @@ func fchown(name string, fd, uid, gid int) error {
 	return nil
 }
 
-// tmpfsMagic is the f_type of tmpfs and shmem (memfd) file systems
-// (linux/magic.h TMPFS_MAGIC).
-const tmpfsMagic = 0x01021994
-
 // onTmpfs reports whether fd's file lives in memory (tmpfs, shmem):
 // fstatfs. A failure counts as tmpfs.
 func onTmpfs(fd int) bool {
 	var st syscall.Statfs_t
-	return syscall.Fstatfs(fd, &st) != nil || st.Type == tmpfsMagic
+	return syscall.Fstatfs(fd, &st) != nil || st.Type == kernel.TMPFS_MAGIC
 }
 
 // The fcntl commands of descriptors and memfd seals (linux/fcntl.h).
 const (
 	fGetFL        = syscall.F_GETFL
-	fDupFDCloexec = 1030
-	fGetSeals     = 1034
+	fDupFDCloexec = kernel.F_DUPFD_CLOEXEC
+	fGetSeals     = kernel.F_GET_SEALS
 )
 
 // fcntl is fcntl(fd, cmd, arg): its result.

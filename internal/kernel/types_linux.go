@@ -12,7 +12,9 @@ package kernel
 /*
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
+#include <linux/magic.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -33,14 +35,26 @@ const (
 // FutexWaitv is struct futex_waitv: one word of a futex_waitv call.
 type FutexWaitv C.struct_futex_waitv
 
-// Open-file-description locks and seals (fcntl(2)), descriptor-relative
-// opens, and renameat2(2).
+// Open-file-description locks, seals and descriptor duplication
+// (fcntl(2)), descriptor-relative opens, and renameat2(2).
 const (
-	F_OFD_GETLK      = C.F_OFD_GETLK
-	F_OFD_SETLK      = C.F_OFD_SETLK
-	F_GET_SEALS      = C.F_GET_SEALS
-	O_PATH           = C.O_PATH
-	AT_EMPTY_PATH    = C.AT_EMPTY_PATH
-	RENAME_NOREPLACE = C.RENAME_NOREPLACE
-	SYS_RENAMEAT2    = C.SYS_renameat2
+	F_OFD_GETLK         = C.F_OFD_GETLK
+	F_OFD_SETLK         = C.F_OFD_SETLK
+	F_GET_SEALS         = C.F_GET_SEALS
+	F_DUPFD_CLOEXEC     = C.F_DUPFD_CLOEXEC
+	F_SEAL_SEAL         = C.F_SEAL_SEAL
+	F_SEAL_SHRINK       = C.F_SEAL_SHRINK
+	F_SEAL_GROW         = C.F_SEAL_GROW
+	F_SEAL_WRITE        = C.F_SEAL_WRITE
+	F_SEAL_FUTURE_WRITE = C.F_SEAL_FUTURE_WRITE
+	O_PATH              = C.O_PATH
+	AT_EMPTY_PATH       = C.AT_EMPTY_PATH
+	RENAME_NOREPLACE    = C.RENAME_NOREPLACE
+	SYS_RENAMEAT2       = C.SYS_renameat2
+)
+
+// File systems and names.
+const (
+	TMPFS_MAGIC = C.TMPFS_MAGIC
+	NAME_MAX    = C.NAME_MAX
 )
