@@ -15,6 +15,7 @@ package kernel
 #include <limits.h>
 #include <linux/futex.h>
 #include <linux/magic.h>
+#include <linux/time_types.h>
 #include <stdio.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,6 +35,10 @@ const (
 
 // FutexWaitv is struct futex_waitv: one word of a futex_waitv call.
 type FutexWaitv C.struct_futex_waitv
+
+// Timespec is struct __kernel_timespec, futex_waitv's timeout: 64-bit
+// seconds on every GOARCH (syscall.Timespec is 32-bit on 386).
+type Timespec C.struct___kernel_timespec
 
 // Open-file-description locks, seals and descriptor duplication
 // (fcntl(2)), descriptor-relative opens, and renameat2(2).

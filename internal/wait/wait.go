@@ -70,10 +70,9 @@ func (w *waiter) sleep(addr uintptr, val uint32, until int64) (Result, syscall.E
 	if !noWaitv.Load() {
 		w.v[0] = kernel.FutexWaitv{Val: uint64(val), Uaddr: uint64(addr), Flags: kernel.FUTEX_32}
 		w.v[1] = kernel.FutexWaitv{Uaddr: uint64(uintptr(unsafe.Pointer(&w.cancel))), Flags: kernel.FUTEX_32 | kernel.FUTEX_PRIVATE_FLAG}
-		var ts *syscall.Timespec
+		var ts *kernel.Timespec
 		if until > 0 {
-			t := syscall.NsecToTimespec(until)
-			ts = &t
+			ts = &kernel.Timespec{Sec: until / 1e9, Nsec: until % 1e9}
 		}
 		_, _, e := syscall.Syscall6(kernel.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&w.v[0])), 2, 0,
 			uintptr(unsafe.Pointer(ts)), kernel.CLOCK_MONOTONIC, 0)
