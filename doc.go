@@ -93,9 +93,9 @@
 // Python peers: named POSIX semaphores (Semaphore, libc's sem_open family)
 // and futex words of a mapping (Uint32 and Uint64 give an aligned word for
 // sync/atomic; Wait and Wake are the Linux shared futex). Waits honour a
-// context: a deadline is exact, and cancellation and Close end a wait
-// within about a millisecond by a signal to the waiting thread; a waiting
-// goroutine costs no CPU until something happens.
+// context: a deadline is exact, and cancellation and Close end a wait at
+// once, by a wake-up of that wait alone, whatever the program does with
+// its signals; a waiting goroutine costs no CPU until something happens.
 //
 // # Locks
 //

@@ -9,16 +9,9 @@ import (
 	"math"
 	"sync/atomic"
 	"syscall"
-	"time"
 	"unsafe"
-)
 
-// Linux futex operations (linux/futex.h). Without FUTEX_PRIVATE_FLAG the
-// futex is keyed by the page and offset in the object, so processes that
-// map the same object at different addresses meet on it.
-const (
-	futexWait = 0
-	futexWake = 1
+	"github.com/posixshm/shm/internal/wait"
 )
 
 // word returns the address of the size-byte word at off, checked; the
@@ -71,22 +64,22 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 
 // Wait blocks while the 32-bit word at off (as from Uint32) holds old,
 // until Wake is called on it by this or any other process, or ctx is
-// done: the Linux futex(FUTEX_WAIT) system call on a shared (not private)
-// futex, so a C peer's futex(FUTEX_WAKE) on the same object wakes it, and
-// Wake wakes a C peer's FUTEX_WAIT.
+// done: a shared (not private) futex wait, so a C peer's futex(FUTEX_WAKE)
+// on the same object wakes it, and Wake wakes a C peer's FUTEX_WAIT.
 //
 // It returns nil when woken, when the word does not hold old (at once),
 // and also spuriously, as futex waits may: the caller loads the word again
 // and decides, in a loop. The comparison and the sleep are atomic in the
 // kernel, so a Wake after the word changed is never lost.
 //
-// A waiting Wait costs no CPU: it sleeps in the kernel until woken. A
-// deadline of ctx is the system call's timeout (on CLOCK_MONOTONIC): Wait
-// returns context.DeadlineExceeded at the deadline. Cancellation ends it
-// within about a millisecond by a signal (SIGURG, which the Go runtime
-// uses and ignores) to the waiting thread, never by a wake-up: no other
-// waiter, in this process or another, is woken by it. A ctx already done
-// returns ctx.Err() at once.
+// A waiting Wait costs no CPU: it sleeps in the kernel, in futex_waitv
+// (Linux 5.16+) on the word and on a private word of its own, which
+// cancellation of ctx and Close write and wake. So cancellation ends it
+// at once whatever the program does with its signals, and wakes no other
+// waiter in this process or another. It returns context.DeadlineExceeded
+// at ctx's deadline (CLOCK_MONOTONIC). A ctx already done returns
+// ctx.Err() at once. Where the kernel lacks futex_waitv, a waiting Wait
+// wakes every 5 ms to look for cancellation.
 //
 // Wait and Wake are refused on a private mapping (Options.Private) with an
 // error wrapping syscall.EINVAL: the kernel keys a futex in a private
@@ -98,60 +91,27 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // Op "futex" wrapping both ErrFault and syscall.EFAULT. off must be a
 // multiple of 4 inside the mapping (else syscall.EINVAL). A blocked Wait
 // holds one OS thread and no P. Safe for concurrent use; Close (and
-// Remap, Truncate, AddSeals) signals Waits in progress out of the kernel
+// Remap, Truncate, AddSeals) wakes Waits in progress out of the kernel
 // and waits for them, never unmapping under them; after Close they return
 // errors wrapping fs.ErrClosed, after the others they wait on.
 func (m *Mapping) Wait(ctx context.Context, off int64, old uint32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var s *sleeper
-	for {
-		m.mu.RLock()
-		p, err := m.word("futex", off, 4)
-		if err != nil {
-			m.mu.RUnlock()
-			return err
-		}
-		timeout, deadline := foreverWait, false
-		if d, ok := ctx.Deadline(); ok {
-			left := time.Until(d)
-			if left <= 0 {
-				m.mu.RUnlock()
-				return context.DeadlineExceeded
+	err := m.waits.Run(ctx, &wait.Call{
+		Lock: m.mu.RLocker(),
+		Arm: func(r wait.Result) (uintptr, uint32, bool, error) {
+			p, err := m.word("futex", off, 4)
+			if err != nil || r == wait.Woken {
+				return 0, 0, true, err
 			}
-			if left <= foreverWait { // a later deadline ends the wait by interrupt
-				timeout, deadline = left, true
-			}
-		}
-		if s == nil {
-			s = new(sleeper)
-			stop := context.AfterFunc(ctx, s.interrupt)
-			defer stop()
-		}
-		if !m.sleepers.add(s) {
-			m.mu.RUnlock()
-			continue // Close or Remap holds the lock next
-		}
-		_, e := s.futexWait(p, old, timeout)
-		m.sleepers.remove(s)
-		m.mu.RUnlock()
-		switch e {
-		case 0, syscall.EAGAIN: // woken (perhaps spuriously), or the word is not old
-			return nil
-		case syscall.ETIMEDOUT:
-			if deadline {
-				return context.DeadlineExceeded
-			}
-			continue
-		case syscall.EINTR: // cancelled, kicked by Close or Remap, or another signal
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			continue
-		}
+			return uintptr(p), old, false, nil
+		},
+	})
+	if e, ok := err.(syscall.Errno); ok {
 		return m.futexErr(e)
 	}
+	return err
 }
 
 func (m *Mapping) futexErr(e syscall.Errno) error {
@@ -183,9 +143,9 @@ func (m *Mapping) Wake(off int64, n int) (int, error) {
 	if err != nil || n == 0 {
 		return 0, err
 	}
-	r, _, e := syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(p), futexWake, uintptr(n), 0, 0, 0)
+	r, e := wait.Wake(uintptr(p), n, false)
 	if e != 0 {
 		return 0, m.futexErr(e)
 	}
-	return int(r), nil
+	return r, nil
 }

@@ -173,6 +173,8 @@ var childRoles = map[string]childRole{
 	"mutex-hold":       mutexChild,          // mutex_test.go
 	"mutex-hold8":      mutexChild,          // mutex_test.go
 	"mutex-trylock":    mutexChild,          // mutex_test.go
+	"mutex-pass":       mutexChild,          // mutex_test.go
+	"signals":          childSignals,        // idle_test.go
 	"mutex-handoff":    mutexChild,          // mutex_test.go
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // A Seal is a set of memfd seals, as fcntl(F_ADD_SEALS) and
@@ -19,12 +21,15 @@ type Seal int
 
 // The seals, with the kernel's values (F_SEAL_*).
 const (
-	SealSeal        Seal = 0x01 // F_SEAL_SEAL: no seal can be added any more
-	SealShrink      Seal = 0x02 // F_SEAL_SHRINK: the size can never go down, so no page of a mapping can vanish
-	SealGrow        Seal = 0x04 // F_SEAL_GROW: the size can never go up
-	SealWrite       Seal = 0x08 // F_SEAL_WRITE: the contents can never change; no writable shared mapping may exist
-	SealFutureWrite Seal = 0x10 // F_SEAL_FUTURE_WRITE: no new write (write(2), writable mapping); existing writable mappings stay
-	SealExec        Seal = 0x20 // F_SEAL_EXEC: the mode's execute bits can never change (Linux 6.3)
+	SealSeal        Seal = kernel.F_SEAL_SEAL         // no seal can be added any more
+	SealShrink      Seal = kernel.F_SEAL_SHRINK       // the size can never go down, so no page of a mapping can vanish
+	SealGrow        Seal = kernel.F_SEAL_GROW         // the size can never go up
+	SealWrite       Seal = kernel.F_SEAL_WRITE        // the contents can never change; no writable shared mapping may exist
+	SealFutureWrite Seal = kernel.F_SEAL_FUTURE_WRITE // no new write (write(2), writable mapping); existing writable mappings stay
+	// SealExec is F_SEAL_EXEC (Linux 6.3): the mode's execute bits can
+	// never change. The C headers of Debian 12 (Linux 6.1) lack it, so it
+	// is the next seal bit after SealFutureWrite, as the kernel has it.
+	SealExec = SealFutureWrite << 1
 
 	// MemfdSeals are the seals of CreateMemfd: the size is fixed for
 	// good, so a mapping can never fault from truncation, and nobody can

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/posixshm/shm/internal/wait"
 )
 
 // ErrFault is the error inside the *fs.PathError that ReadAt and WriteAt
@@ -51,7 +53,7 @@ type Mapping struct {
 	sealed   bool     // read-only because AddSeals sealed the memfd against writing
 	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
 	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
-	sleepers sleepers // Wait and Lock calls in the kernel, for Close and Remap
+	waits    wait.Set // Wait and Lock calls asleep, for Close and Remap
 	reg      *objReg  // this process's registration its Mutex calls use, released by Close; guarded by registry
 }
 
@@ -411,8 +413,7 @@ func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 // if its holder had died: the next Lock or TryLock, in any process, this
 // one included, takes it with ErrOwnerDead.
 func (m *Mapping) Close() error {
-	m.sleepers.pause() // Waits and Locks leave the kernel and the read lock
-	m.mu.Lock()
+	m.lockOut()
 	defer m.mu.Unlock()
 	if m.data == nil {
 		return m.errClosed("close")
@@ -427,7 +428,7 @@ func (m *Mapping) Close() error {
 	}
 	// Every Lock and TryLock of m's Mutexes that got past their fast path
 	// is out (they hold the read lock while they use the registration, and
-	// a Lock's death watch entry goes before it lets go), and none can
+	// a Lock's watch entry goes before it lets go), and none can
 	// start: the registration's descriptor may go.
 	m.releaseReg()
 	return err
@@ -640,4 +641,17 @@ func fileKind(mode fs.FileMode) string {
 		return "a symbolic link"
 	}
 	return "an irregular file"
+}
+
+// lockOut takes m's lock for writing, first waking Waits and Locks out of
+// the kernel (they hold it for reading while they sleep); unlockIn lets
+// them sleep again and releases it.
+func (m *Mapping) lockOut() {
+	m.waits.Pause()
+	m.mu.Lock()
+}
+
+func (m *Mapping) unlockIn() {
+	m.waits.Resume()
+	m.mu.Unlock()
 }

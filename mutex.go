@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/wait"
 )
 
 // MutexSize is the number of bytes a Mutex occupies in a mapping: one
@@ -47,12 +50,6 @@ const (
 	// of the object for as long as its registration lives. Far beyond any
 	// real object's end, where locks may lie.
 	slotBase = 1 << 62
-)
-
-// The fcntl commands of open-file-description locks (Linux 3.15).
-const (
-	fOFDGetlk = 36
-	fOFDSetlk = 37
 )
 
 // slot is the byte (from slotBase) of token t: its 62 bits, packed.
@@ -142,7 +139,7 @@ func (m *Mapping) Mutex(off int64) (*Mutex, error) {
 //
 // Its descriptor is used (alive) only by a Lock or TryLock holding the
 // read lock of an open Mapping that holds the registration, and by the
-// death watch for such a Lock while it sleeps: Close takes the write lock,
+// watcher's test for such a Lock while it sleeps: Close takes the write lock,
 // so it releases the registration only once they are done.
 type objReg struct {
 	fd    int
@@ -197,7 +194,7 @@ func register(m *Mapping, addr uintptr) (*objReg, error) {
 			continue // the futex half must be nonzero while locked
 		}
 		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: slotBase + slot(t), Len: 1}
-		err := syscall.FcntlFlock(uintptr(fd), fOFDSetlk, &lk)
+		err := syscall.FcntlFlock(uintptr(fd), kernel.F_OFD_SETLK, &lk)
 		if err == syscall.EAGAIN || err == syscall.EACCES {
 			continue // a live process has this token
 		}
@@ -316,7 +313,7 @@ func reopenObject(m *Mapping, addr uintptr) (int, error) {
 // locks never conflict with themselves, so t must not be r's own token.
 func (r *objReg) alive(t uint64) (bool, error) {
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: slotBase + slot(t), Len: 1}
-	if err := syscall.FcntlFlock(uintptr(r.fd), fOFDGetlk, &lk); err != nil {
+	if err := syscall.FcntlFlock(uintptr(r.fd), kernel.F_OFD_GETLK, &lk); err != nil {
 		return false, &fs.PathError{Op: "fcntl", Path: r.name, Err: err}
 	}
 	return lk.Type != syscall.F_UNLCK, nil
@@ -401,16 +398,16 @@ func (mu *Mutex) TryLock() (bool, error) {
 // holder died, Lock takes the lock and returns an error wrapping
 // ErrOwnerDead: the lock is held, and the caller repairs what it protects.
 //
-// A waiting Lock sleeps in futex(FUTEX_WAIT) on the lock word, woken by
-// the Unlock of any process, C's included, and costs no CPU while it
-// sleeps. A holder's death wakes it within about 250 ms: while Locks of
-// this process sleep, one goroutine tests every 250 ms whether the
-// processes they wait for still hold their byte locks, and wakes every
-// waiter of a lock whose holder died (in every process: they all recheck,
-// as futex waiters must). Cancellation and the deadline of ctx end a
-// waiting Lock within a millisecond or so: a signal to its thread (see
-// the package's Coordination notes), never a wake-up of another waiter.
-// Close of the mapping ends it with an error wrapping fs.ErrClosed.
+// A waiting Lock sleeps on the lock word (the package's one wait, see
+// Mapping.Wait), woken by the Unlock of any process, C's included. Every
+// 250 ms of elapsed time, whatever woke it meanwhile, it reads the word
+// again and tests whether the process holding the lock now still holds
+// its byte lock: a holder's death, the first one's or a later one's, is
+// seen within about 250 ms. Sleeping, it costs no CPU but that test.
+// Cancellation and the deadline of ctx end a waiting Lock at once,
+// whatever the program does with its signals, without waking another
+// waiter. Close of the mapping ends it with an error wrapping
+// fs.ErrClosed.
 func (mu *Mutex) Lock(ctx context.Context) error {
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return nil
@@ -418,64 +415,53 @@ func (mu *Mutex) Lock(ctx context.Context) error {
 	return mu.lockSlow(ctx)
 }
 
+// lockPeriod is how often, by elapsed time, the holder of a lock that
+// Locks of this process wait for is tested.
+const lockPeriod = 250 * time.Millisecond
+
 func (mu *Mutex) lockSlow(ctx context.Context) error {
 	m := mu.m
-	var s *sleeper
-	for {
-		m.mu.RLock()
-		p, err := m.word("lock", mu.off, MutexSize)
-		if err != nil {
-			m.mu.RUnlock()
-			return err
-		}
-		w := (*atomic.Uint64)(p)
-		took, dead, cur, err := mu.step("lock", w, true)
-		if took || err != nil {
-			m.mu.RUnlock()
+	var dead bool
+	var word *atomic.Uint64
+	err := m.waits.Run(ctx, &wait.Call{
+		Lock: m.mu.RLocker(),
+		// Each arm, after any wake-up, reads the word again and tests
+		// whoever holds the lock now.
+		Arm: func(wait.Result) (uintptr, uint32, bool, error) {
+			p, err := m.word("lock", mu.off, MutexSize)
 			if err != nil {
-				return err
+				return 0, 0, false, err
 			}
-			return mu.result("lock", dead)
-		}
-		// The waiters bit is set: leaving now loses no wake-up.
-		if err := ctx.Err(); err != nil {
-			m.mu.RUnlock()
-			return err
-		}
-		timeout := foreverWait
-		if d, ok := ctx.Deadline(); ok {
-			left := time.Until(d)
-			if left <= 0 {
-				m.mu.RUnlock()
-				return context.DeadlineExceeded
+			word = (*atomic.Uint64)(p)
+			took, d, cur, err := mu.step("lock", word, true)
+			if took || err != nil {
+				dead = d
+				return 0, 0, true, err
 			}
-			timeout = min(timeout, left) // a later deadline ends the wait by interrupt
-		}
-		if s == nil {
-			s = new(sleeper)
-			stop := context.AfterFunc(ctx, s.interrupt)
-			defer stop()
-		}
-		if !m.sleepers.add(s) {
-			m.mu.RUnlock()
-			continue // Close is under way: the next word() says so
-		}
-		var watch *watchEntry
-		if holder := cur &^ waitersBit; holder != mu.reg.token { // we cannot die while we wait
-			watch = deaths.add(mu.reg, p, holder)
-		}
-		_, e := s.futexWait(low32(p), uint32(cur), timeout)
-		if watch != nil {
-			deaths.remove(watch)
-		}
-		m.sleepers.remove(s)
-		m.mu.RUnlock()
-		switch e {
-		case 0, syscall.EAGAIN, syscall.EINTR, syscall.ETIMEDOUT:
-		default:
-			return m.futexErr(e)
-		}
+			// The waiters bit is set: an Unlock will wake a sleeper.
+			return uintptr(low32(p)), uint32(cur), false, nil
+		},
+		// While it sleeps, the watcher reads the word every lockPeriod
+		// and tests whoever holds the lock then: a holder that took it
+		// while this call slept is watched as the first one was.
+		Alive: func() bool {
+			holder := word.Load() &^ waitersBit
+			if holder == 0 || holder == mu.reg.token {
+				return true // free (an Unlock wakes), or ours: we cannot die while we wait
+			}
+			alive, err := mu.reg.alive(holder)
+			return alive && err == nil // on an error, wake: Arm's test reports it
+		},
+		Key:    mu, // one test per Mutex per period, however many Locks wait on it
+		Period: lockPeriod,
+	})
+	if e, ok := err.(syscall.Errno); ok {
+		return m.futexErr(e)
 	}
+	if err != nil {
+		return err
+	}
+	return mu.result("lock", dead)
 }
 
 // Unlock releases the lock and wakes one waiting process, if any announced
@@ -495,7 +481,7 @@ func (mu *Mutex) Unlock() error {
 				"lock at offset %d is not held by this process: %w", mu.off, syscall.EPERM)}
 		}
 		if mu.word.CompareAndSwap(cur, 0) {
-			syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(low32(unsafe.Pointer(mu.word))), futexWake, 1, 0, 0, 0)
+			wait.Wake(uintptr(low32(unsafe.Pointer(mu.word))), 1, false)
 			return nil
 		}
 	}
@@ -511,80 +497,3 @@ func low32(p unsafe.Pointer) unsafe.Pointer {
 }
 
 var bigEndian = func() bool { x := uint16(1); return *(*byte)(unsafe.Pointer(&x)) == 0 }()
-
-// deaths watches, while Locks of this process sleep, whether the holders
-// they wait for live, and wakes the waiters of a dead one.
-var deaths deathWatch
-
-type watchEntry struct {
-	reg    *objReg
-	word   unsafe.Pointer
-	holder uint64
-}
-
-type deathWatch struct {
-	mu      sync.Mutex
-	set     map[*watchEntry]struct{}
-	running bool
-}
-
-// deathPeriod is how often the holders of waited-for locks are tested.
-const deathPeriod = 250 * time.Millisecond
-
-func (d *deathWatch) add(reg *objReg, word unsafe.Pointer, holder uint64) *watchEntry {
-	e := &watchEntry{reg, word, holder}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.set == nil {
-		d.set = make(map[*watchEntry]struct{})
-	}
-	d.set[e] = struct{}{}
-	if !d.running {
-		d.running = true
-		go d.run()
-	}
-	return e
-}
-
-func (d *deathWatch) remove(e *watchEntry) {
-	d.mu.Lock()
-	delete(d.set, e)
-	d.mu.Unlock()
-}
-
-// run tests each (object, holder) pair once per period and wakes all the
-// waiters of a word whose holder died. The waiters hold their mapping's
-// read lock while their entries are in the set, so the words stay mapped
-// and the registrations open (Close releases one only under the write
-// lock) while it runs.
-func (d *deathWatch) run() {
-	type key struct {
-		reg    *objReg
-		holder uint64
-	}
-	for {
-		time.Sleep(deathPeriod)
-		d.mu.Lock()
-		if len(d.set) == 0 {
-			d.running = false
-			d.mu.Unlock()
-			return
-		}
-		verdict := make(map[key]bool)
-		for e := range d.set {
-			k := key{e.reg, e.holder}
-			alive, seen := verdict[k]
-			if !seen {
-				var err error
-				if alive, err = e.reg.alive(e.holder); err != nil {
-					alive = false // wake it: the waiter's own test reports the error
-				}
-				verdict[k] = alive
-			}
-			if !alive {
-				syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(low32(e.word)), futexWake, 1<<31-1, 0, 0, 0)
-			}
-		}
-		d.mu.Unlock()
-	}
-}

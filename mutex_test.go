@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // counterOff is where the tests keep a plain counter the lock protects.
@@ -71,6 +72,12 @@ func mutexChild(role, name string, in *bufio.Reader) int {
 	case "mutex-hold", "mutex-hold8": // lock (at 0 or 8), say so, wait to be killed (or for stdin's end)
 		err := mu.Lock(context.Background())
 		fmt.Printf("locked %v\n", err)
+		in.ReadString('\n')
+	case "mutex-pass": // lock, say so; at the first line unlock, say so, and live on until stdin ends
+		err := mu.Lock(context.Background())
+		fmt.Printf("locked %v\n", err)
+		in.ReadString('\n')
+		fmt.Printf("unlocked %v\n", mu.Unlock())
 		in.ReadString('\n')
 	case "mutex-trylock": // say what TryLock says, and Unlock if it took the lock
 		took, err := mu.TryLock()
@@ -621,7 +628,7 @@ func TestMutexOwnerDeadCHolder(t *testing.T) {
 // futex of a Mutex or a Wait.
 func waitSleeping(t *testing.T, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); countStacks("shm.(*sleeper).futexWait", true) < n; {
+	for deadline := time.Now().Add(5 * time.Second); countStacks(sleepFrame, true) < n; {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d goroutines never slept", n)
 		}
@@ -638,6 +645,97 @@ func runPeer(t *testing.T, argv ...string) string {
 		t.Fatalf("%s: %v %s", argv, err, cmd.Stderr)
 	}
 	return string(out)
+}
+
+// TestMutexSecondHolderDies: a Go Lock sleeps while H holds the lock; H
+// unlocks and its wake-up goes to W2, which was waiting first; W2 dies
+// holding the lock while H lives on. The sleeping Lock must see W2's death
+// (about 250 ms), though no wake-up reached it: its watcher reads who holds
+// the lock at each test, not the holder it saw when it went to sleep.
+//
+// Kills: a watcher that tests the holder seen at the first sleep (the old
+// death watch: H lives, so the Lock sleeps to its deadline, "Lock still
+// waiting"); no watcher at all (likewise).
+func TestMutexSecondHolderDies(t *testing.T) {
+	s, mu := newMutex(t)
+	h := childCmd(t, "mutex-pass", s.Name())
+	h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	hIn, hOut := startPeer(t, h, "locked <nil>\n")
+	t.Cleanup(func() { hIn.Close(); h.Process.Kill(); h.Wait() })
+
+	// W2 is a grandchild, through a shell that reaps it and then says so:
+	// the SIGCHLD of its death goes to the shell, not to a thread of this
+	// process, where it would restart the sleeping Lock's futex_waitv and
+	// show it the new holder by chance.
+	w2 := childCmd(t, "mutex-hold", s.Name())
+	w2.Args = []string{"sh", "-c", `exec 3<&0; "$0" <&3 & echo "pid $!"; wait; echo reaped; read x`, w2.Path}
+	w2.Path, _ = exec.LookPath("sh")
+	w2.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	w2In, _ := w2.StdinPipe()
+	w2Pipe, _ := w2.StdoutPipe()
+	w2Out := bufio.NewReader(w2Pipe)
+	if err := w2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var w2Pid int
+	if line, err := w2Out.ReadString('\n'); err != nil || func() bool { _, e := fmt.Sscanf(line, "pid %d", &w2Pid); return e != nil }() {
+		t.Fatalf("W2's shell: %q %v", line, err)
+	}
+	t.Cleanup(func() { syscall.Kill(w2Pid, syscall.SIGKILL); w2In.Close(); w2.Process.Kill(); w2.Wait() })
+	waitProcessSleeps(t, w2Pid) // W2 is first in the futex's queue
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- mu.Lock(ctx) }()
+	waitSleeping(t, 1)
+
+	io.WriteString(hIn, "unlock\n")
+	if line, err := hOut.ReadString('\n'); line != "unlocked <nil>\n" {
+		t.Fatalf("H: %q %v", line, err)
+	}
+	if line, err := w2Out.ReadString('\n'); line != "locked <nil>\n" {
+		t.Fatalf("W2 after H's unlock: %q %v %s", line, err, w2.Stderr)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the Lock returned %v while W2 holds the lock", err)
+	default:
+	}
+	syscall.Kill(w2Pid, syscall.SIGKILL)
+	if line, err := w2Out.ReadString('\n'); line != "reaped\n" {
+		t.Fatalf("W2's shell after the kill: %q %v", line, err)
+	}
+	killed := time.Now()
+	err := <-done
+	if !errors.Is(err, shm.ErrOwnerDead) {
+		t.Fatalf("Lock after the second holder died (H alive) = %v after %v; want ErrOwnerDead", err, time.Since(killed))
+	}
+	d := time.Since(killed)
+	t.Logf("the sleeping Lock learnt of the second holder's death after %v", d)
+	if d > 2*time.Second && !raceEnabled {
+		t.Errorf("took %v; want about 250 ms", d)
+	}
+	mu.Unlock()
+}
+
+// waitProcessSleeps waits until a thread of process pid sleeps in
+// futex_waitv, the package's one wait.
+func waitProcessSleeps(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.Itoa(kernel.SYS_FUTEX_WAITV) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never slept in futex_waitv", pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestMutexOwnerDeadGoHolder: a Go process holds the lock and is killed

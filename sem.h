@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 #include "shm.h"
-#include "wake.h"
 
 // What libc's semaphores are: the size of a sem_t, which the semaphore's
 // file must hold, and whether libc is glibc, which keeps the semaphore
@@ -25,10 +24,6 @@ enum {
 	GOSHM_SEM_GLIBC = 0,
 #endif
 };
-
-// goshm_sem_clockwait returns 1 where libc has sem_clockwait (glibc 2.30+),
-// else 0 (musl): goshm_sem_wait then uses sem_timedwait on CLOCK_REALTIME.
-int goshm_sem_clockwait(void);
 
 // goshm_sem_open is sem_open(name, oflag, mode, value), mode and value
 // only with O_CREAT. A failure without errno is EINVAL.
@@ -47,15 +42,15 @@ int goshm_sem_post(uintptr_t sem);
 // one, the EAGAIN failure when the count is 0.
 int goshm_sem_trywait(uintptr_t sem);
 
-// goshm_sem_wait waits to take one, at most timeout_ns nanoseconds
-// (measured on CLOCK_MONOTONIC where libc has sem_clockwait), or without
-// end if timeout_ns < 0: 0 when it took one, the ETIMEDOUT failure when
-// the time ran out, the ECANCELED failure when sl's stop or kick flag was
-// set. Go sets a flag and then signals sl->tid while sl->inside is 1: the
-// signal ends the libc wait with EINTR (a timed futex wait ends so even
-// under SA_RESTART), after which the flags are checked again; other EINTRs
-// are retried against the same deadline.
-int goshm_sem_wait(uintptr_t sem, int64_t timeout_ns, struct goshm_sleeper *sl);
+// goshm_sem_wait_prepare takes one if the count is positive (1), or
+// registers the caller as a waiter the way libc's own sem_wait does, so
+// that sem_post wakes it, and names the futex word to sleep on while it
+// holds *val (0). After each sleep the caller calls goshm_sem_wait_done,
+// which unregisters it and returns how many sleepers to wake on that
+// word: a leaving waiter (leaving nonzero) passes on a wake-up that a post
+// may have meant for it.
+int goshm_sem_wait_prepare(uintptr_t sem, uintptr_t *addr, uint32_t *val);
+int goshm_sem_wait_done(uintptr_t sem, int leaving);
 
 // goshm_sem_getvalue is sem_getvalue(sem, value).
 int goshm_sem_getvalue(uintptr_t sem, int *value);

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
+
+	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/wait"
 )
 
 // A Semaphore is a named POSIX semaphore, opened with libc's sem_open: a
@@ -24,11 +26,11 @@ import (
 // afterwards every method but Name, Created and Unlink returns an
 // error wrapping fs.ErrClosed.
 type Semaphore struct {
-	name     string
-	created  bool
-	mu       sync.RWMutex // read-held across every libc call on sem; Close write-locks it
-	sem      uintptr      // libc's sem_t *; 0 after Close
-	sleepers sleepers     // Waits inside libc, for Close
+	name    string
+	created bool
+	mu      sync.RWMutex // read-held across every libc call on sem; Close write-locks it
+	sem     uintptr      // libc's sem_t *; 0 after Close
+	waits   wait.Set     // Waits asleep, for Close
 }
 
 // SemValueMax is SEM_VALUE_MAX under glibc and musl on Linux: the largest
@@ -130,7 +132,7 @@ func semOpenOrCreate(name string, flag int, perm, value uint32) (sem uintptr, cr
 }
 
 // nameMax is NAME_MAX on Linux.
-const nameMax = 255
+const nameMax = kernel.NAME_MAX
 
 // glibcLongName is glibc's verdict on sem_open of a name longer than
 // NAME_MAX with its leading slashes, given without calling it: glibc
@@ -265,64 +267,54 @@ func (s *Semaphore) TryWait() (bool, error) {
 
 // Wait takes one, blocking while the count is 0, until ctx is done.
 //
-// It calls sem_clockwait(CLOCK_MONOTONIC) (glibc 2.30+; under musl,
-// sem_timedwait with a CLOCK_REALTIME deadline) once, with the deadline of
-// ctx if it has one (Wait then returns context.DeadlineExceeded at the
-// deadline) and otherwise with an hour's, renewed. A waiting Wait costs no
-// CPU: it sleeps in the kernel until a post. Cancellation ends it within
-// about a millisecond by a signal (SIGURG, which the Go runtime uses and
-// ignores) to its thread, which ends libc's wait with EINTR: no post is
-// taken or added, and no other waiter is woken. A ctx that is already done
-// returns ctx.Err() without taking one. When the count is positive, Wait
-// takes one in a single cgo crossing with no system call.
+// When the count is positive, Wait takes one with libc's sem_trywait in a
+// single cgo crossing and no system call. Otherwise it waits as libc's
+// sem_wait does, on the semaphore's own futex word and by libc's own
+// protocol (glibc's or musl's: it registers as a waiter, so that sem_post
+// in any process wakes it), but asleep in the package's one wait: a
+// futex_waitv (Linux 5.16+) on that word and on a private word of the
+// call's own, which cancellation of ctx and Close write and wake. So
+// cancellation ends it at once whatever the program does with its
+// signals: no post is taken or added, and no other waiter is woken. It
+// returns context.DeadlineExceeded at ctx's deadline (CLOCK_MONOTONIC); a
+// ctx already done returns ctx.Err() without taking one. A waiting Wait
+// costs no CPU.
 //
 // A blocked Wait holds one OS thread and no P: it does not keep other
-// goroutines from running. Safe for concurrent use. Close signals Waits
-// out of libc the same way, and they return an error wrapping
-// fs.ErrClosed.
+// goroutines from running. Safe for concurrent use. Close wakes Waits the
+// same way, and they return an error wrapping fs.ErrClosed with Op
+// "sem_wait".
 func (s *Semaphore) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var sl *sleeper
-	for {
-		timeout := int64(-1)
-		if d, ok := ctx.Deadline(); ok {
-			left := time.Until(d)
-			if left <= 0 {
-				return context.DeadlineExceeded
-			}
-			if left <= foreverWait { // a later deadline ends the wait by interrupt
-				timeout = int64(left)
-			}
-		}
-		if sl == nil {
-			sl = new(sleeper)
-			stop := context.AfterFunc(ctx, sl.interrupt)
-			defer stop()
-		}
-		s.mu.RLock()
-		if s.sem == 0 {
-			s.mu.RUnlock()
-			return s.errClosed(semWaitOp)
-		}
-		if !s.sleepers.add(sl) {
-			s.mu.RUnlock()
-			continue // Close holds the lock next
-		}
-		took, err := semWait(s.name, s.sem, timeout, sl)
-		s.sleepers.remove(sl)
+	s.mu.RLock()
+	if s.sem == 0 {
 		s.mu.RUnlock()
-		if took || err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if timeout >= 0 && sl.kick.Load() == 0 {
-			return context.DeadlineExceeded
-		}
+		return s.errClosed("sem_wait")
 	}
+	if took, err := semTryWait(s.name, s.sem); took || err != nil {
+		s.mu.RUnlock()
+		return err
+	}
+	s.mu.RUnlock()
+	var word uintptr
+	return s.waits.Run(ctx, &wait.Call{
+		Lock: s.mu.RLocker(),
+		Arm: func(wait.Result) (uintptr, uint32, bool, error) {
+			if s.sem == 0 {
+				return 0, 0, false, s.errClosed("sem_wait")
+			}
+			took, addr, val := semWaitPrepare(s.sem)
+			word = addr
+			return addr, val, took, nil
+		},
+		Disarm: func(r wait.Result) {
+			if n := semWaitDone(s.sem, r != wait.Woken); n > 0 {
+				wait.Wake(word, n, false)
+			}
+		},
+	})
 }
 
 // Value returns the current count: sem_getvalue. Other processes may
@@ -344,7 +336,7 @@ func (s *Semaphore) Value() (int, error) {
 // waiter. Close never unlinks. A second Close returns an error wrapping
 // fs.ErrClosed. Safe for concurrent use.
 func (s *Semaphore) Close() error {
-	s.sleepers.pause() // Waits leave libc and the read lock
+	s.waits.Pause() // Waits leave the kernel and the read lock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sem == 0 {

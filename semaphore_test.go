@@ -62,10 +62,13 @@ func createSem(t testing.TB, value int) *shm.Semaphore {
 	return s
 }
 
-const semWaitFrame = "_Cfunc_goshm_sem_wait"
+const semWaitFrame = sleepFrame
 
-// semWaitOp is the libc function Wait calls: musl has no sem_clockwait.
-var semWaitOp = map[bool]string{false: "sem_clockwait", true: "sem_timedwait"}[onMusl]
+// semWaitOp is the Op of Wait's errors.
+const semWaitOp = "sem_wait"
+
+// sleepFrame is the function every blocking call sleeps in.
+const sleepFrame = "wait.(*waiter).sleep"
 
 // TestSemaphore: counts, TryWait, Wait, a second handle on the same name,
 // the name in /dev/shm and Unlink. Kills: TryWait reporting EAGAIN as an

@@ -350,7 +350,6 @@ func taken(fd int, tmp, name string) bool {
 // room within NAME_MAX), ".~" and a random part, as "/NAME.~RANDOM". Only
 // the process that makes it ever knows it.
 func tmpName(name string) string {
-	const nameMax = 255 // NAME_MAX on Linux
 	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
 	base := baseName(name)
 	if len(base) > nameMax-len(suffix) {

@@ -41,10 +41,8 @@ enum {
 	GOSHM_OP_SEM_UNLINK,
 	GOSHM_OP_SEM_POST,
 	GOSHM_OP_SEM_TRYWAIT,
-	GOSHM_OP_SEM_CLOCKWAIT, // sem_clockwait, or sem_timedwait where libc lacks it
 	GOSHM_OP_SEM_GETVALUE,
 	GOSHM_OP_RENAMEAT2,
-	GOSHM_OP_FUTEX, // futex(FUTEX_WAIT) of a wait Go can end (wake.c)
 	GOSHM_OP_COUNT,
 };
 

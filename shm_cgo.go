@@ -43,10 +43,9 @@ package shm
 #cgo nocallback goshm_sem_close
 #cgo nocallback goshm_sem_post
 #cgo nocallback goshm_sem_trywait
-#cgo nocallback goshm_sem_wait
+#cgo nocallback goshm_sem_wait_prepare
+#cgo nocallback goshm_sem_wait_done
 #include "sem.h"
-#cgo nocallback goshm_futex_wait
-#include "wake.h"
 #cgo noescape goshm_memfd
 #cgo nocallback goshm_memfd
 #cgo noescape goshm_add_seals
@@ -62,35 +61,35 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // opNames are the libc function names of the shim's GOSHM_OP_* numbers
 // (shm.h), used as PathError.Op.
 var opNames = [C.GOSHM_OP_COUNT]string{
-	C.GOSHM_OP_SHM_OPEN:      "shm_open",
-	C.GOSHM_OP_FTRUNCATE:     "ftruncate",
-	C.GOSHM_OP_FALLOCATE:     "fallocate",
-	C.GOSHM_OP_FSTAT:         "fstat",
-	C.GOSHM_OP_MMAP:          "mmap",
-	C.GOSHM_OP_MADVISE:       "madvise",
-	C.GOSHM_OP_MSYNC:         "msync",
-	C.GOSHM_OP_MUNMAP:        "munmap",
-	C.GOSHM_OP_CLOSE:         "close",
-	C.GOSHM_OP_SHM_UNLINK:    "shm_unlink",
-	C.GOSHM_OP_MINCORE:       "mincore",
-	C.GOSHM_OP_LINK:          "link",
-	C.GOSHM_OP_MREMAP:        "mremap",
-	C.GOSHM_OP_MEMFD_CREATE:  "memfd_create",
-	C.GOSHM_OP_FCNTL:         "fcntl",
-	C.GOSHM_OP_SEM_OPEN:      "sem_open",
-	C.GOSHM_OP_SEM_CLOSE:     "sem_close",
-	C.GOSHM_OP_SEM_UNLINK:    "sem_unlink",
-	C.GOSHM_OP_SEM_POST:      "sem_post",
-	C.GOSHM_OP_SEM_TRYWAIT:   "sem_trywait",
-	C.GOSHM_OP_SEM_CLOCKWAIT: semWaitOp,
-	C.GOSHM_OP_FUTEX:         "futex",
-	C.GOSHM_OP_SEM_GETVALUE:  "sem_getvalue",
-	C.GOSHM_OP_RENAMEAT2:     "renameat2",
+	C.GOSHM_OP_SHM_OPEN:     "shm_open",
+	C.GOSHM_OP_FTRUNCATE:    "ftruncate",
+	C.GOSHM_OP_FALLOCATE:    "fallocate",
+	C.GOSHM_OP_FSTAT:        "fstat",
+	C.GOSHM_OP_MMAP:         "mmap",
+	C.GOSHM_OP_MADVISE:      "madvise",
+	C.GOSHM_OP_MSYNC:        "msync",
+	C.GOSHM_OP_MUNMAP:       "munmap",
+	C.GOSHM_OP_CLOSE:        "close",
+	C.GOSHM_OP_SHM_UNLINK:   "shm_unlink",
+	C.GOSHM_OP_MINCORE:      "mincore",
+	C.GOSHM_OP_LINK:         "link",
+	C.GOSHM_OP_MREMAP:       "mremap",
+	C.GOSHM_OP_MEMFD_CREATE: "memfd_create",
+	C.GOSHM_OP_FCNTL:        "fcntl",
+	C.GOSHM_OP_SEM_OPEN:     "sem_open",
+	C.GOSHM_OP_SEM_CLOSE:    "sem_close",
+	C.GOSHM_OP_SEM_UNLINK:   "sem_unlink",
+	C.GOSHM_OP_SEM_POST:     "sem_post",
+	C.GOSHM_OP_SEM_TRYWAIT:  "sem_trywait",
+	C.GOSHM_OP_SEM_GETVALUE: "sem_getvalue",
+	C.GOSHM_OP_RENAMEAT2:    "renameat2",
 }
 
 // The shim's flags for the calls that map (shm.h).
@@ -317,16 +316,6 @@ func shmUnlink(name string) error {
 // Named semaphores (sem.c): thin wrappers for semaphore.go. A semaphore is
 // libc's sem_t *, held as a uintptr: never Go memory.
 
-// semWaitOp is the libc function that waits with a timeout:
-// sem_clockwait(CLOCK_MONOTONIC) where libc has it (glibc 2.30+), else
-// sem_timedwait (musl).
-var semWaitOp = func() string {
-	if C.goshm_sem_clockwait() != 0 {
-		return "sem_clockwait"
-	}
-	return "sem_timedwait"
-}()
-
 // semErrno is the errno of a shim failure.
 func semErrno(r C.int) syscall.Errno { return syscall.Errno(-r & 0xffff) }
 
@@ -389,29 +378,25 @@ func semTryWait(name string, sem uintptr) (bool, error) {
 	return false, shimErr(name, e)
 }
 
-// semWait waits up to timeout (without end if negative) to take one, or
-// until sl is stopped or kicked; false, nil when the time ran out or sl
-// ended it. sl is Go memory without pointers, read by C during the call.
-func semWait(name string, sem uintptr, timeout int64, sl *sleeper) (bool, error) {
-	e := C.goshm_sem_wait(C.uintptr_t(sem), C.int64_t(timeout), (*C.struct_goshm_sleeper)(unsafe.Pointer(sl)))
-	switch {
-	case e == 0:
-		return true, nil
-	case semErrno(e) == syscall.ETIMEDOUT, semErrno(e) == syscall.ECANCELED:
-		return false, nil
+// semWaitPrepare is goshm_sem_wait_prepare: true if it took one, else
+// the futex word (libc's, inside the semaphore) to sleep on while it holds
+// val; semWaitDone must follow each sleep.
+func semWaitPrepare(sem uintptr) (took bool, addr uintptr, val uint32) {
+	var a C.uintptr_t
+	var v C.uint32_t
+	if C.goshm_sem_wait_prepare(C.uintptr_t(sem), &a, &v) != 0 {
+		return true, 0, 0
 	}
-	return false, shimErr(name, e)
+	return false, uintptr(a), uint32(v)
 }
 
-// futexSleep is goshm_futex_wait: FUTEX_WAIT on the word at addr (mapped
-// memory, never Go's) while it holds val, for at most timeout ns, unless sl
-// is flagged; the errno, 0 when woken.
-func futexSleep(addr unsafe.Pointer, val uint32, timeout int64, sl *sleeper) syscall.Errno {
-	e := C.goshm_futex_wait(C.uintptr_t(uintptr(addr)), C.uint32_t(val), C.int64_t(timeout), (*C.struct_goshm_sleeper)(unsafe.Pointer(sl)))
-	if e == 0 {
-		return 0
+// semWaitDone is goshm_sem_wait_done: how many sleepers to wake.
+func semWaitDone(sem uintptr, leaving bool) int {
+	l := C.int(0)
+	if leaving {
+		l = 1
 	}
-	return semErrno(e)
+	return int(C.goshm_sem_wait_done(C.uintptr_t(sem), l))
 }
 
 func semGetValue(name string, sem uintptr) (int, error) {
@@ -509,22 +494,18 @@ func fchown(name string, fd, uid, gid int) error {
 	return nil
 }
 
-// tmpfsMagic is the f_type of tmpfs and shmem (memfd) file systems
-// (linux/magic.h TMPFS_MAGIC).
-const tmpfsMagic = 0x01021994
-
 // onTmpfs reports whether fd's file lives in memory (tmpfs, shmem):
 // fstatfs. A failure counts as tmpfs.
 func onTmpfs(fd int) bool {
 	var st syscall.Statfs_t
-	return syscall.Fstatfs(fd, &st) != nil || st.Type == tmpfsMagic
+	return syscall.Fstatfs(fd, &st) != nil || st.Type == kernel.TMPFS_MAGIC
 }
 
 // The fcntl commands of descriptors and memfd seals (linux/fcntl.h).
 const (
 	fGetFL        = syscall.F_GETFL
-	fDupFDCloexec = 1030
-	fGetSeals     = 1034
+	fDupFDCloexec = kernel.F_DUPFD_CLOEXEC
+	fGetSeals     = kernel.F_GET_SEALS
 )
 
 // fcntl is fcntl(fd, cmd, arg): its result.
