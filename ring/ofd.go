@@ -5,6 +5,8 @@ package ring
 import (
 	"os"
 	"syscall"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // Open-file-description locks (fcntl(2), Linux 3.15): owned by the open
@@ -14,8 +16,8 @@ import (
 // answers l_pid -1), so neither pid reuse nor pid namespaces can fool them.
 // syscall.FcntlFlock uses fcntl64 on 386, whose struct is syscall.Flock_t.
 const (
-	fOFDGetlk = 36
-	fOFDSetlk = 37
+	fOFDGetlk = kernel.F_OFD_GETLK
+	fOFDSetlk = kernel.F_OFD_SETLK
 )
 
 // ofdFcntl runs fcntl(cmd) with a lock of type typ on the one byte at off.
