@@ -596,3 +596,31 @@ func TestCheckProc(t *testing.T) {
 		t.Errorf("a /proc mounted hidepid=invisible: %v", err)
 	}
 }
+
+// TestRmJSONAbsent: rm -f -json and rm -stale -f -json report a NAME that
+// does not exist alike: one record, action absent (issue 21 item 12).
+//
+// Kills: rm -stale leaving absent names out of its JSON (93dfd98: an
+// empty array).
+func TestRmJSONAbsent(t *testing.T) {
+	missing := newName(t)
+	var got [2][]map[string]any
+	for i, args := range [][]string{
+		{"rm", "-f", "-json", missing},
+		{"rm", "-stale", "-ignore-denied", "-f", "-json", missing},
+	} {
+		r := runIn(t, nil, args...)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("shm %v: exit %d, %q", args, r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got[i]); err != nil {
+			t.Fatalf("shm %v: %v: %q", args, err, r.stdout)
+		}
+		if len(got[i]) != 1 || got[i][0]["name"] != missing || got[i][0]["action"] != "absent" || got[i][0]["type"] != "shm" {
+			t.Errorf("shm %v: %v; want one record: shm %s absent", args, got[i], missing)
+		}
+	}
+	if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+		t.Errorf("rm -f -json says %v, rm -stale -f -json %v", got[0], got[1])
+	}
+}
