@@ -69,6 +69,19 @@ func openCreator(t *testing.T, name string) (stop func() (inos map[uint64]int, f
 	}
 }
 
+// quarantineNames returns the files of any type (the directory that
+// stands in for an object too) named NAME.~SOMETHING.
+func quarantineNames(name string) []string {
+	des, _ := os.ReadDir("/dev/shm")
+	var out []string
+	for _, d := range des {
+		if strings.HasPrefix(d.Name(), strings.TrimPrefix(name, "/")+".~") {
+			out = append(out, d.Name())
+		}
+	}
+	return out
+}
+
 // removeLeftovers unlinks name's NAME.~RANDOM files when the test ends.
 func removeLeftovers(t *testing.T, name string) {
 	t.Cleanup(func() {
@@ -169,8 +182,8 @@ func leaseWaiter(ino uint64) bool {
 // Kills: no lease (the opened object is removed from under its opener);
 // opened ignoring the lease's state (likewise); the exchange back or the
 // removal of the directory dropped (the name stays a directory, or
-// NAME.~RANDOM stays); the descriptor closed before the object is back
-// (the waiting open gets it while it is NAME.~RANDOM).
+// NAME.~RANDOM stays); the rename instead of the exchange (the
+// open-or-create makes a new object).
 func TestRmStaleOpenedInQuarantine(t *testing.T) {
 	name := newName(t)
 	removeLeftovers(t, name)
@@ -192,8 +205,8 @@ func TestRmStaleOpenedInQuarantine(t *testing.T) {
 		if now, err := lstat("/dev/shm" + name); err != nil || !sameFile(now, st) {
 			t.Errorf("%s: the object is not back under its name: %v", what, err)
 		}
-		if l := leftovers(name); len(l) != 0 {
-			t.Errorf("%s: %s left", what, l[0].name)
+		if l := quarantineNames(name); len(l) != 0 {
+			t.Errorf("%s: %q left", what, l)
 		}
 	}
 
@@ -214,8 +227,8 @@ func TestRmStaleOpenedInQuarantine(t *testing.T) {
 	if _, err := os.Lstat("/dev/shm" + name); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after the removal the name is not free: %v", err)
 	}
-	if l := leftovers(name); len(l) != 0 {
-		t.Errorf("after the removal %s is left", l[0].name)
+	if l := quarantineNames(name); len(l) != 0 {
+		t.Errorf("after the removal %q is left", l)
 	}
 
 	st = mk()
@@ -253,7 +266,12 @@ func TestRmStaleOpenedInQuarantine(t *testing.T) {
 	if action, reason := remove(st); action != "kept" || reason != "opened by a process meanwhile" {
 		t.Errorf("removeStale with a blocking open meanwhile: %s, %s; want kept, opened by a process meanwhile", action, reason)
 	}
-	o := <-got
+	var o opened
+	select {
+	case o = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocking open never returned (or was never made)")
+	}
 	if o.err != nil {
 		t.Fatalf("the blocking open: %v", o.err)
 	}
@@ -407,4 +425,34 @@ func TestRmStaleSplitRace(t *testing.T) {
 		t.Errorf("no removal at all: nothing was measured")
 	}
 	shm.Unlink(name)
+}
+
+// TestRmStaleHolderInvisible: an object held by a process that rm -stale's
+// /proc does not show (here rm -stale runs in a pid namespace of its own,
+// with its own /proc; the holder is outside) is kept: the lease is refused.
+//
+// Kills: a refused lease taken for "no lease here" (the /proc scan, which
+// sees no holder, decides, and the held object is removed; as on 93dfd98,
+// which had no lease).
+func TestRmStaleHolderInvisible(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a pid namespace (unshare --pid)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	name := newName(t)
+	removeLeftovers(t, name)
+	ok(t, runIn(t, nil, "create", name))
+	holder(t, name)
+	out, err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", bin, "rm", "-stale", "-age", "0", "-ignore-denied", name).CombinedOutput()
+	if strings.Contains(string(out), "unshare:") {
+		t.Skipf("no pid namespace here: %s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "kept: held by a process that /proc does not show") {
+		t.Errorf("rm -stale of an object held outside its pid namespace: %v, %q", err, out)
+	}
+	if _, err := os.Lstat("/dev/shm" + name); err != nil {
+		t.Errorf("the held object was removed: %v", err)
+	}
 }
