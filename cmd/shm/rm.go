@@ -285,7 +285,8 @@ var (
 //     (renameat2 RENAME_EXCHANGE): atomically, the name is the directory
 //     and the object is NAME.~RANDOM. The name is never absent, so no
 //     open-or-create can make a new object under it meanwhile; an open of
-//     it fails (EISDIR).
+//     it fails (EISDIR; a read-only one gets a directory, which cannot be
+//     mapped).
 //  3. The lease is looked at (or /proc scanned for holders of
 //     NAME.~RANDOM). Opened or held: the object is exchanged back, which
 //     cannot fail for want of a free name, and a waiting open then gets it
@@ -338,7 +339,7 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 		return "error", errText(err)
 	}
 	if err := renameat2(q, en.path, flagExchange); err != nil {
-		os.Remove(q)
+		syscall.Rmdir(q)
 		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
 			return removeRenamed(en, q, qbase, fd, ignoreDenied)
 		}
@@ -348,7 +349,7 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 		if err := renameat2(q, en.path, flagExchange); err != nil {
 			return "error", fmt.Sprintf("%s, but it could not be put back (%s): it is now %s", why, errText(err), quoteName(entryName(en.kind, qbase)))
 		}
-		os.Remove(q) // the directory
+		syscall.Rmdir(q) // the directory; never an object
 		return "kept", why
 	}
 	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
@@ -635,6 +636,6 @@ func capNames(c uint64) string {
 
 // deniedAdvice is what rm -stale suggests when it refuses.
 const deniedAdvice = "If you know those processes use no shared memory (a container's init such as tini, dumb-init or a shell usually does not), " +
-	"-ignore-denied removes anyway; an object one of them does hold would then lose its name under it: " +
-	"it keeps its memory, but whoever opens the name next gets another object or none. " +
+	"-ignore-denied removes anyway; an object one of them does hold is still kept where rm -stale can take a lease on it (it owns the object, or has CAP_LEASE), " +
+	"and would otherwise lose its name under it: it keeps its memory, but whoever opens the name next gets another object or none. " +
 	"Otherwise run with the privileges they have (in a container: docker exec --privileged, or --cap-add SYS_PTRACE)."

@@ -342,8 +342,9 @@ func TestRmStaleSemaphore(t *testing.T) {
 // that a process holds by the time of removal is put back under its name
 // (the same inode), and nothing is left under a quarantine name.
 //
-// Kills: removeStale without the second holders check after the rename
-// (the held object is unlinked; issue 18 item 4).
+// Kills: removeStale without a look at the holders after the first scan
+// (the lease, or without one the scan of /proc): the held object is
+// unlinked (issue 18 item 4).
 func TestRmStaleQuarantine(t *testing.T) {
 	name := newName(t)
 	ok(t, runIn(t, nil, "create", name))
