@@ -41,10 +41,10 @@ func ringCreateCmd(fl *flag.FlagSet) runner {
 		}
 		r, err := ring.Create(name, int(size.n))
 		if err != nil {
-			return cmdErr("ring create", name, err)
+			return cmdErr("ring create", name, unnamed(err, name))
 		}
 		if err := r.Close(); err != nil {
-			return cmdErr("ring create", name, err)
+			return cmdErr("ring create", name, unnamed(err, name))
 		}
 		return nil
 	}
