@@ -82,6 +82,13 @@ func quarantineNames(name string) []string {
 	return out
 }
 
+// needLeases skips where the kernel grants no leases at all.
+func needLeases(t *testing.T) {
+	if b, err := os.ReadFile("/proc/sys/fs/leases-enable"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		t.Skip("leases are disabled here (fs.leases-enable = 0)")
+	}
+}
+
 // removeLeftovers unlinks name's NAME.~RANDOM files when the test ends.
 func removeLeftovers(t *testing.T, name string) {
 	t.Cleanup(func() {
@@ -185,6 +192,7 @@ func leaseWaiter(ino uint64) bool {
 // NAME.~RANDOM stays); the rename instead of the exchange (the
 // open-or-create makes a new object).
 func TestRmStaleOpenedInQuarantine(t *testing.T) {
+	needLeases(t)
 	name := newName(t)
 	removeLeftovers(t, name)
 	t.Cleanup(func() { quarantined = nil })
@@ -441,6 +449,7 @@ func TestRmStaleHolderInvisible(t *testing.T) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("needs unshare(1)")
 	}
+	needLeases(t)
 	name := newName(t)
 	removeLeftovers(t, name)
 	ok(t, runIn(t, nil, "create", name))
