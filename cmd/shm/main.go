@@ -116,15 +116,16 @@
 // object began meanwhile (it breaks the lease), the object is exchanged
 // back and that open gets it under its name; otherwise the object is
 // unlinked, then the directory. Meanwhile, for a few system calls, an open
-// of the name fails (EISDIR, or a directory that cannot be mapped;
-// EWOULDBLOCK for an O_NONBLOCK open of the object, as this package's) or
-// waits for the object to be back (libc's shm_open). Only an open(2) that had resolved the name before the
-// exchange and reaches the object after the last look (within one system
-// call, as for any shm_unlink racing an open) can still get it unlinked.
-// Where no lease can be had (neither the object's owner nor CAP_LEASE, or
-// leases disabled), a second scan of /proc stands in for it, the name is
-// a directory for that scan, and processes of another pid namespace are
-// not seen. Where the kernel refuses RENAME_EXCHANGE, the object is
+// of the name fails (EISDIR, or, read-only, gets a directory that cannot
+// be mapped), and an open that found the object just before waits until
+// it is back (libc's shm_open) or fails with EWOULDBLOCK (an O_NONBLOCK
+// open, as this package's). Only an open(2) that had resolved the name
+// before the exchange and reaches the object after the last look (within
+// one system call, as for any shm_unlink racing an open) can still get it
+// unlinked. Where no lease can be had (neither the object's owner nor
+// CAP_LEASE, or leases disabled), a second scan of /proc stands in for it,
+// the name is a directory for that scan, and processes /proc does not show
+// (another pid namespace's) are not seen. Where the kernel refuses RENAME_EXCHANGE, the object is
 // renamed away instead, the name is absent for the last look, and an
 // open-or-create then can leave a holder alone on the object, which rm
 // -stale reports as an error naming NAME.~RANDOM. If rm -stale is killed
