@@ -105,16 +105,33 @@
 // chroot, another pid namespace's /proc). When some processes cannot be
 // inspected (another user's; in a container, often pid 1, which has
 // capabilities the shell lacks), any object might be theirs: it says which
-// processes and why, and removes nothing unless -ignore-denied. Before it
-// removes an object it renames it to a quarantine name (NAME.~RANDOM), so
-// that nobody can open it any more, checks the holders again, and then
-// unlinks it, or puts it back under its name (never over a new object
-// there) if a process holds it by then. Meanwhile, for one scan of /proc, a
-// process that opens the name gets ENOENT. Only a process whose open(2) had
-// resolved the name before the rename but whose descriptor appears after
-// the second check read its /proc/PID/fd (one system call's span), or that
-// receives the descriptor over a socket, can still lose the object;
-// processes of another pid namespace are never seen.
+// processes and why, and removes nothing unless -ignore-denied. Then it
+// asks the kernel, for each object it would remove: it opens the object
+// and takes a write lease on it (fcntl F_SETLEASE), which the kernel
+// grants only while no other process, of any pid namespace, has the object
+// open or mapped; refused, the object is kept. It then exchanges the
+// object with an empty directory (renameat2 RENAME_EXCHANGE): the object
+// is NAME.~RANDOM (a quarantine name) and the name is never absent, so no
+// open-or-create can make a second object under it. If an open of the
+// object began meanwhile (it breaks the lease), the object is exchanged
+// back and that open gets it under its name; otherwise the object is
+// unlinked, then the directory. Meanwhile, for a few system calls, an open
+// of the name fails (EISDIR, or, read-only, gets a directory that cannot
+// be mapped), and an open that found the object just before waits until
+// it is back (libc's shm_open) or fails with EWOULDBLOCK (an O_NONBLOCK
+// open, as this package's). Only an open(2) that had resolved the name
+// before the exchange and reaches the object after the last look (within
+// one system call, as for any shm_unlink racing an open) can still get it
+// unlinked. Where no lease can be had (neither the object's owner nor
+// CAP_LEASE, or leases disabled), a second scan of /proc stands in for it,
+// the name is a directory for that scan, and processes /proc does not show
+// (another pid namespace's) are not seen. Where the kernel refuses RENAME_EXCHANGE, the object is
+// renamed away instead, the name is absent for the last look, and an
+// open-or-create then can leave a holder alone on the object, which rm
+// -stale reports as an error naming NAME.~RANDOM. If rm -stale is killed
+// (SIGKILL) within those system calls, the object stays NAME.~RANDOM,
+// which rm -stale NAME removes when nobody holds it, and the name may stay
+// an empty directory: rmdir it.
 //
 // # Exit status
 //

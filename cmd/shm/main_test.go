@@ -30,7 +30,11 @@ var bin string
 var prefix = fmt.Sprintf("shmtest-%d-cmd-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	if os.Getenv(openerEnv) != "" {
+	switch os.Getenv(openerEnv) {
+	case "":
+	case "create":
+		os.Exit(splitOpener(os.Args[len(os.Args)-1]))
+	default:
 		os.Exit(opener(os.Args[len(os.Args)-1]))
 	}
 	syscall.Umask(0o022) // the modes the tests expect

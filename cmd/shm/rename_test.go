@@ -23,7 +23,7 @@ func TestRenameNoReplace(t *testing.T) {
 	if got, _ := os.ReadFile(b); string(got) != "b" {
 		t.Fatalf("the existing file was replaced: it holds %q", got)
 	}
-	if err := renameat2(a, b); errors.Is(err, syscall.ENOSYS) {
+	if err := renameat2(a, b, flagNoReplace); errors.Is(err, syscall.ENOSYS) {
 		t.Logf("no renameat2 here: the lstat fallback was tested")
 	}
 	c := filepath.Join(dir, "c")

@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,10 +41,10 @@ func ringCreateCmd(fl *flag.FlagSet) runner {
 		}
 		r, err := ring.Create(name, int(size.n))
 		if err != nil {
-			return cmdErr("ring create", name, err)
+			return cmdErr("ring create", name, unnamed(err, name))
 		}
 		if err := r.Close(); err != nil {
-			return cmdErr("ring create", name, err)
+			return cmdErr("ring create", name, unnamed(err, name))
 		}
 		return nil
 	}
@@ -58,7 +60,7 @@ func withRing(cmd string, args []string, do func(ctx context.Context, r *ring.Ri
 	}
 	r, err := ring.Open(name)
 	if err != nil {
-		return cmdErr(cmd, name, err)
+		return cmdErr(cmd, name, unnamed(err, name))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,10 +86,40 @@ func withRing(cmd string, args []string, do func(ctx context.Context, r *ring.Ri
 		return stoppedBy(s, cmd+" "+quoteName(name))
 	}
 	if err != nil {
-		return cmdErr(cmd, name, err)
+		return cmdErr(cmd, name, unnamed(err, name))
 	}
 	return nil
 }
+
+// unnamed is err as cmdErr prints it after the quoted name: without a
+// *fs.PathError's Op and path (as cmdErr drops them) or the "ring NAME: "
+// that package ring's errors of a corrupt ring begin with, and with any
+// other occurrence of the raw name quoted (quoteName), so that a name
+// cannot forge a line. errors.Is still sees err's cause.
+func unnamed(err error, name string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	msg := err.Error()
+	rest := strings.TrimPrefix(msg, "ring "+name+": ")
+	if q := quoteName(name); name != "" && q != name {
+		rest = strings.ReplaceAll(rest, name, q)
+	}
+	if rest == msg {
+		return err
+	}
+	return reworded{rest, err}
+}
+
+// reworded is an error with other words, wrapping the original.
+type reworded struct {
+	msg string
+	err error
+}
+
+func (e reworded) Error() string { return e.msg }
+func (e reworded) Unwrap() error { return e.err }
 
 func ringSendCmd(fl *flag.FlagSet) runner {
 	return func(e *env, args []string) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -89,5 +90,33 @@ func TestRingErrors(t *testing.T) {
 	}
 	if r := runShm(t, strings.NewReader("x"), "ring", "send", name); r.code != 1 || !strings.Contains(r.stderr, "already claimed") {
 		t.Errorf("send to a claimed end: exit %d, %q; want 1, already claimed", r.code, r.stderr)
+	}
+}
+
+// TestRingRecvCorruptName: the error of ring recv on a corrupt ring (a
+// record longer than the ring allows) is one line that names the ring
+// quoted, however the name is made: a newline in it forges no line
+// (issue 21 item 12).
+//
+// Kills: the ring's error printed as it is (93dfd98: "ring /x\nforged:
+// record of ...", the name raw, a second line).
+func TestRingRecvCorruptName(t *testing.T) {
+	name := newName(t) + "\nshm: forged"
+	t.Cleanup(func() { os.Remove("/dev/shm" + name) })
+	ok(t, runIn(t, nil, "ring", "create", "-size", "4k", name))
+	ok(t, runIn(t, strings.NewReader("hello"), "ring", "send", name))
+	f, err := os.OpenFile("/dev/shm"+name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte{0xff, 0xff, 0xff, 0x7f}, 512) // the first record's length (ring/LAYOUT.md)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runIn(t, nil, "ring", "recv", name)
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "shm: ring recv "+quoteName(name)+": ") ||
+		!strings.Contains(r.stderr, "corrupt") || strings.Contains(r.stderr, name) {
+		t.Errorf("ring recv of a corrupt ring: exit %d, stderr %q; want 1 and one line naming %s", r.code, r.stderr, quoteName(name))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/posixshm/shm"
@@ -187,7 +188,11 @@ func runRmStale(out *rmOutput, o *rmOpts, args []string) error {
 		for _, name := range args {
 			es, err := namedEntries(name)
 			left := leftovers(name)
-			if err != nil && !(errors.Is(err, fs.ErrNotExist) && (o.force || len(left) > 0)) {
+			switch {
+			case err == nil:
+			case errors.Is(err, fs.ErrNotExist) && (o.force || len(left) > 0):
+				out.note("shm", name, "absent", errText(err)) // as rm -f says it
+			default:
 				out.note("shm", name, "error", errText(err))
 			}
 			for _, en := range append(es, left...) {
@@ -252,24 +257,125 @@ func runRmStale(out *rmOutput, o *rmOpts, args []string) error {
 	return nil
 }
 
-// removeStale removes en, which the scan found held by nobody, unless a
-// process holds it by now. The name goes first: renamed (renameat2
-// RENAME_NOREPLACE, never over an object made there meanwhile) to a quarantine
-// name (NAME.~RANDOM, as an unfinished Create leaves, so that rm -stale
-// NAME finds it if this process is killed in between), so that nobody can
-// open it any more; then the holders are scanned again, and the object is
-// unlinked (shm_unlink, sem_unlink) if there are none, or else put back
-// under its name (link(2): never over an object created there meanwhile).
+// Test hooks: useLease false takes the path of a system or user without
+// leases; quarantined, when set, runs once the object is under its
+// quarantine name q, before the last look for holders.
+var (
+	useLease    = true
+	quarantined func(q string)
+)
+
+// removeStale removes en, which the first scan found held by nobody,
+// unless a process holds it or opens it by the time it would go, and
+// never so that two objects end up used under one name (issue 21 item 11):
+//
+//  1. A descriptor of en of its own, and a write lease on it (fcntl
+//     F_SETLEASE F_WRLCK): the kernel grants it only while no other open
+//     file description of the object exists, in any process of any pid
+//     namespace, a mapping's included; so it is the check for holders,
+//     exact at that instant. EAGAIN: kept. From then on, an open of the
+//     object, however it found it, breaks the lease (F_GETLEASE tells) and
+//     waits until the lease is dropped, or fails with EWOULDBLOCK if it is
+//     O_NONBLOCK. Where no lease can be had (not the owner and without
+//     CAP_LEASE, leases disabled), a second scan of /proc at step 3 stands
+//     in for it.
+//  2. An empty directory made under a quarantine name (NAME.~RANDOM, as an
+//     unfinished Create leaves, so that rm -stale NAME finds the object if
+//     this process is killed in between) is exchanged with the object
+//     (renameat2 RENAME_EXCHANGE): atomically, the name is the directory
+//     and the object is NAME.~RANDOM. The name is never absent, so no
+//     open-or-create can make a new object under it meanwhile; an open of
+//     it fails (EISDIR; a read-only one gets a directory, which cannot be
+//     mapped).
+//  3. The lease is looked at (or /proc scanned for holders of
+//     NAME.~RANDOM). Opened or held: the object is exchanged back, which
+//     cannot fail for want of a free name, and a waiting open then gets it
+//     under its name: kept.
+//  4. Otherwise the object is unlinked (shm_unlink, sem_unlink), then the
+//     directory; the lease goes with the descriptor.
+//
+// What no protocol can see is an open(2) that had resolved the name before
+// step 2 and reaches the object after step 3 (within one system call, as
+// for any shm_unlink racing an open). Where the kernel refuses
+// RENAME_EXCHANGE, step 2 renames the object away (RENAME_NOREPLACE) and
+// step 3 puts it back with link(2), as before: the name is then absent
+// meanwhile, and an open-or-create in that window can leave a holder alone
+// on NAME.~RANDOM (said as an error naming it).
 func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 	dir, base := filepath.Split(en.path)
 	qbase := tempBase(base)
 	q := dir + qbase
-	if _, err := lstat(q); !errors.Is(err, fs.ErrNotExist) {
-		return "error", "no free quarantine name; try again"
-	}
 	if st, err := lstat(en.path); err != nil || !sameFile(st, en.st) {
 		return "kept", "replaced by another object meanwhile"
 	}
+	fd := -1
+	if useLease {
+		f, err := syscall.Open(en.path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return "kept", "another process holds a lease on it (another rm -stale?)"
+		}
+		if err == nil {
+			var st syscall.Stat_t
+			if err := syscall.Fstat(f, &st); err != nil || !sameFile(&st, en.st) {
+				syscall.Close(f)
+				return "kept", "replaced by another object meanwhile"
+			}
+			switch err := setLease(f, leaseWrite); {
+			case err == nil:
+				fd = f
+				defer syscall.Close(fd) // drops the lease, after the object is back or gone
+			case errors.Is(err, syscall.EAGAIN):
+				syscall.Close(f)
+				return "kept", heldSince(base)
+			default: // EACCES, EINVAL: no lease here; /proc stands in
+				syscall.Close(f)
+			}
+		}
+	}
+	if err := os.Mkdir(q, 0); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "error", "no free quarantine name; try again"
+		}
+		return "error", errText(err)
+	}
+	if err := renameat2(q, en.path, flagExchange); err != nil {
+		syscall.Rmdir(q)
+		if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSYS) {
+			return removeRenamed(en, q, qbase, fd, ignoreDenied)
+		}
+		return "error", errText(err)
+	}
+	putBack := func(why string) (string, string) {
+		if err := renameat2(q, en.path, flagExchange); err != nil {
+			return "error", fmt.Sprintf("%s, but it could not be put back (%s): it is now %s", why, errText(err), quoteName(entryName(en.kind, qbase)))
+		}
+		syscall.Rmdir(q) // the directory; never an object
+		return "kept", why
+	}
+	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
+		return putBack("replaced by another object meanwhile")
+	}
+	if quarantined != nil {
+		quarantined(q)
+	}
+	if why := opened(fd, qbase, ignoreDenied); why != "" {
+		return putBack(why)
+	}
+	if err := unlinkEntry(en.kind, qbase); err != nil {
+		return putBack("unlink: " + errText(err))
+	}
+	if err := syscall.Rmdir(en.path); err != nil {
+		return "error", fmt.Sprintf("removed, but the directory that stood in for it under its name could not be removed (%s)", errText(err))
+	}
+	return "removed", ""
+}
+
+// removeRenamed is removeStale's steps 2 to 4 where the kernel refuses
+// RENAME_EXCHANGE: the object is renamed to q (renameat2
+// RENAME_NOREPLACE, never over an object made there meanwhile), looked at
+// as in step 3, and unlinked, or else put back under its name with
+// link(2), never over an object created there meanwhile.
+func removeRenamed(en entry, q, qbase string, fd int, ignoreDenied bool) (action, reason string) {
 	if err := renameNoReplace(en.path, q); err != nil {
 		return "error", errText(err)
 	}
@@ -283,6 +389,32 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
 		return putBack("replaced by another object meanwhile")
 	}
+	if quarantined != nil {
+		quarantined(q)
+	}
+	if why := opened(fd, qbase, ignoreDenied); why != "" {
+		return putBack(why)
+	}
+	if err := unlinkEntry(en.kind, qbase); err != nil {
+		return putBack("unlink: " + errText(err))
+	}
+	return "removed", ""
+}
+
+// opened says why the object now under the quarantine name qbase must be
+// kept, or "" if it may go: its lease (fd, when not -1) was broken by an
+// open, or (without a lease) /proc shows holders, or cannot say.
+func opened(fd int, qbase string, ignoreDenied bool) string {
+	if fd >= 0 {
+		l, err := leaseOf(fd)
+		switch {
+		case err != nil:
+			return "holders unknown: " + errText(err)
+		case l != leaseWrite:
+			return "opened by a process meanwhile"
+		}
+		return ""
+	}
 	// shm_open reaches every file of /dev/shm, a semaphore's too.
 	pids, err := shm.Holders("/" + qbase)
 	var de *shm.DeniedError
@@ -291,19 +423,28 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 	}
 	switch {
 	case err != nil:
-		return putBack("holders unknown: " + errText(err))
+		return "holders unknown: " + errText(err)
 	case len(pids) > 0:
-		return putBack("held by " + joinPIDs(pids) + " (since the first look)")
+		return "held by " + joinPIDs(pids) + " (since the first look)"
 	}
-	if en.kind == "sem" {
-		err = shm.UnlinkSemaphore(entryName("sem", qbase))
-	} else {
-		err = shm.Unlink("/" + qbase)
+	return ""
+}
+
+// heldSince is why an object that the first scan found free but whose
+// lease was refused is kept: the holders /proc shows now, if any.
+func heldSince(base string) string {
+	if pids, _ := shm.Holders("/" + base); len(pids) > 0 {
+		return "held by " + joinPIDs(pids) + " (since the first look)"
 	}
-	if err != nil {
-		return putBack("unlink: " + errText(err))
+	return "held by a process that /proc does not show (another pid namespace's?)"
+}
+
+// unlinkEntry unlinks the file base of /dev/shm through libc, as kind.
+func unlinkEntry(kind, base string) error {
+	if kind == "sem" {
+		return shm.UnlinkSemaphore(entryName("sem", base))
 	}
-	return "removed", ""
+	return shm.Unlink("/" + base)
 }
 
 // tempBase is a fresh name beside base in the shape of the package's
@@ -495,6 +636,6 @@ func capNames(c uint64) string {
 
 // deniedAdvice is what rm -stale suggests when it refuses.
 const deniedAdvice = "If you know those processes use no shared memory (a container's init such as tini, dumb-init or a shell usually does not), " +
-	"-ignore-denied removes anyway; an object one of them does hold would then lose its name under it: " +
-	"it keeps its memory, but whoever opens the name next gets another object or none. " +
+	"-ignore-denied removes anyway; an object one of them does hold is still kept where rm -stale can take a lease on it (it owns the object, or has CAP_LEASE), " +
+	"and would otherwise lose its name under it: it keeps its memory, but whoever opens the name next gets another object or none. " +
 	"Otherwise run with the privileges they have (in a container: docker exec --privileged, or --cap-add SYS_PTRACE)."

@@ -342,8 +342,9 @@ func TestRmStaleSemaphore(t *testing.T) {
 // that a process holds by the time of removal is put back under its name
 // (the same inode), and nothing is left under a quarantine name.
 //
-// Kills: removeStale without the second holders check after the rename
-// (the held object is unlinked; issue 18 item 4).
+// Kills: removeStale without a look at the holders after the first scan
+// (the lease, or without one the scan of /proc): the held object is
+// unlinked (issue 18 item 4).
 func TestRmStaleQuarantine(t *testing.T) {
 	name := newName(t)
 	ok(t, runIn(t, nil, "create", name))
@@ -594,5 +595,33 @@ func TestCheckProc(t *testing.T) {
 	var hidden hiddenError
 	if err := fake(pid, ",hidepid=invisible"); !errors.As(err, &hidden) {
 		t.Errorf("a /proc mounted hidepid=invisible: %v", err)
+	}
+}
+
+// TestRmJSONAbsent: rm -f -json and rm -stale -f -json report a NAME that
+// does not exist alike: one record, action absent (issue 21 item 12).
+//
+// Kills: rm -stale leaving absent names out of its JSON (93dfd98: an
+// empty array).
+func TestRmJSONAbsent(t *testing.T) {
+	missing := newName(t)
+	var got [2][]map[string]any
+	for i, args := range [][]string{
+		{"rm", "-f", "-json", missing},
+		{"rm", "-stale", "-ignore-denied", "-f", "-json", missing},
+	} {
+		r := runIn(t, nil, args...)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("shm %v: exit %d, %q", args, r.code, r.stderr)
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got[i]); err != nil {
+			t.Fatalf("shm %v: %v: %q", args, err, r.stdout)
+		}
+		if len(got[i]) != 1 || got[i][0]["name"] != missing || got[i][0]["action"] != "absent" || got[i][0]["type"] != "shm" {
+			t.Errorf("shm %v: %v; want one record: shm %s absent", args, got[i], missing)
+		}
+	}
+	if fmt.Sprint(got[0]) != fmt.Sprint(got[1]) {
+		t.Errorf("rm -f -json says %v, rm -stale -f -json %v", got[0], got[1])
 	}
 }
