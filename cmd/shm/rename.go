@@ -1,48 +1,8 @@
 package main
 
 // The kernel calls rm -stale needs that neither the package nor Go's
-// syscall package offers: renameat2 with its flags, and file leases. The
-// only file of the command that imports "C", so that the constants come
-// from the C headers.
-
-/*
-#cgo CFLAGS: -O2 -Wall -D_FILE_OFFSET_BITS=64
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-// glibc's <stdio.h> has these since 2.28, musl's not at all: the values
-// of <linux/fs.h>, which musl's include path lacks.
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
-
-// shmcmd_renameat2 is renameat2(AT_FDCWD, from, AT_FDCWD, to, flags):
-// 0 or -errno; -ENOSYS where the headers know no renameat2.
-static int shmcmd_renameat2(const char *from, const char *to, unsigned flags) {
-#ifdef SYS_renameat2
-	return syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, flags) == 0 ? 0 : -errno;
-#else
-	(void)from;
-	(void)to;
-	(void)flags;
-	return -ENOSYS;
-#endif
-}
-
-// shmcmd_fcntl is fcntl(fd, cmd, arg): its result, or -errno.
-static int shmcmd_fcntl(int fd, int cmd, int arg) {
-	int r = fcntl(fd, cmd, arg);
-	return r < 0 ? -errno : r;
-}
-*/
-import "C"
+// syscall package offers: renameat2 with its flags, and file leases, with
+// the numbers of internal/kernel (generated from the C headers).
 
 import (
 	"errors"
@@ -50,13 +10,15 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 const (
-	flagNoReplace = C.RENAME_NOREPLACE
-	flagExchange  = C.RENAME_EXCHANGE
-	leaseWrite    = C.F_WRLCK
-	leaseNone     = C.F_UNLCK
+	flagNoReplace = kernel.RENAME_NOREPLACE
+	flagExchange  = kernel.RENAME_EXCHANGE
+	leaseWrite    = syscall.F_WRLCK
+	leaseNone     = syscall.F_UNLCK
 )
 
 // renameNoReplace renames old to new unless new exists (renameat2 with
@@ -77,8 +39,8 @@ func renameNoReplace(old, new string) error {
 }
 
 // renameat2 is renameat2(2) of old to new with flags (flagNoReplace,
-// flagExchange): ENOSYS where the C headers know no renameat2, EINVAL
-// where the kernel or file system lacks a flag.
+// flagExchange): ENOSYS where the kernel has no renameat2, EINVAL where
+// the kernel or file system lacks a flag.
 func renameat2(old, new string, flags uint) error {
 	po, err := syscall.BytePtrFromString(old)
 	if err != nil {
@@ -88,8 +50,10 @@ func renameat2(old, new string, flags uint) error {
 	if err != nil {
 		return &os.LinkError{Op: "renameat2", Old: old, New: new, Err: err}
 	}
-	if r := C.shmcmd_renameat2((*C.char)(unsafe.Pointer(po)), (*C.char)(unsafe.Pointer(pn)), C.uint(flags)); r != 0 {
-		return &os.LinkError{Op: "renameat2", Old: old, New: new, Err: syscall.Errno(-r)}
+	cwd := kernel.AT_FDCWD
+	_, _, e := syscall.Syscall6(kernel.SYS_RENAMEAT2, uintptr(cwd), uintptr(unsafe.Pointer(po)), uintptr(cwd), uintptr(unsafe.Pointer(pn)), uintptr(flags), 0)
+	if e != 0 {
+		return &os.LinkError{Op: "renameat2", Old: old, New: new, Err: e}
 	}
 	return nil
 }
@@ -100,8 +64,8 @@ func renameat2(old, new string, flags uint) error {
 // own), else EAGAIN; the owner of the file or a holder of CAP_LEASE may
 // take one (else EACCES), and not where leases are disabled (EINVAL).
 func setLease(fd, lease int) error {
-	if r := C.shmcmd_fcntl(C.int(fd), C.F_SETLEASE, C.int(lease)); r < 0 {
-		return os.NewSyscallError("fcntl", syscall.Errno(-r))
+	if _, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), kernel.F_SETLEASE, uintptr(lease)); e != 0 {
+		return os.NewSyscallError("fcntl", e)
 	}
 	return nil
 }
@@ -111,9 +75,9 @@ func setLease(fd, lease int) error {
 // kernel then breaks the lease, and a blocking open waits until it is
 // dropped; an O_NONBLOCK one fails with EWOULDBLOCK).
 func leaseOf(fd int) (int, error) {
-	r := C.shmcmd_fcntl(C.int(fd), C.F_GETLEASE, 0)
-	if r < 0 {
-		return 0, os.NewSyscallError("fcntl", syscall.Errno(-r))
+	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), kernel.F_GETLEASE, 0)
+	if e != 0 {
+		return 0, os.NewSyscallError("fcntl", e)
 	}
 	return int(r), nil
 }

@@ -40,7 +40,7 @@ type FutexWaitv C.struct_futex_waitv
 // seconds on every GOARCH (syscall.Timespec is 32-bit on 386).
 type Timespec C.struct___kernel_timespec
 
-// Open-file-description locks, seals and descriptor duplication
+// Open-file-description locks, seals, leases and descriptor duplication
 // (fcntl(2)), descriptor-relative opens, and renameat2(2).
 const (
 	F_OFD_GETLK         = C.F_OFD_GETLK
@@ -54,7 +54,11 @@ const (
 	F_SEAL_FUTURE_WRITE = C.F_SEAL_FUTURE_WRITE
 	O_PATH              = C.O_PATH
 	AT_EMPTY_PATH       = C.AT_EMPTY_PATH
+	AT_FDCWD            = C.AT_FDCWD
 	RENAME_NOREPLACE    = C.RENAME_NOREPLACE
+	RENAME_EXCHANGE     = C.RENAME_EXCHANGE
+	F_SETLEASE          = C.F_SETLEASE
+	F_GETLEASE          = C.F_GETLEASE
 	SYS_RENAMEAT2       = C.SYS_renameat2
 )
 
