@@ -118,14 +118,14 @@ func TestPeerDeathUnderSignals(t *testing.T) {
 	for _, l := range langs {
 		for _, mode := range []string{"recv-wait", "send-wait"} {
 			t.Run(l.name+"/"+mode, func(t *testing.T) {
-				cmd := l.cmd(t) // skips where the language is missing
+				l.cmd(t) // skips where the language is missing
 				r := newRing(t, 64)
 				holder := "hold-writer"
 				if mode == "send-wait" {
 					holder = "hold-reader"
 				}
 				gp, _ := startPeer(t, goPeer(holder, r.Name(), 0, 0), true)
-				cmd = l.cmd(t, mode, r.Name(), "alarm")
+				cmd := l.cmd(t, mode, r.Name(), "alarm")
 				cp, _ := startPeer(t, cmd, true)
 				if mode == "send-wait" { // the writer has filled the ring and sleeps
 					waitFull(t, r)

@@ -360,7 +360,7 @@ func truncatedChild(role, name string) error {
 	// blockedCall runs call, says ready once e has announced a sleep, and
 	// returns call's error (a poll of the sleep count: it observes, it
 	// does not synchronise the ring).
-	blockedCall := func(e any, call func() error) (error, time.Duration) {
+	blockedCall := func(e any, call func() error) (time.Duration, error) {
 		done := make(chan error, 1)
 		go func() { done <- call() }()
 		for endStats(e).sleeps == 0 {
@@ -368,7 +368,8 @@ func truncatedChild(role, name string) error {
 		}
 		fmt.Println("ready")
 		start := time.Now() // the truncation comes after "ready"
-		return <-done, time.Since(start)
+		err := <-done
+		return time.Since(start), err
 	}
 	switch role {
 	case "receive":
@@ -376,7 +377,7 @@ func truncatedChild(role, name string) error {
 		if err != nil {
 			return err
 		}
-		err, d := blockedCall(rd, func() error { _, err := rd.Receive(ctx, make([]byte, 64)); return err })
+		d, err := blockedCall(rd, func() error { _, err := rd.Receive(ctx, make([]byte, 64)); return err })
 		if err := isFault("blocked Receive", err); err != nil {
 			return err
 		}
@@ -414,7 +415,7 @@ func truncatedChild(role, name string) error {
 				return err
 			}
 		}
-		err, d := blockedCall(w, func() error { return w.Send(ctx, make([]byte, 100)) })
+		d, err := blockedCall(w, func() error { return w.Send(ctx, make([]byte, 100)) })
 		if err := isFault("blocked Send", err); err != nil {
 			return err
 		}
