@@ -179,7 +179,7 @@ func explain(err error) error {
 		// page would SIGBUS.
 		return because(pe, "a page cannot be populated (/dev/shm full, or the object shorter than the mapping)")
 	case pe.Op == "mmap" && errno == syscall.ENOMEM:
-		return because(pe, "no room for another mapping: the process is at the kernel's limit on mappings (vm.max_map_count), or out of address space")
+		return because(pe, "no room for another mapping: the process is at the kernel's limit on mappings (vm.max_map_count), or out of address space or of memory it may commit")
 	case pe.Op == "shm_open" && errno == syscall.ENODEV:
 		return because(pe, "not a regular file (a directory, FIFO, socket or device)")
 	case pe.Op == "fstat" && errno == syscall.EFBIG:
@@ -404,13 +404,13 @@ func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 	return msync(m.name, m.data[start:off+int64(n)], flags)
 }
 
-// Close unmaps the memory (munmap) and closes the descriptor (close), or
+// Close unmaps the memory (munmap) and closes the descriptor (close), or,
 // for a Mapping that shares it (see MapFile), lets go of it: the last
-// Mapping to let go closes it. It waits for ReadAt, WriteAt and Sync calls in progress, and
-// afterwards they return errors wrapping fs.ErrClosed; a second Close does
-// nothing but return such an error. Close never unlinks an object, and no
-// finalizer ever unmaps: a slice from Bytes stays valid until Close, and
-// must not be used after it.
+// Mapping to let go closes it. It waits for ReadAt, WriteAt and Sync calls
+// in progress, and afterwards they return errors wrapping fs.ErrClosed; a
+// second Close does nothing but return such an error. Close never unlinks
+// an object, and no finalizer ever unmaps: a slice from Bytes stays valid
+// until Close, and must not be used after it.
 //
 // Close also ends what Mutex made: Locks waiting in it return errors
 // wrapping fs.ErrClosed, and if this was the last open Mapping of the
@@ -501,9 +501,10 @@ func (m *Mapping) Close() error {
 // is closed.
 //
 // The calls are fstat, fcntl(F_GETFL), fcntl(F_GET_SEALS),
-// fcntl(F_DUPFD_CLOEXEC) (where no Mapping of f shares one) and, for a read-only mapping of a writable
-// descriptor, open of /proc/self/fd/N from Go, then mmap and, with
-// Populate, madvise, in one cgo crossing. Argument errors have Op
+// fcntl(F_DUPFD_CLOEXEC) (unless a Mapping of f has a duplicate to share)
+// and, for a read-only mapping of a writable descriptor, open of
+// /proc/self/fd/N from Go, then mmap and, with Populate, madvise, in one
+// cgo crossing. Argument errors have Op
 // "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {

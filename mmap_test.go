@@ -962,7 +962,8 @@ func openFDs() []string {
 // TestMapFileSharesDescriptor: the Mappings MapFile makes from one
 // *os.File hold one duplicate of its descriptor between them, the same
 // open file description as the file's (File's descriptor shares its
-// offset), which stays open until the last of them closes, and which a
+// offset), which stays open until the last of them closes (Stat, File,
+// Truncate, AddSeals and Seals of the others work), and which a
 // descriptor replaced under the file (dup2) does not get; concurrent
 // MapFile and Close calls leave no descriptor behind.
 //
@@ -995,7 +996,17 @@ func TestMapFileSharesDescriptor(t *testing.T) {
 	}
 	f, g := open("f"), open("g")
 	fIno, gIno := ino(f.Stat()), ino(g.Stat())
-	fds0 := countFDs(t)
+	mf, err := shm.CreateMemfdWith("shmtest-"+t.Name(), page, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfd, err := mf.File()
+	mf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mfd.Close()
+	fds0 := countFDs(t) // after CreateMemfdWith: it keeps the memory cgroup's files open
 	var ms []*shm.Mapping
 	for _, c := range []struct {
 		flag int
@@ -1054,6 +1065,30 @@ func TestMapFileSharesDescriptor(t *testing.T) {
 	}
 	if n := countFDs(t) - fds0; n != 0 {
 		t.Fatalf("%d descriptors left after closing every Mapping", n)
+	}
+
+	// A received memfd: the read-only Mapping, once the read-write one
+	// sharing its descriptor is closed, seals the memfd against writing
+	// through that descriptor (F_ADD_SEALS needs mfd's writable one).
+	rw, err := shm.MapFile(mfd, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := shm.MapFile(mfd, os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		rw.Close()
+		t.Fatal(err)
+	}
+	rw.Close()
+	if err := ro.AddSeals(shm.SealWrite); err != nil {
+		t.Errorf("AddSeals(SealWrite) of the read-only Mapping: %v", err)
+	}
+	if seals, err := ro.Seals(); err != nil || seals&shm.SealWrite == 0 {
+		t.Errorf("Seals: %v, %v: want SealWrite", seals, err)
+	}
+	ro.Close()
+	if n := countFDs(t) - fds0; n != 0 {
+		t.Fatalf("%d descriptors left after closing the memfd's Mappings", n)
 	}
 
 	// Mappings of one file made and closed concurrently.
