@@ -876,8 +876,10 @@ func TestMapFileManyMappings(t *testing.T) {
 	if _, err := fmt.Sscanf(out, "%d mappings,", &n); err != nil {
 		t.Fatalf("child said %q: %v", out, err)
 	}
-	if n <= mapLimitFDs || n > maxMaps {
-		t.Errorf("%d mappings before mmap said ENOMEM: want more than %d (the descriptor limit), at most %d (vm.max_map_count)", n, mapLimitFDs, maxMaps)
+	// The runtime and the C library have some mappings of their own, fewer
+	// than a thousand.
+	if n <= mapLimitFDs || n < maxMaps-1000 || n > maxMaps {
+		t.Errorf("%d mappings before mmap said ENOMEM: want more than %d (the descriptor limit), and at most 1,000 fewer than %d (vm.max_map_count)", n, mapLimitFDs, maxMaps)
 	}
 }
 
