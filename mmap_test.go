@@ -848,8 +848,8 @@ const mapLimitFDs = 20000
 //
 // Kills: a descriptor per Mapping (fcntl's EMFILE after about 19,990
 // mappings); a shared descriptor closed with the first Mapping that
-// closes (Stat on the last one fails with EBADF), or never (a descriptor
-// left over).
+// closes (the rest hold none; Stat on them fails with EBADF), or never (a
+// descriptor left over).
 func TestMapFileManyMappings(t *testing.T) {
 	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
 	if err != nil {
