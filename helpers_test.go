@@ -176,6 +176,7 @@ var childRoles = map[string]childRole{
 	"mutex-pass":       mutexChild,          // mutex_test.go
 	"signals":          childSignals,        // idle_test.go
 	"mutex-handoff":    mutexChild,          // mutex_test.go
+	"map-limit":        childMapLimit,       // mmap_test.go
 }
 
 // waitParent waits for the parent's next line: its go-ahead.

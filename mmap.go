@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+	"weak"
 
 	"github.com/posixshm/shm/internal/wait"
 )
@@ -31,11 +32,13 @@ var (
 )
 
 // A Mapping is a memory mapping of a whole shared memory object, a memfd,
-// or a range of an ordinary file, together with its own descriptor of
-// that object: everything that can be done with a mapped descriptor,
-// whoever made it. MapFile makes one from any *os.File (one received from
-// another process too), CreateMemfd one of a new memfd; a Segment is a
-// Mapping with a name.
+// or a range of an ordinary file, together with a descriptor of that
+// object: everything that can be done with a mapped descriptor, whoever
+// made it. MapFile makes one from any *os.File (one received from another
+// process too), CreateMemfd one of a new memfd; a Segment is a Mapping
+// with a name. The Mappings that MapFile makes from one *os.File share
+// one descriptor (see MapFile), so a process can have as many Mappings of
+// a file as the kernel allows it mappings, as in C.
 //
 // Its methods are safe for concurrent use. Bytes is the unguarded fast
 // path; ReadAt and WriteAt are fault-safe. After Close, every method that
@@ -43,12 +46,13 @@ var (
 // Bytes returns nil, Size 0 and ShrinkSealed false.
 type Mapping struct {
 	mu       sync.RWMutex
-	data     []byte   // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
-	whole    []byte   // the whole mapping, what munmap takes: past size, a shrink's tail or a grow's room (Truncate)
-	handed   int      // the most bytes of whole that data ever covered: what a stale slice can reach
-	retired  [][]byte // earlier mappings a moving resize left in place (what was handed out of them), unmapped at Close
-	fd       int      // owned descriptor, -1 if none
-	name     string   // for errors
+	data     []byte    // the mapped object's bytes, whole[:size:size]; empty when nothing is mapped; nil after Close
+	whole    []byte    // the whole mapping, what munmap takes: past size, a shrink's tail or a grow's room (Truncate)
+	handed   int       // the most bytes of whole that data ever covered: what a stale slice can reach
+	retired  [][]byte  // earlier mappings a moving resize left in place (what was handed out of them), unmapped at Close
+	fd       int       // the descriptor, -1 after Close: owned, or shared's
+	shared   *sharedFD // the descriptor's owner when MapFile made m; nil when m owns fd
+	name     string    // for errors
 	readOnly bool
 	sealed   bool     // read-only because AddSeals sealed the memfd against writing
 	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
@@ -174,6 +178,8 @@ func explain(err error) error {
 		// What the kernel says, or mincore shows, where touching the
 		// page would SIGBUS.
 		return because(pe, "a page cannot be populated (/dev/shm full, or the object shorter than the mapping)")
+	case pe.Op == "mmap" && errno == syscall.ENOMEM:
+		return because(pe, "no room for another mapping: the process is at the kernel's limit on mappings (vm.max_map_count), or out of address space or of memory it may commit")
 	case pe.Op == "shm_open" && errno == syscall.ENODEV:
 		return because(pe, "not a regular file (a directory, FIFO, socket or device)")
 	case pe.Op == "fstat" && errno == syscall.EFBIG:
@@ -398,12 +404,13 @@ func (m *Mapping) syncLocked(off int64, n int, flags int) error {
 	return msync(m.name, m.data[start:off+int64(n)], flags)
 }
 
-// Close unmaps the memory (munmap) and closes the descriptor it owns
-// (close). It waits for ReadAt, WriteAt and Sync calls in progress, and
-// afterwards they return errors wrapping fs.ErrClosed; a second Close does
-// nothing but return such an error. Close never unlinks an object, and no
-// finalizer ever unmaps: a slice from Bytes stays valid until Close, and
-// must not be used after it.
+// Close unmaps the memory (munmap) and closes the descriptor (close), or,
+// for a Mapping that shares it (see MapFile), lets go of it: the last
+// Mapping to let go closes it. It waits for ReadAt, WriteAt and Sync calls
+// in progress, and afterwards they return errors wrapping fs.ErrClosed; a
+// second Close does nothing but return such an error. Close never unlinks
+// an object, and no finalizer ever unmaps: a slice from Bytes stays valid
+// until Close, and must not be used after it.
 //
 // Close also ends what Mutex made: Locks waiting in it return errors
 // wrapping fs.ErrClosed, and if this was the last open Mapping of the
@@ -418,14 +425,18 @@ func (m *Mapping) Close() error {
 	if m.data == nil {
 		return m.errClosed("close")
 	}
-	whole, retired, fd := m.whole, m.retired, m.fd
-	m.data, m.whole, m.retired, m.fd = nil, nil, nil, -1
+	whole, retired, fd, sh := m.whole, m.retired, m.fd, m.shared
+	m.data, m.whole, m.retired, m.fd, m.shared = nil, nil, nil, -1, nil
+	if sh != nil {
+		fd = -1 // sh.release closes it, if m was its last Mapping
+	}
 	err := unmapClose(m.name, whole, fd)
 	for _, r := range retired {
 		if e := unmapClose(m.name, r, -1); err == nil {
 			err = e
 		}
 	}
+	sh.release()
 	// Every Lock and TryLock of m's Mutexes that got past their fast path
 	// is out (they hold the read lock while they use the registration, and
 	// a Lock's watch entry goes before it lets go), and none can
@@ -463,9 +474,18 @@ func (m *Mapping) Close() error {
 // ShrinkSealed tell the object's seals: a Mapping of an object sealed
 // against shrinking can never fault from truncation.
 //
-// The Mapping keeps a duplicate of f's descriptor (F_DUPFD_CLOEXEC) for
-// Stat, Truncate, Remap, File, Seals, AddSeals and the rest, and closes it
-// at Close: f itself can be closed as soon as MapFile returns.
+// The Mapping keeps a duplicate of f's descriptor (F_DUPFD_CLOEXEC), the
+// same open file description, for Stat, Truncate, Remap, File, Seals,
+// AddSeals and the rest: f itself can be closed as soon as MapFile
+// returns. The Mappings made from one *os.File share one duplicate,
+// which the last of them to close closes, so that mapping one file many
+// times costs one descriptor, as mmap of one descriptor does in C: the
+// kernel's limit on mappings (vm.max_map_count), not the limit on
+// descriptors, then ends the mappings a process can make, with mmap's
+// error wrapping syscall.ENOMEM. (A duplicate is shared while f is open
+// and its descriptor still refers to the same file, as fstat says, with
+// the same fcntl(F_GETFL) flags; an *os.File made anew for the same
+// descriptor gets a duplicate of its own.)
 //
 // With os.O_RDONLY (and not Private) from a descriptor open for writing
 // (what File returns for a memfd a process made), the mapping itself, and
@@ -481,9 +501,10 @@ func (m *Mapping) Close() error {
 // is closed.
 //
 // The calls are fstat, fcntl(F_GETFL), fcntl(F_GET_SEALS),
-// fcntl(F_DUPFD_CLOEXEC) and, for a read-only mapping of a writable
-// descriptor, open of /proc/self/fd/N from Go, then mmap and, with
-// Populate, madvise, in one cgo crossing. Argument errors have Op
+// fcntl(F_DUPFD_CLOEXEC) (unless a Mapping of f has a duplicate to share)
+// and, for a read-only mapping of a writable descriptor, open of
+// /proc/self/fd/N from Go, then mmap and, with Populate, madvise, in one
+// cgo crossing. Argument errors have Op
 // "mapfile".
 func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mapping, error) {
 	if f == nil {
@@ -532,6 +553,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 		return nil, err
 	}
 	r := result{data: []byte{}, fd: -1}
+	var sh *sharedFD
 	cerr := rc.Control(func(fd uintptr) {
 		if length > 0 {
 			err = writable(name, int(fd), flags)
@@ -550,7 +572,7 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 			}
 		}
 		if err == nil {
-			r.fd, err = fcntl(name, int(fd), fDupFDCloexec, 0)
+			sh, err = shareFD(name, f, int(fd), fi)
 		}
 	})
 	if cerr != nil {
@@ -558,22 +580,93 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	}
 	if err == nil && length > 0 {
 		var mr result
-		mfd, done := mapFD(name, r.fd, flags)
+		mfd, done := mapFD(name, sh.fd, flags)
 		mr, err = mmapFile(name, mfd, off, int64(length), flags)
 		done()
 		if err == nil {
 			r.data, r.advice = mr.data, mr.advice
-			err = finishPopulate(name, r)
-		} else {
-			closeFD(r.fd)
+			err = finishPopulate(name, r) // r.fd is -1: on failure it only unmaps
+		}
+		if err != nil {
+			sh.release()
 		}
 	}
 	if err != nil {
 		return nil, explain(err)
 	}
-	m := &Mapping{private: opt != nil && opt.Private, off: off}
+	m := &Mapping{private: opt != nil && opt.Private, off: off, shared: sh}
+	r.fd = sh.fd
 	m.init(name, r, flag == os.O_RDONLY)
 	return m, nil
+}
+
+// A sharedFD is the duplicate of an *os.File's descriptor that the
+// Mappings MapFile makes from that file share, closed by the last of them
+// to let go.
+type sharedFD struct {
+	fd   int
+	refs int                   // Mappings that hold fd; guarded by sharedFDs
+	file weak.Pointer[os.File] // the file it duplicates: its key in sharedFDs.byFile
+	dev  uint64                // the file's device, inode and F_GETFL flags when duplicated:
+	ino  uint64                // a descriptor that no longer has them is not the same
+	fl   int                   // open file description, and gets a duplicate of its own
+}
+
+// sharedFDs holds, by file, the sharedFDs that have Mappings.
+var sharedFDs struct {
+	sync.Mutex
+	byFile map[weak.Pointer[os.File]]*sharedFD
+}
+
+// shareFD returns a duplicate of fd, f's descriptor (fi from its fstat),
+// for one more Mapping of f: the one earlier Mappings of f hold, if f's
+// descriptor is still what it was when that was made, else a new one
+// (fcntl(F_DUPFD_CLOEXEC)). Release it with release.
+func shareFD(name string, f *os.File, fd int, fi fs.FileInfo) (*sharedFD, error) {
+	fl, err := fcntl(name, fd, fGetFL, 0)
+	if err != nil {
+		return nil, err
+	}
+	var dev, ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		dev, ino = uint64(st.Dev), st.Ino
+	}
+	key := weak.Make(f)
+	sharedFDs.Lock()
+	defer sharedFDs.Unlock()
+	if s := sharedFDs.byFile[key]; s != nil && s.dev == dev && s.ino == ino && s.fl == fl {
+		s.refs++
+		return s, nil
+	}
+	dup, err := fcntl(name, fd, fDupFDCloexec, 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &sharedFD{fd: dup, refs: 1, file: key, dev: dev, ino: ino, fl: fl}
+	if sharedFDs.byFile == nil {
+		sharedFDs.byFile = make(map[weak.Pointer[os.File]]*sharedFD)
+	}
+	sharedFDs.byFile[key] = s // one it replaces stays its Mappings' until they close
+	return s, nil
+}
+
+// release lets go of one Mapping's hold on s; the last closes the
+// descriptor, once nobody can find it any more. A nil s is nothing to
+// let go of.
+func (s *sharedFD) release() {
+	if s == nil {
+		return
+	}
+	sharedFDs.Lock()
+	defer sharedFDs.Unlock()
+	if s.refs--; s.refs > 0 {
+		return
+	}
+	if sharedFDs.byFile[s.file] == s {
+		delete(sharedFDs.byFile, s.file)
+	}
+	closeFD(s.fd)
+	s.fd = -1
 }
 
 // mapFD returns the descriptor a mapping with flags is made from: fd

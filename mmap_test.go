@@ -1,6 +1,7 @@
 package shm_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -10,9 +11,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/posixshm/shm"
@@ -828,4 +832,288 @@ func TestMapFileReadOnlyAllowsSealWrite(t *testing.T) {
 			t.Errorf("AddSeals(SealWrite) beside a read-only Mapping that grew: %v", err)
 		}
 	})
+}
+
+// mapLimitFDs is the descriptor limit (RLIMIT_NOFILE) under which the
+// "map-limit" child maps: fewer than the kernel's limit on mappings.
+const mapLimitFDs = 20000
+
+// TestMapFileManyMappings is LTP's mmap/24-1 in Go: a child process, with
+// at most 20,000 descriptors, maps one page of one object with MapFile
+// over and over, as C maps one descriptor, until mmap refuses at the
+// kernel's limit on mappings (vm.max_map_count, less the runtime's own).
+// The limit must show as mmap's ENOMEM, after more mappings than the
+// process may have descriptors, and closing them all must leave the
+// descriptors as they were.
+//
+// Kills: a descriptor per Mapping (fcntl's EMFILE after about 19,990
+// mappings); a shared descriptor closed with the first Mapping that
+// closes (the rest hold none; Stat on them fails with EBADF), or never (a
+// descriptor left over).
+func TestMapFileManyMappings(t *testing.T) {
+	b, err := os.ReadFile("/proc/sys/vm/max_map_count")
+	if err != nil {
+		t.Skipf("no vm.max_map_count: %v", err)
+	}
+	maxMaps, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("vm.max_map_count %q: %v", b, err)
+	}
+	if maxMaps <= mapLimitFDs || maxMaps > 1<<18 {
+		t.Skipf("vm.max_map_count is %d: the test needs more than %d and, to be quick, at most %d", maxMaps, mapLimitFDs, 1<<18)
+	}
+	name := uniqueName(t)
+	s, err := shm.Create(name, os.Getpagesize())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanup(t, name)
+	s.Close()
+	start := time.Now()
+	out := runChildOK(t, "map-limit", name)
+	t.Logf("%s(%v)", out, time.Since(start).Round(time.Millisecond))
+	var n int
+	if _, err := fmt.Sscanf(out, "%d mappings,", &n); err != nil {
+		t.Fatalf("child said %q: %v", out, err)
+	}
+	// The runtime and the C library have some mappings of their own, fewer
+	// than a thousand.
+	if n <= mapLimitFDs || n < maxMaps-1000 || n > maxMaps {
+		t.Errorf("%d mappings before mmap said ENOMEM: want more than %d (the descriptor limit), and at most 1,000 fewer than %d (vm.max_map_count)", n, mapLimitFDs, maxMaps)
+	}
+}
+
+// childMapLimit plays "map-limit" (TestMapFileManyMappings): map the object
+// until an error, check it, close everything, and print how many mappings
+// and how many descriptors were open at the limit.
+func childMapLimit(role, name string, _ *bufio.Reader) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return childFail(role, "getrlimit: %v", err)
+	}
+	lim.Cur = min(lim.Max, mapLimitFDs)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return childFail(role, "setrlimit: %v", err)
+	}
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	f, err := s.File()
+	s.Close()
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	fds0 := len(openFDs())
+	ms := make([]*shm.Mapping, 0, 1<<18) // no allocation at the limit
+	var mapErr error
+	for len(ms) < cap(ms) {
+		m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+		if err != nil {
+			var pe *fs.PathError
+			if !errors.As(err, &pe) || pe.Op != "mmap" || !errors.Is(err, syscall.ENOMEM) {
+				return childFail(role, "after %d mappings: %v, want mmap's ENOMEM", len(ms), err)
+			}
+			mapErr = err
+			break
+		}
+		ms = append(ms, m)
+	}
+	if len(ms) <= 100 {
+		return childFail(role, "only %d mappings: %v", len(ms), mapErr)
+	}
+	// Unmap a little first: the runtime needs room to read /proc.
+	for _, m := range ms[len(ms)-100:] {
+		if err := m.Close(); err != nil {
+			return childFail(role, "close: %v", err)
+		}
+	}
+	if fds := openFDs(); len(fds) != fds0+1 {
+		return childFail(role, "%d mappings hold %d descriptors, want 1: %v", len(ms)-100, len(fds)-fds0, fds)
+	}
+	// The first Mapping made is closed first: the others keep working.
+	for i, m := range ms[:len(ms)-100] {
+		if i == len(ms)-101 {
+			if _, err := m.Stat(); err != nil {
+				return childFail(role, "Stat of the last open Mapping: %v", err)
+			}
+		}
+		if err := m.Close(); err != nil {
+			return childFail(role, "close: %v", err)
+		}
+	}
+	f.Close()
+	if fds := openFDs(); len(fds) != fds0-1 {
+		return childFail(role, "%d descriptors open before, %d after closing every Mapping and the file: %v", fds0-1, len(fds), fds)
+	}
+	fmt.Printf("%d mappings, then mmap: %v\n", len(ms), mapErr)
+	return 0
+}
+
+// openFDs lists /proc/self/fd, with what each descriptor is.
+func openFDs() []string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var fds []string
+	for _, e := range ents {
+		p, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fds = append(fds, e.Name()+"="+p)
+	}
+	return fds
+}
+
+// TestMapFileSharesDescriptor: the Mappings MapFile makes from one
+// *os.File hold one duplicate of its descriptor between them, the same
+// open file description as the file's (File's descriptor shares its
+// offset), which stays open until the last of them closes (Stat, File,
+// Truncate, AddSeals and Seals of the others work), and which a
+// descriptor replaced under the file (dup2) does not get; concurrent
+// MapFile and Close calls leave no descriptor behind.
+//
+// Kills: a duplicate per Mapping (three descriptors, not one); the shared
+// descriptor closed by the first Close (Stat fails with EBADF) or by none
+// (one left over); sharing without checking that the file's descriptor is
+// still the same file (the Mapping of the second file stats the first);
+// the count of holders unguarded (-race, or a descriptor closed twice or
+// never).
+func TestMapFileSharesDescriptor(t *testing.T) {
+	page := os.Getpagesize()
+	dir := t.TempDir()
+	open := func(name string) *os.File {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		if err := f.Truncate(int64(2 * page)); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	ino := func(fi fs.FileInfo, err error) uint64 {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	f, g := open("f"), open("g")
+	fIno, gIno := ino(f.Stat()), ino(g.Stat())
+	mf, err := shm.CreateMemfdWith("shmtest-"+t.Name(), page, shm.SealShrink|shm.SealGrow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfd, err := mf.File()
+	mf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mfd.Close()
+	fds0 := countFDs(t) // after CreateMemfdWith: it keeps the memory cgroup's files open
+	var ms []*shm.Mapping
+	for _, c := range []struct {
+		flag int
+		opt  *shm.Options
+	}{{os.O_RDWR, nil}, {os.O_RDONLY, nil}, {os.O_RDWR, &shm.Options{Private: true}}} {
+		m, err := shm.MapFile(f, c.flag, 0, 0, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ms = append(ms, m)
+	}
+	if n := countFDs(t) - fds0; n != 1 {
+		t.Fatalf("3 Mappings of one file hold %d descriptors, want 1", n)
+	}
+	if err := ms[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ino(ms[1].Stat()); got != fIno {
+		t.Errorf("after the first Mapping closed, Stat of the second says inode %d, want %d", got, fIno)
+	}
+	if _, err := f.Seek(123, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ms[2].File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos, err := h.Seek(0, io.SeekCurrent); err != nil || pos != 123 {
+		t.Errorf("File's offset is %d, %v: want 123, the offset of f's open file description", pos, err)
+	}
+	h.Close()
+	if err := ms[2].Truncate(3 * page); err != nil {
+		t.Errorf("Truncate of a Mapping sharing the descriptor: %v", err)
+	}
+
+	// f's descriptor now refers to g's file: a new Mapping of f maps g
+	// and must not take the duplicate of f's old file.
+	if err := syscall.Dup3(int(g.Fd()), int(f.Fd()), syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ino(m.Stat()); got != gIno {
+		t.Errorf("a Mapping of f after dup2 of g over it: Stat says inode %d, want g's %d (f's was %d)", got, gIno, fIno)
+	}
+	if got := ino(ms[1].Stat()); got != fIno {
+		t.Errorf("an earlier Mapping of f: Stat says inode %d, want %d", got, fIno)
+	}
+	for _, m := range append(ms[1:], m) {
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countFDs(t) - fds0; n != 0 {
+		t.Fatalf("%d descriptors left after closing every Mapping", n)
+	}
+
+	// A received memfd: the read-only Mapping, once the read-write one
+	// sharing its descriptor is closed, seals the memfd against writing
+	// through that descriptor (F_ADD_SEALS needs mfd's writable one).
+	rw, err := shm.MapFile(mfd, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro, err := shm.MapFile(mfd, os.O_RDONLY, 0, 0, nil)
+	if err != nil {
+		rw.Close()
+		t.Fatal(err)
+	}
+	rw.Close()
+	if err := ro.AddSeals(shm.SealWrite); err != nil {
+		t.Errorf("AddSeals(SealWrite) of the read-only Mapping: %v", err)
+	}
+	if seals, err := ro.Seals(); err != nil || seals&shm.SealWrite == 0 {
+		t.Errorf("Seals: %v, %v: want SealWrite", seals, err)
+	}
+	ro.Close()
+	if n := countFDs(t) - fds0; n != 0 {
+		t.Fatalf("%d descriptors left after closing the memfd's Mappings", n)
+	}
+
+	// Mappings of one file made and closed concurrently.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 200 {
+				m, err := shm.MapFile(g, os.O_RDWR, 0, page, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got := ino(m.Stat()); got != gIno {
+					t.Errorf("Stat says inode %d, want %d", got, gIno)
+				}
+				if err := m.Close(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := countFDs(t) - fds0; n != 0 {
+		t.Fatalf("%d descriptors left after concurrent MapFile and Close", n)
+	}
 }
