@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/posixshm/shm/internal/proc"
 )
 
 // fileInfo is the fs.FileInfo of an object, from fstat.
@@ -334,11 +336,6 @@ type fileID struct{ dev, ino uint64 }
 // minor numbers, and the inode.
 type mapID struct{ major, minor, ino uint64 }
 
-// devMajorMinor splits a stat device number as glibc's major and minor do.
-func devMajorMinor(dev uint64) (uint64, uint64) {
-	return (dev>>8)&0xfff | (dev>>32)&^0xfff, dev&0xff | (dev>>12)&^0xff
-}
-
 // Holders returns the pids, in increasing order, of the processes that
 // have the object name open or mapped, as fuser does: the object is
 // identified by device and inode (Stat), never by path, then every
@@ -409,7 +406,7 @@ func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
 	}
 	byMap := make(map[mapID]fileID, len(ids))
 	for id := range ids {
-		ma, mi := devMajorMinor(id.dev)
+		ma, mi := proc.DevMajorMinor(id.dev)
 		byMap[mapID{ma, mi, id.ino}] = id
 	}
 	d, err := os.Open(procDir)
@@ -533,32 +530,12 @@ func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
 // scanMaps adds to found the ids mapped in path (/proc/PID/maps), whose
 // lines are "start-end perms offset major:minor inode [path]".
 func scanMaps(path string, byMap map[mapID]fileID, found map[fileID]bool) error {
-	data, err := os.ReadFile(path)
+	maps, err := proc.Maps(path)
 	if err != nil {
 		return err
 	}
-	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		f := bytes.Fields(line)
-		if len(f) < 5 || string(f[4]) == "0" {
-			continue
-		}
-		majS, minS, ok := bytes.Cut(f[3], []byte{':'})
-		if !ok {
-			continue
-		}
-		major, err1 := strconv.ParseUint(string(majS), 16, 64)
-		minor, err2 := strconv.ParseUint(string(minS), 16, 64)
-		ino, err3 := strconv.ParseUint(string(f[4]), 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		if id, ok := byMap[mapID{major, minor, ino}]; ok {
+	for _, m := range maps {
+		if id, ok := byMap[mapID{m.Major, m.Minor, m.Inode}]; ok && m.Inode != 0 {
 			found[id] = true
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/proc"
 )
 
 // A Seal is a set of memfd seals, as fcntl(F_ADD_SEALS) and
@@ -233,7 +234,7 @@ func (m *Mapping) AddSeals(seals Seal) error {
 	}
 	ro := -1
 	if seals&SealWrite != 0 && len(m.whole) > 0 && !m.readOnly && !m.private {
-		f, err := os.OpenFile(procFD(m.fd), os.O_RDONLY|syscall.O_CLOEXEC, 0)
+		f, err := os.OpenFile(proc.FD(m.fd), os.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return &fs.PathError{Op: "open", Path: m.name, Err: errors.Unwrap(err)}
 		}

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 	"weak"
 
+	"github.com/posixshm/shm/internal/proc"
 	"github.com/posixshm/shm/internal/wait"
 )
 
@@ -686,7 +687,7 @@ func mapFD(name string, fd, flags int) (mfd int, done func()) {
 	if fl, err := fcntl(name, fd, fGetFL, 0); err != nil || fl&syscall.O_ACCMODE == syscall.O_RDONLY {
 		return fd, nothing
 	}
-	ro, err := syscall.Open(procFD(fd), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	ro, err := syscall.Open(proc.FD(fd), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return fd, nothing
 	}

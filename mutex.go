@@ -3,7 +3,6 @@
 package shm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/proc"
 	"github.com/posixshm/shm/internal/wait"
 )
 
@@ -243,38 +243,27 @@ func (m *Mapping) releaseReg() {
 // process that does.
 func reopenObject(m *Mapping, addr uintptr) (int, error) {
 	if m.fd >= 0 {
-		fd, err := syscall.Open("/proc/self/fd/"+strconv.Itoa(m.fd), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+		fd, err := syscall.Open(proc.FD(m.fd), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, &fs.PathError{Op: "open", Path: m.name, Err: err}
 		}
 		return fd, nil
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	maps, err := proc.Maps("/proc/self/maps")
 	if err != nil {
 		return -1, err
 	}
-	for line := range bytes.Lines(maps) {
-		f := bytes.Fields(line)
-		if len(f) < 6 {
+	for _, mp := range maps {
+		if uint64(addr) < mp.Start || uint64(addr) >= mp.End || mp.Path == "" {
 			continue
 		}
-		lo, hi, _ := bytes.Cut(f[0], []byte{'-'})
-		start, err1 := strconv.ParseUint(string(lo), 16, 64)
-		end, err2 := strconv.ParseUint(string(hi), 16, 64)
-		if err1 != nil || err2 != nil || uint64(addr) < start || uint64(addr) >= end {
-			continue
-		}
-		majS, minS, _ := bytes.Cut(f[3], []byte{':'})
-		major, _ := strconv.ParseUint(string(majS), 16, 64)
-		minor, _ := strconv.ParseUint(string(minS), 16, 64)
-		ino, _ := strconv.ParseUint(string(f[4]), 10, 64)
-		want := mapID{major, minor, ino}
+		want := mapID{mp.Major, mp.Minor, mp.Inode}
 		same := func(fd int) bool {
 			var st syscall.Stat_t
 			if syscall.Fstat(fd, &st) != nil {
 				return false
 			}
-			maj, mnr := devMajorMinor(uint64(st.Dev))
+			maj, mnr := proc.DevMajorMinor(uint64(st.Dev))
 			return mapID{maj, mnr, st.Ino} == want
 		}
 		try := func(path string) int {
@@ -288,18 +277,20 @@ func reopenObject(m *Mapping, addr uintptr) (int, error) {
 			}
 			return fd
 		}
-		if fd := try("/proc/self/map_files/" + string(f[0])); fd >= 0 {
+		if fd := try("/proc/self/map_files/" + mp.Range); fd >= 0 {
 			return fd, nil
 		}
-		if path := string(bytes.Join(f[5:], []byte{' '})); path[0] == '/' {
-			if fd := try(path); fd >= 0 {
+		if mp.Path[0] == '/' {
+			if fd := try(mp.Path); fd >= 0 {
 				return fd, nil
 			}
 		}
 		ents, _ := os.ReadDir("/proc/self/fd")
 		for _, e := range ents {
-			if fd := try("/proc/self/fd/" + e.Name()); fd >= 0 {
-				return fd, nil
+			if n, err := strconv.Atoi(e.Name()); err == nil {
+				if fd := try(proc.FD(n)); fd >= 0 {
+					return fd, nil
+				}
 			}
 		}
 		return -1, &fs.PathError{Op: "open", Path: m.name, Err: fmt.Errorf(

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/posixshm/shm/internal/proc"
 )
 
 // A Segment is a POSIX shared memory object that has a name, open and
@@ -386,7 +388,7 @@ func learnDir(fd int, tmp string) string {
 		return *d
 	}
 	base := baseName(tmp)
-	path, err := os.Readlink(procFD(fd))
+	path, err := os.Readlink(proc.FD(fd))
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
 		path = "/dev/shm/" + base // no /proc
 	} else if err != nil {
@@ -399,9 +401,6 @@ func learnDir(fd int, tmp string) string {
 	learntDir.CompareAndSwap(nil, &dir)
 	return *learntDir.Load()
 }
-
-// procFD is the path of descriptor fd in /proc.
-func procFD(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // Unlink removes the name of a shared memory object: shm_unlink(name).
 // Processes that have it mapped keep their memory until they unmap it; the
