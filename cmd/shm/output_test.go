@@ -271,17 +271,18 @@ func TestRunReentrant(t *testing.T) {
 	}
 }
 
-// TestReadmeCommandLines: every command line in the README's section on
-// the shm command names a command and flags that exist.
+// TestReadmeCommandLines: every command line in the synopsis of
+// docs/command.md (the shm command's page, which README links to) names
+// a command and flags that exist.
 //
-// Kills: a README left behind by a renamed or removed flag (ls -l -n,
+// Kills: a page left behind by a renamed or removed flag (ls -l -n,
 // which counted holders, is now -n for numeric ids).
 func TestReadmeCommandLines(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/command.md")
 	if err != nil {
-		t.Skipf("no README: %v", err)
+		t.Skipf("no docs/command.md: %v", err)
 	}
-	_, sec, _ := strings.Cut(string(readme), "### The `shm` command")
+	_, sec, _ := strings.Cut(string(readme), "\n## Synopsis\n")
 	block, _, _ := strings.Cut(sec, "\n## ")
 	_, block, _ = strings.Cut(block, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
@@ -313,18 +314,18 @@ func TestReadmeCommandLines(t *testing.T) {
 				}
 			}
 			if c == nil {
-				t.Errorf("README: %q: no such command", cmdline)
+				t.Errorf("docs/command.md: %q: no such command", cmdline)
 				continue
 			}
 			fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
 			fl.SetOutput(io.Discard)
 			c.setup(fl)
 			if _, err := parseArgs(fl, args); err != nil {
-				t.Errorf("README: %q: %v (usage: %s)", cmdline, err, g.synopsis(c))
+				t.Errorf("docs/command.md: %q: %v (usage: %s)", cmdline, err, g.synopsis(c))
 			}
 		}
 	}
 	if n < 10 {
-		t.Fatalf("found %d command lines in the README's command section", n)
+		t.Fatalf("found %d command lines in docs/command.md's synopsis", n)
 	}
 }
