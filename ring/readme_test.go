@@ -47,7 +47,7 @@ func TestReadmeReaders(t *testing.T) {
 	if _, err := exec.LookPath("cc"); err == nil {
 		bin := filepath.Join(dir, "reader")
 		if out, err := exec.Command("cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I", "c", "-o", bin, csrc).CombinedOutput(); err != nil {
-			t.Fatalf("the README's reader.c: %v\n%s", err, out)
+			t.Fatalf("docs/ring.md's reader.c: %v\n%s", err, out)
 		}
 		readers["C"] = []string{bin}
 	}
@@ -69,7 +69,7 @@ func TestReadmeReaders(t *testing.T) {
 			w.Close()
 			out, err := exec.CommandContext(ctx, argv[0], append(argv[1:], r.Name())...).CombinedOutput()
 			if err != nil || string(out) != "one\ntwo\nthree\n" {
-				t.Fatalf("the README's %s reader: %v %q", lang, err, out)
+				t.Fatalf("docs/ring.md's %s reader: %v %q", lang, err, out)
 			}
 		})
 	}
