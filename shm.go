@@ -49,7 +49,8 @@ type Segment struct {
 // memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
 // limit, a reservation of any size that cannot fit in what is left
 // (reclaimable file cache and usable swap counted) is refused with an
-// error wrapping syscall.ENOMEM before any page is touched. This is best
+// error wrapping syscall.ENOMEM, Op "openfile", before any page is
+// touched. This is best
 // effort: other processes in the cgroup allocate meanwhile, and the
 // kernel may reclaim more or less than counted. Sparse objects are not
 // checked unless Options.Populate makes their pages resident (Op
