@@ -255,3 +255,76 @@ func TestReadmeOpsMatchCode(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsLinks: every relative link of README.md and docs/*.md names a
+// file of the repository and, with a #fragment, a heading of that page
+// (GitHub's anchors: lower case, punctuation dropped, spaces as "-"), so
+// that the front page's links to the depth, and the pages' links to each
+// other, hold as text moves.
+//
+// Kills: a link to a page or section that was renamed or never made
+// (performance.md pointed at "a-ring-between-processes", a heading that
+// no longer exists).
+func TestDocsLinks(t *testing.T) {
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	anchors := func(file string) map[string]bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil
+		}
+		set := map[string]bool{}
+		fenced := false
+		for l := range strings.Lines(string(b)) {
+			if strings.HasPrefix(l, "```") {
+				fenced = !fenced
+			}
+			if fenced || !strings.HasPrefix(l, "#") {
+				continue
+			}
+			h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(l, "#")))
+			var a strings.Builder
+			for _, r := range h {
+				switch {
+				case r == ' ':
+					a.WriteRune('-')
+				case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+					a.WriteRune(r)
+				}
+			}
+			set[a.String()] = true
+		}
+		return set
+	}
+	n := 0
+	for _, page := range append([]string{"README.md"}, pages...) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split(string(b), "](")[1:] {
+			target, _, ok := strings.Cut(part, ")")
+			if !ok || strings.Contains(target, "://") || strings.ContainsAny(target, " `") {
+				continue
+			}
+			n++
+			file, frag, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s links to %s: %v", page, target, err)
+				continue
+			}
+			if frag != "" && !anchors(path)[frag] {
+				t.Errorf("%s links to %s: %s has no heading with that anchor", page, target, path)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found %d relative links, want the front page's and the pages'", n)
+	}
+}
