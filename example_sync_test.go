@@ -4,6 +4,7 @@ package shm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -34,7 +35,7 @@ func ExampleSemaphore() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := ready.Wait(ctx); err != nil { // sem_clockwait, in slices
+	if err := ready.Wait(ctx); err != nil { // sem_trywait, then libc's own wait protocol
 		log.Fatal(err) // context.DeadlineExceeded if nobody posted in time
 	}
 	fmt.Println("the writer is done")
@@ -90,4 +91,43 @@ func ExampleSegment_Wait() {
 	}
 	fmt.Println("sum of 1..100:", <-done)
 	// Output: sum of 1..100: 5050
+}
+
+// A lock between processes in 8 bytes of an object: all-zero bytes are an
+// unlocked Mutex, so a new object needs no setup. A C process locks the
+// same bytes with c/shmmutex.h. When a holder dies holding it, the next
+// Lock takes it and returns ErrOwnerDead: the data it guards may be
+// half-updated.
+func ExampleMapping_Mutex() {
+	s, err := shm.CreateTemp(fmt.Sprintf("example-%d-lock-*", os.Getpid()), 4096)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Unlink()
+	defer s.Close()
+	mu, err := s.Mutex(0) // MutexSize bytes at offset 0, a multiple of 8
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = mu.Lock(ctx)
+	if errors.Is(err, shm.ErrOwnerDead) {
+		// The lock is ours; check and repair what it guards, then go on.
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	copy(s.Bytes()[shm.MutexSize:], "updated under the lock")
+	ok, _ := mu.TryLock() // not reentrant: this process holds it already
+	fmt.Println("locked again:", ok)
+	if err := mu.Unlock(); err != nil {
+		log.Fatal(err)
+	}
+	ok, _ = mu.TryLock()
+	fmt.Println("locked after Unlock:", ok)
+	mu.Unlock()
+	// Output:
+	// locked again: false
+	// locked after Unlock: true
 }

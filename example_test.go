@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -177,4 +178,42 @@ func ExampleMapping_Remap() {
 	// Output:
 	// true true true
 	// 8192 new <nil>
+}
+
+// What exists and who holds it: List gives the names Open takes, Stat an
+// object's fs.FileInfo, Holders the processes that have it open or mapped
+// (as fuser finds them). Processes this one may not inspect are reported
+// as an error wrapping fs.ErrPermission, beside the pids found. Chmod sets
+// the exact mode, whatever the umask.
+func ExampleHolders() {
+	name := fmt.Sprintf("/example-%d-lifecycle", os.Getpid())
+	s, err := shm.Create(name, 4096)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Unlink()
+	defer s.Close()
+	if err := s.Chmod(0o640); err != nil { // fchmod
+		log.Fatal(err)
+	}
+
+	names, err := shm.List()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fi, err := shm.Stat(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pids, err := shm.Holders(name)
+	if err != nil && !errors.Is(err, fs.ErrPermission) {
+		log.Fatal(err)
+	}
+	fmt.Println("listed:", slices.Contains(names, name))
+	fmt.Println(fi.Mode(), fi.Size())
+	fmt.Println("held by this process:", slices.Contains(pids, os.Getpid()))
+	// Output:
+	// listed: true
+	// -rw-r----- 4096
+	// held by this process: true
 }

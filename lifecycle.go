@@ -185,7 +185,7 @@ func (m *Mapping) Truncate(size int) error {
 			grow = int64(size) - st.Size
 		}
 	}
-	if err := checkMemoryRoom("fallocate", m.name, grow); err != nil {
+	if err := checkMemoryRoom("truncate", m.name, grow); err != nil {
 		return err
 	}
 	return m.resize(int64(size))

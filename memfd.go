@@ -123,7 +123,7 @@ func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Mapping,
 		flags |= mapNoMemfd
 	}
 	if resident(flags) {
-		if err := checkMemoryRoom(residentOp(flags), path, int64(size)); err != nil {
+		if err := checkMemoryRoom(residentOp("creatememfd", flags), path, int64(size)); err != nil {
 			return nil, err
 		}
 	}

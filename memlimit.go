@@ -60,11 +60,13 @@ func resident(flags int) bool {
 	return flags&mapSparse == 0 || flags&mapPopulate != 0
 }
 
-// residentOp is the call that makes the pages resident, for errors:
-// fallocate, or madvise where only Populate does.
-func residentOp(flags int) string {
+// residentOp is the Op of a refusal by checkMemoryRoom, made before any
+// call: fn, the refusing function's own (doc.go's rule: no call failed),
+// where a reservation would make the pages resident; "madvise" where
+// only Populate would, as Options.Populate says.
+func residentOp(fn string, flags int) string {
 	if flags&mapSparse == 0 {
-		return "fallocate"
+		return fn
 	}
 	return "madvise"
 }

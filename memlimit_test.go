@@ -76,17 +76,19 @@ func overMemoryCgroup(t *testing.T) {
 	const big = 256 << 20
 	name := uniqueName(t)
 	cleanup(t, name)
+	// The refusal comes before any call, so its Op is the function's own
+	// (doc.go's rule), never "fallocate", a call not made.
 	_, err := shm.Create(name, big)
-	if !errors.Is(err, syscall.ENOMEM) {
-		t.Fatalf("Create(%d) = %v, want ENOMEM", big, err)
+	if !errors.Is(err, syscall.ENOMEM) || opOf(err) != "openfile" {
+		t.Fatalf("Create(%d) = %v, want ENOMEM with Op openfile", big, err)
 	}
 	t.Logf("Create: %v", err)
-	if _, err := shm.CreateMemfd("big", big); !errors.Is(err, syscall.ENOMEM) {
-		t.Fatalf("CreateMemfd(%d) = %v, want ENOMEM", big, err)
+	if _, err := shm.CreateMemfd("big", big); !errors.Is(err, syscall.ENOMEM) || opOf(err) != "creatememfd" {
+		t.Fatalf("CreateMemfd(%d) = %v, want ENOMEM with Op creatememfd", big, err)
 	}
 	s := create(t, 4096)
-	if err := s.Truncate(big); !errors.Is(err, syscall.ENOMEM) || s.Size() != 4096 {
-		t.Fatalf("Truncate(%d) = %v, Size %d; want ENOMEM, 4096", big, err, s.Size())
+	if err := s.Truncate(big); !errors.Is(err, syscall.ENOMEM) || opOf(err) != "truncate" || s.Size() != 4096 {
+		t.Fatalf("Truncate(%d) = %v, Size %d; want ENOMEM with Op truncate, 4096", big, err, s.Size())
 	}
 	// What fits still works.
 	if err := s.Truncate(8 << 20); err != nil {
@@ -490,4 +492,13 @@ func listDir(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// opOf is the Op of err's *fs.PathError, or "" if it has none.
+func opOf(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Op
+	}
+	return ""
 }

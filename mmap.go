@@ -446,34 +446,23 @@ func (m *Mapping) Close() error {
 	return err
 }
 
-// MapFile maps length bytes of f starting at offset off with mmap. Mapping
-// the file is the other POSIX way for unrelated processes to share memory.
-// f must be a regular file (a memfd or shared memory object's descriptor is
-// one); anything else (a pipe, socket, directory, device or a /proc file)
-// is an error wrapping syscall.ENODEV, as mmap would say.
+// MapFile maps length bytes of f starting at offset off with mmap: the
+// other POSIX way for unrelated processes to share memory, and how a
+// receiver maps a descriptor handed over by File (exec.Cmd's ExtraFiles,
+// SCM_RIGHTS). f must be a regular file, a memfd or shared memory object
+// included; anything else is an error wrapping syscall.ENODEV.
 //
-// flag is os.O_RDONLY (PROT_READ; WriteAt is refused) or os.O_RDWR (f must
-// be open for reading and writing). off must be a multiple of
-// os.Getpagesize(). length 0 maps from off to the end of the file; a range
-// that reaches past the end of the file is an error, since touching it would
-// fault. An empty range gives an empty Mapping. opt may be nil; of it,
-// Private (MAP_PRIVATE: writes stay in this process and never reach the
-// file) and Populate apply; Sparse has no meaning for a file, whose size
-// MapFile never changes. Populate pre-faults for reading
-// (MADV_POPULATE_READ): it never dirties a page nor allocates a hole of a
-// file on disk; a tmpfs file's holes (a memfd's, an object's) it fills, as
-// any fault there does, after checking that they fit in the memory cgroup
-// (an error wrapping syscall.ENOMEM, Op "madvise", as for Create).
-//
-// f may be a descriptor received from another process (exec.Cmd's
-// ExtraFiles, a Unix socket's SCM_RIGHTS): a memfd or shared memory
-// object's is mapped like any file, its size from fstat. Mapping with
-// os.O_RDWR is refused with a clear error where mmap itself would say
-// only "permission denied": a descriptor open read-only (wrapping
-// syscall.EACCES), and an object sealed with SealWrite or SealFutureWrite
-// (wrapping syscall.EPERM); map those with os.O_RDONLY. Seals and
-// ShrinkSealed tell the object's seals: a Mapping of an object sealed
-// against shrinking can never fault from truncation.
+// flag is os.O_RDONLY (PROT_READ; WriteAt is refused) or os.O_RDWR. off
+// must be a multiple of os.Getpagesize(); length 0 maps to the end of the
+// file, a range past the end is an error (touching it would fault), and an
+// empty range gives an empty Mapping. MapFile never changes f's size. opt
+// may be nil; Private and Populate apply, Sparse has no meaning here.
+// Populate pre-faults for reading: it never dirties a page nor allocates
+// a hole of a file on disk (a tmpfs file's holes it fills, as Options
+// says). os.O_RDWR is refused with a clear error where mmap would say
+// only "permission denied": for a descriptor open read-only
+// (syscall.EACCES) and for an object sealed with SealWrite or
+// SealFutureWrite (syscall.EPERM).
 //
 // The Mapping keeps a duplicate of f's descriptor (F_DUPFD_CLOEXEC), the
 // same open file description, for Stat, Truncate, Remap, File, Seals,

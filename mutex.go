@@ -89,8 +89,9 @@ func slot(t uint64) int64 { return int64(t>>32)<<31 | int64(t&0x7fffffff) }
 // that starts a new registration with a new token.
 //
 // The Mutex is the mapped memory itself, like Uint32: valid until the
-// mapping's Close or Remap, and Lock, TryLock and Unlock fault like Bytes
-// if the memory is gone. Taking and releasing an unlocked lock is one
+// mapping's Close (Truncate and Remap never unmap what it points into),
+// and Lock, TryLock and Unlock fault like Bytes if the object shrank
+// below it. Taking and releasing an unlocked lock is one
 // compare-and-swap each, with no system call, cgo call or allocation. Safe
 // for concurrent use.
 type Mutex struct {

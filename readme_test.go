@@ -1,6 +1,7 @@
 package shm_test
 
-// The README's Python snippets, run as the README shows them, against Go.
+// The documentation's snippets (README.md and docs/*.md), run as printed,
+// against Go, and its claims checked against the code.
 
 import (
 	"bytes"
@@ -19,12 +20,13 @@ import (
 	"github.com/posixshm/shm"
 )
 
-// readmeSnippet returns the ```python block of README.md whose first line
-// is "# FILE ...", written to a file of that name, so that the tests run
-// exactly what a reader copies.
+// readmeSnippet returns the ```python block of docs/coordination.md (where
+// the README's Python snippets moved) whose first line is "# FILE ...",
+// written to a file of that name, so that the tests run exactly what a
+// reader copies.
 func readmeSnippet(t *testing.T, file string) string {
 	t.Helper()
-	readme, err := os.ReadFile("README.md")
+	readme, err := os.ReadFile("docs/coordination.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,11 +40,11 @@ func readmeSnippet(t *testing.T, file string) string {
 			return path
 		}
 	}
-	t.Fatalf("README.md has no python block starting with %q", "# "+file)
+	t.Fatalf("docs/coordination.md has no python block starting with %q", "# "+file)
 	return ""
 }
 
-// TestReadmePythonSemaphore runs the README's consumer.py: Go writes a line
+// TestReadmePythonSemaphore runs the docs' consumer.py: Go writes a line
 // and posts NAME; Python waits for it (ctypes sem_open/sem_wait), prints the
 // line from the object and posts NAME-done, which Go waits for.
 // Kills: a snippet that opens the semaphore wrongly (SEM_FAILED not
@@ -90,7 +92,7 @@ func TestReadmePythonSemaphore(t *testing.T) {
 	}
 }
 
-// TestReadmePythonFutex runs the README's waiter.py: it sleeps in
+// TestReadmePythonFutex runs the docs' waiter.py: it sleeps in
 // FUTEX_WAIT on the word at offset 0 until Go stores and wakes it, prints
 // the word, then stores 1 at offset 4 and wakes Go's Wait there.
 // Kills: a private futex in the snippet (FUTEX_PRIVATE_FLAG: Go's Wake
@@ -197,22 +199,36 @@ func TestLocalCloneRecipe(t *testing.T) {
 	}
 }
 
-// TestReadmeOpsMatchCode: README's list of the Op a refused argument
-// carries must be what the code returns (doc.go's rule): SyncRange says
-// "msync", Chmod "fchmod", Chown "fchown", Unlink of a name with a NUL
-// "shm_unlink", OpenSemaphoreWith "opensemaphorewith". And README must not
+// TestReadmeOpsMatchCode: the list of the Op a refused argument carries
+// (docs/semantics.md, moved there from the README) must be what the code
+// returns (doc.go's rule): SyncRange says "msync", Chmod "fchmod", Chown
+// "fchown", Unlink of a name with a NUL "shm_unlink", OpenSemaphoreWith
+// "opensemaphorewith". And neither README.md nor any page of docs/ may
 // promise that Post makes no system call without waiters (glibc's count
 // outlives a killed waiter; see Post).
 //
-// Kills: README naming an Op the code does not return (`syncrange`,
-// `opensemaphorefile`) or leaving out one it does; README promising that
-// Post makes no system call without waiters.
+// Kills: docs naming an Op the code does not return (`syncrange`,
+// `opensemaphorefile`) or leaving out one it does; README or docs
+// promising that Post makes no system call without waiters.
 func TestReadmeOpsMatchCode(t *testing.T) {
-	b, err := os.ReadFile("README.md")
+	b, err := os.ReadFile("docs/semantics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := strings.Join(strings.Fields(string(b)), " ")
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	var all []string
+	for _, page := range append([]string{"README.md"}, pages...) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, strings.Fields(string(b))...)
+	}
+	everything := strings.Join(all, " ")
 	s := create(t, 4096)
 	_, semErr := shm.OpenSemaphoreWith(uniqueName(t), 0, 0o600, 0)
 	for _, c := range []struct {
@@ -230,12 +246,85 @@ func TestReadmeOpsMatchCode(t *testing.T) {
 			t.Fatalf("%s: %v", c.what, c.err)
 		}
 		if !strings.Contains(readme, "`"+pe.Op+"`") {
-			t.Errorf("%s refuses an argument with Op %q, which README's list of Ops does not name", c.what, pe.Op)
+			t.Errorf("%s refuses an argument with Op %q, which docs/semantics.md's list of Ops does not name", c.what, pe.Op)
 		}
 	}
-	for _, stale := range []string{"`opensemaphorefile`", "`syncrange`", "no system call unless someone waits"} {
-		if strings.Contains(readme, stale) {
-			t.Errorf("README still says %s", stale)
+	for _, stale := range []string{"`opensemaphorefile`", "`syncrange`", "no system call unless someone waits", "no system call without waiters"} {
+		if strings.Contains(everything, stale) {
+			t.Errorf("README.md or docs/ still says %s", stale)
 		}
+	}
+}
+
+// TestDocsLinks: every relative link of README.md and docs/*.md names a
+// file of the repository and, with a #fragment, a heading of that page
+// (GitHub's anchors: lower case, punctuation dropped, spaces as "-"), so
+// that the front page's links to the depth, and the pages' links to each
+// other, hold as text moves.
+//
+// Kills: a link to a page or section that was renamed or never made
+// (performance.md pointed at "a-ring-between-processes", a heading that
+// no longer exists).
+func TestDocsLinks(t *testing.T) {
+	pages, err := filepath.Glob("docs/*.md")
+	if err != nil || len(pages) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	anchors := func(file string) map[string]bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil
+		}
+		set := map[string]bool{}
+		fenced := false
+		for l := range strings.Lines(string(b)) {
+			if strings.HasPrefix(l, "```") {
+				fenced = !fenced
+			}
+			if fenced || !strings.HasPrefix(l, "#") {
+				continue
+			}
+			h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(l, "#")))
+			var a strings.Builder
+			for _, r := range h {
+				switch {
+				case r == ' ':
+					a.WriteRune('-')
+				case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+					a.WriteRune(r)
+				}
+			}
+			set[a.String()] = true
+		}
+		return set
+	}
+	n := 0
+	for _, page := range append([]string{"README.md"}, pages...) {
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, part := range strings.Split(string(b), "](")[1:] {
+			target, _, ok := strings.Cut(part, ")")
+			if !ok || strings.Contains(target, "://") || strings.ContainsAny(target, " `") {
+				continue
+			}
+			n++
+			file, frag, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), file)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s links to %s: %v", page, target, err)
+				continue
+			}
+			if frag != "" && !anchors(path)[frag] {
+				t.Errorf("%s links to %s: %s has no heading with that anchor", page, target, path)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("found %d relative links, want the front page's and the pages'", n)
 	}
 }

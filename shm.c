@@ -50,8 +50,7 @@ static int reserve_range(int fd, int64_t off, int64_t len) {
 	return err;
 }
 
-// resize gives the object fd its size: reserved with fallocate unless
-// GOSHM_SPARSE or the file system cannot reserve, then ftruncate.
+// goshm_size: see shm.h.
 int goshm_size(int fd, int64_t from, int64_t size, int flags) {
 	if (!(flags & GOSHM_SPARSE)) {
 		int err = reserve_range(fd, from, size - from);

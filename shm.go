@@ -51,7 +51,8 @@ type Segment struct {
 // memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
 // limit, a reservation of any size that cannot fit in what is left
 // (reclaimable file cache and usable swap counted) is refused with an
-// error wrapping syscall.ENOMEM before any page is touched. This is best
+// error wrapping syscall.ENOMEM, Op "openfile", before any page is
+// touched. This is best
 // effort: other processes in the cgroup allocate meanwhile, and the
 // kernel may reclaim more or less than counted. Sparse objects are not
 // checked unless Options.Populate makes their pages resident (Op
@@ -135,8 +136,10 @@ func Open(name string) (*Segment, error) {
 // Opening is one cgo crossing (shm_open, fstat or fallocate or ftruncate,
 // mmap, madvise); creating is three (shm_open of name to probe it;
 // shm_open of the temporary name, fallocate or ftruncate, mmap, madvise;
-// renameat2), with one more when a large mapping is populated in
-// parallel. Argument errors have Op "openfile".
+// renameat2). Populating a mapping of 64 MiB or more adds one madvise
+// crossing per slice, up to eight, made in parallel (Options.Populate).
+// Argument errors, and a reservation refused for the memory cgroup, have
+// Op "openfile".
 func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (*Segment, error) {
 	bad := func(format string, args ...any) (*Segment, error) {
 		return nil, argErr("openfile", name, format, args...)
@@ -215,7 +218,7 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 		}
 	}
 	if flag&os.O_TRUNC != 0 && resident(flags) {
-		if err := checkMemoryRoom(residentOp(flags), name, size); err != nil {
+		if err := checkMemoryRoom(residentOp("openfile", flags), name, size); err != nil {
 			// What shm_open would say first (ENOENT, EACCES, ...) is the
 			// answer; only an object it opens is too big to reserve.
 			fd, oerr := shmOpenFD(name, flag&(os.O_RDONLY|os.O_RDWR), 0)
@@ -260,7 +263,7 @@ func create(name string, perm uint32, size int64, flags int, init func([]byte) e
 		return result{}, err
 	}
 	if resident(flags) { // after libc's verdict on the name, before any page
-		if err := checkMemoryRoom(residentOp(flags), name, size); err != nil {
+		if err := checkMemoryRoom(residentOp("openfile", flags), name, size); err != nil {
 			return result{}, err
 		}
 	}

@@ -147,7 +147,7 @@ int goshm_measure(int fd, int64_t *size);
 
 // goshm_size makes the object fd size bytes long, reserving [from, size)
 // with fallocate (EINTR retried with signals blocked) unless GOSHM_SPARSE;
-// ftruncate where the file system cannot reserve.
+// ftruncate where GOSHM_SPARSE or where the file system cannot reserve.
 int goshm_size(int fd, int64_t from, int64_t size, int flags);
 
 #endif

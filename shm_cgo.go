@@ -2,13 +2,17 @@
 
 package shm
 
-// The cgo vocabulary: the only file that imports "C". Thin, Go-typed
-// wrappers over the shim (shm.c, lifecycle.c, memfd.c, sem.c), each one
-// cgo crossing, and the single kernel calls that libc adds nothing to,
-// through the syscall package. A failure is an *fs.PathError naming the
-// libc or kernel call and wrapping its syscall.Errno, nothing more: no
-// retries, no names of this package's choosing, no explanations. Those
-// are the callers' (shm.go and the capability files).
+// The cgo vocabulary: the package's only file that imports "C". Thin,
+// Go-typed wrappers over the shim (shm.c, lifecycle.c, memfd.c, sem.c),
+// each one cgo crossing, and some single kernel calls on a descriptor
+// (fstat, fchmod, fchown, fstatfs, fcntl) through the syscall package.
+// Others are made where they are used: futex wakes and the one wait in
+// internal/wait, the lock's byte locks in mutex.go, /proc and cgroup
+// reads in lifecycle.go and memlimit.go. A failure here is an
+// *fs.PathError naming the libc or kernel call and wrapping its
+// syscall.Errno, nothing more: no retries, no names of this package's
+// choosing, no explanations. Those are the callers' (shm.go and the
+// capability files).
 
 /*
 #cgo CFLAGS: -O2 -Wall -D_FILE_OFFSET_BITS=64

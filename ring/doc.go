@@ -31,7 +31,8 @@
 // io.ErrClosedPipe) only when it would otherwise block: while there is
 // room, messages wait for a reader, and startup order does not matter.
 //
-// The package is pure Go on the public API of
-// github.com/posixshm/shm, with fcntl from package syscall for the locks.
-// It needs Linux and cgo, as shm does.
+// The package is Go on the public API of github.com/posixshm/shm, with
+// fcntl from package syscall for the locks (numbers from the module's
+// internal/kernel) and, in -race builds, the module's store-load fence
+// (internal/fence). It needs Linux and cgo, as shm does.
 package ring

@@ -1,7 +1,9 @@
 package ring
 
-// The layout, version 1 (LAYOUT.md is the contract; keep the two in step).
-// Every field is little-endian, fixed-width and naturally aligned.
+// LAYOUT.md is the contract: these constants and it change together.
+
+// The layout, version 1, as LAYOUT.md specifies it. Every field is
+// little-endian, fixed-width and naturally aligned.
 const (
 	// Version is the layout version this package writes and reads.
 	Version = 1

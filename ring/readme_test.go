@@ -12,11 +12,12 @@ import (
 	"time"
 )
 
-// readmeBlock returns the fenced block of ../README.md in lang whose
-// first line is first.
+// readmeBlock returns the fenced block of ../docs/ring.md (the ring's
+// page, where the README's readers moved) in lang whose first line is
+// first.
 func readmeBlock(t *testing.T, lang, first string) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/ring.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,15 +27,15 @@ func readmeBlock(t *testing.T, lang, first string) string {
 			return body
 		}
 	}
-	t.Fatalf("README.md has no %s block starting with %q", lang, first)
+	t.Fatalf("docs/ring.md has no %s block starting with %q", lang, first)
 	return ""
 }
 
-// TestReadmeReaders runs the README's C and Python readers, as printed,
+// TestReadmeReaders runs docs/ring.md's C and Python readers, as printed,
 // against a Go writer sending three messages and closing: each prints the
 // three lines and exits 0 (the end of stream).
 //
-// Kills: a README example that no longer compiles or runs against the
+// Kills: a docs example that no longer compiles or runs against the
 // API (a renamed function, a changed errno for the end of stream).
 func TestReadmeReaders(t *testing.T) {
 	dir := t.TempDir()
@@ -46,7 +47,7 @@ func TestReadmeReaders(t *testing.T) {
 	if _, err := exec.LookPath("cc"); err == nil {
 		bin := filepath.Join(dir, "reader")
 		if out, err := exec.Command("cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I", "c", "-o", bin, csrc).CombinedOutput(); err != nil {
-			t.Fatalf("the README's reader.c: %v\n%s", err, out)
+			t.Fatalf("docs/ring.md's reader.c: %v\n%s", err, out)
 		}
 		readers["C"] = []string{bin}
 	}
@@ -68,7 +69,7 @@ func TestReadmeReaders(t *testing.T) {
 			w.Close()
 			out, err := exec.CommandContext(ctx, argv[0], append(argv[1:], r.Name())...).CombinedOutput()
 			if err != nil || string(out) != "one\ntwo\nthree\n" {
-				t.Fatalf("the README's %s reader: %v %q", lang, err, out)
+				t.Fatalf("docs/ring.md's %s reader: %v %q", lang, err, out)
 			}
 		})
 	}

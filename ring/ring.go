@@ -37,7 +37,7 @@ var (
 	ErrTooLarge = errors.New("ring: message larger than MaxMessage")
 	// ErrNotRing: the object is not a ring of a layout this package knows
 	// (magic, version or sizes), or it is too small for its header.
-	ErrNotRing = errors.New("not a ring of layout version " + strconv.Itoa(Version))
+	ErrNotRing = errors.New("ring: not a ring of layout version " + strconv.Itoa(Version))
 	// ErrCorrupt: the ring's counters or a record break the layout (head
 	// or tail not a multiple of 8, head behind tail or more than the
 	// capacity ahead of it, a length beyond MaxMessage or beyond what the

@@ -107,7 +107,7 @@ func runDemo(e *env, hold, memfd bool, args []string) (err error) {
 	go func() { waited <- cmd.Wait(); cancel() }()
 	answered := make(chan error, 1)
 	go func() { answered <- awaitWord(ctx, s, handoffOffset) }()
-	w.step("waiting for the answer: futex(FUTEX_WAIT) on the word at offset %d", handoffOffset)
+	w.step("waiting for the answer: futex_waitv on the word at offset %d", handoffOffset)
 	stop := func(sig os.Signal) error {
 		cmd.Process.Kill()
 		<-waited

@@ -271,17 +271,32 @@ func TestRunReentrant(t *testing.T) {
 	}
 }
 
-// TestReadmeCommandLines: every command line in the README's section on
-// the shm command names a command and flags that exist.
+// TestReadmeCommandLines: every command line in the synopsis of
+// docs/command.md (the shm command's page), and in the README's "Two ways
+// in", names a command and flags that exist.
 //
-// Kills: a README left behind by a renamed or removed flag (ls -l -n,
+// Kills: a page left behind by a renamed or removed flag (ls -l -n,
 // which counted holders, is now -n for numeric ids).
 func TestReadmeCommandLines(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Skipf("no README: %v", err)
+	for _, src := range []struct {
+		file, section string
+		min           int
+	}{
+		{"docs/command.md", "\n## Synopsis\n", 10},
+		{"README.md", "\n## Two ways in\n", 5},
+	} {
+		checkCommandLines(t, src.file, src.section, src.min)
 	}
-	_, sec, _ := strings.Cut(string(readme), "### The `shm` command")
+}
+
+// checkCommandLines checks the command lines of the first ```sh block
+// of file's section (from the heading to the next "## "), at least min.
+func checkCommandLines(t *testing.T, file, section string, min int) {
+	readme, err := os.ReadFile("../../" + file)
+	if err != nil {
+		t.Skipf("no %s: %v", file, err)
+	}
+	_, sec, _ := strings.Cut(string(readme), section)
 	block, _, _ := strings.Cut(sec, "\n## ")
 	_, block, _ = strings.Cut(block, "```sh\n")
 	block, _, _ = strings.Cut(block, "```")
@@ -313,18 +328,18 @@ func TestReadmeCommandLines(t *testing.T) {
 				}
 			}
 			if c == nil {
-				t.Errorf("README: %q: no such command", cmdline)
+				t.Errorf("%s: %q: no such command", file, cmdline)
 				continue
 			}
 			fl := flag.NewFlagSet(c.name, flag.ContinueOnError)
 			fl.SetOutput(io.Discard)
 			c.setup(fl)
 			if _, err := parseArgs(fl, args); err != nil {
-				t.Errorf("README: %q: %v (usage: %s)", cmdline, err, g.synopsis(c))
+				t.Errorf("%s: %q: %v (usage: %s)", file, cmdline, err, g.synopsis(c))
 			}
 		}
 	}
-	if n < 10 {
-		t.Fatalf("found %d command lines in the README's command section", n)
+	if n < min {
+		t.Fatalf("found %d command lines in %s's section %q, want %d or more", n, file, strings.TrimSpace(section), min)
 	}
 }
