@@ -329,13 +329,6 @@ func Objects() iter.Seq2[fs.FileInfo, error] {
 	}
 }
 
-// fileID is what identifies an object whatever its name: device and inode.
-type fileID struct{ dev, ino uint64 }
-
-// mapID is an object as /proc/PID/maps shows it: the device as major and
-// minor numbers, and the inode.
-type mapID struct{ major, minor, ino uint64 }
-
 // Holders returns the pids, in increasing order, of the processes that
 // have the object name open or mapped, as fuser does: the object is
 // identified by device and inode (Stat), never by path, then every
@@ -355,8 +348,8 @@ func Holders(name string) ([]int, error) {
 		return nil, err
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	id := fileID{uint64(st.Dev), uint64(st.Ino)}
-	held, err := scanHolders(map[fileID]bool{id: true}, name)
+	id := proc.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+	held, err := scanHolders(map[proc.FileID]bool{id: true}, name)
 	return held[id], err
 }
 
@@ -365,7 +358,7 @@ func Holders(name string) ([]int, error) {
 // them but with one scan of /proc for all. Objects that no process holds
 // are left out. Errors are as Holders'.
 func HoldersAll() (map[string][]int, error) {
-	names := make(map[fileID][]string)
+	names := make(map[proc.FileID][]string)
 	var errs []error
 	for fi, err := range Objects() {
 		if err != nil {
@@ -373,10 +366,10 @@ func HoldersAll() (map[string][]int, error) {
 			break
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		id := fileID{uint64(st.Dev), uint64(st.Ino)}
+		id := proc.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
 		names[id] = append(names[id], "/"+fi.Name())
 	}
-	ids := make(map[fileID]bool, len(names))
+	ids := make(map[proc.FileID]bool, len(names))
 	for id := range names {
 		ids[id] = true
 	}
@@ -399,15 +392,14 @@ var procDir = "/proc"
 // scanHolders returns the pids that have any of ids open or mapped, per
 // id, sorted. Processes it may not inspect are counted in an error that
 // wraps fs.ErrPermission, with Path what (the name asked about).
-func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
-	held := make(map[fileID][]int)
+func scanHolders(ids map[proc.FileID]bool, what string) (map[proc.FileID][]int, error) {
+	held := make(map[proc.FileID][]int)
 	if len(ids) == 0 {
 		return held, nil
 	}
-	byMap := make(map[mapID]fileID, len(ids))
+	byMap := make(map[proc.MapID]proc.FileID, len(ids))
 	for id := range ids {
-		ma, mi := proc.DevMajorMinor(id.dev)
-		byMap[mapID{ma, mi, id.ino}] = id
+		byMap[id.MapID()] = id
 	}
 	d, err := os.Open(procDir)
 	if err != nil {
@@ -424,7 +416,7 @@ func scanHolders(ids map[fileID]bool, what string) (map[fileID][]int, error) {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		found := make(map[fileID]bool)
+		found := make(map[proc.FileID]bool)
 		dir := procDir + "/" + pn
 		fdErr := scanFDs(dir+"/fd", ids, found)
 		mapErr := scanMaps(dir+"/maps", byMap, found)
@@ -497,7 +489,7 @@ func (e *DeniedError) Unwrap() error { return fs.ErrPermission }
 
 // scanFDs adds to found the ids that the descriptors in dir
 // (/proc/PID/fd) refer to. A process that exits meanwhile has none.
-func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
+func scanFDs(dir string, ids map[proc.FileID]bool, found map[proc.FileID]bool) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -520,7 +512,7 @@ func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
 		if err != nil {
 			continue // closed meanwhile
 		}
-		if id := (fileID{uint64(st.Dev), uint64(st.Ino)}); ids[id] {
+		if id := (proc.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}); ids[id] {
 			found[id] = true
 		}
 	}
@@ -529,13 +521,13 @@ func scanFDs(dir string, ids map[fileID]bool, found map[fileID]bool) error {
 
 // scanMaps adds to found the ids mapped in path (/proc/PID/maps), whose
 // lines are "start-end perms offset major:minor inode [path]".
-func scanMaps(path string, byMap map[mapID]fileID, found map[fileID]bool) error {
+func scanMaps(path string, byMap map[proc.MapID]proc.FileID, found map[proc.FileID]bool) error {
 	maps, err := proc.Maps(path)
 	if err != nil {
 		return err
 	}
 	for _, m := range maps {
-		if id, ok := byMap[mapID{m.Major, m.Minor, m.Inode}]; ok && m.Inode != 0 {
+		if id, ok := byMap[m.ID()]; ok && m.Inode != 0 {
 			found[id] = true
 		}
 	}

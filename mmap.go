@@ -55,11 +55,36 @@ type Mapping struct {
 	shared   *sharedFD // the descriptor's owner when MapFile made m; nil when m owns fd
 	name     string    // for errors
 	readOnly bool
-	sealed   bool     // read-only because AddSeals sealed the memfd against writing
-	private  bool     // mapped MAP_PRIVATE: Truncate and Remap map it so again
-	off      int64    // file offset of the mapping (MapFile); Truncate and Remap need 0
-	waits    wait.Set // Wait and Lock calls asleep, for Close and Remap
-	reg      *objReg  // this process's registration its Mutex calls use, released by Close; guarded by registry
+	sealed   bool       // read-only because AddSeals sealed the memfd against writing
+	private  bool       // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	off      int64      // file offset of the mapping (MapFile); Truncate and Remap need 0
+	waits    wait.Set   // Wait and Lock calls asleep, for Close and Remap
+	onClose  closeHooks // what capabilities built on m release at its Close (a Mutex's registration)
+}
+
+// closeHooks are functions a Mapping's Close runs once, after the unmap,
+// with the Mapping's lock held for writing (no call of it is in
+// progress): how a capability built on a Mapping (Mutex) lets go of what
+// it keeps for it, without the Mapping knowing the capability.
+type closeHooks struct {
+	mu sync.Mutex
+	fs []func()
+}
+
+func (h *closeHooks) add(f func()) {
+	h.mu.Lock()
+	h.fs = append(h.fs, f)
+	h.mu.Unlock()
+}
+
+func (h *closeHooks) run() {
+	h.mu.Lock()
+	fs := h.fs
+	h.fs = nil
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 func (m *Mapping) init(name string, r result, readOnly bool) {
@@ -438,11 +463,9 @@ func (m *Mapping) Close() error {
 		}
 	}
 	sh.release()
-	// Every Lock and TryLock of m's Mutexes that got past their fast path
-	// is out (they hold the read lock while they use the registration, and
-	// a Lock's watch entry goes before it lets go), and none can
-	// start: the registration's descriptor may go.
-	m.releaseReg()
+	// Every call on m is out (they hold the read lock; a Lock's watch
+	// entry goes before it lets go), and none can start.
+	m.onClose.run()
 	return err
 }
 

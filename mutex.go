@@ -146,23 +146,25 @@ type objReg struct {
 	fd    int
 	token uint64
 	name  string
-	id    fileID
+	id    proc.FileID
 	refs  int // guarded by registry
 }
 
-// registry maps each object this process has a registration on to it. Its
-// lock also guards every Mapping's reg field.
+// registry maps each object this process has a registration on to it,
+// and each open Mapping that holds one to it.
 var registry struct {
 	sync.Mutex
-	byID map[fileID]*objReg
+	byID      map[proc.FileID]*objReg
+	byMapping map[*Mapping]*objReg
 }
 
 // register returns this process's registration on the object m maps
 // (addr is inside the mapping), making it if the process has none, and
-// makes m hold it until its Close (releaseReg). m's read lock is held.
+// makes m hold it until its Close (a close hook: releaseReg). m's read
+// lock is held.
 func register(m *Mapping, addr uintptr) (*objReg, error) {
 	registry.Lock()
-	r := m.reg
+	r := registry.byMapping[m]
 	registry.Unlock()
 	if r != nil {
 		return r, nil // a Mapping maps one object for life
@@ -176,17 +178,17 @@ func register(m *Mapping, addr uintptr) (*objReg, error) {
 		syscall.Close(fd)
 		return nil, &fs.PathError{Op: "fstat", Path: m.name, Err: err}
 	}
-	id := fileID{uint64(st.Dev), st.Ino}
+	id := proc.FileID{Dev: uint64(st.Dev), Ino: st.Ino}
 	registry.Lock()
 	defer registry.Unlock()
-	if r := m.reg; r != nil { // another Mutex call on m got there first
+	if r := registry.byMapping[m]; r != nil { // another Mutex call on m got there first
 		syscall.Close(fd)
 		return r, nil
 	}
 	if r := registry.byID[id]; r != nil {
 		syscall.Close(fd)
 		r.refs++
-		m.reg = r
+		hold(m, r)
 		return r, nil
 	}
 	for range 100 {
@@ -204,29 +206,35 @@ func register(m *Mapping, addr uintptr) (*objReg, error) {
 			return nil, &fs.PathError{Op: "fcntl", Path: m.name, Err: err}
 		}
 		if registry.byID == nil {
-			registry.byID = make(map[fileID]*objReg)
+			registry.byID = make(map[proc.FileID]*objReg)
 		}
 		r := &objReg{fd: fd, token: t, name: m.name, id: id, refs: 1}
 		registry.byID[id] = r
-		m.reg = r
+		hold(m, r)
 		return r, nil
 	}
 	syscall.Close(fd)
 	return nil, &fs.PathError{Op: "fcntl", Path: m.name, Err: fmt.Errorf("no free token after 100 draws: %w", syscall.EAGAIN)}
 }
 
-// releaseReg lets go of m's registration, if it holds one: the last
-// Mapping to let go closes its descriptor, and so drops the byte lock of
-// its token, and a later Mutex of the object makes a new one. m's write
-// lock is held, and m is closed: no Lock or TryLock of m uses it.
-func (m *Mapping) releaseReg() {
+// hold makes m hold r until its Close. registry is locked.
+func hold(m *Mapping, r *objReg) {
+	if registry.byMapping == nil {
+		registry.byMapping = make(map[*Mapping]*objReg)
+	}
+	registry.byMapping[m] = r
+	m.onClose.add(func() { releaseReg(m) })
+}
+
+// releaseReg lets go of m's registration: the last Mapping to let go
+// closes its descriptor, and so drops the byte lock of its token, and a
+// later Mutex of the object makes a new one. It is m's close hook: m is
+// closed, and no Lock or TryLock of m uses the registration.
+func releaseReg(m *Mapping) {
 	registry.Lock()
 	defer registry.Unlock()
-	r := m.reg
-	if r == nil {
-		return
-	}
-	m.reg = nil
+	r := registry.byMapping[m]
+	delete(registry.byMapping, m)
 	if r.refs--; r.refs > 0 {
 		return
 	}
@@ -258,14 +266,13 @@ func reopenObject(m *Mapping, addr uintptr) (int, error) {
 		if uint64(addr) < mp.Start || uint64(addr) >= mp.End || mp.Path == "" {
 			continue
 		}
-		want := mapID{mp.Major, mp.Minor, mp.Inode}
+		want := mp.ID()
 		same := func(fd int) bool {
 			var st syscall.Stat_t
 			if syscall.Fstat(fd, &st) != nil {
 				return false
 			}
-			maj, mnr := proc.DevMajorMinor(uint64(st.Dev))
-			return mapID{maj, mnr, st.Ino} == want
+			return proc.FileID{Dev: uint64(st.Dev), Ino: st.Ino}.MapID() == want
 		}
 		try := func(path string) int {
 			fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)

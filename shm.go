@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/posixshm/shm/internal/kernel"
 	"github.com/posixshm/shm/internal/proc"
 )
 
@@ -357,8 +358,8 @@ func taken(fd int, tmp, name string) bool {
 func tmpName(name string) string {
 	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
 	base := baseName(name)
-	if len(base) > nameMax-len(suffix) {
-		base = base[:nameMax-len(suffix)]
+	if len(base) > kernel.NAME_MAX-len(suffix) {
+		base = base[:kernel.NAME_MAX-len(suffix)]
 	}
 	return "/" + base + suffix
 }

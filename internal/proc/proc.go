@@ -65,3 +65,20 @@ func Maps(path string) ([]Map, error) {
 func DevMajorMinor(dev uint64) (major, minor uint64) {
 	return (dev>>8)&0xfff | (dev>>32)&^0xfff, dev&0xff | (dev>>12)&^0xff
 }
+
+// A FileID is what identifies a file whatever its name: its device and
+// inode, as stat gives them.
+type FileID struct{ Dev, Ino uint64 }
+
+// A MapID is a file as /proc/PID/maps shows it: the device as major and
+// minor numbers, and the inode.
+type MapID struct{ Major, Minor, Inode uint64 }
+
+// MapID is id as maps shows it.
+func (id FileID) MapID() MapID {
+	major, minor := DevMajorMinor(id.Dev)
+	return MapID{major, minor, id.Ino}
+}
+
+// ID is the file of m.
+func (m Map) ID() MapID { return MapID{m.Major, m.Minor, m.Inode} }
