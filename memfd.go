@@ -106,7 +106,8 @@ func CreateMemfd(name string, size int) (*Mapping, error) {
 // SealShrink|SealGrow, fill the object, then AddSeals(SealWrite|SealSeal)
 // before passing it on. Of opt, Sparse (ftruncate only, no reservation)
 // and Populate apply; Private is refused, as a private mapping of a new
-// memfd would keep its writes from everyone. Argument errors have Op
+// memfd would keep its writes from everyone, and so is Init, as a memfd
+// has no name to be published under. Argument errors have Op
 // "creatememfd".
 func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Mapping, error) {
 	path := "memfd:" + name
@@ -117,6 +118,8 @@ func CreateMemfdWith(name string, size int, seals Seal, opt *Options) (*Mapping,
 		return nil, argErr("creatememfd", path, "seals %v: a new memfd takes only shrink, grow, seal and exec; add write seals with AddSeals once it is filled", seals)
 	case opt != nil && opt.Private:
 		return nil, argErr("creatememfd", path, "a private mapping of a new memfd would keep its writes from everyone")
+	case opt != nil && opt.Init != nil:
+		return nil, argErr("creatememfd", path, "Options.Init: a memfd has no name to publish under, so nobody can see it before it returns: fill it after (OpenFile only)")
 	}
 	flags := opt.mapFlags()
 	if testNoMemfd {

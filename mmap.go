@@ -94,7 +94,9 @@ func (m *Mapping) init(name string, r result, readOnly bool) {
 
 // Options are the choices of OpenFile, MapFile and CreateMemfdWith that
 // the short forms fix. The zero value, or a nil *Options, is what Create
-// and Open do.
+// and Open do. A field the call has no use for is an error wrapping
+// syscall.EINVAL, never ignored: MapFile takes Private and Populate;
+// CreateMemfdWith takes Sparse and Populate; OpenFile takes them all.
 type Options struct {
 	// Private maps the object copy-on-write (MAP_PRIVATE): this process's
 	// writes are its own, never seen by other processes nor kept in the
@@ -479,7 +481,7 @@ func (m *Mapping) Close() error {
 // must be a multiple of os.Getpagesize(); length 0 maps to the end of the
 // file, a range past the end is an error (touching it would fault), and an
 // empty range gives an empty Mapping. MapFile never changes f's size. opt
-// may be nil; Private and Populate apply, Sparse has no meaning here.
+// may be nil; Private and Populate apply, Sparse and Init are errors.
 // Populate pre-faults for reading: it never dirties a page nor allocates
 // a hole of a file on disk (a tmpfs file's holes it fills, as Options
 // says). os.O_RDWR is refused with a clear error where mmap would say
@@ -535,7 +537,13 @@ func MapFile(f *os.File, flag int, off int64, length int, opt *Options) (*Mappin
 	default:
 		return bad("flag %#x: want os.O_RDONLY or os.O_RDWR", flag)
 	}
-	flags |= opt.mapFlags()&^mapSparse | mapReadFill
+	switch {
+	case opt != nil && opt.Sparse:
+		return bad("Options.Sparse: MapFile creates nothing, so it reserves nothing")
+	case opt != nil && opt.Init != nil:
+		return bad("Options.Init: MapFile creates nothing to initialise (OpenFile only)")
+	}
+	flags |= opt.mapFlags() | mapReadFill
 	if off < 0 || off%int64(pageSize) != 0 {
 		return bad("offset %d is not a non-negative multiple of the page size %d", off, pageSize)
 	}

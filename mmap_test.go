@@ -1117,3 +1117,43 @@ func TestMapFileSharesDescriptor(t *testing.T) {
 		t.Fatalf("%d descriptors left after concurrent MapFile and Close", n)
 	}
 }
+
+// TestOptionsUnusedFieldRefused: a field of Options that the call has no
+// use for is an error wrapping syscall.EINVAL, never silently ignored:
+// Sparse and Init with MapFile, Init (and Private) with CreateMemfdWith.
+// Kills: MapFile masking Sparse away and ignoring Init, CreateMemfdWith
+// ignoring Init (each call then succeeds).
+func TestOptionsUnusedFieldRefused(t *testing.T) {
+	s := create(t, 4096)
+	f, err := s.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	init := func([]byte) error { return nil }
+	for _, c := range []struct {
+		what string
+		call func() (*shm.Mapping, error)
+		op   string
+	}{
+		{"MapFile Sparse", func() (*shm.Mapping, error) { return shm.MapFile(f, os.O_RDWR, 0, 0, &shm.Options{Sparse: true}) }, "mapfile"},
+		{"MapFile Init", func() (*shm.Mapping, error) { return shm.MapFile(f, os.O_RDWR, 0, 0, &shm.Options{Init: init}) }, "mapfile"},
+		{"CreateMemfdWith Init", func() (*shm.Mapping, error) {
+			return shm.CreateMemfdWith("init", 4096, 0, &shm.Options{Init: init})
+		}, "creatememfd"},
+		{"CreateMemfdWith Private", func() (*shm.Mapping, error) {
+			return shm.CreateMemfdWith("private", 4096, 0, &shm.Options{Private: true})
+		}, "creatememfd"},
+	} {
+		m, err := c.call()
+		if err == nil {
+			m.Close()
+			t.Errorf("%s succeeded; want an error wrapping EINVAL", c.what)
+			continue
+		}
+		var pe *fs.PathError
+		if !errors.Is(err, syscall.EINVAL) || !errors.As(err, &pe) || pe.Op != c.op {
+			t.Errorf("%s: %v; want a *fs.PathError with Op %q wrapping EINVAL", c.what, err, c.op)
+		}
+	}
+}
