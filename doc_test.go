@@ -14,7 +14,8 @@ import (
 // and CGO_ENABLED=0 one that names cgo; go doc works with CGO_ENABLED=0.
 // Kills: a cgo-only build constraint (darwin said "build with cgo"), the
 // package doc in a tagged file (go doc printed no package doc), a
-// CGO_ENABLED=0 build that succeeds or fails without naming cgo.
+// CGO_ENABLED=0 build that succeeds or fails without naming cgo (the
+// ring's too: before ring/nocgo.go it built to an empty package).
 func TestBuildRefusals(t *testing.T) {
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
@@ -28,18 +29,20 @@ func TestBuildRefusals(t *testing.T) {
 			t.Errorf("%v: want only the Linux message: %v\n%s", env, err, out)
 		}
 	}
-	cmd := exec.Command(gocmd, "build", "-o", os.DevNull, ".")
+	for pkg, want := range map[string]string{".": "shm_requires_cgo", "./ring": "ring_requires_cgo"} {
+		cmd := exec.Command(gocmd, "build", "-o", os.DevNull, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatalf("CGO_ENABLED=0 build of %s succeeded", pkg)
+		}
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("CGO_ENABLED=0 build of %s failed without naming cgo:\n%s", pkg, out)
+		}
+	}
+	cmd := exec.Command(gocmd, "doc", ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatal("CGO_ENABLED=0 build succeeded")
-	}
-	if !strings.Contains(string(out), "shm_requires_cgo") {
-		t.Fatalf("CGO_ENABLED=0 build failed without naming cgo:\n%s", out)
-	}
-	cmd = exec.Command(gocmd, "doc", ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err = cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "POSIX shared memory") {
 		t.Fatalf("CGO_ENABLED=0 go doc: %v\n%s", err, out)
 	}
