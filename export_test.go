@@ -51,3 +51,10 @@ func SetNoDontunmap() (restore func()) {
 	testNoDontunmap = true
 	return func() { testNoDontunmap = false }
 }
+
+// SetNoMemfd makes CreateMemfdWith behave as with a C library that lacks
+// memfd_create until restore is called.
+func SetNoMemfd() (restore func()) {
+	testNoMemfd = true
+	return func() { testNoMemfd = false }
+}

@@ -150,15 +150,15 @@ type childRole func(role, name string, in *bufio.Reader) int
 // childRoles is the one registry of child roles: each role, and the
 // function (in the test file that uses it) that plays it.
 var childRoles = map[string]childRole{
-	"read6":            childRead6,          // process_test.go
-	"reply":            childReply,          // process_test.go
-	"create":           childCreate,         // process_test.go
-	"fault":            childFault,          // process_test.go
-	"reserve":          childReserve,        // process_test.go
-	"reserve-memfd":    childReserveMemfd,   // process_test.go
-	"denied":           childDenied,         // process_test.go
-	"pong-shm":         childPongShm,        // process_test.go
-	"pong-unix":        childPongUnix,       // process_test.go
+	"read6":            childRead6,          // shm_test.go
+	"reply":            childReply,          // shm_test.go
+	"create":           childCreate,         // shm_test.go
+	"fault":            childFault,          // shm_test.go
+	"reserve":          childReserve,        // shm_test.go
+	"reserve-memfd":    childReserveMemfd,   // shm_test.go
+	"denied":           childDenied,         // shm_test.go
+	"pong-shm":         childPongShm,        // shm_test.go
+	"pong-unix":        childPongUnix,       // shm_test.go
 	"sync-futex-fault": childSyncFutexFault, // futex_test.go
 	"sync-futex-pong":  childSyncFutexPong,  // futex_test.go
 	"sync-sem-pong":    childSyncSemPong,    // futex_test.go
@@ -174,7 +174,7 @@ var childRoles = map[string]childRole{
 	"mutex-hold8":      mutexChild,          // mutex_test.go
 	"mutex-trylock":    mutexChild,          // mutex_test.go
 	"mutex-pass":       mutexChild,          // mutex_test.go
-	"signals":          childSignals,        // idle_test.go
+	"signals":          childSignals,        // wait_test.go
 	"mutex-handoff":    mutexChild,          // mutex_test.go
 	"map-limit":        childMapLimit,       // mmap_test.go
 }
@@ -545,3 +545,44 @@ func inChild(t *testing.T, check func(out string, err error)) bool {
 func liveName(t *testing.T, parent int) string {
 	return fmt.Sprintf("/shmtest-%d-%s", parent, t.Name())
 }
+
+// Semaphores.
+
+// semPath is where libc keeps the semaphore name (tests only): glibc
+// prefixes "sem.", musl puts semaphores beside the objects, so that a
+// semaphore and an object of the same name collide there.
+func semPath(name string) string {
+	if onMusl {
+		return "/dev/shm/" + strings.TrimLeft(name, "/")
+	}
+	return "/dev/shm/sem." + strings.TrimLeft(name, "/")
+}
+
+// semName returns a fresh semaphore name for t, unlinked when t ends.
+func semName(t testing.TB) string {
+	name := uniqueName(t)
+	semCleanup(t, name)
+	return name
+}
+
+// semCleanup unlinks the semaphore name when t ends, if it exists.
+func semCleanup(t testing.TB, name string) { cleanupWith(t, name, shm.UnlinkSemaphore) }
+
+// createSem makes a fresh semaphore for t, closed and unlinked when t ends.
+func createSem(t testing.TB, value int) *shm.Semaphore {
+	t.Helper()
+	s, err := shm.CreateSemaphore(semName(t), value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+const semWaitFrame = sleepFrame
+
+// semWaitOp is the Op of Wait's errors.
+const semWaitOp = "sem_wait"
+
+// sleepFrame is the function every blocking call sleeps in.
+const sleepFrame = "wait.(*waiter).sleep"

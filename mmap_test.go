@@ -402,7 +402,7 @@ func populateCases(t *testing.T, name string, size int) map[string]func() (inter
 				t.Fatal(err)
 			}
 			defer f.Close()
-			return shm.MapFile(f, os.O_RDWR, 0, 0, opt)
+			return shm.MapFile(f, os.O_RDWR, 0, 0, &shm.Options{Populate: true}) // the file is sparse already
 		},
 	}
 }

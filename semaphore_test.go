@@ -31,45 +31,6 @@ import (
 	"github.com/posixshm/shm"
 )
 
-// semPath is where libc keeps the semaphore name (tests only): glibc
-// prefixes "sem.", musl puts semaphores beside the objects, so that a
-// semaphore and an object of the same name collide there.
-func semPath(name string) string {
-	if onMusl {
-		return "/dev/shm/" + strings.TrimLeft(name, "/")
-	}
-	return "/dev/shm/sem." + strings.TrimLeft(name, "/")
-}
-
-// semName returns a fresh semaphore name for t, unlinked when t ends.
-func semName(t testing.TB) string {
-	name := uniqueName(t)
-	semCleanup(t, name)
-	return name
-}
-
-// semCleanup unlinks the semaphore name when t ends, if it exists.
-func semCleanup(t testing.TB, name string) { cleanupWith(t, name, shm.UnlinkSemaphore) }
-
-// createSem makes a fresh semaphore for t, closed and unlinked when t ends.
-func createSem(t testing.TB, value int) *shm.Semaphore {
-	t.Helper()
-	s, err := shm.CreateSemaphore(semName(t), value)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-const semWaitFrame = sleepFrame
-
-// semWaitOp is the Op of Wait's errors.
-const semWaitOp = "sem_wait"
-
-// sleepFrame is the function every blocking call sleeps in.
-const sleepFrame = "wait.(*waiter).sleep"
-
 // TestSemaphore: counts, TryWait, Wait, a second handle on the same name,
 // the name in /dev/shm and Unlink. Kills: TryWait reporting EAGAIN as an
 // error; Value or Post on the wrong handle; Unlink not reaching sem_unlink.
