@@ -93,15 +93,6 @@ func childSyncSemPong(role, name string, in *bufio.Reader) int {
 	return 0
 }
 
-// childSyncRingRead plays "sync-ring-read" and "sync-stream-read", for
-// ring_test.go, ring_bench_test.go
-func childSyncRingRead(role, name string, in *bufio.Reader) int {
-	if err := ringChild(role, name); err != nil {
-		return childFail(role, "%v", err)
-	}
-	return 0
-}
-
 // futexPing sends tokens 1, 3, ..., 2n+1 through word 0 of s and waits
 // for each answer, as testdata/futexpeer.c's ping does (spinning spin
 // loads before each Wait), and returns the time of the last n round trips

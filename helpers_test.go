@@ -150,33 +150,33 @@ type childRole func(role, name string, in *bufio.Reader) int
 // childRoles is the one registry of child roles: each role, and the
 // function (in the test file that uses it) that plays it.
 var childRoles = map[string]childRole{
-	"read6":            childRead6,          // shm_test.go
-	"reply":            childReply,          // shm_test.go
-	"create":           childCreate,         // shm_test.go
-	"fault":            childFault,          // shm_test.go
-	"reserve":          childReserve,        // shm_test.go
-	"reserve-memfd":    childReserveMemfd,   // shm_test.go
-	"denied":           childDenied,         // shm_test.go
-	"pong-shm":         childPongShm,        // shm_test.go
-	"pong-unix":        childPongUnix,       // shm_test.go
-	"sync-futex-fault": childSyncFutexFault, // futex_test.go
-	"sync-futex-pong":  childSyncFutexPong,  // futex_test.go
-	"sync-sem-pong":    childSyncSemPong,    // futex_test.go
-	"sync-ring-read":   childSyncRingRead,   // futex_test.go
-	"sync-stream-read": childSyncRingRead,   // futex_test.go
-	"hold-fd":          childHoldFd,         // lifecycle_test.go
-	"hold-map":         childHoldMap,        // lifecycle_test.go
-	"remap":            childRemap,          // lifecycle_test.go
-	"nobody":           childNobody,         // lifecycle_test.go
-	"holders-denied":   childHoldersDenied,  // lifecycle_test.go
-	"mutex-count":      mutexChild,          // mutex_test.go
-	"mutex-hold":       mutexChild,          // mutex_test.go
-	"mutex-hold8":      mutexChild,          // mutex_test.go
-	"mutex-trylock":    mutexChild,          // mutex_test.go
-	"mutex-pass":       mutexChild,          // mutex_test.go
-	"signals":          childSignals,        // wait_test.go
-	"mutex-handoff":    mutexChild,          // mutex_test.go
-	"map-limit":        childMapLimit,       // mmap_test.go
+	"read6":            childRead6,                      // shm_test.go
+	"reply":            childReply,                      // shm_test.go
+	"create":           childCreate,                     // shm_test.go
+	"fault":            childFault,                      // shm_test.go
+	"reserve":          childReserve,                    // shm_test.go
+	"reserve-memfd":    childReserveMemfd,               // shm_test.go
+	"denied":           childDenied,                     // shm_test.go
+	"pong-shm":         childPongShm,                    // shm_test.go
+	"pong-unix":        childPongUnix,                   // shm_test.go
+	"sync-futex-fault": childSyncFutexFault,             // futex_test.go
+	"sync-futex-pong":  childSyncFutexPong,              // futex_test.go
+	"sync-sem-pong":    childSyncSemPong,                // futex_test.go
+	"sync-ring-read":   childRingRead,                   // ring_test.go
+	"sync-stream-read": childStreamRead,                 // ring_test.go
+	"hold-fd":          childHoldFd,                     // lifecycle_test.go
+	"hold-map":         childHoldMap,                    // lifecycle_test.go
+	"remap":            childRemap,                      // lifecycle_test.go
+	"nobody":           childNobody,                     // lifecycle_test.go
+	"holders-denied":   childHoldersDenied,              // lifecycle_test.go
+	"mutex-count":      mutexRole(0, childMutexCount),   // mutex_test.go
+	"mutex-hold":       mutexRole(0, childMutexHold),    // mutex_test.go
+	"mutex-hold8":      mutexRole(8, childMutexHold),    // mutex_test.go
+	"mutex-trylock":    mutexRole(0, childMutexTryLock), // mutex_test.go
+	"mutex-pass":       mutexRole(0, childMutexPass),    // mutex_test.go
+	"signals":          childSignals,                    // wait_test.go
+	"mutex-handoff":    mutexRole(0, childMutexHandoff), // mutex_test.go
+	"map-limit":        childMapLimit,                   // mmap_test.go
 }
 
 // waitParent waits for the parent's next line: its go-ahead.

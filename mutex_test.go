@@ -34,68 +34,81 @@ import (
 // counterOff is where the tests keep a plain counter the lock protects.
 const counterOff = 64
 
-// mutexChild is runChild for the roles of these tests ("mutex-...").
-func mutexChild(role, name string, in *bufio.Reader) int {
-	fail := func(format string, args ...any) int {
-		fmt.Fprintf(os.Stderr, "child %s: "+format+"\n", append([]any{role}, args...)...)
-		return 1
+// mutexRole makes a child role of these tests: it opens the object, makes
+// the Mutex at off, and plays play with them.
+func mutexRole(off int64, play func(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int) childRole {
+	return func(role, name string, in *bufio.Reader) int {
+		s, err := shm.Open(name)
+		if err != nil {
+			return childFail(role, "%v", err)
+		}
+		defer s.Close()
+		mu, err := s.Mutex(off)
+		if err != nil {
+			return childFail(role, "%v", err)
+		}
+		return play(role, s, mu, in)
 	}
-	s, err := shm.Open(name)
-	if err != nil {
-		return fail("%v", err)
+}
+
+// childMutexCount: SHM_TEST_N times lock, counter++, unlock; say "done";
+// wait for stdin.
+func childMutexCount(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int {
+	n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
+	ready, _ := s.Uint32(132)
+	start, _ := s.Uint32(128)
+	ready.Add(1)
+	for start.Load() == 0 {
+		runtime.Gosched()
 	}
-	defer s.Close()
-	off := int64(0)
-	if role == "mutex-hold8" {
-		off = 8
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := countUnder(ctx, mu, s.Bytes(), n); err != nil {
+		return childFail(role, "%v", err)
 	}
-	mu, err := s.Mutex(off)
-	if err != nil {
-		return fail("%v", err)
+	fmt.Println("done")
+	in.ReadString('\n') // stay alive (and registered) until told
+	return 0
+}
+
+// childMutexHold: lock, say so, wait to be killed (or for stdin's end).
+func childMutexHold(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int {
+	err := mu.Lock(context.Background())
+	fmt.Printf("locked %v\n", err)
+	in.ReadString('\n')
+	return 0
+}
+
+// childMutexPass: lock, say so; at the first line unlock, say so, and
+// live on until stdin ends.
+func childMutexPass(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int {
+	err := mu.Lock(context.Background())
+	fmt.Printf("locked %v\n", err)
+	in.ReadString('\n')
+	fmt.Printf("unlocked %v\n", mu.Unlock())
+	in.ReadString('\n')
+	return 0
+}
+
+// childMutexTryLock: say what TryLock says, and Unlock if it took the lock.
+func childMutexTryLock(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int {
+	took, err := mu.TryLock()
+	fmt.Printf("%v %v\n", took, errors.Is(err, shm.ErrOwnerDead))
+	if took {
+		if err := mu.Unlock(); err != nil {
+			return childFail(role, "%v", err)
+		}
 	}
-	switch role {
-	case "mutex-count": // SHM_TEST_N times: lock, counter++, unlock; "done"; wait for stdin
-		n, _ := strconv.Atoi(os.Getenv("SHM_TEST_N"))
-		ready, _ := s.Uint32(132)
-		start, _ := s.Uint32(128)
-		ready.Add(1)
-		for start.Load() == 0 {
-			runtime.Gosched()
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := countUnder(ctx, mu, s.Bytes(), n); err != nil {
-			return fail("%v", err)
-		}
-		fmt.Println("done")
-		in.ReadString('\n') // stay alive (and registered) until told
-	case "mutex-hold", "mutex-hold8": // lock (at 0 or 8), say so, wait to be killed (or for stdin's end)
-		err := mu.Lock(context.Background())
-		fmt.Printf("locked %v\n", err)
-		in.ReadString('\n')
-	case "mutex-pass": // lock, say so; at the first line unlock, say so, and live on until stdin ends
-		err := mu.Lock(context.Background())
-		fmt.Printf("locked %v\n", err)
-		in.ReadString('\n')
-		fmt.Printf("unlocked %v\n", mu.Unlock())
-		in.ReadString('\n')
-	case "mutex-trylock": // say what TryLock says, and Unlock if it took the lock
-		took, err := mu.TryLock()
-		fmt.Printf("%v %v\n", took, errors.Is(err, shm.ErrOwnerDead))
-		if took {
-			if err := mu.Unlock(); err != nil {
-				return fail("%v", err)
-			}
-		}
-	case "mutex-handoff": // BenchmarkMutex's other side
-		if os.Getenv("SHM_TEST_KIND") != "mutex" {
-			mu = nil
-		}
-		if err := handoff(mu, s, 1, -1); err != nil {
-			return fail("%v", err)
-		}
-	default:
-		return fail("unknown role")
+	return 0
+}
+
+// childMutexHandoff: BenchmarkMutex's other side.
+func childMutexHandoff(role string, s *shm.Segment, mu *shm.Mutex, in *bufio.Reader) int {
+	if os.Getenv("SHM_TEST_KIND") != "mutex" {
+		mu = nil
+	}
+	if err := handoff(mu, s, 1, -1); err != nil {
+		return childFail(role, "%v", err)
 	}
 	return 0
 }

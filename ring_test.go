@@ -12,6 +12,7 @@ package shm_test
 // no system call per message.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -202,39 +203,45 @@ func (r *ring) read(total int64, seed uint64) error {
 	return nil
 }
 
-// ringChild is the Go peer's side for BenchmarkTransfer: role
-// "sync-ring-read" reads SHM_TEST_N bytes from the ring in segment name and
-// prints "sleeps wakes".
-func ringChild(role, name string) error {
+// childRingRead plays "sync-ring-read", the Go peer's side for
+// BenchmarkTransfer: it reads SHM_TEST_N bytes from the ring in segment
+// name and prints "sleeps wakes".
+func childRingRead(role, name string, in *bufio.Reader) int {
 	total, err := strconv.ParseInt(os.Getenv("SHM_TEST_N"), 10, 64)
 	if err != nil {
-		return err
+		return childFail(role, "%v", err)
 	}
-	switch role {
-	case "sync-ring-read":
-		s, err := shm.Open(name)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		r, err := openRing(context.Background(), s)
-		if err != nil {
-			return err
-		}
-		fmt.Println("ready")
-		if err := r.read(total, ringSeed); err != nil {
-			return err
-		}
-		fmt.Println(r.sleeps, r.wakes)
-	case "sync-stream-read": // the same stream from fd 3, a socket or a pipe
-		f := os.NewFile(3, "stream")
-		defer f.Close()
-		fmt.Println("ready")
-		return readStream(f, total, ringSeed)
-	default:
-		return fmt.Errorf("unknown role")
+	s, err := shm.Open(name)
+	if err != nil {
+		return childFail(role, "%v", err)
 	}
-	return nil
+	defer s.Close()
+	r, err := openRing(context.Background(), s)
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	fmt.Println("ready")
+	if err := r.read(total, ringSeed); err != nil {
+		return childFail(role, "%v", err)
+	}
+	fmt.Println(r.sleeps, r.wakes)
+	return 0
+}
+
+// childStreamRead plays "sync-stream-read": the same stream from fd 3, a
+// socket or a pipe.
+func childStreamRead(role, name string, in *bufio.Reader) int {
+	total, err := strconv.ParseInt(os.Getenv("SHM_TEST_N"), 10, 64)
+	if err != nil {
+		return childFail(role, "%v", err)
+	}
+	f := os.NewFile(3, "stream")
+	defer f.Close()
+	fmt.Println("ready")
+	if err := readStream(f, total, ringSeed); err != nil {
+		return childFail(role, "%v", err)
+	}
+	return 0
 }
 
 // cRingStats parses ring.c's "SLEEPS WAKES NS TIMEOUTS".
