@@ -352,17 +352,8 @@ func removeStale(en entry, ignoreDenied bool) (action, reason string) {
 		syscall.Rmdir(q) // the directory; never an object
 		return "kept", why
 	}
-	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
-		return putBack("replaced by another object meanwhile")
-	}
-	if quarantined != nil {
-		quarantined(q)
-	}
-	if why := opened(fd, qbase, ignoreDenied); why != "" {
-		return putBack(why)
-	}
-	if err := unlinkEntry(en.kind, qbase); err != nil {
-		return putBack("unlink: " + errText(err))
+	if action, reason, ok := judge(en, q, qbase, fd, ignoreDenied, putBack); !ok {
+		return action, reason
 	}
 	if err := syscall.Rmdir(en.path); err != nil {
 		return "error", fmt.Sprintf("removed, but the directory that stood in for it under its name could not be removed (%s)", errText(err))
@@ -386,19 +377,34 @@ func removeRenamed(en entry, q, qbase string, fd int, ignoreDenied bool) (action
 		os.Remove(q)
 		return "kept", why
 	}
-	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
-		return putBack("replaced by another object meanwhile")
-	}
-	if quarantined != nil {
-		quarantined(q)
-	}
-	if why := opened(fd, qbase, ignoreDenied); why != "" {
-		return putBack(why)
-	}
-	if err := unlinkEntry(en.kind, qbase); err != nil {
-		return putBack("unlink: " + errText(err))
+	if action, reason, ok := judge(en, q, qbase, fd, ignoreDenied, putBack); !ok {
+		return action, reason
 	}
 	return "removed", ""
+}
+
+// judge is step 3 of both ways of removing: it looks at the object now
+// under the quarantine name q (qbase) and unlinks it (ok), or else puts it
+// back under its name with putBack, whose verdict it returns.
+func judge(en entry, q, qbase string, fd int, ignoreDenied bool, putBack func(why string) (string, string)) (action, reason string, ok bool) {
+	why := ""
+	if st, err := lstat(q); err != nil || !sameFile(st, en.st) {
+		why = "replaced by another object meanwhile"
+	} else {
+		if quarantined != nil {
+			quarantined(q)
+		}
+		if why = opened(fd, qbase, ignoreDenied); why == "" {
+			if err := unlinkEntry(en.kind, qbase); err != nil {
+				why = "unlink: " + errText(err)
+			}
+		}
+	}
+	if why != "" {
+		action, reason = putBack(why)
+		return action, reason, false
+	}
+	return "", "", true
 }
 
 // opened says why the object now under the quarantine name qbase must be
