@@ -64,7 +64,7 @@ func fillGuard(b []byte, capacity int) {
 }
 
 // checkGuard fails t if a byte past the data of the ring in b, or a
-// header byte outside the words the ends may store (states, head, tail,
+// header byte outside the words the ends may store (states, pids, head, tail,
 // sleep words), differs from what it was (hdr: the header as set up).
 func checkGuard(t testing.TB, b, hdr []byte, capacity int, what string) {
 	t.Helper()
@@ -75,7 +75,7 @@ func checkGuard(t testing.TB, b, hdr []byte, capacity int, what string) {
 	}
 	for i := range ring.HeaderSize {
 		switch {
-		case i >= 32 && i < 40, i >= offHead && i < offHead+8, i >= offTail && i < offTail+8, i >= 192 && i < 196, i >= 256 && i < 260:
+		case i >= 32 && i < 48, i >= offHead && i < offHead+8, i >= offTail && i < offTail+8, i >= 192 && i < 196, i >= 256 && i < 260:
 			continue
 		}
 		if b[i] != hdr[i] {
