@@ -135,6 +135,9 @@ func (r *Ring) endStat(end string, state, pid *atomic.Uint32, lock int64, mine b
 func (r *Ring) backlog(st *Stat) error {
 	c := r.capacity
 	t := r.tail.Load()
+	if testHookStatLoaded != nil {
+		testHookStatLoaded()
+	}
 	h := r.head.Load()
 	for try := 0; ; try++ {
 		if try == statTries {
@@ -182,6 +185,10 @@ func (r *Ring) backlog(st *Stat) error {
 		return nil
 	}
 }
+
+// testHookStatLoaded, if set (by tests), runs in Stat between its loads
+// of the tail and the head.
+var testHookStatLoaded func()
 
 // testHookStatRecord, if set (by tests), runs in Stat's walk before each
 // record is read.

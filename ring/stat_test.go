@@ -338,3 +338,118 @@ func TestIs(t *testing.T) {
 		f.Close()
 	}
 }
+
+// TestStatLive: Stat from a third Ring while a writer and a reader
+// stream through a small ring never calls the ring corrupt, and its
+// figures always fit the ring (EAGAIN, a ring too busy to count, is
+// allowed).
+//
+// It is a smoke test (and a -race run): the windows it covers are too
+// narrow to hit reliably here; TestStatReleasedUnderWalk and
+// TestStatMovedBetweenLoads open them on purpose, and kill the
+// mutations of those windows deterministically.
+func TestStatLive(t *testing.T) {
+	const c = 128
+	r := newRing(t, c)
+	wr, rr, sr := openRing(t, r), openRing(t, r), openRing(t, r)
+	w, err := wr.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := rr.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := within(t, 30*time.Second)
+	const count = 200000
+	done := make(chan error, 2)
+	go func() {
+		msg := bytes.Repeat([]byte{0xAB}, 56) // over a released record's length: no length at all
+		for i := range count {
+			if err := w.Send(ctx, msg[:i%57]); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- w.Close()
+	}()
+	go func() {
+		buf := make([]byte, c)
+		for range count {
+			if _, err := rd.Receive(ctx, buf); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	stats, busy := 0, 0
+	for finished := 0; finished < 2; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished++
+			continue
+		default:
+		}
+		st, err := sr.Stat()
+		stats++
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			busy++
+		case err != nil:
+			t.Fatalf("Stat %d during the stream: %v", stats, err)
+		case st.Used > c || st.Bytes > st.Used || st.Messages*8 > st.Used || st.Head-st.Tail != uint64(st.Used):
+			t.Fatalf("Stat %d during the stream: %+v does not fit the ring", stats, st)
+		}
+	}
+	t.Logf("%d Stats during %d messages, %d too busy to count", stats, count, busy)
+}
+
+// TestStatMovedBetweenLoads: Stat loads the tail, then the head; if the
+// reader releases and the writer sends in between, head - tail exceeds
+// the capacity with no corruption at all. Stat must load the tail again
+// and count, not call the ring corrupt.
+//
+// Kills: the pair judged without loading the tail again (ErrCorrupt:
+// "head 288, tail 0, capacity 256").
+func TestStatMovedBetweenLoads(t *testing.T) {
+	r := newRing(t, 256)
+	w, err := r.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := within(t, 10*time.Second)
+	for range 8 { // 8 records of 32 bytes: the ring is full
+		if err := w.Send(ctx, make([]byte, 24)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := 0
+	ring.SetHookStatLoaded(func() {
+		if calls++; calls == 1 { // tail 0 loaded: move both ends on
+			for range 2 {
+				if _, err := rd.Receive(ctx, make([]byte, 256)); err != nil {
+					t.Error(err)
+				}
+			}
+			if err := w.Send(ctx, make([]byte, 24)); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	defer ring.SetHookStatLoaded(nil)
+	st, err := r.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Messages != 7 || st.Tail != 64 || st.Head != 288 || st.Used != 224 {
+		t.Fatalf("after 2 received and 1 sent between Stat's loads: %+v, want 7 messages, tail 64, head 288", st)
+	}
+}
