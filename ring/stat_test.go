@@ -453,3 +453,25 @@ func TestStatMovedBetweenLoads(t *testing.T) {
 		t.Fatalf("after 2 received and 1 sent between Stat's loads: %+v, want 7 messages, tail 64, head 288", st)
 	}
 }
+
+// TestStatTruncated: Stat on a ring whose object another process
+// truncated returns an error wrapping shm.ErrFault; the process lives.
+//
+// Kills: Stat without the fault guard (the test binary dies: "unexpected
+// fault address", SIGBUS).
+func TestStatTruncated(t *testing.T) {
+	r := newRing(t, 4096)
+	w, err := r.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Send(within(t, 10*time.Second), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(shm.Dir()+r.Name(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Stat(); !errors.Is(err, shm.ErrFault) {
+		t.Fatalf("Stat of a truncated ring: %v, want shm.ErrFault", err)
+	}
+}
