@@ -23,3 +23,11 @@ const HeaderSize = headerSize
 // SetHookAnnounced sets a function wait calls after announcing a sleep
 // and finding the ring unready, before it reads the peer's state.
 func SetHookAnnounced(f func()) { testHookAnnounced = f }
+
+// SetHookStatRecord sets a function Stat's walk calls before it reads
+// each record.
+func SetHookStatRecord(f func()) { testHookStatRecord = f }
+
+// SetHookStatLoaded sets a function Stat calls between its loads of the
+// tail and the head.
+func SetHookStatLoaded(f func()) { testHookStatLoaded = f }

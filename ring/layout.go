@@ -21,6 +21,8 @@ const (
 	offMaxMessage  = 24  // u64 largest message
 	offWriterState = 32  // u32 endNone, endOpen or endClosed
 	offReaderState = 36  // u32
+	offWriterPid   = 40  // u32 pid its last claimant recorded (0: unknown); informational only
+	offReaderPid   = 44  // u32
 	offHead        = 64  // u64 bytes written (monotonic), its own cache line
 	offTail        = 128 // u64 bytes consumed (monotonic), its own cache line
 	offReaderSleep = 192 // u32 futex word: 1 while the reader sleeps or is about to

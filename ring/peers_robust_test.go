@@ -497,12 +497,12 @@ func (cr *corruptRunner) run(c corruption) {
 }
 
 // checkBytes fails if the peer changed a byte it may not: the header
-// beyond its end's state, counter and sleep words, and the guard bytes
+// beyond its end's state, pid, counter and sleep words, and the guard bytes
 // past the data.
 func (cr *corruptRunner) checkBytes(where, mode string, img, mem []byte) {
 	t := cr.t
 	t.Helper()
-	mutable := [][2]int{{32, 40}, {192, 196}, {256, 260}} // states, sleep words
+	mutable := [][2]int{{32, 48}, {192, 196}, {256, 260}} // states, pids, sleep words
 	if mode == "try-recv" {
 		mutable = append(mutable, [2]int{128, 136}) // tail
 	} else {

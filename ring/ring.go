@@ -94,6 +94,8 @@ type Ring struct {
 	wsleep   *atomic.Uint32
 	wstate   *atomic.Uint32
 	rstate   *atomic.Uint32
+	wpid     *atomic.Uint32
+	rpid     *atomic.Uint32
 	spin     atomic.Int64 // nanoseconds
 
 	mu     sync.Mutex
@@ -331,7 +333,8 @@ func newRing(name string, mem memory, lockf *os.File) (*Ring, error) {
 	for _, w := range []struct {
 		p   **atomic.Uint32
 		off int64
-	}{{&r.rsleep, offReaderSleep}, {&r.wsleep, offWriterSleep}, {&r.wstate, offWriterState}, {&r.rstate, offReaderState}} {
+	}{{&r.rsleep, offReaderSleep}, {&r.wsleep, offWriterSleep}, {&r.wstate, offWriterState}, {&r.rstate, offReaderState},
+		{&r.wpid, offWriterPid}, {&r.rpid, offReaderPid}} {
 		if *w.p, err = mem.Uint32(w.off); err != nil {
 			return nil, err
 		}
@@ -489,7 +492,11 @@ func (r *Ring) Writer() (*Writer, error) {
 		return nil, err
 	}
 	var head uint64
-	if err := r.safely("writer", func() { r.wstate.Store(endOpen); head = r.head.Load() }); err != nil {
+	if err := r.safely("writer", func() {
+		r.wpid.Store(uint32(os.Getpid())) // before the state: a Stat that sees open sees the pid
+		r.wstate.Store(endOpen)
+		head = r.head.Load()
+	}); err != nil {
 		unlock(r.lockf, lockWriter)
 		return nil, err
 	}
@@ -510,7 +517,11 @@ func (r *Ring) Reader() (*Reader, error) {
 		return nil, err
 	}
 	var tail uint64
-	if err := r.safely("reader", func() { r.rstate.Store(endOpen); tail = r.tail.Load() }); err != nil {
+	if err := r.safely("reader", func() {
+		r.rpid.Store(uint32(os.Getpid()))
+		r.rstate.Store(endOpen)
+		tail = r.tail.Load()
+	}); err != nil {
 		unlock(r.lockf, lockReader)
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func fillGuard(b []byte, capacity int) {
 }
 
 // checkGuard fails t if a byte past the data of the ring in b, or a
-// header byte outside the words the ends may store (states, head, tail,
+// header byte outside the words the ends may store (states, pids, head, tail,
 // sleep words), differs from what it was (hdr: the header as set up).
 func checkGuard(t testing.TB, b, hdr []byte, capacity int, what string) {
 	t.Helper()
@@ -75,7 +75,7 @@ func checkGuard(t testing.TB, b, hdr []byte, capacity int, what string) {
 	}
 	for i := range ring.HeaderSize {
 		switch {
-		case i >= 32 && i < 40, i >= offHead && i < offHead+8, i >= offTail && i < offTail+8, i >= 192 && i < 196, i >= 256 && i < 260:
+		case i >= 32 && i < 48, i >= offHead && i < offHead+8, i >= offTail && i < offTail+8, i >= 192 && i < 196, i >= 256 && i < 260:
 			continue
 		}
 		if b[i] != hdr[i] {
@@ -163,9 +163,10 @@ func TestCorruptCounters(t *testing.T) {
 // tail and record bytes into it, as a buggy or hostile peer could, claims
 // both ends (which load the counters) and drives a sequence of Send,
 // Reserve+Commit, Receive, Next+Release and more counter writes, each with
-// a 2 ms deadline. Nothing may panic or hang; every error is ErrCorrupt,
-// the deadline or io.ErrShortBuffer; no message is longer than MaxMessage;
-// no byte past the data, and no header byte but the ends' words, changes.
+// a 2 ms deadline, and Stat after each. Nothing may panic or hang; every
+// error is ErrCorrupt, the deadline or io.ErrShortBuffer; no message is
+// longer than MaxMessage; Stat's figures fit the ring; no byte past the
+// data, and no header byte but the ends' words, changes.
 //
 // Kills (on the seeds, in a plain go test): the claim-time counters used
 // unchecked (on 93dfd98: "panic: runtime error: index out of range [4]
@@ -284,6 +285,12 @@ func FuzzCorruptCounters(f *testing.F) {
 				t.Fatalf("op %d, %s: a message of %d bytes from a ring whose max is %d", i, desc, len(got), max)
 			}
 			checkGuard(t, b, hdr, capacity, fmt.Sprintf("op %d, %s", i, desc))
+			if st, err := wr.Stat(); err != nil && !errors.Is(err, ring.ErrCorrupt) {
+				t.Fatalf("Stat after op %d, %s: %v", i, desc, err)
+			} else if err == nil && (st.Used > capacity || st.Bytes > st.Used || st.Messages*8 > st.Used) {
+				t.Fatalf("Stat after op %d, %s: %+v does not fit the ring", i, desc, st)
+			}
+			checkGuard(t, b, hdr, capacity, fmt.Sprintf("Stat after op %d, %s", i, desc))
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)

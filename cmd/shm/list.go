@@ -304,7 +304,7 @@ func owner(id uint32, numeric bool, lookup func(uint32) string) string {
 // record is the JSON form of an entry.
 func record(en entry, h *holderInfo) map[string]any {
 	rec := map[string]any{
-		"type":     en.kind,
+		"type":     shownKind(en),
 		"path":     en.path,
 		"size":     en.st.Size,
 		"mode":     octal(en.st),
@@ -371,7 +371,7 @@ func statCmd(fl *flag.FlagSet) runner {
 					fmt.Fprintln(e.stdout)
 				}
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
-				fmt.Fprintf(w, "type:\t%s\n", en.kind)
+				fmt.Fprintf(w, "type:\t%s\n", shownKind(en))
 				fmt.Fprintf(w, "name:\t%s\n", quoteName(en.name))
 				fmt.Fprintf(w, "path:\t%s\n", quoteName(en.path))
 				fmt.Fprintf(w, "size:\t%d\n", en.st.Size)

@@ -21,6 +21,7 @@
 //	shm ring create -size N NAME
 //	shm ring send NAME
 //	shm ring recv NAME
+//	shm ring stat [-json] NAME
 //
 // create makes a new object (exclusive, pages reserved), 4096 bytes unless
 // -size says otherwise. write copies standard input into a new object sized
@@ -61,7 +62,10 @@
 // github.com/posixshm/shm/ring): ring create makes a message ring of N data
 // bytes, ring send sends standard input into it as messages and then ends
 // the stream, ring recv copies the messages to standard output until the
-// stream ends. Either may start first; shm ls shows a ring's type as ring.
+// stream ends. Either may start first. ring stat describes a ring without
+// claiming it: messages not yet received, and each end's state (never,
+// open, closed, or dead: its process died holding it) and claimant's pid.
+// shm ls and shm stat show a ring's type as ring.
 //
 // Flags may come before or after the NAMEs; "--" ends the flags, so that a
 // NAME may begin with "-". Names are given as libc takes them ("/name" is

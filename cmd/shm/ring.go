@@ -1,10 +1,11 @@
 package main
 
 // The ring commands: shm ring create, send and recv, a shared-memory pipe
-// between two shells on package ring.
+// between two shells on package ring, and shm ring stat.
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/ring"
@@ -23,6 +25,7 @@ var ringCommands = []*command{
 	{name: "create", args: "-size N NAME", summary: "make a message ring of N data bytes (a multiple of 8, at least 64; exclusive, pages reserved)", setup: ringCreateCmd},
 	{name: "send", args: "NAME", summary: "send standard input into the ring as messages (each read, up to the largest message), then end the stream", setup: ringSendCmd},
 	{name: "recv", args: "NAME", summary: "copy the ring's messages to standard output until the stream ends", setup: ringRecvCmd},
+	{name: "stat", args: "[-json] NAME", summary: "describe the ring: sizes, messages not yet received, each end's state (never, open, closed, dead) and its claimant's pid; claims nothing", setup: ringStatCmd},
 }
 
 func ringCreateCmd(fl *flag.FlagSet) runner {
@@ -173,21 +176,71 @@ func ringRecvCmd(fl *flag.FlagSet) runner {
 	}
 }
 
-// isRing reports whether the object name (as ls shows it, "/x") starts
-// with a ring's magic (ring/LAYOUT.md), reading 8 bytes without mapping it.
+func ringStatCmd(fl *flag.FlagSet) runner {
+	asJSON := fl.Bool("json", false, "print a JSON object (fields as package ring's Stat, plus name)")
+	return func(e *env, args []string) error {
+		name, err := oneName(args)
+		if err != nil {
+			return err
+		}
+		r, err := ring.Open(name)
+		if err != nil {
+			return cmdErr("ring stat", name, unnamed(err, name))
+		}
+		st, err := r.Stat()
+		if cerr := r.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return cmdErr("ring stat", name, unnamed(err, name))
+		}
+		if *asJSON {
+			rec := map[string]any{"capacity": st.Capacity, "max_message": st.MaxMessage, "messages": st.Messages,
+				"bytes": st.Bytes, "used": st.Used, "head": st.Head, "tail": st.Tail, "writer": st.Writer, "reader": st.Reader}
+			jsonName(rec, name)
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rec)
+		}
+		w := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
+		fmt.Fprintf(w, "name:\t%s\n", quoteName(name))
+		fmt.Fprintf(w, "capacity:\t%d\n", st.Capacity)
+		fmt.Fprintf(w, "max message:\t%d\n", st.MaxMessage)
+		fmt.Fprintf(w, "messages:\t%d (%d bytes) not yet received\n", st.Messages, st.Bytes)
+		fmt.Fprintf(w, "used:\t%d of %d bytes\n", st.Used, st.Capacity)
+		fmt.Fprintf(w, "head:\t%d\n", st.Head)
+		fmt.Fprintf(w, "tail:\t%d\n", st.Tail)
+		fmt.Fprintf(w, "writer:\t%s\n", endText(st.Writer))
+		fmt.Fprintf(w, "reader:\t%s\n", endText(st.Reader))
+		return w.Flush()
+	}
+}
+
+// endText is an end as ring stat prints it: its state, and the pid its
+// claimant recorded (only a hint: pids are reused).
+func endText(es ring.EndStat) string {
+	switch {
+	case es.State == ring.EndNever:
+		return "never claimed"
+	case es.Pid == 0:
+		return es.State.String() + " (pid unknown)"
+	}
+	return fmt.Sprintf("%s (pid %d)", es.State, es.Pid)
+}
+
+// isRing reports whether the object name (as ls shows it, "/x") is a
+// ring (ring.Is: its magic), reading without mapping it.
 func isRing(name string) bool {
 	f, err := os.OpenFile(shm.Dir()+"/"+strings.TrimLeft(name, "/"), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	var b [8]byte
-	_, err = f.ReadAt(b[:], 0)
-	return err == nil && string(b[:]) == "SHMRING\x00"
+	return ring.Is(f)
 }
 
-// shownKind is the type ls prints for en: "ring" for an object that is a
-// ring, else en.kind.
+// shownKind is the type ls and stat print for en: "ring" for an object
+// that is a ring, else en.kind.
 func shownKind(en entry) string {
 	if en.kind == "shm" && isRing(en.name) {
 		return "ring"

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -118,5 +121,121 @@ func TestRingRecvCorruptName(t *testing.T) {
 	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "shm: ring recv "+quoteName(name)+": ") ||
 		!strings.Contains(r.stderr, "corrupt") || strings.Contains(r.stderr, name) {
 		t.Errorf("ring recv of a corrupt ring: exit %d, stderr %q; want 1 and one line naming %s", r.code, r.stderr, quoteName(name))
+	}
+}
+
+// TestRingStat: shm ring stat prints a ring's figures and ends, in text
+// and JSON: a backlog of known messages, the writer open in this process
+// (its pid), then closed; the reader never claimed, then dead (a shm ring
+// recv killed with SIGKILL, its pid). shm ls -l -json, shm stat and
+// shm stat -json say "ring" for a ring and "shm" for a plain object.
+//
+// Kills: ring stat's messages or bytes taken from the wrong field (the
+// text differs); endText printing "open" for a dead end; ls -l -json
+// and stat using the entry's kind ("shm") for a ring.
+func TestRingStat(t *testing.T) {
+	name := newName(t)
+	r, err := ring.Create(name, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := r.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range []int{5, 10, 0} {
+		if err := w.Send(ctx, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pid := os.Getpid()
+	want := fmt.Sprintf(`name:        %s
+capacity:    256
+max message: 120
+messages:    3 (15 bytes) not yet received
+used:        48 of 256 bytes
+head:        48
+tail:        0
+writer:      open (pid %d)
+reader:      never claimed
+`, name, pid)
+	if got := ok(t, runShm(t, nil, "ring", "stat", name)).stdout; got != want {
+		t.Fatalf("ring stat:\n%s\nwant\n%s", got, want)
+	}
+	type end struct {
+		State string
+		Pid   int
+	}
+	type stat struct {
+		Name                                        string
+		Capacity, MaxMessage, Messages, Bytes, Used int
+		Head, Tail                                  uint64
+		Writer, Reader                              end
+	}
+	jsonStat := func() (st stat) {
+		t.Helper()
+		out := ok(t, runShm(t, nil, "ring", "stat", "-json", name)).stdout
+		if err := json.Unmarshal([]byte(strings.ReplaceAll(out, "max_message", "maxmessage")), &st); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return st
+	}
+	if got, want := jsonStat(), (stat{name, 256, 120, 3, 15, 48, 48, 0, end{"open", pid}, end{"never", 0}}); got != want {
+		t.Fatalf("ring stat -json: %+v, want %+v", got, want)
+	}
+
+	// a reader that dies holding its end; its first message proves the claim
+	recv := exec.CommandContext(ctx, bin, "ring", "recv", name)
+	out, err := recv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(out, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	recv.Process.Kill()
+	recv.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := jsonStat()
+	if st.Reader != (end{"dead", recv.Process.Pid}) || st.Writer != (end{"closed", pid}) {
+		t.Fatalf("ring stat -json after the reader's SIGKILL and the writer's Close: %+v", st)
+	}
+	text := ok(t, runShm(t, nil, "ring", "stat", name)).stdout
+	if !strings.Contains(text, fmt.Sprintf("reader:      dead (pid %d)\n", recv.Process.Pid)) || !strings.Contains(text, fmt.Sprintf("writer:      closed (pid %d)\n", pid)) {
+		t.Fatalf("ring stat after the reader's SIGKILL and the writer's Close:\n%s", text)
+	}
+
+	plain := newName(t)
+	ok(t, runShm(t, nil, "create", plain))
+	types := func(args ...string) map[string]string {
+		t.Helper()
+		res := runShm(t, nil, args...)
+		var recs []struct{ Type, Name string }
+		if res.code != 0 || json.Unmarshal([]byte(res.stdout), &recs) != nil {
+			t.Fatalf("shm %s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+		m := map[string]string{}
+		for _, r := range recs {
+			m[r.Name] = r.Type
+		}
+		return m
+	}
+	for _, args := range [][]string{{"ls", "-l", "-json", name, plain}, {"ls", "-json", name, plain}, {"stat", "-json", name, plain}} {
+		if m := types(args...); m[name] != "ring" || m[plain] != "shm" {
+			t.Errorf("shm %s: types %v, want ring for %s, shm for %s", strings.Join(args, " "), m, name, plain)
+		}
+	}
+	for n, want := range map[string]string{name: "ring", plain: "shm"} {
+		if res := runShm(t, nil, "stat", n); res.code != 0 || !strings.HasPrefix(res.stdout, "type:     "+want+"\n") {
+			t.Errorf("shm stat %s: exit %d\n%s; want type %s", n, res.code, res.stdout, want)
+		}
 	}
 }

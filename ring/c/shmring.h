@@ -78,6 +78,8 @@ enum {
 	SHMRING_OFF_MAX_MESSAGE = 24,
 	SHMRING_OFF_WRITER_STATE = 32,
 	SHMRING_OFF_READER_STATE = 36,
+	SHMRING_OFF_WRITER_PID = 40,
+	SHMRING_OFF_READER_PID = 44,
 	SHMRING_OFF_HEAD = 64,
 	SHMRING_OFF_TAIL = 128,
 	SHMRING_OFF_READER_SLEEP = 192,
@@ -389,7 +391,7 @@ static inline shmring *shmring_open_fd(int fd) {
 	return r;
 }
 
-static inline int shmring__claim(shmring *r, int role, int lock, int state_off) {
+static inline int shmring__claim(shmring *r, int role, int lock, int state_off, int pid_off) {
 	short got;
 	if (r->forked) {
 		errno = ECHILD;
@@ -404,6 +406,8 @@ static inline int shmring__claim(shmring *r, int role, int lock, int state_off) 
 			errno = EBUSY;
 		return -1;
 	}
+	/* the claimant's pid, informational only (LAYOUT.md §2), before the state */
+	atomic_store(shmring__u32(r, pid_off), (uint32_t)getpid());
 	atomic_store(shmring__u32(r, state_off), SHMRING_END_OPEN);
 	r->role = role;
 	r->check_at = 0;
@@ -415,11 +419,11 @@ static inline int shmring__claim(shmring *r, int role, int lock, int state_off) 
 
 /* shmring_writer claims the writing end: 0, or -1 with EBUSY (or ECHILD
  * in a fork's child). */
-static inline int shmring_writer(shmring *r) { return shmring__claim(r, 1, SHMRING_LOCK_WRITER, SHMRING_OFF_WRITER_STATE); }
+static inline int shmring_writer(shmring *r) { return shmring__claim(r, 1, SHMRING_LOCK_WRITER, SHMRING_OFF_WRITER_STATE, SHMRING_OFF_WRITER_PID); }
 
 /* shmring_reader claims the reading end: 0, or -1 with EBUSY (or ECHILD
  * in a fork's child). */
-static inline int shmring_reader(shmring *r) { return shmring__claim(r, 2, SHMRING_LOCK_READER, SHMRING_OFF_READER_STATE); }
+static inline int shmring_reader(shmring *r) { return shmring__claim(r, 2, SHMRING_LOCK_READER, SHMRING_OFF_READER_STATE, SHMRING_OFF_READER_PID); }
 /* shmring__peer_alive: does another open file description hold the lock? */
 static inline int shmring__peer_alive(shmring *r, int lock) {
 	short got = F_UNLCK;

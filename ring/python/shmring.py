@@ -62,6 +62,7 @@ WRAP = 0xFFFFFFFF
 
 OFF_VERSION, OFF_HEADER_SIZE, OFF_CAPACITY, OFF_MAX_MESSAGE = 8, 12, 16, 24
 OFF_WRITER_STATE, OFF_READER_STATE = 32, 36
+OFF_WRITER_PID, OFF_READER_PID = 40, 44
 OFF_HEAD, OFF_TAIL = 64, 128
 OFF_READER_SLEEP, OFF_WRITER_SLEEP = 192, 256
 LOCK_WRITER, LOCK_READER = 448, 449
@@ -176,6 +177,8 @@ class Ring:
         self._tail = ctypes.c_uint64.from_address(base + OFF_TAIL)
         self._wstate = ctypes.c_uint32.from_address(base + OFF_WRITER_STATE)
         self._rstate = ctypes.c_uint32.from_address(base + OFF_READER_STATE)
+        self._wpid = ctypes.c_uint32.from_address(base + OFF_WRITER_PID)
+        self._rpid = ctypes.c_uint32.from_address(base + OFF_READER_PID)
         self._rsleep = ctypes.c_uint32.from_address(base + OFF_READER_SLEEP)
         self._wsleep = ctypes.c_uint32.from_address(base + OFF_WRITER_SLEEP)
         _rings.add(self)
@@ -258,7 +261,7 @@ class Ring:
     def _lock(self, cmd, typ, off):
         return fcntl.fcntl(self._fd, cmd, struct.pack(_FLOCK, typ, os.SEEK_SET, off, 1, 0))
 
-    def _claim(self, role, lock, state):
+    def _claim(self, role, lock, state, pid):
         self._usable()
         if self._role:
             raise BusyError(self.name)
@@ -268,6 +271,7 @@ class Ring:
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 raise BusyError(self.name) from None
             raise
+        pid.value = os.getpid()  # informational only (LAYOUT.md §2), before the state
         state.value = END_OPEN
         self._role = role
         self._check_at = None
@@ -278,11 +282,11 @@ class Ring:
 
     def writer(self):
         """Claim the writing end; BusyError if a live process holds it."""
-        return self._claim(1, LOCK_WRITER, self._wstate)
+        return self._claim(1, LOCK_WRITER, self._wstate, self._wpid)
 
     def reader(self):
         """Claim the reading end; BusyError if a live process holds it."""
-        return self._claim(2, LOCK_READER, self._rstate)
+        return self._claim(2, LOCK_READER, self._rstate, self._rpid)
 
     def _peer_alive(self, lock):
         try:
