@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/posixshm/shm/internal/kernel"
 	"github.com/posixshm/shm/internal/proc"
+	"github.com/posixshm/shm/internal/tmpname"
 )
 
 // A Segment is a POSIX shared memory object that has a name, open and
@@ -355,14 +355,7 @@ func taken(fd int, tmp, name string) bool {
 // called name: name's own (without its leading slashes, cut short to leave
 // room within NAME_MAX), ".~" and a random part, as "/NAME.~RANDOM". Only
 // the process that makes it ever knows it.
-func tmpName(name string) string {
-	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
-	base := baseName(name)
-	if len(base) > kernel.NAME_MAX-len(suffix) {
-		base = base[:kernel.NAME_MAX-len(suffix)]
-	}
-	return "/" + base + suffix
-}
+func tmpName(name string) string { return "/" + tmpname.New(baseName(name)) }
 
 // baseName is name as a file name in Dir: without its leading slashes.
 func baseName(name string) string { return strings.TrimLeft(name, "/") }

@@ -9,19 +9,20 @@ package main
 import (
 	"fmt"
 	"io/fs"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/proc"
 )
 
 // baseName is name as glibc and musl map it to a file name: leading
 // slashes dropped, then one path element, or EINVAL.
 func baseName(name string) (string, error) {
 	base := strings.TrimLeft(name, "/")
-	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\x00") || len(base) > 255 {
+	if base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\x00") || len(base) > kernel.NAME_MAX {
 		return "", syscall.EINVAL
 	}
 	return base, nil
@@ -40,16 +41,11 @@ func objectPath(name string) (string, error) {
 // a semaphore as the file NAME: an object, as far as the directory shows.)
 func semPath(name string) (string, error) {
 	base, err := baseName(name)
-	if err != nil || len(base) > 251 {
+	if err != nil || len(base) > kernel.NAME_MAX-len("sem.") {
 		return "", syscall.EINVAL
 	}
 	return shm.Dir() + "/sem." + base, nil
 }
-
-const (
-	oPath       = 0x200000 // O_PATH, the same on every Linux architecture Go supports but alpha
-	atEmptyPath = 0x1000   // AT_EMPTY_PATH
-)
 
 // pathObject is an object or semaphore file opened with O_PATH: no
 // permission on it is needed, nothing can be read or written through it,
@@ -63,7 +59,7 @@ type pathObject struct {
 // (ELOOP, from O_NOFOLLOW, as shm_open) and anything but a regular file
 // (ENODEV, as shm.Stat).
 func openPath(path string) (*pathObject, error) {
-	fd, err := syscall.Open(path, oPath|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(path, kernel.O_PATH|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -94,7 +90,7 @@ func (p *pathObject) close() { syscall.Close(p.fd) }
 // (before fchmodat2), but chmod of its /proc/self/fd link reaches the very
 // inode, whatever happened to the name meanwhile.
 func (p *pathObject) chmod(mode uint32) error {
-	link := "/proc/self/fd/" + strconv.Itoa(p.fd)
+	link := proc.FD(p.fd)
 	if err := syscall.Chmod(link, mode); err != nil {
 		return &fs.PathError{Op: "chmod", Path: link, Err: err}
 	}
@@ -103,7 +99,7 @@ func (p *pathObject) chmod(mode uint32) error {
 
 // chown sets owner and group (-1 keeps one): fchownat(fd, "", AT_EMPTY_PATH).
 func (p *pathObject) chown(uid, gid int) error {
-	if err := syscall.Fchownat(p.fd, "", uid, gid, atEmptyPath); err != nil {
+	if err := syscall.Fchownat(p.fd, "", uid, gid, kernel.AT_EMPTY_PATH); err != nil {
 		return &fs.PathError{Op: "fchownat", Path: "", Err: err}
 	}
 	return nil

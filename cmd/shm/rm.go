@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/kernel"
+	"github.com/posixshm/shm/internal/tmpname"
 )
 
 var rmCommands = []*command{
@@ -454,14 +455,8 @@ func unlinkEntry(kind, base string) error {
 }
 
 // tempBase is a fresh name beside base in the shape of the package's
-// temporary names: base (cut to fit NAME_MAX), ".~" and a random part.
-func tempBase(base string) string {
-	suffix := ".~" + strconv.FormatUint(rand.Uint64(), 36)
-	if len(base) > 255-len(suffix) {
-		base = base[:255-len(suffix)]
-	}
-	return base + suffix
-}
+// temporary names (internal/tmpname).
+func tempBase(base string) string { return tmpname.New(base) }
 
 // leftovers returns the NAME.~RANDOM objects of /dev/shm: what a Create of
 // name leaves when it is killed before it publishes (or rm -stale when it
@@ -483,15 +478,7 @@ func leftovers(name string) []entry {
 		if strings.HasPrefix(f, "sem.") && !strings.HasPrefix(base, "sem.") {
 			kind, prefix = "sem", "sem."+base
 		}
-		i := strings.LastIndex(f, ".~")
-		if i < 0 || !d.Type().IsRegular() {
-			continue
-		}
-		stem, rnd := f[:i], f[i+2:]
-		if rnd == "" || len(rnd) > 13 || strings.Trim(rnd, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
-			continue
-		}
-		if stem != prefix && !(len(f) == 255 && strings.HasPrefix(prefix, stem)) {
+		if !d.Type().IsRegular() || !tmpname.Of(f, prefix) {
 			continue
 		}
 		st, err := lstat(shm.Dir() + "/" + f)
@@ -558,15 +545,13 @@ func checkProc() error {
 			continue
 		}
 		for _, opt := range strings.Split(g[2], ",") {
-			if (opt == "hidepid=2" || opt == "hidepid=invisible") && !hasCap(procDir+"/self/status", capSysPtrace) {
+			if (opt == "hidepid=2" || opt == "hidepid=invisible") && !hasCap(procDir+"/self/status", kernel.CAP_SYS_PTRACE) {
 				return hiddenError{"/proc is mounted with " + opt + ": other users' processes are invisible to this one, which lacks CAP_SYS_PTRACE, and might hold any object"}
 			}
 		}
 	}
 	return nil
 }
-
-const capSysPtrace = 19
 
 // status returns the fields of a /proc/PID/status file.
 func status(path string) map[string]string {

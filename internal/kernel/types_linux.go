@@ -13,6 +13,7 @@ package kernel
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/futex.h>
 #include <linux/magic.h>
 #include <linux/time_types.h>
@@ -62,8 +63,9 @@ const (
 	SYS_RENAMEAT2       = C.SYS_renameat2
 )
 
-// File systems and names.
+// File systems, names and capabilities.
 const (
-	TMPFS_MAGIC = C.TMPFS_MAGIC
-	NAME_MAX    = C.NAME_MAX
+	CAP_SYS_PTRACE = C.CAP_SYS_PTRACE
+	TMPFS_MAGIC    = C.TMPFS_MAGIC
+	NAME_MAX       = C.NAME_MAX
 )
