@@ -479,3 +479,62 @@ func TestFutexPrivateRefused(t *testing.T) {
 		t.Fatalf("shared Wait: %v", err)
 	}
 }
+
+// TestFutexCloseRacingRemap: Close (or a Remap) while another Remap or
+// Truncate of the same Mapping holds its lock, with Waits asleep. The
+// first writer's end must not let the Waits it kicked out sleep again
+// before the second writer, which waits for them: Close would never
+// return.
+//
+// Kills: a wait.Set whose Resume (Remap's, Truncate's) clears the pause
+// of a Close still waiting for the lock ("Close never returned").
+func TestFutexCloseRacingRemap(t *testing.T) {
+	for round := range 100 {
+		s := create(t, 4096)
+		// A second Mapping lets the Waits out if Close hangs (the first
+		// one's lock is then out of reach).
+		s2, err := shm.Open(s.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s2.Close() })
+		u, _ := s2.Uint32(0)
+		const waiters = 4
+		errc := make(chan error, waiters)
+		for range waiters {
+			go func() {
+				var err error
+				for u.Load() == 0 && err == nil {
+					err = s.Wait(context.Background(), 0, 0)
+				}
+				errc <- err
+			}()
+		}
+		waitBlocked(t, futexWaitFrame, waiters)
+		remapped := make(chan error, 2)
+		for range 2 {
+			go func() { remapped <- s.Remap() }()
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			u.Store(1)
+			s2.Wake(0, waiters)
+			<-closed
+			t.Fatalf("round %d: Close never returned while Remaps raced it (until the Waits were woken)", round)
+		}
+		for range 2 {
+			if err := <-remapped; err != nil && !errors.Is(err, fs.ErrClosed) {
+				t.Fatal(err)
+			}
+		}
+		for range waiters {
+			wantPathErr(t, <-errc, "futex", s.Name(), fs.ErrClosed)
+		}
+	}
+}

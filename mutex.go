@@ -404,9 +404,9 @@ func (mu *Mutex) TryLock() (bool, error) {
 // its byte lock: a holder's death, the first one's or a later one's, is
 // seen within about 250 ms. Sleeping, it costs no CPU but that test.
 // Cancellation and the deadline of ctx end a waiting Lock at once,
-// whatever the program does with its signals, without waking another
-// waiter. Close of the mapping ends it with an error wrapping
-// fs.ErrClosed.
+// whatever the program does with its signals; one that an Unlock woke
+// just then wakes another waiter in its place. Close of the mapping ends
+// it with an error wrapping fs.ErrClosed.
 func (mu *Mutex) Lock(ctx context.Context) error {
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return nil
@@ -439,6 +439,15 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 			}
 			// The waiters bit is set: an Unlock will wake a sleeper.
 			return uintptr(low32(p)), uint32(cur), false, nil
+		},
+		// A call that leaves without the lock (ctx done, Close) may have
+		// taken the one wake-up of an Unlock, which cleared the waiters
+		// bit: then nobody else would wake. While the bit is clear, it
+		// wakes another sleeper in its place, which looks again.
+		Disarm: func(r wait.Result) {
+			if r != wait.Woken && word.Load()&waitersBit == 0 {
+				wait.Wake(uintptr(low32(unsafe.Pointer(word))), 1, false)
+			}
 		},
 		// While it sleeps, the watcher reads the word every lockPeriod
 		// and tests whoever holds the lock then: a holder that took it

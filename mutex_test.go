@@ -1121,3 +1121,76 @@ func TestMutexWakesC(t *testing.T) {
 		t.Errorf("C waiter woken after %v; want at once, not by its 200 ms recheck", took)
 	}
 }
+
+// threadsInWaitv is how many threads of this process sleep in futex_waitv.
+func threadsInWaitv() int {
+	n := 0
+	tasks, _ := filepath.Glob("/proc/self/task/*/syscall")
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.Itoa(kernel.SYS_FUTEX_WAITV) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMutexCancelledWakeup: Locks A and B sleep, A first; the holder
+// unlocks, which clears the waiters bit and wakes one sleeper, A, whose
+// ctx is cancelled at that moment. A returns without the lock; the
+// wake-up it took must go on to B, or B sleeps while the lock is free
+// (and stays asleep while others take and release it by the fast path,
+// which makes no wake-up).
+//
+// Kills: a cancelled Lock that leaves without passing the wake-up on (B
+// "stranded": it sleeps to its deadline while the lock is free).
+func TestMutexCancelledWakeup(t *testing.T) {
+	_, mu := newMutex(t)
+	for round := range 10 {
+		if err := mu.Lock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		base := threadsInWaitv()
+		sleepers := func(n int) {
+			for deadline := time.Now().Add(10 * time.Second); threadsInWaitv() < base+n; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d Locks never slept in futex_waitv", n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		ctxA, cancelA := context.WithCancel(context.Background())
+		a := make(chan error, 1)
+		go func() { a <- mu.Lock(ctxA) }()
+		sleepers(1) // A is first in the futex's queue
+		ctxB, cancelB := context.WithTimeout(context.Background(), 5*time.Second)
+		b := make(chan error, 1)
+		go func() { b <- mu.Lock(ctxB) }()
+		sleepers(2)
+
+		// One P: A's thread, woken by the Unlock, cannot run Go code before
+		// the cancellation's goroutine has run.
+		procs := runtime.GOMAXPROCS(1)
+		if err := mu.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		cancelA()
+		errA := <-a
+		runtime.GOMAXPROCS(procs)
+		if errA == nil { // A took the free lock after all: it hands it to B
+			mu.Unlock()
+		} else if !errors.Is(errA, context.Canceled) {
+			t.Fatalf("round %d: cancelled Lock: %v", round, errA)
+		}
+		t0 := time.Now()
+		// B's deadline lets it out (its last look takes the free lock):
+		// before that, it must have been woken.
+		if err := <-b; err != nil || time.Since(t0) > 2*time.Second {
+			t.Fatalf("round %d: B stranded: Lock = %v after %v with the lock free (A: %v)", round, err, time.Since(t0), errA)
+		}
+		cancelB()
+		if err := mu.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

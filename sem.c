@@ -79,6 +79,10 @@ int goshm_sem_wait_done(uintptr_t sem, int leaving) {
 	return leaving && VALUE(d) != 0 && (d >> 32) != 0;
 }
 #elif defined(__GLIBC__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 struct libc_sem {
 	unsigned int value; // count << 1 | 1 while waiters may sleep
 	int private_, pad;
@@ -105,7 +109,12 @@ int goshm_sem_wait_prepare(uintptr_t sem, uintptr_t *addr, uint32_t *val) {
 	for (;;) {
 		if (v >> 1 != 0) {
 			if (__atomic_compare_exchange_n(&s->value, &v, v - 2, 1, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-				finish(s); // nobody to wake: the waiters bit was set, or others run finish
+				// As glibc's own: finish may have cleared the waiters
+				// bit under a waiter that came meanwhile and sleeps,
+				// and a post may have come before it set it again.
+				int n = finish(s);
+				if (n > 0)
+					syscall(SYS_futex, &s->value, FUTEX_WAKE, n, NULL, NULL, 0); // shared, as named semaphores are
 				return 1;
 			}
 			continue;

@@ -275,7 +275,8 @@ func (s *Semaphore) TryWait() (bool, error) {
 // futex_waitv (Linux 5.16+) on that word and on a private word of the
 // call's own, which cancellation of ctx and Close write and wake. So
 // cancellation ends it at once whatever the program does with its
-// signals: no post is taken or added, and no other waiter is woken. It
+// signals, and no post is taken or added; one that a post woke just then
+// wakes another waiter in its place (TestSemaphoreCancelledWakeup). It
 // returns context.DeadlineExceeded at ctx's deadline (CLOCK_MONOTONIC); a
 // ctx already done returns ctx.Err() without taking one. A waiting Wait
 // costs no CPU.

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -820,4 +821,198 @@ func methodDoc(t *testing.T, file, recv, name string) string {
 	}
 	t.Fatalf("no method (*%s).%s in %s", recv, name, file)
 	return ""
+}
+
+// semWaiters is the waiter count libc keeps in the semaphore's memory
+// (read from its file): the upper half of glibc's 64-bit word, the fourth
+// int of glibc's 32-bit layout, musl's second int.
+func semWaiters(t *testing.T, name string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(semPath(name))
+	if err != nil || len(b) < 16 {
+		t.Fatalf("reading the semaphore: %v", err)
+	}
+	if !onMusl && unsafe.Sizeof(uintptr(0)) == 4 {
+		return binary.LittleEndian.Uint32(b[12:16])
+	}
+	return binary.LittleEndian.Uint32(b[4:8])
+}
+
+// TestSemaphoreMixedWaiters: C processes wait in libc's sem_wait beside Go
+// Waits that churn, each with a deadline of up to 2 ms (so that they leave
+// at every moment of the protocol, some just as a post woke them), while
+// Go posts. Every post is taken once (takes plus the count left equal the
+// posts), no C waiter is stranded asleep while the count is positive (a
+// post's wake-up that a leaving Go Wait took is passed on), and at the end
+// libc counts no waiter (or every later post would make a system call).
+//
+// Kills: a leaving Wait that leaves itself counted (goshm_sem_wait_done
+// not subtracting when leaving: "waiters left: libc counts 1060"). A
+// wake-up not passed on is TestSemaphoreCancelledWakeup's to kill (here
+// the churning Waits take the post).
+func TestSemaphoreMixedWaiters(t *testing.T) {
+	peer := buildC(t, "sempeer")
+	s := createSem(t, 0)
+	const peers, perPeer, goWaiters, posts = 3, 600, 8, 3000
+	done := make(chan string, peers)
+	for range peers {
+		cmd := exec.Command(peer, "take", s.Name(), strconv.Itoa(perPeer))
+		cmd.Stderr = os.Stderr
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		go func() { b, _ := io.ReadAll(out); done <- string(b) }()
+	}
+	var goTook atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range goWaiters {
+		wg.Go(func() {
+			for j := i; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(j*317%2000)*time.Microsecond)
+				err := s.Wait(ctx)
+				cancel()
+				if err == nil {
+					goTook.Add(1)
+				} else if !errors.Is(err, context.DeadlineExceeded) {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for semWaiters(t, s.Name()) < peers { // the C waiters sleep
+		runtime.Gosched()
+	}
+	for range posts {
+		if err := s.Post(); err != nil {
+			t.Fatal(err)
+		}
+		for v, _ := s.Value(); v > 0; v, _ = s.Value() { // taken before the next
+			runtime.Gosched()
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	// The C waiters take the rest: post whenever the count is 0.
+	posted, finished := posts, 0
+	since, last := time.Now(), -1
+	for finished < peers {
+		select {
+		case out := <-done:
+			if out != fmt.Sprintf("took %d\n", perPeer) {
+				t.Fatalf("C waiter: %q", out)
+			}
+			finished++
+			continue
+		default:
+		}
+		v, err := s.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == 0 {
+			s.Post()
+			posted++
+		}
+		if v != last {
+			since, last = time.Now(), v
+		} else if v > 0 && time.Since(since) > 2*time.Second {
+			t.Fatalf("C waiters stranded: the count stayed %d for 2 s while %d of %d still wait in sem_wait", v, peers-finished, peers)
+		}
+		runtime.Gosched()
+	}
+	v, _ := s.Value()
+	if got := goTook.Load() + peers*perPeer + int64(v); got != int64(posted) {
+		t.Fatalf("%d posts, but Go took %d, C %d and %d are left", posted, goTook.Load(), peers*perPeer, v)
+	}
+	if n := semWaiters(t, s.Name()); n != 0 {
+		t.Fatalf("waiters left: libc counts %d with nobody waiting", n)
+	}
+	t.Logf("Go took %d, C %d, %d posts", goTook.Load(), peers*perPeer, posted)
+}
+
+// TestSemaphoreCancelledWakeup: a Go Wait sleeps, then a C process in
+// sem_wait; a Post wakes one sleeper, the Go Wait (first in the futex's
+// queue), whose ctx is cancelled just then. The Go Wait leaves without
+// taking the post; the wake-up it took must go on to the C waiter, or
+// the C waiter sleeps while the count is 1.
+//
+// Kills: a leaving Wait that does not pass a post's wake-up on
+// (goshm_sem_wait_done returning 0: "C waiter stranded").
+func TestSemaphoreCancelledWakeup(t *testing.T) {
+	peer := buildC(t, "sempeer")
+	s := createSem(t, 0)
+	for round := range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		g := make(chan error, 1)
+		base := threadsInWaitv()
+		go func() { g <- s.Wait(ctx) }()
+		for threadsInWaitv() <= base {
+			runtime.Gosched()
+		}
+		cmd := exec.Command(peer, "take", s.Name(), "1")
+		cmd.Stderr = os.Stderr
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		waitProcessIn(t, cmd.Process.Pid, syscall.SYS_FUTEX) // second in the queue
+
+		procs := runtime.GOMAXPROCS(1) // the Go Wait's thread runs only after the cancellation
+		if err := s.Post(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		errG := <-g
+		runtime.GOMAXPROCS(procs)
+		if errG == nil {
+			s.Post() // the Go Wait took the post after all: one for C
+		} else if !errors.Is(errG, context.Canceled) {
+			t.Fatal(errG)
+		}
+		took := make(chan string, 1)
+		go func() { b, _ := io.ReadAll(out); took <- string(b) }()
+		select {
+		case o := <-took:
+			if o != "took 1\n" {
+				t.Fatalf("C waiter: %q", o)
+			}
+		case <-time.After(2 * time.Second):
+			v, _ := s.Value()
+			t.Fatalf("round %d: C waiter stranded in sem_wait with the count %d (the Go Wait: %v)", round, v, errG)
+		}
+		cmd.Wait()
+		if v, _ := s.Value(); v != 0 {
+			t.Fatalf("count %d", v)
+		}
+	}
+}
+
+// waitProcessIn waits until a thread of process pid sleeps in system
+// call nr.
+func waitProcessIn(t *testing.T, pid int, nr int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+		for _, task := range tasks {
+			b, _ := os.ReadFile(task)
+			if f := strings.Fields(string(b)); len(f) > 0 && f[0] == strconv.Itoa(nr) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never slept in system call %d", pid, nr)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

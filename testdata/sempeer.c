@@ -5,6 +5,7 @@
  *   sempeer ping A B N       N+1 round trips sem_post(A), sem_wait(B); prints
  *                            ns each of the last N (the first waits for pong)
  *   sempeer uncontended S N  N times sem_post(S), sem_wait(S); prints ns each
+ *   sempeer take S N         N times sem_wait(S), then prints "took N"
  *   sempeer create S         creates S (O_CREAT|O_EXCL, 0600, 0), prints "ready",
  *                            sem_wait(S), prints "got", closes and unlinks it
  *   sempeer names HEX...     per name: "<sem_unlink errno> <sem_open errno>
@@ -92,6 +93,14 @@ int main(int argc, char **argv) {
 			wait1(s);
 		}
 		printf("%.1f\n", (now() - start) / n);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "take")) {
+		sem_t *s = open1(argv[2]);
+		long n = atol(argv[3]);
+		for (long i = 0; i < n; i++)
+			wait1(s);
+		printf("took %ld\n", n);
 		return 0;
 	}
 	if (argc == 3 && !strcmp(argv[1], "create")) {

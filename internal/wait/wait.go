@@ -139,7 +139,7 @@ func Wake(addr uintptr, n int, private bool) (int, syscall.Errno) {
 type Set struct {
 	mu     sync.Mutex
 	set    map[*waiter]struct{}
-	paused bool
+	paused int // Pauses not yet Resumed: writers holding or awaiting the lock
 }
 
 // add registers w for one sleep, clearing an earlier kick; false while
@@ -148,7 +148,7 @@ type Set struct {
 func (s *Set) add(w *waiter) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.paused {
+	if s.paused > 0 {
 		return false
 	}
 	if s.set == nil {
@@ -167,20 +167,22 @@ func (s *Set) remove(w *waiter) {
 
 // Pause refuses new sleeps and kicks the calls asleep out of the kernel,
 // without waiting: they hold the object's lock for reading while they
-// sleep, and the caller waits for them by taking it for writing.
+// sleep, and the caller waits for them by taking it for writing. Sleeps
+// stay refused until every Pause is Resumed: a writer still waiting for
+// the lock keeps them out after another writer's Resume.
 func (s *Set) Pause() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.paused = true
+	s.paused++
 	for w := range s.set {
 		w.stop(kicked)
 	}
 }
 
-// Resume undoes Pause, for an object that stays usable (Remap).
+// Resume undoes one Pause, for an object that stays usable (Remap).
 func (s *Set) Resume() {
 	s.mu.Lock()
-	s.paused = false
+	s.paused--
 	s.mu.Unlock()
 }
 

@@ -5,6 +5,8 @@ package wait
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -123,5 +125,67 @@ func TestRun(t *testing.T) {
 			mu.Unlock()
 			expect(c, closed, "call under Pause (Close)")
 		})
+	}
+}
+
+// TestPauseTwoWriters: two writers (Truncate and Close, or two Remaps)
+// each Pause the Set and take the lock. The first one's Resume must not
+// undo the second one's Pause: a call that the first writer kicked out
+// waits for the lock again, gets it before the second writer (a pending
+// RWMutex writer lets readers blocked earlier in first), and must not
+// go back to sleep, or the second writer waits for it forever.
+//
+// Kills: a Set whose Resume clears the pause of a writer still waiting
+// for the lock ("second writer never got the lock").
+func TestPauseTwoWriters(t *testing.T) {
+	w := word(t)
+	var s Set
+	var mu sync.RWMutex
+	done := make(chan error, 1)
+	go func() { done <- waitWord(&s, mu.RLocker(), context.Background(), w) }()
+	asleep(&s, 1)
+
+	s.Pause() // writer 1 (Truncate)
+	mu.Lock()
+	// The kicked call is out of the kernel and back at the read lock.
+	blockedIn(t, "(*RWMutex).RLock")
+	s.Pause() // writer 2 (Close) pauses, then waits for the lock
+	got := make(chan struct{})
+	go func() { mu.Lock(); close(got) }()
+	blockedIn(t, "(*RWMutex).Lock")
+	s.Resume() // writer 1 done
+	mu.Unlock()
+
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		w.Store(1) // let the call out, so that the test ends
+		Wake(uintptr(unsafe.Pointer(w)), 1, false)
+		t.Fatal("second writer never got the lock: the call it paused went back to sleep")
+	}
+	s.Resume() // writer 2 done (a Remap: the object stays usable)
+	mu.Unlock()
+	w.Store(1)
+	Wake(uintptr(unsafe.Pointer(w)), 1, false)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// blockedIn waits until some goroutine is blocked with fn on its stack.
+func blockedIn(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[sync.") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody blocked in %s", fn)
+		}
+		runtime.Gosched()
 	}
 }
