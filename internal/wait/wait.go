@@ -12,7 +12,9 @@
 // the program does with its signals. A call also wakes at its deadline
 // and, when the caller asked for a liveness check, every period of
 // elapsed time, whatever else woke it in between. On kernels without
-// futex_waitv (ENOSYS) the sleep is a FUTEX_WAIT on the caller's word
+// futex_waitv (ENOSYS), or where a seccomp filter refuses it (EPERM, as
+// container profiles older than the call do), the sleep is a FUTEX_WAIT on
+// the caller's word
 // bounded by fallbackPoll, after which the cancel word is looked at.
 package wait
 
@@ -60,7 +62,7 @@ func (w *waiter) stop(bit uint32) {
 // fallbackPoll bounds a sleep where the kernel has no futex_waitv.
 const fallbackPoll = 5 * time.Millisecond
 
-// noWaitv is set once futex_waitv answered ENOSYS.
+// noWaitv is set once futex_waitv answered ENOSYS or EPERM (seccomp).
 var noWaitv atomic.Bool
 
 // sleep sleeps on the shared word at addr while it holds val, and on w's
@@ -76,7 +78,7 @@ func (w *waiter) sleep(addr uintptr, val uint32, until int64) (Result, syscall.E
 		}
 		_, _, e := syscall.Syscall6(kernel.SYS_FUTEX_WAITV, uintptr(unsafe.Pointer(&w.v[0])), 2, 0,
 			uintptr(unsafe.Pointer(ts)), kernel.CLOCK_MONOTONIC, 0)
-		if e != syscall.ENOSYS {
+		if e != syscall.ENOSYS && e != syscall.EPERM { // futex_waitv itself never says EPERM
 			return w.result(e)
 		}
 		noWaitv.Store(true)
