@@ -2,20 +2,22 @@
 
 // Package wait is the one way the module blocks: a futex sleep on a
 // 32-bit word that cancellation, a deadline, the Close of the object
-// waited on and an elapsed-time liveness check all end, without signals.
+// waited on and a liveness check all end, without signals.
 //
 // Each blocking call sleeps in futex_waitv(2) (Linux 5.16) on two words
 // at once: the caller's shared word, while it holds the expected value,
 // and a private cancel word of the call's own. Cancellation (ctx done) and
 // a kick (Close, Remap) store to the cancel word and wake it: only that
 // call wakes, in this process or any other, and nothing depends on what
-// the program does with its signals. A call also wakes at its deadline
-// and, when the caller asked for a liveness check, every period of
-// elapsed time, whatever else woke it in between. On kernels without
-// futex_waitv (ENOSYS), or where a seccomp filter refuses it (EPERM, as
-// container profiles older than the call do), the sleep is a FUTEX_WAIT on
-// the caller's word
-// bounded by fallbackPoll, after which the cancel word is looked at.
+// the program does with its signals. The deadline is the call's own
+// timeout on CLOCK_MONOTONIC. A call that waits for another party (a
+// lock's holder) names an Alive test: while such calls sleep, one watcher
+// goroutine per process runs it every Period of elapsed time, once per
+// Key, and wakes the sleepers of a word whose party died. On kernels
+// without futex_waitv (ENOSYS), or where a seccomp filter refuses it
+// (EPERM, as container profiles older than the call do), the sleep is a
+// FUTEX_WAIT on the caller's word bounded by fallbackPoll, after which the
+// cancel word is looked at.
 package wait
 
 import (
