@@ -20,6 +20,7 @@ import (
 
 	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/internal/fence"
+	"github.com/posixshm/shm/internal/proc"
 )
 
 // Errors of the ring. Besides these, calls return io.EOF (the writer
@@ -267,7 +268,7 @@ func reopen(f *os.File) (*os.File, error) {
 	nfd := -1
 	cerr := rc.Control(func(fd uintptr) {
 		for {
-			nfd, err = syscall.Open("/proc/self/fd/"+strconv.Itoa(int(fd)), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+			nfd, err = syscall.Open(proc.FD(int(fd)), syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 			if err != syscall.EINTR {
 				return
 			}
