@@ -23,3 +23,17 @@ const HeaderSize = headerSize
 // SetHookAnnounced sets a function wait calls after announcing a sleep
 // and finding the ring unready, before it reads the peer's state.
 func SetHookAnnounced(f func()) { testHookAnnounced = f }
+
+// Publishes returns how many times a writer stored the head or a reader
+// the tail.
+func Publishes(e interface{ published() int64 }) int64 { return e.published() }
+
+func (e *end) published() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.publishes
+}
+
+// SetHookReload sets a function SendBatch calls before it loads the tail
+// again in the middle of a batch.
+func SetHookReload(f func()) { testHookReload = f }

@@ -533,6 +533,7 @@ type end struct {
 	peerLock  int64
 
 	sleeps, wakes atomic.Int64 // sleeps announced, wakes made: for tests
+	publishes     int64        // stores of head (writer) or tail (reader), under mu: for tests
 	timeouts      atomic.Int64 // sleeps ended by pollPeer, not by a wake: for tests
 }
 
@@ -693,6 +694,8 @@ type Writer struct {
 	resv int    // bytes reserved, -1 if none
 	skip uint64 // bytes to the end of the data, skipped by the reservation
 	pos  uint64 // offset of the reserved record in the data
+
+	tailSeen uint64 // the tail reserve last loaded and found sound (SendBatch fills up to it)
 }
 
 // Send sends msg as one message, waiting while the ring is full. It
@@ -774,6 +777,7 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	if bad() {
 		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
+	w.tailSeen = t
 	pos := off
 	if skip > 0 {
 		binary.LittleEndian.PutUint64(r.data[off:], wrapMarker)
@@ -802,6 +806,7 @@ func (w *Writer) commit(n int) error {
 	binary.LittleEndian.PutUint64(r.data[w.pos:], uint64(n)) // length, reserved word 0
 	w.head += w.skip + recordSize(uint64(n))
 	w.resv = -1
+	w.publishes++
 	r.head.Store(w.head) // release: the record before the head
 	w.wakePeer(r.rsleep, offReaderSleep)
 	return nil
@@ -823,6 +828,8 @@ type Reader struct {
 	tail uint64 // our copy of the tail, past any wrap marker read
 	held int    // length of the message Next returned, -1 if none
 	at   uint64 // its offset in the data
+
+	headSeen uint64 // the head next last loaded and found sound (ReceiveBatch reads up to it)
 }
 
 // Receive copies the next message into buf and releases it, waiting while
@@ -905,7 +912,7 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
 			return nil, r.errCorrupt(op, "record of %d bytes at %d with %d published", n, off, h-rd.tail)
 		}
-		rd.held, rd.at = int(n), off
+		rd.held, rd.at, rd.headSeen = int(n), off, h
 		return r.data[off+recordHdr : off+recordHdr+uint64(n) : off+recordHdr+uint64(n)], nil
 	}
 }
@@ -929,6 +936,7 @@ func (rd *Reader) release() {
 	r := rd.r
 	rd.tail += recordSize(uint64(rd.held))
 	rd.held = -1
+	rd.publishes++
 	r.tail.Store(rd.tail) // release: done with the record before the tail moves
 	rd.wakePeer(r.wsleep, offWriterSleep)
 }
