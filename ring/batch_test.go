@@ -384,3 +384,133 @@ func TestBatchCorrupt(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitReaderRestart (issue 23): a writer whose reader was killed -9
+// waits with WaitReader (the dead reader, whose state word still says
+// open, does not count) until a new reader process claims the end, then
+// sends a stream that reader receives whole.
+func TestWaitReaderRestart(t *testing.T) {
+	for _, next := range []string{"go", "c"} {
+		t.Run(next, func(t *testing.T) {
+			r := newRing(t, 4096)
+			raw := rawRing(t, r)
+			w, err := r.Writer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, _ := startPeer(t, goPeer("hold-reader", r.Name(), 0, 0), true)
+			if err := w.WaitReader(within(t, 10*time.Second)); err != nil {
+				t.Fatalf("WaitReader with a live reader: %v", err)
+			}
+			old.kill9(t)
+			if st := binary.LittleEndian.Uint32(raw[36:]); st != 1 {
+				t.Fatalf("reader state %d after the kill, want 1 (open: only its lock is gone)", st)
+			}
+			start := time.Now()
+			if err := w.WaitReader(within(t, 200*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("WaitReader with the reader dead: %v after %v, want context.DeadlineExceeded", err, time.Since(start))
+			}
+			const count, seed = 3000, 5
+			done := make(chan error, 1)
+			go func() { done <- w.WaitReader(within(t, 30*time.Second)) }()
+			var cmd *exec.Cmd
+			if next == "go" {
+				cmd = goPeer("read", r.Name(), count, seed)
+			} else {
+				cmd = exec.Command(buildPeer(t, "gcc"), "read", r.Name(), strconv.Itoa(count), strconv.Itoa(seed))
+			}
+			p, _ := startPeer(t, cmd, false)
+			if err := <-done; err != nil {
+				t.Fatalf("WaitReader while a new reader starts: %v\n%s", err, p.stderr)
+			}
+			if err := writeStream(within(t, 30*time.Second), w, r.MaxMessage(), count, seed); err != nil {
+				t.Fatalf("sending to the new reader: %v\n%s", err, p.stderr)
+			}
+			w.Close()
+			if out, err := p.wait(); err != nil || !strings.HasPrefix(out, "ok") {
+				t.Fatalf("new reader: %v %q\n%s", err, out, p.stderr)
+			}
+		})
+	}
+}
+
+// TestWaitPeer (issue 23): WaitWriter and WaitReader return once the
+// other end is claimed (by another Ring or by the same one), keep waiting
+// while it is closed or was never claimed, end with the context, and end
+// at once when their own end is closed.
+func TestWaitPeer(t *testing.T) {
+	r := newRing(t, 4096)
+	o := openRing(t, r)
+	rd, err := r.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.WaitWriter(within(t, 30*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitWriter with no writer yet: %v, want context.DeadlineExceeded", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rd.WaitWriter(within(t, 10*time.Second)) }()
+	w, err := o.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitWriter as another Ring claims the writer: %v", err)
+	}
+	if err := w.WaitReader(within(t, time.Second)); err != nil {
+		t.Fatalf("WaitReader with a reader: %v", err)
+	}
+	w.Close()
+	if err := rd.WaitWriter(within(t, 30*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitWriter with the writer closed: %v, want context.DeadlineExceeded", err)
+	}
+	w2, err := r.Writer() // the same Ring holds both ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.WaitWriter(within(t, time.Second)); err != nil {
+		t.Fatalf("WaitWriter with this Ring's writer: %v", err)
+	}
+	rd.Close()
+	go func() { done <- w2.WaitReader(within(t, 10*time.Second)) }()
+	// Close ends a WaitReader in progress. (If Close ran first, WaitReader
+	// says closed all the same.)
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("WaitReader ended by Close: %v, want fs.ErrClosed", err)
+	}
+	if err := w2.WaitReader(context.Background()); !errors.Is(err, fs.ErrClosed) {
+		t.Fatalf("WaitReader after Close: %v, want fs.ErrClosed", err)
+	}
+}
+
+// TestWaitPeerC (issue 23): shmring_wait_peer returns once a Go end
+// claims the other end, and not while it is unclaimed.
+func TestWaitPeerC(t *testing.T) {
+	bin := buildPeer(t, "gcc")
+	for _, end := range []string{"reader", "writer"} {
+		t.Run(end, func(t *testing.T) {
+			r := newRing(t, 4096)
+			p, _ := startPeer(t, exec.Command(bin, "wait-peer", r.Name(), end), true)
+			select {
+			case <-p.done:
+				t.Fatalf("C wait-peer ended with no peer: %v\n%s", p.err, p.stderr)
+			case <-time.After(50 * time.Millisecond): // a negative check: it must still be waiting
+			}
+			var err error
+			if end == "reader" {
+				_, err = r.Writer()
+			} else {
+				_, err = r.Reader()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := p.wait(); err != nil || strings.TrimSpace(out) != "peer" {
+				t.Fatalf("C wait-peer: %v %q\n%s", err, out, p.stderr)
+			}
+		})
+	}
+}
