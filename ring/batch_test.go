@@ -311,8 +311,10 @@ func TestBatchCorrupt(t *testing.T) {
 		if n, err := w.SendBatch(ctx, [][]byte{[]byte("one"), []byte("two"), []byte("three"), []byte("four")}); n != 4 || err != nil {
 			t.Fatal(n, err)
 		}
-		le.PutUint32(raw[ring.HeaderSize+32:], 1000) // the third record (at 32) claims 1000 bytes
-		bufs, lens := [][]byte{make([]byte, 64), make([]byte, 64), make([]byte, 64), make([]byte, 64)}, make([]int, 4)
+		// The third record (at 32, with 32 bytes published from there)
+		// claims 400 bytes: under MaxMessage (504), past the head.
+		le.PutUint32(raw[ring.HeaderSize+32:], 400)
+		bufs, lens := [][]byte{make([]byte, 512), make([]byte, 512), make([]byte, 512), make([]byte, 512)}, make([]int, 4)
 		n, err := rd.ReceiveBatch(ctx, bufs, lens)
 		if n != 2 || !isCorrupt(err) || string(bufs[1][:lens[1]]) != "two" {
 			t.Fatalf("ReceiveBatch over a corrupt third record: %d, %v; want 2 and a *fs.PathError wrapping ErrCorrupt and EPROTO", n, err)
@@ -322,6 +324,10 @@ func TestBatchCorrupt(t *testing.T) {
 		}
 		if n, err := rd.ReceiveBatch(ctx, bufs, lens); n != 0 || !isCorrupt(err) {
 			t.Errorf("ReceiveBatch again: %d, %v; want 0, ErrCorrupt", n, err)
+		}
+		le.PutUint32(raw[ring.HeaderSize+32:], 1000) // beyond MaxMessage
+		if n, err := rd.ReceiveBatch(ctx, bufs, lens); n != 0 || !isCorrupt(err) {
+			t.Errorf("ReceiveBatch at a 1000-byte record: %d, %v; want 0, ErrCorrupt", n, err)
 		}
 		le.PutUint32(raw[ring.HeaderSize+32:], 0xFFFFFFFF) // a wrap marker where none fits
 		if n, err := rd.ReceiveBatch(ctx, bufs, lens); n != 0 || !isCorrupt(err) {

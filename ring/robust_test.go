@@ -140,8 +140,16 @@ func TestCorruptCounters(t *testing.T) {
 				"Reserve": func() error { _, err := w.Reserve(ctx, 8); return err },
 				"Receive": func() error { _, err := rd.Receive(ctx, make([]byte, 256)); return err },
 				"Next":    func() error { _, err := rd.Next(ctx); return err },
+				"SendBatch": func() error {
+					_, err := w.SendBatch(ctx, [][]byte{[]byte("12345678"), []byte("9")})
+					return err
+				},
+				"ReceiveBatch": func() error {
+					_, err := rd.ReceiveBatch(ctx, [][]byte{make([]byte, 256), make([]byte, 256)}, make([]int, 2))
+					return err
+				},
 			}
-			for _, op := range []string{"Send", "Reserve", "Receive", "Next"} {
+			for _, op := range []string{"Send", "Reserve", "Receive", "Next", "SendBatch", "ReceiveBatch"} {
 				err := calls[op]()
 				var pe *fs.PathError
 				if !errors.Is(err, ring.ErrCorrupt) || !errors.Is(err, syscall.EPROTO) || !errors.As(err, &pe) {

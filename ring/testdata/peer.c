@@ -15,6 +15,8 @@
  *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
  *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
  *                                (guard: remap the ring with an inaccessible page right after the object)
+ *   peer try-send-batch NAME [guard], peer try-recv-batch NAME [guard]: the same 8 messages through
+ *                                shmring_send_batch and shmring_recv_batch (as many per call as go)
  *   peer batch-write NAME COUNT SEED BATCH  as write, with shmring_send_batch of up to BATCH messages;
  *   peer batch-read NAME COUNT SEED BATCH   as read, with shmring_recv_batch; both print
  *                                "ok COUNT BYTES calls=C publishes=P wakes=W" (the handle's counters)
@@ -207,8 +209,8 @@ int main(int argc, char **argv) {
 		for (;;)
 			pause();
 	}
-	if (!strcmp(mode, "try-send") || !strcmp(mode, "try-recv")) {
-		int rd = mode[4] == 'r';
+	if (!strcmp(mode, "try-send") || !strcmp(mode, "try-recv") || !strcmp(mode, "try-send-batch") || !strcmp(mode, "try-recv-batch")) {
+		int rd = mode[4] == 'r', batch = strlen(mode) > 8;
 		if (argc > 3 && !strcmp(argv[3], "guard") && guard_page(r) < 0)
 			return 1;
 		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
@@ -217,6 +219,28 @@ int main(int argc, char **argv) {
 		unsigned char *buf = calloc(1, max + 1);
 		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
 		int i;
+		if (batch) {
+			struct iovec iov[8];
+			size_t got[8];
+			for (int j = 0; j < 8; j++) {
+				iov[j].iov_base = rd ? malloc(max + 1) : buf;
+				iov[j].iov_len = rd ? max + 1 : lens[j] <= max ? lens[j] : max;
+			}
+			int rc = 0;
+			for (i = 0; i < 8; i += rc) {
+				rc = rd ? shmring_recv_batch(r, iov, got, 8 - i, 20) : shmring_send_batch(r, iov + i, 8 - i, 20);
+				if (rc <= 0)
+					break;
+				for (int j = 0; rd && j < rc; j++)
+					if (got[j] > max) {
+						printf("TOOBIG %d\n", i + j);
+						return 0;
+					}
+			}
+			printf("%s %d\n", i < 8 ? errname(errno) : "OK", i);
+			shmring_close(r);
+			return 0;
+		}
 		for (i = 0; i < 8; i++) {
 			ssize_t rc = rd ? shmring_recv(r, buf, max + 1, 20) : shmring_send(r, buf, lens[i] <= max ? lens[i] : max, 20);
 			if (rc < 0)
