@@ -58,7 +58,7 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 		head += skip + recordSize(uint64(len(m)))
 	}
 	put(w.pos, w.skip, msgs[0])
-	k := 1 // n stays 0 until the return: a fault on the way publishes nothing
+	k := 1          // n stays 0 until the return: a fault on the way publishes nothing
 	t := w.tailSeen // checked by reserve: head - t <= capacity, a multiple of 8
 	for _, m := range msgs[1:] {
 		if len(m) > int(r.max) {
@@ -105,7 +105,8 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 // bufs[i] with its length in lens[i], releases them, and returns how many
 // it received. It waits as Receive does for the first message only
 // (returning Receive's errors, with n 0), then takes the others the
-// writer has published, up to len(bufs), and stops before a message its
+// writer has published (looking at the head again when it has taken all it
+// saw), up to len(bufs), and stops before a message its
 // buffer is too small for (io.ErrShortBuffer if that is the first: the
 // message stays). The batch is released with one store of the tail and at
 // most one wake-up of the writer. A record or counter that breaks the
@@ -136,14 +137,21 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 	lens[0] = copy(bufs[0], msg)
 	tail := rd.tail + recordSize(uint64(len(msg)))
 	rd.held = -1
-	k := 1 // n stays 0 until the return: a fault on the way publishes nothing
+	k := 1           // n stays 0 until the return: a fault on the way publishes nothing
 	h := rd.headSeen // checked by next: tail <= h, h - tail <= capacity, a multiple of 8
 	for k < len(bufs) {
-		if tail == h {
-			break // only what was published when the batch began
+		if tail == h { // look once more: the writer may have published more
+			if h = r.head.Load(); h == tail { // acquire: the records before the head
+				break
+			}
+			if h-tail > r.capacity || h%recordAlign != 0 {
+				err = r.errCorrupt("receivebatch", "head %d, tail %d, capacity %d", h, tail, r.capacity)
+				break
+			}
+			rd.headSeen = h
 		}
 		off := tail % r.capacity
-		m := binary.LittleEndian.Uint32(r.data[off:])
+		m := binary.LittleEndian.Uint32(r.data[off:]) // tail < h: a record or marker was published here
 		if m == wrapMarker {
 			if off == 0 || h-tail < r.capacity-off {
 				err = r.errCorrupt("receivebatch", "wrap marker at %d with head %d, tail %d", off, h, tail)

@@ -695,7 +695,8 @@ type Writer struct {
 	skip uint64 // bytes to the end of the data, skipped by the reservation
 	pos  uint64 // offset of the reserved record in the data
 
-	tailSeen uint64 // the tail reserve last loaded and found sound (SendBatch fills up to it)
+	tailSeen uint64 // the tail reserve last loaded and found sound, if tailOK: the reader's at most
+	tailOK   bool   // tailSeen was loaded (a new Writer loads the tail first)
 }
 
 // Send sends msg as one message, waiting while the ring is full. It
@@ -763,7 +764,13 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	var t uint64
 	bad := func() bool { return w.head-t > r.capacity || t%recordAlign != 0 }
 	room := func() bool { t = r.tail.Load(); return bad() || r.capacity-(w.head-t) >= need }
-	if !room() {
+	// The tail seen last, checked then, is the reader's at most (it only
+	// grows): while it leaves room, Send does not read the shared tail's
+	// cache line, which the reader writes. (Reserve always loads it: it
+	// writes nothing itself, and so finds a truncated object.)
+	if op != "reserve" && w.tailOK && r.capacity-(w.head-w.tailSeen) >= need {
+		t = w.tailSeen
+	} else if !room() {
 		err := w.wait(ctx, room, func(st uint32) error {
 			if st == endClosed {
 				return io.ErrClosedPipe
@@ -777,7 +784,7 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	if bad() {
 		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
-	w.tailSeen = t
+	w.tailSeen, w.tailOK = t, true
 	pos := off
 	if skip > 0 {
 		binary.LittleEndian.PutUint64(r.data[off:], wrapMarker)
@@ -829,7 +836,8 @@ type Reader struct {
 	held int    // length of the message Next returned, -1 if none
 	at   uint64 // its offset in the data
 
-	headSeen uint64 // the head next last loaded and found sound (ReceiveBatch reads up to it)
+	headSeen uint64 // the head next last loaded and found sound, if headOK
+	headOK   bool   // headSeen was loaded (a new Reader loads the head first)
 }
 
 // Receive copies the next message into buf and releases it, waiting while
@@ -884,7 +892,14 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if rd.tail%recordAlign != 0 { // loaded from the ring at the claim
 			return nil, r.errCorrupt(op, "tail %d is not a multiple of %d", rd.tail, recordAlign)
 		}
-		h := r.head.Load() // acquire: the records before the head
+		// The head seen last, checked then, is the writer's at most, and
+		// the records before it were published: while it is ahead of the
+		// tail, the shared head's cache line, which the writer writes, is
+		// not read. (Each record read is checked against it as ever.)
+		h := rd.headSeen
+		if !rd.headOK || h == rd.tail {
+			h = r.head.Load() // acquire: the records before the head
+		}
 		if h == rd.tail {
 			err := rd.wait(ctx, func() bool { return r.head.Load() != rd.tail }, func(st uint32) error {
 				if st == endClosed {
@@ -900,6 +915,7 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if h-rd.tail > r.capacity || h%recordAlign != 0 {
 			return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", h, rd.tail, r.capacity)
 		}
+		rd.headSeen, rd.headOK = h, true
 		off := rd.tail % r.capacity
 		n := binary.LittleEndian.Uint32(r.data[off:])
 		if n == wrapMarker {
@@ -912,7 +928,7 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
 			return nil, r.errCorrupt(op, "record of %d bytes at %d with %d published", n, off, h-rd.tail)
 		}
-		rd.held, rd.at, rd.headSeen = int(n), off, h
+		rd.held, rd.at = int(n), off
 		return r.data[off+recordHdr : off+recordHdr+uint64(n) : off+recordHdr+uint64(n)], nil
 	}
 }
