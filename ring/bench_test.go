@@ -100,6 +100,10 @@ func benchRole(role string, args []string) error {
 		if err != nil {
 			return err
 		}
+		if sp := os.Getenv("SHMRING_BENCH_SPIN"); sp != "" {
+			d, _ := time.ParseDuration(sp)
+			r.SetSpin(d)
+		}
 		batch, _ := strconv.Atoi(args[3])
 		bufs, lens := make([][]byte, batch), make([]int, batch)
 		for i := range bufs {
@@ -208,6 +212,10 @@ func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration 
 	if err != nil {
 		b.Fatal(err)
 	}
+	if sp := os.Getenv("SHMRING_BENCH_SPIN"); sp != "" {
+		d, _ := time.ParseDuration(sp)
+		r.SetSpin(d)
+	}
 	cmd, br := benchChild(b, "ring-recv", []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count), strconv.Itoa(batch)})
 	msgs := make([][]byte, batch)
 	for i := range msgs {
@@ -217,6 +225,8 @@ func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration 
 		}
 	}
 	ctx := context.Background()
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	for i := 0; i < count; {
 		if batch == 1 {
@@ -237,7 +247,11 @@ func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration 
 	d := time.Since(start)
 	if os.Getenv("SHMRING_BENCH_STATS") != "" {
 		sl, wk := ring.Stats(w)
-		b.Logf("batch %d: writer slept %d times, woke the reader %d times", batch, sl, wk)
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		b.Logf("batch %d: %v; writer slept %d times, woke the reader %d times, CPU: writer %v, reader %v; context switches: writer %d voluntary %d involuntary",
+			batch, d, sl, wk, cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ru.Nvcsw-ru0.Nvcsw, ru.Nivcsw-ru0.Nivcsw)
 	}
 	w.Close()
 	return d
