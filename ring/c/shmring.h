@@ -10,6 +10,12 @@
  *   shmring_send(r, msg, len, -1);                   ssize_t n = shmring_recv(r, buf, sizeof buf, -1);
  *   shmring_close(r);
  *
+ * Batches: shmring_send_batch(r, iov, count, timeout_ms) sends as many of
+ * count messages as fit, shmring_recv_batch(r, iov, lens, count,
+ * timeout_ms) receives as many as are there, each with one store of its
+ * counter and at most one wake-up. shmring_wait_peer(r, timeout_ms) waits
+ * until a live process holds the other end.
+ *
  * Errors are -1 (NULL) with errno: EBUSY (the end is claimed by a live
  * process), ETIMEDOUT, EMSGSIZE (message too large, receive buffer too
  * small: the message stays), EPIPE (recv: the writer closed and every
