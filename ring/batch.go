@@ -37,11 +37,10 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 	if len(msgs[0]) > int(r.max) {
 		return 0, ErrTooLarge
 	}
-	defer r.guard("sendbatch", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return 0, r.errClosed("sendbatch")
 	}
-	defer w.mu.Unlock()
+	defer w.leave("sendbatch", debug.SetPanicOnFault(true), &err)
 	if w.resv >= 0 {
 		return 0, argErr("ring sendbatch", r.name, "a reservation is pending: Commit it first")
 	}
@@ -121,11 +120,10 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 	if len(bufs) == 0 {
 		return 0, nil
 	}
-	defer r.guard("receivebatch", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return 0, r.errClosed("receivebatch")
 	}
-	defer rd.mu.Unlock()
+	defer rd.leave("receivebatch", debug.SetPanicOnFault(true), &err)
 	// The first message: next waits for it and checks it.
 	msg, err := rd.next(ctx, "receivebatch")
 	if err != nil {

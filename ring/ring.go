@@ -427,6 +427,26 @@ func (r *Ring) guard(op string, old bool, err *error) {
 	}
 }
 
+// leave, deferred right after a successful begin as
+//
+//	defer e.leave(op, debug.SetPanicOnFault(true), &err)
+//
+// is guard and the end's unlock in one deferred call (the calls made per
+// message pay for one defer, not two): it unlocks the end, then turns a
+// fault in the ring's mapping into an error in *err as guard does.
+func (e *end) leave(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	e.mu.Unlock()
+	if p := recover(); p != nil {
+		r := e.r
+		f, ok := p.(interface{ Addr() uintptr })
+		if !ok || f.Addr()-r.base >= r.size {
+			panic(p)
+		}
+		*err = &fs.PathError{Op: "ring " + op, Path: r.name, Err: shm.ErrFault}
+	}
+}
+
 // safely runs f, which touches the ring's memory, under guard.
 func (r *Ring) safely(op string, f func()) (err error) {
 	defer r.guard(op, debug.SetPanicOnFault(true), &err)
@@ -709,11 +729,10 @@ func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 	if len(msg) > int(w.r.max) {
 		return ErrTooLarge
 	}
-	defer w.r.guard("send", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return w.r.errClosed("send")
 	}
-	defer w.mu.Unlock()
+	defer w.leave("send", debug.SetPanicOnFault(true), &err) // one defer: the guard and the unlock
 	if w.resv >= 0 {
 		return argErr("ring send", w.r.name, "a reservation is pending: Commit it first")
 	}
@@ -850,11 +869,10 @@ type Reader struct {
 // the layout are ErrCorrupt (again on every call: the reader does not skip
 // what it cannot read).
 func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
-	defer rd.r.guard("receive", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return 0, rd.r.errClosed("receive")
 	}
-	defer rd.mu.Unlock()
+	defer rd.leave("receive", debug.SetPanicOnFault(true), &err) // one defer: the guard and the unlock
 	msg, err := rd.next(ctx, "receive")
 	if err != nil {
 		return 0, err
