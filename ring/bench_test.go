@@ -456,7 +456,9 @@ func BenchmarkPingPong(b *testing.B) {
 // in and out) against C to C through shmring.h (shmring_send,
 // shmring_recv: the same), in alternated rounds of one run; then Go to Go
 // in batches of benchBatch (SendBatch, ReceiveBatch). Set
-// SHMRING_BENCH_STATS to log the writer's sleeps and wake-ups.
+// SHMRING_BENCH_STATS=1 to log, per Go run, the writer's sleeps and
+// wake-ups, both processes' CPU time and the writer's context switches;
+// SHMRING_BENCH_SPIN (a duration) sets both Go ends' SetSpin.
 func BenchmarkSmallVsC(b *testing.B) {
 	const size, count, rounds = 64, 1 << 21, 5
 	cbin := cPeer(b)
