@@ -260,9 +260,12 @@ func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration 
 // cRingSend times count messages of size bytes from a C writer to a C
 // reader through a ring of capacity bytes (testdata/peer.c on shmring.h),
 // from the writer's go to the reader's last message.
-func cRingSend(b *testing.B, bin string, capacity, size, count int) time.Duration {
+func cRingSend(b *testing.B, bin string, capacity, size, count int, batch ...int) time.Duration {
 	r := newRing(b, capacity)
 	args := []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count)}
+	if len(batch) > 0 { // shmring_send_batch and shmring_recv_batch of up to batch[0]
+		args = append(args, strconv.Itoa(batch[0]))
+	}
 	start := func(mode string) (*exec.Cmd, *bufio.Reader, io.WriteCloser) {
 		cmd := exec.Command(bin, append([]string{mode}, args...)...)
 		cmd.Stderr = os.Stderr
@@ -455,7 +458,8 @@ func BenchmarkPingPong(b *testing.B) {
 // another, Go to Go (Send, Receive: one call a message, the payload copied
 // in and out) against C to C through shmring.h (shmring_send,
 // shmring_recv: the same), in alternated rounds of one run; then Go to Go
-// in batches of benchBatch (SendBatch, ReceiveBatch). Set
+// in batches of benchBatch (SendBatch, ReceiveBatch) against C
+// (shmring_send_batch, shmring_recv_batch). Set
 // SHMRING_BENCH_STATS=1 to log, per Go run, the writer's sleeps and
 // wake-ups, both processes' CPU time and the writer's context switches;
 // SHMRING_BENCH_SPIN (a duration) sets both Go ends' SetSpin.
@@ -465,20 +469,24 @@ func BenchmarkSmallVsC(b *testing.B) {
 	if cbin == "" {
 		b.Skip("gcc is not installed: no C to compare with")
 	}
-	var goD, cD, batchD time.Duration
+	var goD, cD, batchD, cbatchD time.Duration
 	for i := range rounds {
 		g := ringSendCopy(b, 1<<20, size, count, 1)
 		c := cRingSend(b, cbin, 1<<20, size, count)
 		bt := ringSendCopy(b, 1<<20, size, count, benchBatch)
-		b.Logf("round %d: Go %.1f, C %.1f M msg/s (Go/C %.2f); Go batched %.1f M msg/s", i,
-			count/g.Seconds()/1e6, count/c.Seconds()/1e6, c.Seconds()/g.Seconds(), count/bt.Seconds()/1e6)
-		goD, cD, batchD = goD+g, cD+c, batchD+bt
+		cbt := cRingSend(b, cbin, 1<<20, size, count, benchBatch)
+		b.Logf("round %d: Go %.1f, C %.1f M msg/s (Go/C %.2f); batched: Go %.1f, C %.1f M msg/s (Go/C %.2f)", i,
+			count/g.Seconds()/1e6, count/c.Seconds()/1e6, c.Seconds()/g.Seconds(),
+			count/bt.Seconds()/1e6, count/cbt.Seconds()/1e6, cbt.Seconds()/bt.Seconds())
+		goD, cD, batchD, cbatchD = goD+g, cD+c, batchD+bt, cbatchD+cbt
 	}
 	n := float64(rounds * count)
 	b.ReportMetric(n/goD.Seconds()/1e6, "Go-Mmsg/s")
 	b.ReportMetric(n/cD.Seconds()/1e6, "C-Mmsg/s")
 	b.ReportMetric(cD.Seconds()/goD.Seconds(), "Go/C")
 	b.ReportMetric(n/batchD.Seconds()/1e6, "Go-batch-Mmsg/s")
+	b.ReportMetric(n/cbatchD.Seconds()/1e6, "C-batch-Mmsg/s")
+	b.ReportMetric(cbatchD.Seconds()/batchD.Seconds(), "Go/C-batch")
 }
 
 // benchBatch is BenchmarkSmallVsC's batch: messages per SendBatch and

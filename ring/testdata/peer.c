@@ -26,6 +26,8 @@
  *   peer bench-read NAME SIZE COUNT    claim the reader, say "ready", receive COUNT messages, say "done"
  *   peer bench-write NAME SIZE COUNT   claim the writer, say "ready", wait for a line on stdin,
  *                                      send COUNT messages of SIZE bytes, close, say "done"
+ *   peer bench-read|bench-write NAME SIZE COUNT BATCH  the same through shmring_recv_batch and
+ *                                      shmring_send_batch of up to BATCH messages
  *                                before sleeping; say "ready" once both ends are claimed
  *
  * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
@@ -252,6 +254,43 @@ int main(int argc, char **argv) {
 		}
 		printf("%s %d\n", i < 8 ? errname(errno) : "OK", i);
 		shmring_close(r);
+		return 0;
+	}
+	if (!strncmp(mode, "bench-", 6) && argc == 6) { /* BATCH > 1: shmring_send_batch, shmring_recv_batch */
+		size_t size = strtoull(argv[3], NULL, 10);
+		long count = atol(argv[4]);
+		int batch = atoi(argv[5]), rd = !strcmp(mode, "bench-read");
+		struct iovec *iov = calloc((size_t)batch, sizeof *iov);
+		size_t *lens = calloc((size_t)batch, sizeof *lens);
+		for (int j = 0; j < batch; j++) {
+			iov[j].iov_base = calloc(1, size + 1);
+			iov[j].iov_len = rd ? size + 1 : size;
+		}
+		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		unsigned sum = 0;
+		if (!rd) {
+			char line[16];
+			if (!fgets(line, sizeof line, stdin))
+				return fail("stdin");
+		}
+		for (long i = 0; i < count;) {
+			int want = count - i < batch ? (int)(count - i) : batch, k;
+			if (rd) {
+				if ((k = shmring_recv_batch(r, iov, lens, want, -1)) <= 0)
+					return fail("recv_batch");
+				sum += ((unsigned char *)iov[k - 1].iov_base)[lens[k - 1] - 1];
+			} else {
+				((unsigned char *)iov[0].iov_base)[0] = (unsigned char)i;
+				if ((k = shmring_send_batch(r, iov, want, -1)) <= 0)
+					return fail("send_batch");
+			}
+			i += k;
+		}
+		shmring_close(r);
+		printf("done %u\n", sum);
 		return 0;
 	}
 	if (!strncmp(mode, "bench-", 6) && argc == 5) {
