@@ -50,47 +50,48 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 		return 0, err
 	}
 	w.resv = -1
-	head := w.head
-	put := func(pos, skip uint64, m []byte) {
-		copy(r.data[pos+recordHdr:], m)
-		binary.LittleEndian.PutUint64(r.data[pos:], uint64(len(m))) // length, reserved word 0
-		head += skip + recordSize(uint64(len(m)))
-	}
-	put(w.pos, w.skip, msgs[0])
-	k := 1          // n stays 0 until the return: a fault on the way publishes nothing
-	t := w.tailSeen // checked by reserve: head - t <= capacity, a multiple of 8
+	data, capacity, maxm := r.data, r.capacity, int(r.max)
+	copy(data[w.pos+recordHdr:], msgs[0])
+	binary.LittleEndian.PutUint64(data[w.pos:], uint64(len(msgs[0]))) // length, reserved word 0
+	head := w.head + w.skip + recordSize(uint64(len(msgs[0])))
+	off := head % capacity // kept equal to head % capacity below, without a division a message
+	k := 1                 // n stays 0 until the return: a fault on the way publishes nothing
+	t := w.tailSeen        // checked by reserve: head - t <= capacity, a multiple of 8
 	for _, m := range msgs[1:] {
-		if len(m) > int(r.max) {
+		if len(m) > maxm {
 			err = ErrTooLarge
 			break
 		}
 		rec := recordSize(uint64(len(m)))
-		off := head % r.capacity
 		var skip uint64
-		if rec > r.capacity-off {
-			skip = r.capacity - off
+		if rec > capacity-off {
+			skip = capacity - off
 		}
 		need := skip + rec
-		if r.capacity-(head-t) < need {
+		if capacity-(head-t) < need {
 			if testHookReload != nil {
 				testHookReload()
 			}
 			t = r.tail.Load() // acquire: the reader is done with the bytes before it
-			if head-t > r.capacity || t%recordAlign != 0 {
-				err = r.errCorrupt("sendbatch", "head %d, tail %d, capacity %d", head, t, r.capacity)
+			if head-t > capacity || t%recordAlign != 0 {
+				err = r.errCorrupt("sendbatch", "head %d, tail %d, capacity %d", head, t, capacity)
 				break
 			}
 			w.tailSeen = t
-			if r.capacity-(head-t) < need {
+			if capacity-(head-t) < need {
 				break
 			}
 		}
-		pos := off
 		if skip > 0 {
-			binary.LittleEndian.PutUint64(r.data[off:], wrapMarker)
-			pos = 0
+			binary.LittleEndian.PutUint64(data[off:], wrapMarker)
+			off = 0
 		}
-		put(pos, skip, m)
+		copy(data[off+recordHdr:], m)
+		binary.LittleEndian.PutUint64(data[off:], uint64(len(m))) // length, reserved word 0
+		head += need
+		if off += rec; off == capacity {
+			off = 0
+		}
 		k++
 	}
 	w.head = head
@@ -137,36 +138,43 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 	rd.held = -1
 	k := 1           // n stays 0 until the return: a fault on the way publishes nothing
 	h := rd.headSeen // checked by next: tail <= h, h - tail <= capacity, a multiple of 8
+	data, capacity, maxm := r.data, r.capacity, r.max
+	off := tail % capacity // kept equal to tail % capacity below, without a division a message
 	for k < len(bufs) {
 		if tail == h { // look once more: the writer may have published more
 			if h = r.head.Load(); h == tail { // acquire: the records before the head
 				break
 			}
-			if h-tail > r.capacity || h%recordAlign != 0 {
-				err = r.errCorrupt("receivebatch", "head %d, tail %d, capacity %d", h, tail, r.capacity)
+			if h-tail > capacity || h%recordAlign != 0 {
+				err = r.errCorrupt("receivebatch", "head %d, tail %d, capacity %d", h, tail, capacity)
 				break
 			}
 			rd.headSeen = h
 		}
-		off := tail % r.capacity
-		m := binary.LittleEndian.Uint32(r.data[off:]) // tail < h: a record or marker was published here
+		m := binary.LittleEndian.Uint32(data[off:]) // tail < h: a record or marker was published here
 		if m == wrapMarker {
-			if off == 0 || h-tail < r.capacity-off {
+			if off == 0 || h-tail < capacity-off {
 				err = r.errCorrupt("receivebatch", "wrap marker at %d with head %d, tail %d", off, h, tail)
 				break
 			}
-			tail += r.capacity - off
+			tail += capacity - off
+			off = 0
 			continue
 		}
-		if uint64(m) > r.max || recordSize(uint64(m)) > h-tail || off+recordSize(uint64(m)) > r.capacity {
+		rec := recordSize(uint64(m))
+		if uint64(m) > maxm || rec > h-tail || off+rec > capacity {
 			err = r.errCorrupt("receivebatch", "record of %d bytes at %d with %d published", m, off, h-tail)
 			break
 		}
-		if len(bufs[k]) < int(m) {
+		b := bufs[k]
+		if len(b) < int(m) {
 			break
 		}
-		lens[k] = copy(bufs[k], r.data[off+recordHdr:off+recordHdr+uint64(m)])
-		tail += recordSize(uint64(m))
+		lens[k] = copy(b, data[off+recordHdr:off+recordHdr+uint64(m)])
+		tail += rec
+		if off += rec; off == capacity {
+			off = 0
+		}
 		k++
 	}
 	rd.tail = tail
