@@ -95,6 +95,7 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 		k++
 	}
 	w.head = head
+	w.offHead, w.offVal = head, off
 	w.publishes++
 	r.head.Store(head) // release: every record of the batch before the head
 	w.wakePeer(r.rsleep, offReaderSleep)
@@ -178,6 +179,7 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 		k++
 	}
 	rd.tail = tail
+	rd.offTail, rd.offVal = tail, off
 	rd.publishes++
 	r.tail.Store(tail) // release: done with the batch's records before the tail moves
 	rd.wakePeer(r.wsleep, offWriterSleep)

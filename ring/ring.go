@@ -717,6 +717,8 @@ type Writer struct {
 
 	tailSeen uint64 // the tail reserve last loaded and found sound, if tailOK: the reader's at most
 	tailOK   bool   // tailSeen was loaded (a new Writer loads the tail first)
+	offHead  uint64 // the head whose data offset (head % capacity) offVal is
+	offVal   uint64 // (kept as the head moves: a division a message saved)
 }
 
 // Send sends msg as one message, waiting while the ring is full. It
@@ -774,7 +776,10 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 		return nil, r.errCorrupt(op, "head %d is not a multiple of %d", w.head, recordAlign)
 	}
 	rec := recordSize(uint64(n))
-	off := w.head % r.capacity
+	off := w.offVal
+	if w.head != w.offHead {
+		off = w.head % r.capacity
+	}
 	var skip uint64
 	if rec > r.capacity-off {
 		skip = r.capacity - off
@@ -831,6 +836,10 @@ func (w *Writer) commit(n int) error {
 	r := w.r
 	binary.LittleEndian.PutUint64(r.data[w.pos:], uint64(n)) // length, reserved word 0
 	w.head += w.skip + recordSize(uint64(n))
+	w.offHead, w.offVal = w.head, w.pos+recordSize(uint64(n)) // the record ends at or before the data's end
+	if w.offVal == r.capacity {
+		w.offVal = 0
+	}
 	w.resv = -1
 	w.publishes++
 	r.head.Store(w.head) // release: the record before the head
@@ -857,6 +866,8 @@ type Reader struct {
 
 	headSeen uint64 // the head next last loaded and found sound, if headOK
 	headOK   bool   // headSeen was loaded (a new Reader loads the head first)
+	offTail  uint64 // the tail whose data offset (tail % capacity) offVal is
+	offVal   uint64 // (kept as the tail moves: a division a message saved)
 }
 
 // Receive copies the next message into buf and releases it, waiting while
@@ -934,13 +945,17 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 			return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", h, rd.tail, r.capacity)
 		}
 		rd.headSeen, rd.headOK = h, true
-		off := rd.tail % r.capacity
+		off := rd.offVal
+		if rd.tail != rd.offTail {
+			off = rd.tail % r.capacity
+		}
 		n := binary.LittleEndian.Uint32(r.data[off:])
 		if n == wrapMarker {
 			if off == 0 || h-rd.tail < r.capacity-off {
 				return nil, r.errCorrupt(op, "wrap marker at %d with head %d, tail %d", off, h, rd.tail)
 			}
 			rd.tail += r.capacity - off
+			rd.offTail, rd.offVal = rd.tail, 0
 			continue
 		}
 		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
@@ -969,6 +984,10 @@ func (rd *Reader) Release() (err error) {
 func (rd *Reader) release() {
 	r := rd.r
 	rd.tail += recordSize(uint64(rd.held))
+	rd.offTail, rd.offVal = rd.tail, rd.at+recordSize(uint64(rd.held)) // the record ends at or before the data's end
+	if rd.offVal == r.capacity {
+		rd.offVal = 0
+	}
 	rd.held = -1
 	rd.publishes++
 	r.tail.Store(rd.tail) // release: done with the record before the tail moves
