@@ -478,14 +478,20 @@ func TestWaitPeer(t *testing.T) {
 		t.Fatalf("WaitWriter with this Ring's writer: %v", err)
 	}
 	rd.Close()
+	raw := rawRing(t, r)
 	go func() { done <- w2.WaitReader(within(t, 10*time.Second)) }()
-	// Close ends a WaitReader in progress. (If Close ran first, WaitReader
-	// says closed all the same.)
+	// Close ends a WaitReader in progress: once it sleeps on the writer's
+	// futex word (a poll of the word: it observes, it does not
+	// synchronise), Close, and it returns at once, not at its 10 s.
+	for binary.LittleEndian.Uint32(raw[256:]) == 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	start := time.Now()
 	if err := w2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; !errors.Is(err, fs.ErrClosed) {
-		t.Fatalf("WaitReader ended by Close: %v, want fs.ErrClosed", err)
+	if err := <-done; !errors.Is(err, fs.ErrClosed) || time.Since(start) > 2*time.Second {
+		t.Fatalf("WaitReader ended by Close: %v after %v, want fs.ErrClosed at once", err, time.Since(start))
 	}
 	if err := w2.WaitReader(context.Background()); !errors.Is(err, fs.ErrClosed) {
 		t.Fatalf("WaitReader after Close: %v, want fs.ErrClosed", err)
