@@ -90,6 +90,45 @@ func benchRole(role string, args []string) error {
 			rd.Release()
 		}
 		fmt.Println("done", sum)
+	case "bench-ring-recv": // receive count messages, copied out by Receive (args[3]: 1) or ReceiveBatch of args[3]
+		r, err := ring.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		rd, err := r.Reader()
+		if err != nil {
+			return err
+		}
+		if sp := os.Getenv("SHMRING_BENCH_SPIN"); sp != "" {
+			d, _ := time.ParseDuration(sp)
+			r.SetSpin(d)
+		}
+		batch, _ := strconv.Atoi(args[3])
+		bufs, lens := make([][]byte, batch), make([]int, batch)
+		for i := range bufs {
+			bufs[i] = make([]byte, size)
+		}
+		fmt.Println("ready")
+		var sum byte
+		for i := 0; i < count; {
+			if batch == 1 {
+				n, err := rd.Receive(ctx, buf)
+				if err != nil {
+					return err
+				}
+				sum += buf[n-1]
+				i++
+				continue
+			}
+			k, err := rd.ReceiveBatch(ctx, bufs[:min(batch, count-i)], lens)
+			if err != nil {
+				return err
+			}
+			sum += bufs[k-1][lens[k-1]-1]
+			i += k
+		}
+		fmt.Println("done", sum)
 	case "bench-fd-read": // read count messages of size from fd 3
 		f := os.NewFile(3, "stream")
 		fmt.Println("ready")
@@ -164,12 +203,69 @@ func ringSend(b *testing.B, capacity, size, count int) time.Duration {
 	return d
 }
 
+// ringSendCopy times sending count messages of size bytes to a child
+// that copies them out: Send and Receive one at a time (batch 1), or
+// SendBatch and ReceiveBatch of up to batch messages.
+func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration {
+	r := newRing(b, capacity)
+	w, err := r.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sp := os.Getenv("SHMRING_BENCH_SPIN"); sp != "" {
+		d, _ := time.ParseDuration(sp)
+		r.SetSpin(d)
+	}
+	cmd, br := benchChild(b, "ring-recv", []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count), strconv.Itoa(batch)})
+	msgs := make([][]byte, batch)
+	for i := range msgs {
+		msgs[i] = make([]byte, size)
+		for j := range msgs[i] {
+			msgs[i][j] = byte(i + j)
+		}
+	}
+	ctx := context.Background()
+	var ru0 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	start := time.Now()
+	for i := 0; i < count; {
+		if batch == 1 {
+			msgs[0][0] = byte(i) // the payload written
+			if err := w.Send(ctx, msgs[0]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+			continue
+		}
+		n, err := w.SendBatch(ctx, msgs[:min(batch, count-i)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		i += n
+	}
+	finish(b, cmd, br)
+	d := time.Since(start)
+	if os.Getenv("SHMRING_BENCH_STATS") != "" {
+		sl, wk := ring.Stats(w)
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+		b.Logf("batch %d: %v; writer slept %d times, woke the reader %d times, CPU: writer %v, reader %v; context switches: writer %d voluntary %d involuntary",
+			batch, d, sl, wk, cpu, cmd.ProcessState.UserTime()+cmd.ProcessState.SystemTime(), ru.Nvcsw-ru0.Nvcsw, ru.Nivcsw-ru0.Nivcsw)
+	}
+	w.Close()
+	return d
+}
+
 // cRingSend times count messages of size bytes from a C writer to a C
 // reader through a ring of capacity bytes (testdata/peer.c on shmring.h),
 // from the writer's go to the reader's last message.
-func cRingSend(b *testing.B, bin string, capacity, size, count int) time.Duration {
+func cRingSend(b *testing.B, bin string, capacity, size, count int, batch ...int) time.Duration {
 	r := newRing(b, capacity)
 	args := []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count)}
+	if len(batch) > 0 { // shmring_send_batch and shmring_recv_batch of up to batch[0]
+		args = append(args, strconv.Itoa(batch[0]))
+	}
 	start := func(mode string) (*exec.Cmd, *bufio.Reader, io.WriteCloser) {
 		cmd := exec.Command(bin, append([]string{mode}, args...)...)
 		cmd.Stderr = os.Stderr
@@ -357,3 +453,42 @@ func BenchmarkPingPong(b *testing.B) {
 		b.ReportMetric(p999/1e3, "Cfutex-p99.9-µs")
 	}
 }
+
+// BenchmarkSmallVsC (issue 23): 64-byte messages from one process to
+// another, Go to Go (Send, Receive: one call a message, the payload copied
+// in and out) against C to C through shmring.h (shmring_send,
+// shmring_recv: the same), in alternated rounds of one run; then Go to Go
+// in batches of benchBatch (SendBatch, ReceiveBatch) against C
+// (shmring_send_batch, shmring_recv_batch). Set
+// SHMRING_BENCH_STATS=1 to log, per Go run, the writer's sleeps and
+// wake-ups, both processes' CPU time and the writer's context switches;
+// SHMRING_BENCH_SPIN (a duration) sets both Go ends' SetSpin.
+func BenchmarkSmallVsC(b *testing.B) {
+	const size, count, rounds = 64, 1 << 21, 5
+	cbin := cPeer(b)
+	if cbin == "" {
+		b.Skip("gcc is not installed: no C to compare with")
+	}
+	var goD, cD, batchD, cbatchD time.Duration
+	for i := range rounds {
+		g := ringSendCopy(b, 1<<20, size, count, 1)
+		c := cRingSend(b, cbin, 1<<20, size, count)
+		bt := ringSendCopy(b, 1<<20, size, count, benchBatch)
+		cbt := cRingSend(b, cbin, 1<<20, size, count, benchBatch)
+		b.Logf("round %d: Go %.1f, C %.1f M msg/s (Go/C %.2f); batched: Go %.1f, C %.1f M msg/s (Go/C %.2f)", i,
+			count/g.Seconds()/1e6, count/c.Seconds()/1e6, c.Seconds()/g.Seconds(),
+			count/bt.Seconds()/1e6, count/cbt.Seconds()/1e6, cbt.Seconds()/bt.Seconds())
+		goD, cD, batchD, cbatchD = goD+g, cD+c, batchD+bt, cbatchD+cbt
+	}
+	n := float64(rounds * count)
+	b.ReportMetric(n/goD.Seconds()/1e6, "Go-Mmsg/s")
+	b.ReportMetric(n/cD.Seconds()/1e6, "C-Mmsg/s")
+	b.ReportMetric(cD.Seconds()/goD.Seconds(), "Go/C")
+	b.ReportMetric(n/batchD.Seconds()/1e6, "Go-batch-Mmsg/s")
+	b.ReportMetric(n/cbatchD.Seconds()/1e6, "C-batch-Mmsg/s")
+	b.ReportMetric(cbatchD.Seconds()/batchD.Seconds(), "Go/C-batch")
+}
+
+// benchBatch is BenchmarkSmallVsC's batch: messages per SendBatch and
+// ReceiveBatch.
+const benchBatch = 1024

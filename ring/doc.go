@@ -15,7 +15,10 @@
 // whatever pid namespace either lives in.
 //
 // Messages are 0 to MaxMessage bytes, delivered whole and in order. Send
-// and Receive copy; Reserve and Commit, Next and Release work in place. A
+// and Receive copy; Reserve and Commit, Next and Release work in place;
+// SendBatch and ReceiveBatch move many messages with one store of the
+// shared counter and at most one wake-up. WaitReader and WaitWriter wait
+// for a live process at the other end. A
 // blocked call spins briefly, then sleeps on a futex word in the object
 // after announcing it there, so the other side makes a system call to wake
 // it only when it sleeps; while both sides run, a message costs no system

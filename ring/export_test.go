@@ -31,3 +31,17 @@ func SetHookStatRecord(f func()) { testHookStatRecord = f }
 // SetHookStatLoaded sets a function Stat calls between its loads of the
 // tail and the head.
 func SetHookStatLoaded(f func()) { testHookStatLoaded = f }
+
+// Publishes returns how many times a writer stored the head or a reader
+// the tail.
+func Publishes(e interface{ published() int64 }) int64 { return e.published() }
+
+func (e *end) published() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.publishes
+}
+
+// SetHookReload sets a function SendBatch calls before it loads the tail
+// again in the middle of a batch.
+func SetHookReload(f func()) { testHookReload = f }

@@ -450,7 +450,11 @@ func (cr *corruptRunner) run(c corruption) {
 	for i, size := range corruptSizes {
 		img := c.image(size)
 		for _, p := range cr.peers {
-			for _, mode := range []string{"try-recv", "try-send"} {
+			modes := []string{"try-recv", "try-send"}
+			if !p.py {
+				modes = append(modes, "try-recv-batch", "try-send-batch") // the batch calls (issue 23)
+			}
+			for _, mode := range modes {
 				mem := cr.mems[i]
 				copy(mem, img)
 				args := append(append([]string{}, p.argv...), mode, cr.names[i], "guard")
@@ -481,7 +485,7 @@ func (cr *corruptRunner) run(c corruption) {
 					continue
 				}
 				allowed, want := allowedC, c.wantRecv
-				if mode == "try-send" {
+				if strings.HasPrefix(mode, "try-send") {
 					want = c.wantSn
 				}
 				if p.py {
@@ -503,7 +507,7 @@ func (cr *corruptRunner) checkBytes(where, mode string, img, mem []byte) {
 	t := cr.t
 	t.Helper()
 	mutable := [][2]int{{32, 48}, {192, 196}, {256, 260}} // states, pids, sleep words
-	if mode == "try-recv" {
+	if strings.HasPrefix(mode, "try-recv") {
 		mutable = append(mutable, [2]int{128, 136}) // tail
 	} else {
 		mutable = append(mutable, [2]int{64, 72}) // head

@@ -431,6 +431,26 @@ func (r *Ring) guard(op string, old bool, err *error) {
 	}
 }
 
+// leave, deferred right after a successful begin as
+//
+//	defer e.leave(op, debug.SetPanicOnFault(true), &err)
+//
+// is guard and the end's unlock in one deferred call (the calls made per
+// message pay for one defer, not two): it unlocks the end, then turns a
+// fault in the ring's mapping into an error in *err as guard does.
+func (e *end) leave(op string, old bool, err *error) {
+	debug.SetPanicOnFault(old)
+	e.mu.Unlock()
+	if p := recover(); p != nil {
+		r := e.r
+		f, ok := p.(interface{ Addr() uintptr })
+		if !ok || f.Addr()-r.base >= r.size {
+			panic(p)
+		}
+		*err = &fs.PathError{Op: "ring " + op, Path: r.name, Err: shm.ErrFault}
+	}
+}
+
 // safely runs f, which touches the ring's memory, under guard.
 func (r *Ring) safely(op string, f func()) (err error) {
 	defer r.guard(op, debug.SetPanicOnFault(true), &err)
@@ -545,6 +565,7 @@ type end struct {
 	peerLock  int64
 
 	sleeps, wakes atomic.Int64 // sleeps announced, wakes made: for tests
+	publishes     int64        // stores of head (writer) or tail (reader), under mu: for tests
 	timeouts      atomic.Int64 // sleeps ended by pollPeer, not by a wake: for tests
 }
 
@@ -705,6 +726,11 @@ type Writer struct {
 	resv int    // bytes reserved, -1 if none
 	skip uint64 // bytes to the end of the data, skipped by the reservation
 	pos  uint64 // offset of the reserved record in the data
+
+	tailSeen uint64 // the tail reserve last loaded and found sound, if tailOK: the reader's at most
+	tailOK   bool   // tailSeen was loaded (a new Writer loads the tail first)
+	offHead  uint64 // the head whose data offset (head % capacity) offVal is
+	offVal   uint64 // (kept as the head moves: a division a message saved)
 }
 
 // Send sends msg as one message, waiting while the ring is full. It
@@ -717,11 +743,10 @@ func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 	if len(msg) > int(w.r.max) {
 		return ErrTooLarge
 	}
-	defer w.r.guard("send", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
 		return w.r.errClosed("send")
 	}
-	defer w.mu.Unlock()
+	defer w.leave("send", debug.SetPanicOnFault(true), &err) // one defer: the guard and the unlock
 	if w.resv >= 0 {
 		return argErr("ring send", w.r.name, "a reservation is pending: Commit it first")
 	}
@@ -763,7 +788,10 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 		return nil, r.errCorrupt(op, "head %d is not a multiple of %d", w.head, recordAlign)
 	}
 	rec := recordSize(uint64(n))
-	off := w.head % r.capacity
+	off := w.offVal
+	if w.head != w.offHead {
+		off = w.head % r.capacity
+	}
 	var skip uint64
 	if rec > r.capacity-off {
 		skip = r.capacity - off
@@ -772,7 +800,13 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	var t uint64
 	bad := func() bool { return w.head-t > r.capacity || t%recordAlign != 0 }
 	room := func() bool { t = r.tail.Load(); return bad() || r.capacity-(w.head-t) >= need }
-	if !room() {
+	// The tail seen last, checked then, is the reader's at most (it only
+	// grows): while it leaves room, Send does not read the shared tail's
+	// cache line, which the reader writes. (Reserve always loads it: it
+	// writes nothing itself, and so finds a truncated object.)
+	if op != "reserve" && w.tailOK && r.capacity-(w.head-w.tailSeen) >= need {
+		t = w.tailSeen
+	} else if !room() {
 		err := w.wait(ctx, room, func(st uint32) error {
 			if st == endClosed {
 				return io.ErrClosedPipe
@@ -786,6 +820,7 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	if bad() {
 		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
+	w.tailSeen, w.tailOK = t, true
 	pos := off
 	if skip > 0 {
 		binary.LittleEndian.PutUint64(r.data[off:], wrapMarker)
@@ -813,7 +848,12 @@ func (w *Writer) commit(n int) error {
 	r := w.r
 	binary.LittleEndian.PutUint64(r.data[w.pos:], uint64(n)) // length, reserved word 0
 	w.head += w.skip + recordSize(uint64(n))
+	w.offHead, w.offVal = w.head, w.pos+recordSize(uint64(n)) // the record ends at or before the data's end
+	if w.offVal == r.capacity {
+		w.offVal = 0
+	}
 	w.resv = -1
+	w.publishes++
 	r.head.Store(w.head) // release: the record before the head
 	w.wakePeer(r.rsleep, offReaderSleep)
 	return nil
@@ -835,6 +875,11 @@ type Reader struct {
 	tail uint64 // our copy of the tail, past any wrap marker read
 	held int    // length of the message Next returned, -1 if none
 	at   uint64 // its offset in the data
+
+	headSeen uint64 // the head next last loaded and found sound, if headOK
+	headOK   bool   // headSeen was loaded (a new Reader loads the head first)
+	offTail  uint64 // the tail whose data offset (tail % capacity) offVal is
+	offVal   uint64 // (kept as the tail moves: a division a message saved)
 }
 
 // Receive copies the next message into buf and releases it, waiting while
@@ -847,11 +892,10 @@ type Reader struct {
 // the layout are ErrCorrupt (again on every call: the reader does not skip
 // what it cannot read).
 func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
-	defer rd.r.guard("receive", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return 0, rd.r.errClosed("receive")
 	}
-	defer rd.mu.Unlock()
+	defer rd.leave("receive", debug.SetPanicOnFault(true), &err) // one defer: the guard and the unlock
 	msg, err := rd.next(ctx, "receive")
 	if err != nil {
 		return 0, err
@@ -889,7 +933,14 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if rd.tail%recordAlign != 0 { // loaded from the ring at the claim
 			return nil, r.errCorrupt(op, "tail %d is not a multiple of %d", rd.tail, recordAlign)
 		}
-		h := r.head.Load() // acquire: the records before the head
+		// The head seen last, checked then, is the writer's at most, and
+		// the records before it were published: while it is ahead of the
+		// tail, the shared head's cache line, which the writer writes, is
+		// not read. (Each record read is checked against it as ever.)
+		h := rd.headSeen
+		if !rd.headOK || h == rd.tail {
+			h = r.head.Load() // acquire: the records before the head
+		}
 		if h == rd.tail {
 			err := rd.wait(ctx, func() bool { return r.head.Load() != rd.tail }, func(st uint32) error {
 				if st == endClosed {
@@ -905,13 +956,18 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 		if h-rd.tail > r.capacity || h%recordAlign != 0 {
 			return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", h, rd.tail, r.capacity)
 		}
-		off := rd.tail % r.capacity
+		rd.headSeen, rd.headOK = h, true
+		off := rd.offVal
+		if rd.tail != rd.offTail {
+			off = rd.tail % r.capacity
+		}
 		n := binary.LittleEndian.Uint32(r.data[off:])
 		if n == wrapMarker {
 			if off == 0 || h-rd.tail < r.capacity-off {
 				return nil, r.errCorrupt(op, "wrap marker at %d with head %d, tail %d", off, h, rd.tail)
 			}
 			rd.tail += r.capacity - off
+			rd.offTail, rd.offVal = rd.tail, 0
 			continue
 		}
 		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
@@ -940,7 +996,12 @@ func (rd *Reader) Release() (err error) {
 func (rd *Reader) release() {
 	r := rd.r
 	rd.tail += recordSize(uint64(rd.held))
+	rd.offTail, rd.offVal = rd.tail, rd.at+recordSize(uint64(rd.held)) // the record ends at or before the data's end
+	if rd.offVal == r.capacity {
+		rd.offVal = 0
+	}
 	rd.held = -1
+	rd.publishes++
 	r.tail.Store(rd.tail) // release: done with the record before the tail moves
 	rd.wakePeer(r.wsleep, offWriterSleep)
 }

@@ -140,8 +140,16 @@ func TestCorruptCounters(t *testing.T) {
 				"Reserve": func() error { _, err := w.Reserve(ctx, 8); return err },
 				"Receive": func() error { _, err := rd.Receive(ctx, make([]byte, 256)); return err },
 				"Next":    func() error { _, err := rd.Next(ctx); return err },
+				"SendBatch": func() error {
+					_, err := w.SendBatch(ctx, [][]byte{[]byte("12345678"), []byte("9")})
+					return err
+				},
+				"ReceiveBatch": func() error {
+					_, err := rd.ReceiveBatch(ctx, [][]byte{make([]byte, 256), make([]byte, 256)}, make([]int, 2))
+					return err
+				},
 			}
-			for _, op := range []string{"Send", "Reserve", "Receive", "Next"} {
+			for _, op := range []string{"Send", "Reserve", "Receive", "Next", "SendBatch", "ReceiveBatch"} {
 				err := calls[op]()
 				var pe *fs.PathError
 				if !errors.Is(err, ring.ErrCorrupt) || !errors.Is(err, syscall.EPROTO) || !errors.As(err, &pe) {
@@ -305,7 +313,8 @@ func FuzzCorruptCounters(f *testing.F) {
 // another process truncates to 0 gets errors wrapping shm.ErrFault, never
 // SIGBUS: a Receive blocked at the truncation, a Send blocked on a full
 // ring, and every call after (Send, Reserve, Receive, Next, Release of a
-// message from Next, Writer, Reader, Close). The cases run in a child (a
+// message from Next, Writer, Reader, Close; SendBatch, ReceiveBatch,
+// WaitReader, WaitWriter). The cases run in a child (a
 // failure is then a failed test, not a dead test binary) that says
 // "ready" once blocked; the parent truncates /dev/shm/NAME.
 //
@@ -395,6 +404,13 @@ func truncatedChild(role, name string) error {
 		if err := isFault("Next", err); err != nil {
 			return err
 		}
+		_, err = rd.ReceiveBatch(ctx, [][]byte{make([]byte, 64)}, make([]int, 1))
+		if err := isFault("ReceiveBatch", err); err != nil {
+			return err
+		}
+		if err := isFault("WaitWriter", rd.WaitWriter(ctx)); err != nil {
+			return err
+		}
 		_, err = r.Writer()
 		if err := isFault("Writer", err); err != nil {
 			return err
@@ -434,6 +450,13 @@ func truncatedChild(role, name string) error {
 		}
 		_, err = w.Reserve(ctx, 1)
 		if err := isFault("Reserve", err); err != nil {
+			return err
+		}
+		_, err = w.SendBatch(ctx, [][]byte{[]byte("x"), []byte("y")})
+		if err := isFault("SendBatch", err); err != nil {
+			return err
+		}
+		if err := isFault("WaitReader", w.WaitReader(ctx)); err != nil {
 			return err
 		}
 		_, err = r.Reader()

@@ -10,6 +10,12 @@
  *   shmring_send(r, msg, len, -1);                   ssize_t n = shmring_recv(r, buf, sizeof buf, -1);
  *   shmring_close(r);
  *
+ * Batches: shmring_send_batch(r, iov, count, timeout_ms) sends as many of
+ * count messages as fit, shmring_recv_batch(r, iov, lens, count,
+ * timeout_ms) receives as many as are there, each with one store of its
+ * counter and at most one wake-up. shmring_wait_peer(r, timeout_ms) waits
+ * until a live process holds the other end.
+ *
  * Errors are -1 (NULL) with errno: EBUSY (the end is claimed by a live
  * process), ETIMEDOUT, EMSGSIZE (message too large, receive buffer too
  * small: the message stays), EPIPE (recv: the writer closed and every
@@ -60,6 +66,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -107,6 +114,8 @@ typedef struct shmring {
 	long spin_ns;        /* how long a blocked call polls before sleeping */
 	int forked;          /* inherited through fork: fd closed, every call ECHILD */
 	struct shmring *prev, *next; /* the handles of this process (for fork) */
+	unsigned long publishes;     /* stores of head (writer) or tail (reader) made: for tests */
+	unsigned long wakes;         /* futex wake-ups of the peer made: for tests */
 } shmring;
 
 /* The handles of this process, whose descriptors a fork's child closes. */
@@ -434,8 +443,10 @@ static inline int shmring__peer_alive(shmring *r, int lock) {
 
 static inline void shmring__wake(shmring *r, int off) {
 	_Atomic uint32_t *w = shmring__u32(r, off);
-	if (atomic_load(w) && atomic_exchange(w, 0))
+	if (atomic_load(w) && atomic_exchange(w, 0)) {
+		r->wakes++;
 		syscall(SYS_futex, (void *)w, 1 /* FUTEX_WAKE */, 1, NULL, NULL, 0);
+	}
 }
 
 /* shmring__wait waits until ready(r, arg) (1; -1 is a corrupt ring:
@@ -565,6 +576,7 @@ static inline int shmring_send(shmring *r, const void *msg, size_t len, int time
 	word = len;
 	memcpy(r->data + off, &word, 8);
 	r->pos += skip + rec;
+	r->publishes++;
 	atomic_store(shmring__u64(r, SHMRING_OFF_HEAD), r->pos); /* release: the record first */
 	shmring__wake(r, SHMRING_OFF_READER_SLEEP);
 	return 0;
@@ -618,9 +630,199 @@ static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeou
 		}
 		memcpy(buf, r->data + off + 8, n);
 		r->pos += rec;
+		r->publishes++;
 		atomic_store(shmring__u64(r, SHMRING_OFF_TAIL), r->pos); /* release: done with the record */
 		shmring__wake(r, SHMRING_OFF_WRITER_SLEEP);
 		return (ssize_t)n;
+	}
+}
+
+/* shmring_send_batch sends the count messages of msgs (iov_base, iov_len
+ * bytes each), in order, as many as the ring has room for, and returns how
+ * many it sent (the first ones). It waits up to timeout_ms for room for
+ * the first message only, as shmring_send does (its errors are
+ * shmring_send's), then writes the others while they fit, and publishes
+ * them all with one store of the head and at most one wake-up of the
+ * reader. A message larger than max_message ends the batch before it
+ * (EMSGSIZE if it is the first); so does a corrupt tail (EPROTO if it is
+ * the first: else the next call reports it). count 0 returns 0. */
+static inline int shmring_send_batch(shmring *r, const struct iovec *msgs, int count, int timeout_ms) {
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
+	if (r->role != 1 || count < 0 || (count > 0 && !msgs)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (count == 0)
+		return 0;
+	if ((uint64_t)msgs[0].iov_len > r->max) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (r->pos % 8) { /* the head this writer took over at its claim */
+		errno = EPROTO;
+		return -1;
+	}
+	uint64_t head = r->pos, t = 0;
+	int i;
+	for (i = 0; i < count; i++) {
+		size_t len = msgs[i].iov_len;
+		if ((uint64_t)len > r->max)
+			break;
+		/* head is a multiple of 8 and so is cap: off <= cap - 8 */
+		uint64_t rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7), off = head % r->cap, skip = 0;
+		if (rec > r->cap - off)
+			skip = r->cap - off;
+		if (i == 0) {
+			int k = shmring__room(r, skip + rec);
+			if (k == 0)
+				k = shmring__wait(r, shmring__room, skip + rec, timeout_ms, EPIPE) < 0 ? -2 : 1;
+			if (k < 0) {
+				if (k == -1)
+					errno = EPROTO;
+				return -1;
+			}
+			t = atomic_load(shmring__u64(r, SHMRING_OFF_TAIL)); /* at least the tail that gave room */
+			if (head - t > r->cap || t % 8) {
+				errno = EPROTO;
+				return -1;
+			}
+		} else if (r->cap - (head - t) < skip + rec) {
+			t = atomic_load(shmring__u64(r, SHMRING_OFF_TAIL)); /* acquire */
+			if (head - t > r->cap || t % 8 || r->cap - (head - t) < skip + rec)
+				break;
+		}
+		uint64_t word = SHMRING_WRAP;
+		if (skip) {
+			memcpy(r->data + off, &word, 8);
+			off = 0;
+		}
+		memcpy(r->data + off + 8, msgs[i].iov_base, len);
+		word = len;
+		memcpy(r->data + off, &word, 8);
+		head += skip + rec;
+	}
+	r->pos = head;
+	r->publishes++;
+	atomic_store(shmring__u64(r, SHMRING_OFF_HEAD), head); /* release: every record of the batch first */
+	shmring__wake(r, SHMRING_OFF_READER_SLEEP);
+	return i;
+}
+
+/* shmring_recv_batch copies the next messages into the count buffers of
+ * bufs (iov_base, iov_len bytes each), message i into bufs[i] with its
+ * length in lens[i], and returns how many it received. It waits up to
+ * timeout_ms for the first message only, as shmring_recv does (its errors
+ * are shmring_recv's: EMSGSIZE if the first does not fit its buffer), then
+ * takes the others already published, stopping before one its buffer is
+ * too small for, and releases them all with one store of the tail and at
+ * most one wake-up of the writer. A corrupt record after the first ends
+ * the batch before it: the next call reports EPROTO. count 0 returns 0. */
+static inline int shmring_recv_batch(shmring *r, const struct iovec *bufs, size_t *lens, int count, int timeout_ms) {
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
+	if (r->role != 2 || count < 0 || (count > 0 && (!bufs || !lens))) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (count == 0)
+		return 0;
+	uint64_t tail = r->pos, h;
+	for (;;) {
+		if (tail % 8) { /* the tail this reader took over at its claim */
+			errno = EPROTO;
+			return -1;
+		}
+		h = atomic_load(shmring__u64(r, SHMRING_OFF_HEAD)); /* acquire */
+		if (h != tail)
+			break;
+		if (shmring__wait(r, shmring__data, 0, timeout_ms, EPIPE) < 0)
+			return -1;
+	}
+	if (h - tail > r->cap || h % 8) {
+		errno = EPROTO;
+		return -1;
+	}
+	int i = 0;
+	while (i < count && tail != h) {
+		uint64_t off = tail % r->cap; /* a multiple of 8, <= cap - 8 */
+		uint32_t n;
+		memcpy(&n, r->data + off, 4);
+		if (n == SHMRING_WRAP) {
+			if (off == 0 || h - tail < r->cap - off)
+				goto corrupt;
+			tail += r->cap - off;
+			continue;
+		}
+		uint64_t rec = 8 + (((uint64_t)n + 7) & ~(uint64_t)7);
+		if (n > r->max || rec > h - tail || off + rec > r->cap)
+			goto corrupt;
+		if (n > bufs[i].iov_len) {
+			if (i == 0) {
+				r->pos = tail; /* past a wrap marker read: the message stays */
+				errno = EMSGSIZE;
+				return -1;
+			}
+			break;
+		}
+		memcpy(bufs[i].iov_base, r->data + off + 8, n);
+		lens[i++] = n;
+		tail += rec;
+	}
+	if (0) {
+	corrupt:
+		if (i == 0) {
+			r->pos = tail;
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	r->pos = tail;
+	r->publishes++;
+	atomic_store(shmring__u64(r, SHMRING_OFF_TAIL), tail); /* release: done with the batch's records */
+	shmring__wake(r, SHMRING_OFF_WRITER_SLEEP);
+	return i;
+}
+
+/* shmring_wait_peer waits up to timeout_ms (-1: forever) until a live
+ * process holds the other end: its state word says open and its lock is
+ * held (a peer that closed, died or never came is waited for), polling
+ * every few ms, at most every 50 ms. 0, or -1 with ETIMEDOUT, EINVAL (no
+ * end claimed) or ECHILD. So a writer whose reader died can wait for the
+ * next reader instead of failing with EOWNERDEAD at once. */
+static inline int shmring_wait_peer(shmring *r, int timeout_ms) {
+	if (r->forked) {
+		errno = ECHILD;
+		return -1;
+	}
+	if (r->role != 1 && r->role != 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	int peer_state = r->role == 1 ? SHMRING_OFF_READER_STATE : SHMRING_OFF_WRITER_STATE;
+	int peer_lock = r->role == 1 ? SHMRING_LOCK_READER : SHMRING_LOCK_WRITER;
+	int64_t deadline = timeout_ms < 0 ? INT64_MAX : shmring__now_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t d = 1000000;
+	for (;;) {
+		if (atomic_load(shmring__u32(r, peer_state)) == SHMRING_END_OPEN) {
+			short got = F_UNLCK;
+			if (shmring__fcntl(r->fd, F_OFD_GETLK, F_WRLCK, peer_lock, &got) < 0 || got != F_UNLCK)
+				return 0;
+		}
+		int64_t now = shmring__now_ns();
+		if (now >= deadline) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		int64_t slice = deadline - now < d ? deadline - now : d;
+		struct timespec ts = {(time_t)(slice / 1000000000), (long)(slice % 1000000000)};
+		nanosleep(&ts, NULL); /* EINTR: look again */
+		if (d < 50000000)
+			d *= 2;
 	}
 }
 

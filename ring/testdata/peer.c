@@ -15,10 +15,19 @@
  *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
  *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
  *                                (guard: remap the ring with an inaccessible page right after the object)
+ *   peer try-send-batch NAME [guard], peer try-recv-batch NAME [guard]: the same 8 messages through
+ *                                shmring_send_batch and shmring_recv_batch (as many per call as go)
+ *   peer batch-write NAME COUNT SEED BATCH  as write, with shmring_send_batch of up to BATCH messages;
+ *   peer batch-read NAME COUNT SEED BATCH   as read, with shmring_recv_batch; both print
+ *                                "ok COUNT BYTES calls=C publishes=P wakes=W" (the handle's counters)
+ *   peer wait-peer NAME reader|writer  claim that end, say "ready", shmring_wait_peer (10 s),
+ *                                print "peer" or the errno name
  *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
  *   peer bench-read NAME SIZE COUNT    claim the reader, say "ready", receive COUNT messages, say "done"
  *   peer bench-write NAME SIZE COUNT   claim the writer, say "ready", wait for a line on stdin,
  *                                      send COUNT messages of SIZE bytes, close, say "done"
+ *   peer bench-read|bench-write NAME SIZE COUNT BATCH  the same through shmring_recv_batch and
+ *                                      shmring_send_batch of up to BATCH messages
  *                                before sleeping; say "ready" once both ends are claimed
  *
  * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
@@ -202,8 +211,8 @@ int main(int argc, char **argv) {
 		for (;;)
 			pause();
 	}
-	if (!strcmp(mode, "try-send") || !strcmp(mode, "try-recv")) {
-		int rd = mode[4] == 'r';
+	if (!strcmp(mode, "try-send") || !strcmp(mode, "try-recv") || !strcmp(mode, "try-send-batch") || !strcmp(mode, "try-recv-batch")) {
+		int rd = mode[4] == 'r', batch = strlen(mode) > 8;
 		if (argc > 3 && !strcmp(argv[3], "guard") && guard_page(r) < 0)
 			return 1;
 		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
@@ -212,6 +221,28 @@ int main(int argc, char **argv) {
 		unsigned char *buf = calloc(1, max + 1);
 		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
 		int i;
+		if (batch) {
+			struct iovec iov[8];
+			size_t got[8];
+			for (int j = 0; j < 8; j++) {
+				iov[j].iov_base = rd ? malloc(max + 1) : buf;
+				iov[j].iov_len = rd ? max + 1 : lens[j] <= max ? lens[j] : max;
+			}
+			int rc = 0;
+			for (i = 0; i < 8; i += rc) {
+				rc = rd ? shmring_recv_batch(r, iov, got, 8 - i, 20) : shmring_send_batch(r, iov + i, 8 - i, 20);
+				if (rc <= 0)
+					break;
+				for (int j = 0; rd && j < rc; j++)
+					if (got[j] > max) {
+						printf("TOOBIG %d\n", i + j);
+						return 0;
+					}
+			}
+			printf("%s %d\n", i < 8 ? errname(errno) : "OK", i);
+			shmring_close(r);
+			return 0;
+		}
 		for (i = 0; i < 8; i++) {
 			ssize_t rc = rd ? shmring_recv(r, buf, max + 1, 20) : shmring_send(r, buf, lens[i] <= max ? lens[i] : max, 20);
 			if (rc < 0)
@@ -223,6 +254,43 @@ int main(int argc, char **argv) {
 		}
 		printf("%s %d\n", i < 8 ? errname(errno) : "OK", i);
 		shmring_close(r);
+		return 0;
+	}
+	if (!strncmp(mode, "bench-", 6) && argc == 6) { /* BATCH > 1: shmring_send_batch, shmring_recv_batch */
+		size_t size = strtoull(argv[3], NULL, 10);
+		long count = atol(argv[4]);
+		int batch = atoi(argv[5]), rd = !strcmp(mode, "bench-read");
+		struct iovec *iov = calloc((size_t)batch, sizeof *iov);
+		size_t *lens = calloc((size_t)batch, sizeof *lens);
+		for (int j = 0; j < batch; j++) {
+			iov[j].iov_base = calloc(1, size + 1);
+			iov[j].iov_len = rd ? size + 1 : size;
+		}
+		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		unsigned sum = 0;
+		if (!rd) {
+			char line[16];
+			if (!fgets(line, sizeof line, stdin))
+				return fail("stdin");
+		}
+		for (long i = 0; i < count;) {
+			int want = count - i < batch ? (int)(count - i) : batch, k;
+			if (rd) {
+				if ((k = shmring_recv_batch(r, iov, lens, want, -1)) <= 0)
+					return fail("recv_batch");
+				sum += ((unsigned char *)iov[k - 1].iov_base)[lens[k - 1] - 1];
+			} else {
+				((unsigned char *)iov[0].iov_base)[0] = (unsigned char)i;
+				if ((k = shmring_send_batch(r, iov, want, -1)) <= 0)
+					return fail("send_batch");
+			}
+			i += k;
+		}
+		shmring_close(r);
+		printf("done %u\n", sum);
 		return 0;
 	}
 	if (!strncmp(mode, "bench-", 6) && argc == 5) {
@@ -277,6 +345,73 @@ int main(int argc, char **argv) {
 		if (errno != EPIPE)
 			return fail("recv");
 		shmring_close(out);
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "wait-peer") && argc == 4) {
+		if ((!strcmp(argv[3], "writer") ? shmring_writer(r) : shmring_reader(r)) < 0)
+			return fail("claim");
+		printf("ready\n");
+		fflush(stdout);
+		printf("%s\n", shmring_wait_peer(r, 10000) < 0 ? errname(errno) : "peer");
+		shmring_close(r);
+		return 0;
+	}
+	if (!strncmp(mode, "batch-", 6) && argc == 6) {
+		uint64_t count = strtoull(argv[3], NULL, 10), seed = strtoull(argv[4], NULL, 10);
+		int batch = atoi(argv[5]);
+		size_t max = shmring_max_message(r);
+		pattern(seed, max);
+		y = (uint32_t)seed | 1;
+		uint64_t p = 0, i = 0;
+		unsigned long calls = 0;
+		struct iovec *iov = calloc((size_t)batch, sizeof *iov);
+		size_t *lens = calloc((size_t)batch, sizeof *lens);
+		if (!strcmp(mode, "batch-write")) {
+			if (shmring_writer(r) < 0)
+				return fail("writer");
+			int have = 0; /* messages of the stream in iov not yet sent */
+			while (i < count || have > 0) {
+				while (have < batch && i < count) {
+					size_t n = next_len(i++, max);
+					iov[have].iov_base = pat + p % PATN;
+					iov[have++].iov_len = n;
+					p += n;
+				}
+				int k = shmring_send_batch(r, iov, have, 10000);
+				calls++;
+				if (k <= 0)
+					return fail("send_batch");
+				memmove(iov, iov + k, (size_t)(have - k) * sizeof *iov);
+				have -= k;
+			}
+		} else {
+			if (shmring_reader(r) < 0)
+				return fail("reader");
+			for (int j = 0; j < batch; j++) {
+				iov[j].iov_base = malloc(max + 1);
+				iov[j].iov_len = max + 1;
+			}
+			while (i < count) {
+				int want_n = count - i < (uint64_t)batch ? (int)(count - i) : batch;
+				int k = shmring_recv_batch(r, iov, lens, want_n, 10000);
+				calls++;
+				if (k <= 0)
+					return fail("recv_batch");
+				for (int j = 0; j < k; j++, i++) {
+					size_t n = next_len(i, max);
+					if (lens[j] != n || memcmp(iov[j].iov_base, pat + p % PATN, n)) {
+						fprintf(stderr, "peer: message %llu: length %zu, want %zu, or wrong content\n", (unsigned long long)i, lens[j], n);
+						return 1;
+					}
+					p += n;
+				}
+			}
+			if (shmring_recv_batch(r, iov, lens, batch, 10000) != -1 || errno != EPIPE)
+				return fail("after the last message, want EPIPE (end of stream)");
+		}
+		printf("ok %llu %llu calls=%lu publishes=%lu wakes=%lu\n", (unsigned long long)count, (unsigned long long)p, calls, r->publishes, r->wakes);
+		fflush(stdout);
 		shmring_close(r);
 		return 0;
 	}
