@@ -214,16 +214,22 @@ class _InPlace:
         self.view = memoryview(self._pb)
 
     def _free(self, what):
-        # BufferError: something made from the view lives; nothing else
-        # changes, and a later call tries again.
+        # BufferError: something made from the view lives; the message stays
+        # held (the reservation pending), with a live view, and a later call
+        # tries again.
+        msg = ("shmring %s: %s: something made from the view (a slice, a cast, a numpy array) still "
+               "uses the ring's memory; copy what you keep and drop it first" % (self._ring.name, what))
         try:
             self.view.release()  # an export of the view itself (numpy.frombuffer)
-            self._pb.release()
+        except BufferError:
+            raise BufferError(msg) from None
+        self._pb.release()
+        try:
             self._inner.release()  # a slice or cast of the view, or what was made from one
         except BufferError:
-            raise BufferError("shmring %s: %s: something made from the view (a slice, a cast, a numpy array) "
-                              "still reads the ring; copy what you keep and drop it first (nothing changed)"
-                              % (self._ring.name, what)) from None
+            self._pb = pickle.PickleBuffer(self._inner)  # the released view's successor
+            self.view = memoryview(self._pb)
+            raise BufferError(msg + " (the view was released: use .view again)") from None
 
     def _drop(self):
         # The ring closes or forgets it (close, fork): free the views if
