@@ -27,7 +27,7 @@ func pyStream(t *testing.T, py, mode, dir string, env []string) {
 	r := newRing(t, 8192)
 	ctx := within(t, 60*time.Second)
 	cmd := exec.Command(py, script, mode, r.Name(), strconv.Itoa(count), strconv.Itoa(seed))
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	cmd.Dir, cmd.Env = dir, append(cleanEnv(), env...)
 	if mode == "read-zc" {
 		w, _ := r.Writer()
 		p, _ := startPeer(t, cmd, false)
@@ -285,8 +285,8 @@ if os.path.exists("/dev/shm/" + fresh.lstrip("/")):
 //
 // Kills (watched): a setuptools build backend ("Could not find a version
 // that satisfies the requirement setuptools>=40.8.0"); the wheel without
-// shmring.py ("No module named 'shmring'"); a wheel RECORD with a wrong
-// hash.
+// shmring.py ("No module named 'shmring'"); pyproject.toml without
+// backend-path (pip cannot import the backend).
 func TestPythonInstalled(t *testing.T) {
 	py, _ := python(t)
 	if out, err := exec.Command(py, "-c", "import venv, ensurepip").CombinedOutput(); err != nil {
@@ -299,12 +299,12 @@ func TestPythonInstalled(t *testing.T) {
 	}
 	vpy := filepath.Join(venv, "bin", "python")
 	env := []string{"PIP_CONFIG_FILE=" + os.DevNull, "PIP_NO_CACHE_DIR=1", "PIP_DISABLE_PIP_VERSION_CHECK=1",
-		"PYTHONDONTWRITEBYTECODE=1", "PYTHONPATH=", "PYTHONNOUSERSITE=1"}
+		"PYTHONDONTWRITEBYTECODE=1", "PYTHONNOUSERSITE=1"}
 	before := dirList(t, "python")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	pip := exec.CommandContext(ctx, vpy, "-m", "pip", "install", "--no-index", "./python")
-	pip.Env = append(os.Environ(), env...)
+	pip.Env = append(cleanEnv(), env...)
 	if out, err := pip.CombinedOutput(); err != nil {
 		t.Fatalf("pip install --no-index ./python: %v\n%s", err, out)
 	}
@@ -312,7 +312,7 @@ func TestPythonInstalled(t *testing.T) {
 		t.Fatalf("pip changed ring/python: %q, then %q", before, after)
 	}
 	where := exec.Command(vpy, "-c", "import shmring; print(shmring.__file__)")
-	where.Dir, where.Env = dir, append(os.Environ(), env...)
+	where.Dir, where.Env = dir, append(cleanEnv(), env...)
 	out, err := where.CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), venv) {
 		t.Fatalf("import shmring from %s: %v %q, want the venv's", dir, err, out)
@@ -321,6 +321,19 @@ func TestPythonInstalled(t *testing.T) {
 	env = append(env, "SHMRING_INSTALLED=1")
 	t.Run("Go-to-Python", func(t *testing.T) { pyStream(t, vpy, "read-zc", dir, env) })
 	t.Run("Python-to-Go", func(t *testing.T) { pyStream(t, vpy, "write-zc", dir, env) })
+}
+
+// cleanEnv is this process's environment without pip's and Python's
+// settings (PIP_FIND_LINKS, PYTHONPATH, ...), which would let pip find
+// packages elsewhere or Python import another shmring.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PIP_") && !strings.HasPrefix(kv, "PYTHON") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // dirList is the names in dir, sorted.
