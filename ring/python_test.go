@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -348,4 +349,90 @@ func dirList(t *testing.T, dir string) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// pyForkHolding claims the reader, holds the first message's view with an
+// export of it alive (as a numpy array would be), and forks; the child
+// reports what it sees through a pipe and lives on idle.
+const pyForkHolding = `import os, pickle, signal, sys
+sys.path.insert(0, "python")
+import shmring
+
+name = sys.argv[1]
+r = shmring.Ring.open(name).reader()
+m = r.next(timeout=5)
+exp = pickle.PickleBuffer(m.view)
+rd, wr = os.pipe()
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    rep = []
+    try:
+        m.release()
+        rep.append("release:OK")
+    except Exception as e:
+        rep.append("release:" + type(e).__name__)
+    rep.append("export:" + ("zeros" if bytes(exp) == bytes(len(m)) else repr(bytes(exp))))
+    base = name.lstrip("/")
+    fds = 0
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            fds += base in os.readlink("/proc/self/fd/" + f)
+        except OSError:
+            pass
+    maps = sum(base in l for l in open("/proc/self/maps"))
+    rep.append("fds:%d maps:%d" % (fds, maps))
+    os.write(wr, " ".join(rep).encode())
+    os.close(wr)
+    while True:
+        signal.pause()
+os.close(wr)
+print("ready", pid, os.read(rd, 256).decode(), flush=True)
+while True:
+    signal.pause()
+`
+
+// TestPythonForkHoldingView: a Python reader forks while it holds a
+// message whose view has an export alive (which pins the mapping, so the
+// child cannot unmap it): the child's release is ChildProcessError, the
+// export reads zeros there (anonymous memory in the ring's place), and
+// the child keeps no descriptor or mapping of the ring; so once the
+// parent is killed, Go claims the reader while the child lives, and
+// receives the message the parent never released.
+//
+// Kills (watched): the child keeping mmap's duplicate descriptor
+// (_replace_sharers dropped: "fds:1", and Go's claim is ErrBusy); the
+// anonymous remap dropped (the export reads "hello", "maps:1").
+func TestPythonForkHoldingView(t *testing.T) {
+	py, _ := python(t)
+	r := newRing(t, 4096)
+	w, _ := r.Writer()
+	ctx := within(t, 30*time.Second)
+	if err := w.Send(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	p, line := startPeer(t, exec.Command(py, "-c", pyForkHolding, r.Name()), true)
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		t.Fatalf("parent said %q", line)
+	}
+	child, _ := strconv.Atoi(f[1])
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL) })
+	if got := strings.Join(f[2:], " "); got != "release:ChildProcessError export:zeros fds:0 maps:0" {
+		t.Errorf("the child (pid %d) reports %q, want release:ChildProcessError export:zeros fds:0 maps:0", child, got)
+	}
+	p.kill9(t)
+	if syscall.Kill(child, 0) != nil {
+		t.Fatal("the child died with its parent: the test tests nothing")
+	}
+	rd, err := openRing(t, r).Reader()
+	if err != nil {
+		t.Fatalf("claim of the reader after the parent's death, its child alive: %v", err)
+	}
+	if m, err := rd.Next(ctx); err != nil || string(m) != "hello" {
+		t.Fatalf("the message the dead reader held: %q %v", m, err)
+	}
 }

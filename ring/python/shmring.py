@@ -39,9 +39,10 @@ n). numpy.frombuffer(view, dtype) reads such a view in place.
 A view is released before the ring moves on: afterwards using it raises
 ValueError, never reads memory the writer may be reusing. Anything made
 from a view that can still read the ring (a slice or cast of it, a numpy
-array) must be gone first: release() and commit() raise BufferError and
-change nothing while one lives (copy what you keep: bytes(view[:4]),
-array.copy()).
+array) must be gone first: while one lives, release() and commit() raise
+BufferError and the ring does not move (the message stays held, the
+reservation pending, with a live view in .view): copy what you keep
+(bytes(view[:4]), array.copy()), drop the rest and call again.
 
 A Ring holds at most one end. Errors: BusyError (the end is claimed by a
 live process), TooLargeError (a message beyond max_message), EOFError
@@ -65,9 +66,14 @@ fork: a child holds no claim. An os.register_at_fork hook closes, in the
 child, the descriptor and the mapping of every Ring the parent had open
 (both hold the open file description that carries the claims: it stays the
 parent's alone, so the parent's death frees its end while the child lives);
-in the child those Rings refuse everything with ChildProcessError, and
-close() does nothing more (it leaves the parent's end open). Open the ring again in the child to use it (multiprocessing's
-"fork" start method included).
+in the child those Rings refuse everything with ChildProcessError (their
+Messages' and Reservations' release and commit too), and close() does
+nothing more (it leaves the parent's end open). A view the parent held is
+released in the child; where something made from it still lives there (an
+array), the child's mapping is replaced by anonymous memory (that array
+reads zeros, never the ring) and the child's descriptors of the ring's
+description by /dev/null. Open the ring again in the child to use it
+(multiprocessing's "fork" start method included).
 """
 
 import ctypes
@@ -166,6 +172,28 @@ def _check_platform():
     why = _unsupported()
     if why is not None:
         raise OSError(errno.ENOSYS, "shmring: its memory ordering is correct only under 64-bit CPython on x86-64, not " + why)
+
+
+_MAP_FIXED = 0x10
+_SYS_KCMP, _KCMP_FILE = 312, 0  # x86-64's
+
+
+def _replace_sharers(fd):
+    """Put /dev/null in place of every other descriptor of this process that
+    shares fd's open file description (kcmp says which; where kcmp is
+    refused, none is touched)."""
+    pid = os.getpid()
+    try:
+        fds = [int(f) for f in os.listdir("/proc/self/fd")]
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for other in fds:
+            if other not in (fd, null) and _libc.syscall(ctypes.c_long(_SYS_KCMP), pid, pid, _KCMP_FILE, fd, other) == 0:
+                os.dup2(null, other, inheritable=False)
+    finally:
+        os.close(null)
 
 
 def _futex(addr, op, val, timeout_or_val2, addr2, val3):
@@ -360,27 +388,31 @@ class Ring:
         # end. The Ring is dead here.
         self._forked = True
         held, self._held = self._held, None
-        if held is not None and not held._drop():
-            # Something made from a view lives in the child, and pins the
-            # mapping: put anonymous memory in its place (the child's
-            # stale views then read zeros, never the ring, and the
-            # kernel's mapping no longer refers to the description).
-            ctypes.set_errno(0)
-            _libc.mmap.restype = ctypes.c_void_p
-            _libc.mmap(ctypes.c_void_p(self._base), ctypes.c_size_t(self._size), mmap.PROT_READ | mmap.PROT_WRITE,
-                       mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x10, -1, ctypes.c_long(0))  # 0x10: MAP_FIXED
+        if held is not None:
+            held._drop()  # release its views if nothing else holds them
+        mm, self._mm = self._mm, None
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:
+                # Something made from a view (an array, a slice) lives in
+                # the child and pins the mapping and mmap's duplicate of the
+                # descriptor. Put anonymous memory in the mapping's place (the
+                # child's stale views then read zeros, never the ring), and
+                # /dev/null in place of each descriptor that shares the
+                # description (kcmp; mmap closes its number itself later).
+                _libc.mmap.restype = ctypes.c_void_p
+                _libc.mmap(ctypes.c_void_p(self._base), ctypes.c_size_t(self._size), mmap.PROT_READ | mmap.PROT_WRITE,
+                           mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, ctypes.c_long(0))
+                _replace_sharers(self._fd)
+            except OSError:
+                pass
         if self._fd is not None and self._fd >= 0:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
         self._fd = -1
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except (BufferError, OSError):
-                pass  # exported buffers (none of ours): the mapping stays
-        self._mm = None
 
     def _usable(self):
         if self._forked:
