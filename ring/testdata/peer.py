@@ -13,7 +13,7 @@
                                  receive, reports the exceptions' names to the parent and lives on idle
                                  (stdout and stderr on /dev/null); the parent sends "p1", prints
                                  "ready child PID SEND CLAIM RECV" and waits for death
-    peer.py try-send|try-recv NAME [guard]  claim, send/receive up to 8 messages (20 ms timeout each),
+    peer.py [--zc] try-send|try-recv NAME [guard]  (--zc: by reserve/commit, next/release) claim, send/receive up to 8 messages (20 ms timeout each),
                                  print "RESULT COUNT": the first exception's class name, or OK
                                  (guard is C's; Python cannot touch memory outside the mapping)
 
@@ -102,18 +102,27 @@ def fork_writer(r):
         time.sleep(3600)
 
 
-def try_ops(r, rd):
+def try_ops(r, rd, zc):
     (r.reader if rd else r.writer)()
     mx = r.max_message
     lens = (0, mx, 1, 13, mx // 2, 7, mx - 1, 64)
     i = 0
     try:
         for i in range(8):
-            if rd:
+            if rd and zc:
+                with r.next(timeout=0.02) as v:
+                    if len(v) > mx:
+                        print("TOOBIG", i, flush=True)
+                        return
+                    bytes(v)
+            elif rd:
                 m = r.recv(timeout=0.02)
                 if len(m) > mx:
                     print("TOOBIG", i, flush=True)
                     return
+            elif zc:
+                with r.reserve(min(lens[i], mx), timeout=0.02) as b:
+                    b[:] = bytes(len(b))
             else:
                 r.send(bytes(min(lens[i], mx)), timeout=0.02)
         i = 8
@@ -124,13 +133,16 @@ def try_ops(r, rd):
 
 
 def main():
+    zc = sys.argv[1] == "--zc"  # try-send and try-recv by reserve/commit and next/release
+    if zc:
+        del sys.argv[1]
     mode, name = sys.argv[1], sys.argv[2]
     r = shmring.Ring.open(name)
     if mode == "fork-writer":
         fork_writer(r)
         return
     if mode in ("try-send", "try-recv"):
-        try_ops(r, mode == "try-recv")
+        try_ops(r, mode == "try-recv", zc)
         return
     if mode in ("hold-writer", "hold-reader", "recv-wait", "send-wait"):
         (r.writer if mode in ("hold-writer", "send-wait") else r.reader)()
