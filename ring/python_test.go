@@ -160,6 +160,18 @@ try:
         raise KeyError("the block fails")
 except KeyError:
     pass
+try:
+    with r.reserve(4) as b:
+        b[:] = b"kept"
+        keep = b[1:]
+        raise KeyError("the block fails, and a slice outlives it")
+except BufferError:
+    pass
+except KeyError:
+    sys.exit("a slice outliving a failed with block: no BufferError")
+fails(ValueError, lambda: r.send(b"x"), "send while the failed block's reservation is pending")
+del keep
+r.abort()
 res = r.reserve(5)
 res.view[:] = b"three"
 keep, h = res.view[1:], head()
@@ -183,14 +195,17 @@ print("ok", flush=True)
 // (what numpy.frombuffer holds) or a memoryview of it lives (BufferError,
 // the same message held); likewise reserve()'s view: commit publishes
 // after releasing it, refuses while a slice of it lives, and a with block
-// left by an exception sends nothing. Go checks what arrived.
+// left by an exception sends nothing (and, if a slice of the view
+// outlives it, raises BufferError and keeps the reservation pending until
+// abort). Go checks what arrived.
 //
 // Kills (watched): Message.release moving the tail before releasing the
 // views ("the tail moved from 24 to 40 with a slice alive"); the private
 // slice not released ("release with a slice alive: no BufferError");
 // the view never released ("bytes(view) after release: no ValueError");
 // a with block's exception committing the reservation (Go receives
-// "lost").
+// "lost"); abort not releasing the views ("a slice outliving a failed
+// with block: no BufferError").
 func TestPythonViewLifetime(t *testing.T) {
 	py, _ := python(t)
 	t.Run("reader", func(t *testing.T) {

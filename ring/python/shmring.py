@@ -259,15 +259,14 @@ class _InPlace:
             self.view = memoryview(self._pb)
             raise BufferError(msg + " (the view was released: use .view again)") from None
 
-    def _drop(self):
-        # The ring closes or forgets it (close, fork): free the views if
-        # nothing else holds them; consume or publish nothing.
+    def _drop(self, what):
+        # Free the views if nothing else holds them (False if something
+        # does); consume or publish nothing.
         try:
-            self._free("close")
+            self._free(what)
         except BufferError:
             return False
-        finally:
-            self._state = 2
+        self._state = 2
         return True
 
 
@@ -307,7 +306,7 @@ class Reservation(_InPlace):
     """Room for a message in the ring itself (Ring.reserve): view is a writable
     memoryview of n bytes, valid until commit(). Used as a context manager it
     gives the view and commits all of it on leaving the block, or, left by
-    an exception, drops the reservation (nothing is sent)."""
+    an exception, aborts it (nothing is sent)."""
 
     __slots__ = ("_skip",)
 
@@ -331,13 +330,25 @@ class Reservation(_InPlace):
     def __enter__(self):
         return self.view
 
+    def abort(self):
+        """Drop the reservation: nothing is sent, and the view is released.
+        BufferError if something made from it still lives (the reservation
+        stays pending: drop it and call again)."""
+        r = self._ring
+        r._usable()
+        if self._state != 0:
+            raise ValueError("shmring %s: abort: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
+        self._free("abort")
+        self._state = 2
+        r._held = None
+
     def __exit__(self, exc_type, exc, tb):
         if self._state != 0:
             return
         if exc_type is None:
             self.commit()
-        elif self._ring._held is self and self._drop():
-            self._ring._held = None  # dropped; a view still alive keeps it pending
+        else:
+            self.abort()  # BufferError (chained to exc) if a slice of the view outlived the block
 
 
 class Ring:
@@ -389,7 +400,8 @@ class Ring:
         self._forked = True
         held, self._held = self._held, None
         if held is not None:
-            held._drop()  # release its views if nothing else holds them
+            held._drop("fork")  # release its views if nothing else holds them
+            held._state = 2
         mm, self._mm = self._mm, None
         if mm is not None:
             try:
@@ -640,7 +652,7 @@ class Ring:
         send does, and return it as a Reservation: its view is n writable
         bytes in the ring, published by commit(m) (m <= n). One reservation
         at a time: send and reserve refuse (ValueError) while one is
-        pending; close drops it.
+        pending; abort() or close drops it.
 
             with r.reserve(n) as buf:   # commits all n on leaving
                 buf[:] = ...
@@ -656,6 +668,13 @@ class Ring:
         if self._role != 1 or self._held is None:
             raise ValueError("shmring %s: commit: no reservation pending: call reserve first" % self.name)
         self._held.commit(m)
+
+    def abort(self):
+        """Abort the pending reservation (Reservation.abort)."""
+        self._usable()
+        if self._role != 1 or self._held is None:
+            raise ValueError("shmring %s: abort: no reservation pending: call reserve first" % self.name)
+        self._held.abort()
 
     def _locate(self, timeout):
         # Receive's steps 1-4 (LAYOUT.md §5): wait for a record, skip wrap
