@@ -294,7 +294,8 @@ if os.path.exists("/dev/shm/" + fresh.lstrip("/")):
 
 // TestPythonInstalled installs ring/python with pip into a fresh venv,
 // offline (--no-index, no pip configuration: only the stdlib build
-// backend beside the module can build it), and runs the zero-copy
+// backend beside the module can build it), then the sdist that backend
+// builds the same way, and runs the zero-copy
 // exchange both ways through the installed module, from a directory
 // outside the source tree (peer.py refuses to import ring/python's copy).
 // pip must leave ring/python as it found it.
@@ -302,7 +303,8 @@ if os.path.exists("/dev/shm/" + fresh.lstrip("/")):
 // Kills (watched): a setuptools build backend ("Could not find a version
 // that satisfies the requirement setuptools>=40.8.0"); the wheel without
 // shmring.py ("No module named 'shmring'"); pyproject.toml without
-// backend-path (pip cannot import the backend).
+// backend-path (pip cannot import the backend); the sdist without
+// shmring.py (its pip install fails).
 func TestPythonInstalled(t *testing.T) {
 	py, _ := python(t)
 	if out, err := exec.Command(py, "-c", "import venv, ensurepip").CombinedOutput(); err != nil {
@@ -334,6 +336,21 @@ func TestPythonInstalled(t *testing.T) {
 		t.Fatalf("import shmring from %s: %v %q, want the venv's", dir, err, out)
 	}
 	t.Logf("installed: %s", strings.TrimSpace(string(out)))
+	// The sdist the backend builds installs the same way.
+	build := exec.CommandContext(ctx, vpy, "-c", "import sys, shmring_build; print(shmring_build.build_sdist(sys.argv[1]))", dir)
+	build.Dir, build.Env = "python", append(cleanEnv(), env...)
+	sdist, err := build.Output()
+	if err != nil {
+		t.Fatalf("build_sdist: %v", err)
+	}
+	pip = exec.CommandContext(ctx, vpy, "-m", "pip", "install", "--no-index", "--force-reinstall", filepath.Join(dir, strings.TrimSpace(string(sdist))))
+	pip.Env = append(cleanEnv(), env...)
+	if out, err := pip.CombinedOutput(); err != nil {
+		t.Fatalf("pip install --no-index of the sdist %s: %v\n%s", sdist, err, out)
+	}
+	if after := dirList(t, "python"); !slices.Equal(before, after) {
+		t.Fatalf("building the sdist changed ring/python: %q, then %q", before, after)
+	}
 	env = append(env, "SHMRING_INSTALLED=1")
 	t.Run("Go-to-Python", func(t *testing.T) { pyStream(t, vpy, "read-zc", dir, env) })
 	t.Run("Python-to-Go", func(t *testing.T) { pyStream(t, vpy, "write-zc", dir, env) })

@@ -122,12 +122,12 @@ def build_sdist(sdist_directory, config_settings=None):
     dist = "%s-%s" % (p["name"].replace("-", "_"), p["version"])
     name = dist + ".tar.gz"
     path = os.path.join(sdist_directory, name)
-    mtime = time.mktime(_date() + (0, 0, -1)) if not os.environ.get("SOURCE_DATE_EPOCH") else int(os.environ["SOURCE_DATE_EPOCH"])
+    mtime = int(os.environ.get("SOURCE_DATE_EPOCH") or 315532800)  # as _date: 1980-01-01 UTC unless set
     with tarfile.open(path + ".tmp", "w:gz", format=tarfile.PAX_FORMAT) as t:
         members = [(f, _read(f)) for f in _SDIST] + [("PKG-INFO", _metadata(p))]
         for arc, data in members:
             ti = tarfile.TarInfo(dist + "/" + arc)
-            ti.size, ti.mode, ti.mtime = len(data), 0o644, max(int(mtime), 0)
+            ti.size, ti.mode, ti.mtime = len(data), 0o644, max(mtime, 0)
             t.addfile(ti, io.BytesIO(data))
     os.replace(path + ".tmp", path)
     return name
