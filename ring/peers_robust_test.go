@@ -405,7 +405,8 @@ func newCorruptRunner(t *testing.T) *corruptRunner {
 		}
 	}
 	if py, err := exec.LookPath("python3"); err == nil {
-		cr.peers = append(cr.peers, corruptPeer{name: "Python", argv: []string{py, "testdata/peer.py"}, py: true})
+		cr.peers = append(cr.peers, corruptPeer{name: "Python", argv: []string{py, "testdata/peer.py"}, py: true},
+			corruptPeer{name: "Python-zero-copy", argv: []string{py, "testdata/peer.py", "--zc"}, py: true})
 	} else {
 		t.Log("python3 is not installed: the Python peer is not run")
 	}
@@ -536,7 +537,7 @@ func (cr *corruptRunner) checkBytes(where, mode string, img, mem []byte) {
 }
 
 // TestCorruptRingPeers: the C (gcc, gcc -m32, musl-gcc) and Python ends' send and
-// recv on rings whose counters and records a buggy or hostile peer left
+// recv (Python's also by reserve/commit and next/release) on rings whose counters and records a buggy or hostile peer left
 // corrupt (a table, then a seeded random loop of 16) end with EPROTO /
 // ValueError where the corruption is in their way (else a timeout, the
 // end of stream, the peer's death or success), never a death by a signal,

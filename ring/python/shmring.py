@@ -3,22 +3,55 @@
 Standard library only (ctypes for the futex system call, fcntl for the
 claims, mmap for the memory). It speaks ring/LAYOUT.md, version 1, so a
 Python process can be either end of a ring whose other end is Go, C or
-Python. Linux on x86-64 (64-bit, total store order; elsewhere it refuses
-with ENOSYS): Python has no atomics, so this module
-relies on aligned 8-byte loads and stores being single instructions, and on
-the kernel's FUTEX_WAKE_OP for the two places that need a full fence.
+Python. Install it with `pip install ./ring/python` (no index needed: the
+build backend beside it is standard library only).
+
+Where it is correct: 64-bit CPython on Linux x86-64, and nowhere else.
+Python has no atomics, so this module relies on what x86-64 gives plain
+instructions: aligned 8-byte loads and stores (the counters, through ctypes)
+are single instructions, stores become visible in program order, loads are
+not reordered with older loads nor stores with older loads (total store
+order), and each step is a separate C call of the interpreter, which the
+compiler cannot reorder. The one reordering TSO allows, a load passing an
+older store, is what the sleep handshake must forbid: there the kernel's
+FUTEX_WAKE_OP (an atomic exchange, a full fence) does the store. On other
+machines (arm64, POWER: weaker orderings), under a 32-bit Python (an 8-byte
+counter is two 4-byte moves, torn) or another implementation
+(PyPy's JIT may reorder raw memory accesses), Ring.create and Ring.open
+raise OSError(ENOSYS) naming what is missing, rather than run wrongly.
 
     r = shmring.Ring.create("/jobs", 1 << 20)   # or Ring.open("/jobs")
     r.writer()                                  # or r.reader()
     r.send(b"hello")                            # data = r.recv(timeout=1.0)
     r.close()
 
+Without a copy: next() hands out the message in the ring itself, a
+read-only memoryview valid until it is released (on leaving the with
+block, or Message.release()); reserve(n) hands out n writable bytes in the
+ring, published by commit(m) (m <= n; leaving the with block commits all
+n). numpy.frombuffer(view, dtype) reads such a view in place.
+
+    with r.next() as view:                      # reader: waits like recv
+        total = sum(view)                       # the message, in place
+    with r.reserve(5) as buf:                   # writer: waits like send
+        buf[:] = b"hello"                       # committed on leaving
+
+A view is released before the ring moves on: afterwards using it raises
+ValueError, never reads memory the writer may be reusing. Anything made
+from a view that can still read the ring (a slice or cast of it, a numpy
+array) must be gone first: while one lives, release() and commit() raise
+BufferError and the ring does not move (the message stays held, the
+reservation pending, with a live view in .view): copy what you keep
+(bytes(view[:4]), array.copy()), drop the rest and call again.
+
 A Ring holds at most one end. Errors: BusyError (the end is claimed by a
 live process), TooLargeError (a message beyond max_message), EOFError
 (recv: the writer closed and every message was received), BrokenPipeError
 (send: the reader closed its end and the ring is full), PeerGoneError (the
 other end's process died; recv first delivers what it committed),
-TimeoutError, ValueError (not a ring of this layout, or a corrupt record or
+TimeoutError, BufferError (release, commit or close while something made
+from a message's view still lives), ValueError (not a ring of this layout,
+a call the Ring's end or state does not allow, or a corrupt record or
 counter: every head, tail, length and wrap marker read from the shared
 memory is checked before it decides an offset, so a buggy or hostile peer
 gets ValueError, never struct.error or IndexError), ChildProcessError
@@ -33,9 +66,14 @@ fork: a child holds no claim. An os.register_at_fork hook closes, in the
 child, the descriptor and the mapping of every Ring the parent had open
 (both hold the open file description that carries the claims: it stays the
 parent's alone, so the parent's death frees its end while the child lives);
-in the child those Rings refuse everything with ChildProcessError, and
-close() does nothing more (it leaves the parent's end open). Open the ring again in the child to use it (multiprocessing's
-"fork" start method included).
+in the child those Rings refuse everything with ChildProcessError (their
+Messages' and Reservations' release and commit too), and close() does
+nothing more (it leaves the parent's end open). A view the parent held is
+released in the child; where something made from it still lives there (an
+array), the child's mapping is replaced by anonymous memory (that array
+reads zeros, never the ring) and the child's descriptors of the ring's
+description by /dev/null. Open the ring again in the child to use it
+(multiprocessing's "fork" start method included).
 """
 
 import ctypes
@@ -43,8 +81,10 @@ import errno
 import fcntl
 import mmap
 import os
+import pickle
 import platform
 import struct
+import sys
 import time
 import weakref
 
@@ -53,7 +93,7 @@ try:
 except ImportError:  # pragma: no cover
     _posixshmem = None
 
-__all__ = ["Ring", "PeerGoneError", "BusyError", "TooLargeError", "VERSION"]
+__all__ = ["Ring", "Message", "Reservation", "PeerGoneError", "BusyError", "TooLargeError", "VERSION"]
 
 VERSION = 1
 MAGIC = b"SHMRING\x00"
@@ -75,9 +115,7 @@ F_OFD_GETLK = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", 37)
 _FLOCK = "hh4xqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 
-# x86-64 only: elsewhere (arm64) plain loads and stores are not ordered
-# enough for the protocol, and Python offers no fence.
-_SYS_FUTEX = {"x86_64": 202, "amd64": 202}.get(platform.machine().lower())
+_SYS_FUTEX = 202  # x86-64's; _unsupported refuses every other machine
 FUTEX_WAIT, FUTEX_WAKE_OP = 0, 5
 # FUTEX_WAKE_OP operations: ((op << 28) | (cmp << 24) | (oparg << 12) | cmparg).
 _OP_SET_1 = 1 << 12  # *uaddr2 = 1 (an atomic exchange in the kernel: a full fence)
@@ -118,9 +156,48 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
+def _unsupported():
+    """Why this module's memory ordering is not known to be correct in this
+    process (see the module's doc), or None where it is."""
+    machine = platform.machine()
+    if machine.lower() not in ("x86_64", "amd64"):
+        return "machine %s (only x86-64's total store order is known correct)" % (machine or "unknown")
+    if sys.maxsize < 1 << 32:
+        return "a 32-bit Python (its 8-byte counter loads and stores are not single instructions)"
+    if sys.implementation.name != "cpython":
+        return "Python implementation %s (only CPython's access pattern is known correct)" % sys.implementation.name
+    return None
+
+
+def _check_platform():
+    why = _unsupported()
+    if why is not None:
+        raise OSError(errno.ENOSYS, "shmring: its memory ordering is correct only under 64-bit CPython on x86-64, not " + why)
+
+
+_MAP_FIXED = 0x10
+_SYS_KCMP, _KCMP_FILE = 312, 0  # x86-64's
+
+
+def _replace_sharers(fd):
+    """Put /dev/null in place of every other descriptor of this process that
+    shares fd's open file description (kcmp says which; where kcmp is
+    refused, none is touched)."""
+    pid = os.getpid()
+    try:
+        fds = [int(f) for f in os.listdir("/proc/self/fd")]
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        for other in fds:
+            if other not in (fd, null) and _libc.syscall(ctypes.c_long(_SYS_KCMP), pid, pid, _KCMP_FILE, fd, other) == 0:
+                os.dup2(null, other, inheritable=False)
+    finally:
+        os.close(null)
+
+
 def _futex(addr, op, val, timeout_or_val2, addr2, val3):
-    if _SYS_FUTEX is None:
-        raise OSError(errno.ENOSYS, "shmring: no futex system call number for " + platform.machine())
     return _libc.syscall(ctypes.c_long(_SYS_FUTEX), ctypes.c_void_p(addr), ctypes.c_int(op),
                          ctypes.c_int(val), timeout_or_val2, ctypes.c_void_p(addr2), ctypes.c_int(val3))
 
@@ -142,18 +219,151 @@ def _size(n):
     return 8 + ((n + 7) & ~7)
 
 
+class _InPlace:
+    """The views of a message or reservation in the ring. The user's view is
+    a memoryview of a pickle.PickleBuffer of a private slice of the mapping:
+    whatever can still read the bytes (the view, an array or ctypes object
+    made from it, a slice or cast of it, which share its buffer) holds an
+    export of the private slice, so the private slice's release() fails
+    with BufferError exactly while something can still read them. The ring
+    moves on (tail stored, head published) only after it succeeded."""
+
+    __slots__ = ("_ring", "_inner", "_pb", "view", "_off", "_n", "_state")
+
+    def __init__(self, ring, off, n, readonly):
+        whole = memoryview(ring._mm)
+        inner = whole[HEADER + off + 8:HEADER + off + 8 + n]  # off + 8 + n <= capacity: checked by the caller
+        whole.release()
+        if readonly:
+            ro = inner.toreadonly()
+            inner.release()
+            inner = ro
+        self._ring, self._inner, self._off, self._n, self._state = ring, inner, off, n, 0
+        self._pb = pickle.PickleBuffer(inner)
+        self.view = memoryview(self._pb)
+
+    def _free(self, what):
+        # BufferError: something made from the view lives; the message stays
+        # held (the reservation pending), with a live view, and a later call
+        # tries again.
+        msg = ("shmring %s: %s: something made from the view (a slice, a cast, a numpy array) still "
+               "uses the ring's memory; copy what you keep and drop it first" % (self._ring.name, what))
+        try:
+            self.view.release()  # an export of the view itself (numpy.frombuffer)
+        except BufferError:
+            raise BufferError(msg) from None
+        self._pb.release()
+        try:
+            self._inner.release()  # a slice or cast of the view, or what was made from one
+        except BufferError:
+            self._pb = pickle.PickleBuffer(self._inner)  # the released view's successor
+            self.view = memoryview(self._pb)
+            raise BufferError(msg + " (the view was released: use .view again)") from None
+
+    def _drop(self, what):
+        # Free the views if nothing else holds them (False if something
+        # does); consume or publish nothing.
+        try:
+            self._free(what)
+        except BufferError:
+            return False
+        self._state = 2
+        return True
+
+
+class Message(_InPlace):
+    """A received message in the ring itself (Ring.next): view is a read-only
+    memoryview of its bytes, valid until release(). Used as a context manager
+    it gives the view and releases the message on leaving the block, however
+    it is left."""
+
+    __slots__ = ()
+
+    def release(self):
+        """Consume the message: release the view (using it afterwards raises
+        ValueError), then move the ring's tail past it and wake the writer.
+        BufferError if something made from the view still lives (nothing
+        changes: drop it and call again). Releasing again does nothing."""
+        if self._state == 1:
+            return
+        self._ring._usable()  # a Ring closed or inherited through fork
+        if self._state == 2:
+            raise ValueError("shmring %s: the message was dropped by close" % self._ring.name)
+        self._free("release")
+        self._state = 1
+        self._ring._consumed(self)
+
+    def __len__(self):
+        return self._n
+
+    def __enter__(self):
+        return self.view
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Reservation(_InPlace):
+    """Room for a message in the ring itself (Ring.reserve): view is a writable
+    memoryview of n bytes, valid until commit(). Used as a context manager it
+    gives the view and commits all of it on leaving the block, or, left by
+    an exception, aborts it (nothing is sent)."""
+
+    __slots__ = ("_skip",)
+
+    def commit(self, m=None):
+        """Publish the first m bytes of the view (all of them if m is None)
+        as one message and wake the reader. The view is released first
+        (using it afterwards raises ValueError); BufferError if something
+        made from it still lives (nothing is published: drop it and call
+        again)."""
+        r = self._ring
+        r._usable()
+        if self._state != 0:
+            raise ValueError("shmring %s: commit: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
+        m = self._n if m is None else m
+        if not 0 <= m <= self._n:
+            raise ValueError("shmring %s: commit of %d bytes with %d reserved" % (r.name, m, self._n))
+        self._free("commit")
+        self._state = 1
+        r._publish(self, m)
+
+    def __enter__(self):
+        return self.view
+
+    def abort(self):
+        """Drop the reservation: nothing is sent, and the view is released.
+        BufferError if something made from it still lives (the reservation
+        stays pending: drop it and call again)."""
+        r = self._ring
+        r._usable()
+        if self._state != 0:
+            raise ValueError("shmring %s: abort: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
+        self._free("abort")
+        self._state = 2
+        r._held = None
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._state != 0:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()  # BufferError (chained to exc) if a slice of the view outlived the block
+
+
 class Ring:
     """A ring in a shared memory object, open in this process."""
 
     def __init__(self, name, fd):
-        if _SYS_FUTEX is None:
-            raise OSError(errno.ENOSYS, "shmring: Python peers need x86-64's store ordering, not " + platform.machine())
+        _check_platform()
         self.name = name
         self._fd = fd
         self._role = 0  # 1 writer, 2 reader
         self._check_at = None  # monotonic time of the next test of the peer's lock; None: not waiting
         self._forked = False
         self._mm = None
+        self._held = None  # the Message from next() not yet released, or the Reservation not yet committed
         size = os.fstat(fd).st_size
         if size < HEADER:
             raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
@@ -173,6 +383,7 @@ class Ring:
         probe = ctypes.c_char.from_buffer(mm)
         base = ctypes.addressof(probe)
         del probe
+        self._base, self._size = base, size
         self._head = ctypes.c_uint64.from_address(base + OFF_HEAD)
         self._tail = ctypes.c_uint64.from_address(base + OFF_TAIL)
         self._wstate = ctypes.c_uint32.from_address(base + OFF_WRITER_STATE)
@@ -190,18 +401,33 @@ class Ring:
         # the description): close both so that the parent's death frees its
         # end. The Ring is dead here.
         self._forked = True
+        held, self._held = self._held, None
+        if held is not None:
+            held._drop("fork")  # release its views if nothing else holds them
+            held._state = 2
+        mm, self._mm = self._mm, None
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:
+                # Something made from a view (an array, a slice) lives in
+                # the child and pins the mapping and mmap's duplicate of the
+                # descriptor. Put anonymous memory in the mapping's place (the
+                # child's stale views then read zeros, never the ring), and
+                # /dev/null in place of each descriptor that shares the
+                # description (kcmp; mmap closes its number itself later).
+                _libc.mmap.restype = ctypes.c_void_p
+                _libc.mmap(ctypes.c_void_p(self._base), ctypes.c_size_t(self._size), mmap.PROT_READ | mmap.PROT_WRITE,
+                           mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, ctypes.c_long(0))
+                _replace_sharers(self._fd)
+            except OSError:
+                pass
         if self._fd is not None and self._fd >= 0:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
         self._fd = -1
-        if self._mm is not None:
-            try:
-                self._mm.close()
-            except (BufferError, OSError):
-                pass  # exported buffers (none of ours): the mapping stays
-        self._mm = None
 
     def _usable(self):
         if self._forked:
@@ -213,6 +439,7 @@ class Ring:
     def create(cls, name, capacity):
         """Make a new ring of capacity data bytes (a multiple of 8 from 64 to
         2**40) in a new object name (exclusive, mode 0600, pages reserved)."""
+        _check_platform()  # before making anything
         if capacity < 64 or capacity > 1 << 40 or capacity % 8:
             raise ValueError("shmring: capacity %d: want a multiple of 8 from 64 to 2**40" % capacity)
         fd = _shm_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -241,6 +468,7 @@ class Ring:
         """Open the ring in the existing object name and check its header
         (ValueError if it is not a ring of this layout). A header its creator
         is still writing is waited for, up to a second."""
+        _check_platform()
         deadline = time.monotonic() + 1.0
         while True:
             fd = _shm_open(name, os.O_RDWR, 0)
@@ -365,15 +593,19 @@ class Ring:
             ts = _Timespec(int(slice_), int((slice_ - int(slice_)) * 1e9))
             _futex(a, FUTEX_WAIT, 1, ctypes.byref(ts), 0, 0)
 
-    def send(self, data, timeout=None):
-        """Send data (bytes-like) as one message, waiting while the ring is
-        full, up to timeout seconds (None: forever)."""
+    def _reserve(self, op, n, timeout):
+        # Send's steps 1-3 (LAYOUT.md §5): wait for room for an n-byte
+        # message, write the wrap marker if it goes to offset 0; return the
+        # record's data offset and the bytes skipped.
         self._usable()
         if self._role != 1:
-            raise ValueError("shmring %s: send needs the writing end (writer())" % self.name)
-        n = len(data)
+            raise ValueError("shmring %s: %s needs the writing end (writer())" % (self.name, op))
+        if n < 0:
+            raise ValueError("shmring %s: %s of %d bytes" % (self.name, op, n))
         if n > self.max_message:
             raise TooLargeError("shmring %s: message of %d bytes, max %d" % (self.name, n, self.max_message))
+        if self._held is not None:
+            raise ValueError("shmring %s: %s: a reservation is pending: commit it first" % (self.name, op))
         cap, pos = self.capacity, self._pos
         if pos % 8:  # the head this writer took over at its claim
             raise ValueError("shmring %s: corrupt: head %d is not a multiple of 8" % (self.name, pos))
@@ -393,23 +625,64 @@ class Ring:
             return cap - used >= need
 
         self._wait(room, timeout, BrokenPipeError("shmring %s: the reader closed its end" % self.name))
-        mm, base = self._mm, HEADER
         if skip:
-            struct.pack_into("<Q", mm, base + off, WRAP)
+            struct.pack_into("<Q", self._mm, HEADER + off, WRAP)
             off = 0
-        mm[base + off + 8:base + off + 8 + n] = data
-        struct.pack_into("<Q", mm, base + off, n)
-        self._pos = (pos + need) & M64
+        return off, skip
+
+    def _publish(self, res, m):
+        # Send's steps 4-6 for the record at res._off, with the skip decided
+        # at the reservation (res._n bytes were reserved, m <= res._n sent).
+        struct.pack_into("<Q", self._mm, HEADER + res._off, m)
+        self._held = None
+        self._pos = (self._pos + res._skip + _size(m)) & M64
         self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
         self._wake(self._rsleep)
 
-    def recv(self, timeout=None):
-        """Receive the next message as bytes, waiting while the ring is empty,
-        up to timeout seconds (None: forever). EOFError at the end of the
-        stream, PeerGoneError if the writer died."""
+    def send(self, data, timeout=None):
+        """Send data (bytes-like) as one message, waiting while the ring is
+        full, up to timeout seconds (None: forever)."""
+        n = len(data)
+        off, skip = self._reserve("send", n, timeout)
+        mm, base = self._mm, HEADER
+        mm[base + off + 8:base + off + 8 + n] = data
+        struct.pack_into("<Q", mm, base + off, n)
+        self._pos = (self._pos + skip + _size(n)) & M64
+        self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
+        self._wake(self._rsleep)
+
+    def reserve(self, n, timeout=None):
+        """Reserve room for an n-byte message in the ring itself, waiting as
+        send does, and return it as a Reservation: its view is n writable
+        bytes in the ring, published by commit(m) (m <= n). One reservation
+        at a time: send and reserve refuse (ValueError) while one is
+        pending; abort() or close drops it.
+
+            with r.reserve(n) as buf:   # commits all n on leaving
+                buf[:] = ...
+        """
+        off, skip = self._reserve("reserve", n, timeout)
+        res = Reservation(self, off, n, False)
+        res._skip, self._held = skip, res
+        return res
+
+    def commit(self, m=None):
+        """Commit the pending reservation's first m bytes (Reservation.commit)."""
         self._usable()
-        if self._role != 2:
-            raise ValueError("shmring %s: recv needs the reading end (reader())" % self.name)
+        if self._role != 1 or self._held is None:
+            raise ValueError("shmring %s: commit: no reservation pending: call reserve first" % self.name)
+        self._held.commit(m)
+
+    def abort(self):
+        """Abort the pending reservation (Reservation.abort)."""
+        self._usable()
+        if self._role != 1 or self._held is None:
+            raise ValueError("shmring %s: abort: no reservation pending: call reserve first" % self.name)
+        self._held.abort()
+
+    def _locate(self, timeout):
+        # Receive's steps 1-4 (LAYOUT.md §5): wait for a record, skip wrap
+        # markers, check it; return its data offset and length.
         mm, cap, head = self._mm, self.capacity, self._head
         while True:
             pos = self._pos
@@ -433,18 +706,74 @@ class Ring:
             rec = _size(n)
             if n > self.max_message or rec > avail or off + rec > cap:
                 raise ValueError("shmring %s: corrupt record of %d bytes at %d" % (self.name, n, off))
-            msg = mm[HEADER + off + 8:HEADER + off + 8 + n]
-            self._pos = (pos + rec) & M64
-            self._tail.value = self._pos  # after the copy
-            self._wake(self._wsleep)
+            return off, n
+
+    def _consumed(self, msg):
+        # Receive's steps 6-7, once the message's views are released.
+        self._held = None
+        self._pos = (self._pos + _size(msg._n)) & M64
+        self._tail.value = self._pos  # after the reads of the message (TSO: loads before a later store)
+        self._wake(self._wsleep)
+
+    def _reading(self, op):
+        self._usable()
+        if self._role != 2:
+            raise ValueError("shmring %s: %s needs the reading end (reader())" % (self.name, op))
+
+    def recv(self, timeout=None):
+        """Receive the next message as bytes, waiting while the ring is empty,
+        up to timeout seconds (None: forever). EOFError at the end of the
+        stream, PeerGoneError if the writer died. A message from next() not
+        yet released is the one received (and released)."""
+        self._reading("recv")
+        if self._held is not None:
+            held = self._held
+            msg = bytes(held._inner)  # held._inner lives until release succeeds
+            held.release()
             return msg
+        off, n = self._locate(timeout)
+        msg = self._mm[HEADER + off + 8:HEADER + off + 8 + n]
+        self._pos = (self._pos + _size(n)) & M64
+        self._tail.value = self._pos  # after the copy
+        self._wake(self._wsleep)
+        return msg
+
+    def next(self, timeout=None):
+        """Return the next message in the ring itself, waiting as recv does,
+        as a Message: its view is a read-only memoryview of the message,
+        valid until release(), which consumes it (a reader that dies before
+        leaves it to the next reader: at least once). Next again before
+        release returns the same Message.
+
+            with r.next() as view:      # released on leaving
+                a = numpy.frombuffer(view, numpy.uint8).copy()
+        """
+        self._reading("next")
+        if self._held is None:
+            off, n = self._locate(timeout)
+            self._held = Message(self, off, n, True)
+        return self._held
+
+    def release(self):
+        """Release the message from next() (Message.release)."""
+        self._reading("release")
+        if self._held is None:
+            raise ValueError("shmring %s: release: no message held: call next first" % self.name)
+        self._held.release()
 
     def close(self):
         """Release this Ring's end (a writer's close ends the stream) and
-        unmap. Closing again does nothing."""
+        unmap. A message from next() not yet released stays in the ring for
+        the next reader, a pending reservation is dropped; their views are
+        released (BufferError, and nothing closed, while something made from
+        one still lives). Closing again does nothing."""
         if self._mm is None or self._forked:
             self._mm = None
             return
+        if self._held is not None:
+            self._held._free("close")
+            self._held._state = 2
+            self._held = None
         if self._role:
             (self._wstate if self._role == 1 else self._rstate).value = END_CLOSED
             self._wake(self._rsleep if self._role == 1 else self._wsleep)

@@ -2,6 +2,9 @@
 
     peer.py write NAME COUNT SEED   send COUNT messages of the stream SEED, then close
     peer.py read NAME COUNT SEED    receive and verify them, then expect EOFError
+    peer.py write-zc|read-zc NAME COUNT SEED   the same without a copy: reserve/commit (reserving up to
+                                 16 bytes more than it commits), next/release (checking each view through
+                                 bytes() and memoryview.cast, and that it raises ValueError once released)
     peer.py hold-writer|hold-reader NAME   claim, say "ready", wait for death
     peer.py recv-wait|send-wait NAME [alarm]  claim, say "ready", receive/send until an error; print its name
                                            (alarm: a SIGALRM every 100 ms, SA_RESTART handler that says "alarm";
@@ -10,19 +13,27 @@
                                  receive, reports the exceptions' names to the parent and lives on idle
                                  (stdout and stderr on /dev/null); the parent sends "p1", prints
                                  "ready child PID SEND CLAIM RECV" and waits for death
-    peer.py try-send|try-recv NAME [guard]  claim, send/receive up to 8 messages (20 ms timeout each),
+    peer.py [--zc] try-send|try-recv NAME [guard]  (--zc: by reserve/commit, next/release) claim, send/receive up to 8 messages (20 ms timeout each),
                                  print "RESULT COUNT": the first exception's class name, or OK
                                  (guard is C's; Python cannot touch memory outside the mapping)
 
-The stream is testdata/peer.c's.
+The stream is testdata/peer.c's. With SHMRING_INSTALLED=1 in the environment,
+shmring is imported from wherever Python finds it (an installed package), not
+from ../python, and must not be ../python's.
 """
 import os
 import signal
+import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+SRC = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+if os.environ.get("SHMRING_INSTALLED") != "1":
+    sys.path.insert(0, SRC)
 import shmring  # noqa: E402
+
+if os.environ.get("SHMRING_INSTALLED") == "1" and os.path.dirname(os.path.realpath(shmring.__file__)) == SRC:
+    sys.exit("shmring was imported from %s, not from an installed package" % shmring.__file__)
 
 PATN = (1 << 20) + 4093
 M64 = (1 << 64) - 1
@@ -91,18 +102,27 @@ def fork_writer(r):
         time.sleep(3600)
 
 
-def try_ops(r, rd):
+def try_ops(r, rd, zc):
     (r.reader if rd else r.writer)()
     mx = r.max_message
     lens = (0, mx, 1, 13, mx // 2, 7, mx - 1, 64)
     i = 0
     try:
         for i in range(8):
-            if rd:
+            if rd and zc:
+                with r.next(timeout=0.02) as v:
+                    if len(v) > mx:
+                        print("TOOBIG", i, flush=True)
+                        return
+                    bytes(v)
+            elif rd:
                 m = r.recv(timeout=0.02)
                 if len(m) > mx:
                     print("TOOBIG", i, flush=True)
                     return
+            elif zc:
+                with r.reserve(min(lens[i], mx), timeout=0.02) as b:
+                    b[:] = bytes(len(b))
             else:
                 r.send(bytes(min(lens[i], mx)), timeout=0.02)
         i = 8
@@ -113,13 +133,16 @@ def try_ops(r, rd):
 
 
 def main():
+    zc = sys.argv[1] == "--zc"  # try-send and try-recv by reserve/commit and next/release
+    if zc:
+        del sys.argv[1]
     mode, name = sys.argv[1], sys.argv[2]
     r = shmring.Ring.open(name)
     if mode == "fork-writer":
         fork_writer(r)
         return
     if mode in ("try-send", "try-recv"):
-        try_ops(r, mode == "try-recv")
+        try_ops(r, mode == "try-recv", zc)
         return
     if mode in ("hold-writer", "hold-reader", "recv-wait", "send-wait"):
         (r.writer if mode in ("hold-writer", "send-wait") else r.reader)()
@@ -166,6 +189,51 @@ def main():
             r.send(bytes(r.max_message + 1))
             sys.exit("send of max+1 bytes did not raise TooLargeError")
         except shmring.TooLargeError:
+            pass
+        r.close()
+    elif mode == "write-zc":
+        r.writer()
+        for i in range(count):
+            n = lens.next()
+            k = min(n + 8 * (i % 3), r.max_message)
+            if k == n:
+                with r.reserve(n, timeout=10) as buf:
+                    buf[:] = pat[p % PATN:p % PATN + n]
+            else:
+                res = r.reserve(k, timeout=10)
+                res.view[:n] = pat[p % PATN:p % PATN + n]
+                res.commit(n)
+                try:
+                    res.view[:1] = b"x"
+                    sys.exit("reservation %d: its view was writable after commit" % i)
+                except ValueError:
+                    pass
+            p += n
+        r.close()
+    elif mode == "read-zc":
+        r.reader()
+        for i in range(count):
+            n = lens.next()
+            want = pat[p % PATN:p % PATN + n]
+            with r.next(timeout=10) as view:
+                if len(view) != n:
+                    sys.exit("message %d has length %d, want %d" % (i, len(view), n))
+                if bytes(view) != want:
+                    sys.exit("message %d at byte %d: wrong content" % (i, p))
+                if n >= 8:  # the buffer protocol, as numpy.frombuffer uses it
+                    with view[:n & ~7].cast("Q") as q:
+                        if q.tolist() != list(struct.unpack("<%dQ" % (n // 8), want[:n & ~7])):
+                            sys.exit("message %d: wrong content through cast('Q')" % i)
+            try:
+                bytes(view)
+                sys.exit("message %d: its view was readable after release" % i)
+            except ValueError:
+                pass
+            p += n
+        try:
+            r.next(timeout=10)
+            sys.exit("a message after the stream")
+        except EOFError:
             pass
         r.close()
     elif mode == "read":
