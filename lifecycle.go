@@ -296,7 +296,24 @@ func List() ([]string, error) {
 // the slash Open takes; Sys is the *syscall.Stat_t. An object removed
 // while Objects reads is left out. An error reading the directory is
 // yielded once, last.
-func Objects() iter.Seq2[fs.FileInfo, error] {
+func Objects() iter.Seq2[fs.FileInfo, error] { return dirEntries(isObject) }
+
+// Semaphores returns an iterator over this host's named semaphores as
+// glibc keeps them, the regular files sem.NAME of Dir, each with its
+// fs.FileInfo from the directory (lstat): Name is the file name
+// ("sem.x" for the semaphore "/x"), Sys the *syscall.Stat_t. musl keeps a
+// semaphore as a file like an object, which Objects lists and which no
+// directory entry tells apart: there Semaphores yields only what glibc
+// made. A semaphore removed while Semaphores reads is left out; an error
+// reading the directory is yielded once, last.
+func Semaphores() iter.Seq2[fs.FileInfo, error] {
+	return dirEntries(func(name string, mode fs.FileMode) bool {
+		return mode.IsRegular() && strings.HasPrefix(name, "sem.") && len(name) > len("sem.")
+	})
+}
+
+// dirEntries iterates over the entries of Dir that keep selects.
+func dirEntries(keep func(name string, mode fs.FileMode) bool) iter.Seq2[fs.FileInfo, error] {
 	return func(yield func(fs.FileInfo, error) bool) {
 		d, err := os.Open(Dir())
 		if err != nil {
@@ -307,7 +324,7 @@ func Objects() iter.Seq2[fs.FileInfo, error] {
 		for {
 			entries, err := d.ReadDir(256)
 			for _, e := range entries {
-				if !isObject(e.Name(), e.Type()) {
+				if !keep(e.Name(), e.Type()) {
 					continue
 				}
 				fi, err := e.Info()

@@ -906,3 +906,55 @@ func TestPrivateGrowWithoutDontunmap(t *testing.T) {
 		t.Fatalf("a private write through the stale slice reached the object (%q) or the new mapping (%q)", a.Bytes()[:7], p.Bytes()[:7])
 	}
 }
+
+// TestSemaphores: Semaphores shows glibc's semaphore files (sem.NAME), a
+// real one and a planted file alike, and leaves out objects, FIFOs named
+// sem.*, and the bare "sem.".
+//
+// Kills: the regular-file filter dropped (the FIFO is listed), the prefix
+// test dropped (the object is listed), "sem." itself taken (it is listed).
+func TestSemaphores(t *testing.T) {
+	if onMusl {
+		t.Skip("musl keeps a semaphore as a file like an object: Semaphores yields only glibc's")
+	}
+	obj := create(t, 4096)
+	real := createSem(t, 0)
+	planted := "sem." + strings.TrimPrefix(uniqueName(t), "/")
+	fifo := "sem." + strings.TrimPrefix(uniqueName(t), "/")
+	for _, f := range []struct {
+		name string
+		make func(string) error
+	}{
+		{planted, func(p string) error { return os.WriteFile(p, make([]byte, 32), 0o600) }},
+		{fifo, func(p string) error { return syscall.Mkfifo(p, 0o600) }},
+		{"sem.", func(p string) error { return os.WriteFile(p, nil, 0o600) }},
+	} {
+		p := shm.Dir() + "/" + f.name
+		if err := f.make(p); err != nil {
+			if f.name == "sem." && errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(p) })
+	}
+	seen := map[string]bool{}
+	for fi, err := range shm.Semaphores() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[fi.Name()] = true
+		if _, ok := fi.Sys().(*syscall.Stat_t); !ok || !fi.Mode().IsRegular() {
+			t.Errorf("Semaphores: %s: %v, %T", fi.Name(), fi.Mode(), fi.Sys())
+		}
+	}
+	realFile := "sem." + strings.TrimPrefix(real.Name(), "/")
+	if !seen[realFile] || !seen[planted] {
+		t.Errorf("Semaphores lacks %s or %s: %v", realFile, planted, seen)
+	}
+	for _, bad := range []string{fifo, "sem.", strings.TrimPrefix(obj.Name(), "/")} {
+		if seen[bad] {
+			t.Errorf("Semaphores has %q", bad)
+		}
+	}
+}

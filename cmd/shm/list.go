@@ -36,7 +36,7 @@ type entry struct {
 }
 
 // allEntries returns the host's objects (shm.Objects) and glibc's
-// semaphores (sem.NAME), sorted by name, then type.
+// semaphores (shm.Semaphores), sorted by name, then type.
 func allEntries() ([]entry, error) {
 	var out []entry
 	for fi, err := range shm.Objects() {
@@ -45,16 +45,11 @@ func allEntries() ([]entry, error) {
 		}
 		out = append(out, entry{"shm", "/" + fi.Name(), shm.Dir() + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
 	}
-	sems, err := filepath.Glob(shm.Dir() + "/sem.*")
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range sems {
-		st, err := lstat(p)
-		if err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-			continue // gone meanwhile, or not a semaphore
+	for fi, err := range shm.Semaphores() {
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, entry{"sem", "/" + strings.TrimPrefix(filepath.Base(p), "sem."), p, st})
+		out = append(out, entry{"sem", "/" + strings.TrimPrefix(fi.Name(), "sem."), shm.Dir() + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
 	}
 	sortEntries(out)
 	return out, nil
