@@ -390,6 +390,8 @@ const pyForkHolding = `import os, pickle, signal, sys
 sys.path.insert(0, "python")
 import shmring
 
+if os.environ.get("SHMRING_TEST_NO_KCMP"):
+    shmring._kcmp_usable = False  # as under Docker's default seccomp profile
 name = sys.argv[1]
 r = shmring.Ring.open(name).reader()
 m = r.next(timeout=5)
@@ -435,10 +437,21 @@ while True:
 // parent is killed, Go claims the reader while the child lives, and
 // receives the message the parent never released.
 //
+// It runs with kcmp and without it (as under Docker's default seccomp
+// profile, which refuses kcmp: the child then finds mmap's duplicate by
+// the number noted when the ring was mapped).
+//
 // Kills (watched): the child keeping mmap's duplicate descriptor
 // (_replace_sharers dropped: "fds:1", and Go's claim is ErrBusy); the
+// noted number not used ("no-kcmp": "fds:1", as CI's container saw); the
 // anonymous remap dropped (the export reads "hello", "maps:1").
 func TestPythonForkHoldingView(t *testing.T) {
+	for _, kcmp := range []bool{true, false} {
+		t.Run(map[bool]string{true: "kcmp", false: "no-kcmp"}[kcmp], func(t *testing.T) { testPythonForkHoldingView(t, kcmp) })
+	}
+}
+
+func testPythonForkHoldingView(t *testing.T, kcmp bool) {
 	py, _ := python(t)
 	r := newRing(t, 4096)
 	w, _ := r.Writer()
@@ -446,7 +459,11 @@ func TestPythonForkHoldingView(t *testing.T) {
 	if err := w.Send(ctx, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	p, line := startPeer(t, exec.Command(py, "-c", pyForkHolding, r.Name()), true)
+	cmd := exec.Command(py, "-c", pyForkHolding, r.Name())
+	if !kcmp {
+		cmd.Env = append(os.Environ(), "SHMRING_TEST_NO_KCMP=1")
+	}
+	p, line := startPeer(t, cmd, true)
 	f := strings.Fields(line)
 	if len(f) < 2 {
 		t.Fatalf("parent said %q", line)

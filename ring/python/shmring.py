@@ -72,7 +72,10 @@ nothing more (it leaves the parent's end open). A view the parent held is
 released in the child; where something made from it still lives there (an
 array), the child's mapping is replaced by anonymous memory (that array
 reads zeros, never the ring) and the child's descriptors of the ring's
-description by /dev/null. Open the ring again in the child to use it
+description by /dev/null: the mmap object's own duplicate (its number is
+noted when the ring is mapped) and any other kcmp(2) finds (where seccomp
+refuses kcmp, as Docker's default profile does, only that one). Open the
+ring again in the child to use it
 (multiprocessing's "fork" start method included).
 """
 
@@ -179,17 +182,61 @@ _MAP_FIXED = 0x10
 _SYS_KCMP, _KCMP_FILE = 312, 0  # x86-64's
 
 
-def _replace_sharers(fd):
+# _kcmp_usable is False where kcmp is not to be tried (tests: as under
+# Docker's default seccomp profile, which refuses it).
+_kcmp_usable = True
+
+
+def _mmap_noting_fd(fd, size):
+    """mmap.mmap(fd, size) shared read-write, and the number of the
+    duplicate of fd that the mmap object keeps for itself (it shares fd's
+    open file description, and so its claims), or -1 if it cannot be told:
+    the new descriptor of the same file that appeared during the call."""
+    def same_file_fds():
+        st, out = os.fstat(fd), set()
+        try:
+            names = os.listdir("/proc/self/fd")
+        except OSError:
+            return None
+        for f in names:
+            try:
+                o = os.stat("/proc/self/fd/" + f)
+            except OSError:
+                continue
+            if (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino):
+                out.add(int(f))
+        return out
+    before = same_file_fds()
+    mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    after = same_file_fds()
+    new = (after - before) if before is not None and after is not None else set()
+    return mm, (new.pop() if len(new) == 1 else -1)
+
+
+def _replace_sharers(fd, mmfd):
     """Put /dev/null in place of every other descriptor of this process that
-    shares fd's open file description (kcmp says which; where kcmp is
-    refused, none is touched)."""
+    shares fd's open file description: mmfd (the mmap object's own
+    duplicate, noted when it was made), and any other kcmp finds (where
+    kcmp is refused, as under Docker's default seccomp profile, only
+    mmfd)."""
     pid = os.getpid()
     try:
-        fds = [int(f) for f in os.listdir("/proc/self/fd")]
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return
     try:
+        if mmfd >= 0 and mmfd != fd:
+            try:
+                if os.path.samestat(os.fstat(mmfd), os.fstat(fd)):
+                    os.dup2(null, mmfd, inheritable=False)
+            except OSError:
+                pass
+        if not _kcmp_usable:
+            return
+        try:
+            fds = [int(f) for f in os.listdir("/proc/self/fd")]
+        except OSError:
+            return
         for other in fds:
             if other not in (fd, null) and _libc.syscall(ctypes.c_long(_SYS_KCMP), pid, pid, _KCMP_FILE, fd, other) == 0:
                 os.dup2(null, other, inheritable=False)
@@ -367,7 +414,7 @@ class Ring:
         size = os.fstat(fd).st_size
         if size < HEADER:
             raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
-        self._mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._mm, self._mmfd = _mmap_noting_fd(fd, size)
         mm = self._mm
         if mm[0:8] != MAGIC:
             raise ValueError("shmring %s: magic %r, want %r: not a ring of layout version %d" % (name, mm[0:8], MAGIC, VERSION))
@@ -419,7 +466,7 @@ class Ring:
                 _libc.mmap.restype = ctypes.c_void_p
                 _libc.mmap(ctypes.c_void_p(self._base), ctypes.c_size_t(self._size), mmap.PROT_READ | mmap.PROT_WRITE,
                            mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, ctypes.c_long(0))
-                _replace_sharers(self._fd)
+                _replace_sharers(self._fd, self._mmfd)
             except OSError:
                 pass
         if self._fd is not None and self._fd >= 0:
