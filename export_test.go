@@ -44,6 +44,12 @@ func SetCgroupFiles(cgroup, mountinfo, meminfo string) (room func() (int64, stri
 	}
 }
 
+// OpenCgroupFiles opens the memory cgroup files that the room check keeps
+// open for the life of the process (it opens them at its first check), so
+// that a test counting descriptors before its first check counts them
+// before as after.
+func OpenCgroupFiles() { cgroupLevels() }
+
 // SetNoDontunmap makes Truncate and Remap behave as on a kernel without
 // MREMAP_DONTUNMAP for file mappings (before 5.13) until restore is
 // called.

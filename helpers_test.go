@@ -465,6 +465,7 @@ func listDevShm(t *testing.T) map[string]bool {
 
 func countFDs(t *testing.T) int {
 	t.Helper()
+	shm.OpenCgroupFiles() // kept open for good once opened: not a leak
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)

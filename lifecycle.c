@@ -145,8 +145,10 @@ int goshm_resize(int fd, uintptr_t addr, int64_t maplen, int64_t size, int flags
 
 	*res = (goshm_resized){.addr = (void *)addr, .maplen = addr != 0 ? maplen : 0};
 	r = goshm_measure(fd, &cur);
-	if (r != 0)
+	if (r != 0) {
+		res->size = -1; // nothing changed: the caller keeps the size it had
 		return r;
+	}
 	if (size < 0) { // Remap: follow the object
 		r = cover(fd, flags, res, cur);
 		res->size = min64(cur, res->maplen);

@@ -225,6 +225,9 @@ func (m *Mapping) resize(size int64) error {
 	fd, done := mapFD(m.name, m.fd, m.mapFlags()) // a read-only mapping stays one the kernel counts so (see MapFile)
 	whole, n, moved, err := resizeMap(m.name, fd, m.whole, size, m.mapFlags())
 	done()
+	if n < 0 { // fstat refused (an object too large to map): nothing changed
+		n = len(m.data)
+	}
 	if moved {
 		// The old mapping stays for the stale slices and words, which
 		// reach no further than data ever did; its room to grow past

@@ -15,7 +15,7 @@
 typedef struct {
 	void *addr;     // the whole mapping afterwards (NULL: nothing mapped)
 	int64_t maplen; // its length, at least size: the tail past size is mapped too
-	int64_t size;   // the object's size as this mapping now covers it
+	int64_t size;   // the object's size as this mapping now covers it; -1: fstat failed, nothing changed
 	int moved;      // 1: the mapping moved and the old one was left in place
 } goshm_resized;
 

@@ -535,6 +535,47 @@ func TestRemapAfterGrow(t *testing.T) {
 	finishPeer(t, cmd, stdin, out, "ok\n")
 }
 
+// TestRemapTooLargeKeepsMapping: a 32-bit process whose peer grew the
+// object past what it can map (2 GiB) gets an error wrapping
+// syscall.EFBIG from Remap, and keeps the Mapping it had: its Size and
+// bytes, not an empty one. (A sparse file on disk: nothing is allocated.)
+//
+// Kills: goshm_resize reporting size 0 when fstat refuses the object
+// (Remap then left Size 0 and Bytes empty).
+func TestRemapTooLargeKeepsMapping(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 4 {
+		t.Skip("needs a 32-bit process (GOARCH=386): a 64-bit one maps any file")
+	}
+	page := os.Getpagesize()
+	f, err := os.Create(filepath.Join(t.TempDir(), "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := shm.MapFile(f, os.O_RDWR, 0, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	copy(m.Bytes(), "kept")
+	if err := f.Truncate(3 << 30); err != nil {
+		t.Skip("the file system cannot hold a sparse 3 GiB file:", err)
+	}
+	if err := m.Remap(); !errors.Is(err, syscall.EFBIG) {
+		t.Fatalf("Remap of a 3 GiB file in a 32-bit process: %v, want an error wrapping EFBIG", err)
+	}
+	if m.Size() != page || string(m.Bytes()[:4]) != "kept" {
+		t.Fatalf("after the failed Remap the Mapping has Size %d (want %d, as it was)", m.Size(), page)
+	}
+	var b [4]byte
+	if _, err := m.ReadAt(b[:], 0); err != nil || string(b[:]) != "kept" {
+		t.Fatalf("ReadAt after the failed Remap: %q, %v", b[:], err)
+	}
+}
+
 // TestPeerAfterShrink: a peer that does not Remap after Truncate shrank
 // the object gets ErrFault from ReadAt and WriteAt of the lost page, never
 // a crash (the child would die, and fail the test).

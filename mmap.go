@@ -96,7 +96,9 @@ func (m *Mapping) init(name string, r result, readOnly bool) {
 // the short forms fix. The zero value, or a nil *Options, is what Create
 // and Open do. A field the call has no use for is an error wrapping
 // syscall.EINVAL, never ignored: MapFile takes Private and Populate;
-// CreateMemfdWith takes Sparse and Populate; OpenFile takes them all.
+// CreateMemfdWith takes Sparse and Populate; OpenFile takes them all,
+// Sparse only with os.O_CREATE or os.O_TRUNC and Init only with
+// os.O_CREATE.
 type Options struct {
 	// Private maps the object copy-on-write (MAP_PRIVATE): this process's
 	// writes are its own, never seen by other processes nor kept in the

@@ -393,7 +393,7 @@ func populateCases(t *testing.T, name string, size int) map[string]func() (inter
 		},
 		"Open": func() (interface{ Bytes() []byte }, error) {
 			makeSparse()
-			return shm.OpenFile(name, os.O_RDWR, 0, 0, opt)
+			return shm.OpenFile(name, os.O_RDWR, 0, 0, &shm.Options{Populate: true}) // sparse already; Sparse is for sizing
 		},
 		"MapFile": func() (interface{ Bytes() []byte }, error) {
 			makeSparse()
@@ -1120,9 +1120,12 @@ func TestMapFileSharesDescriptor(t *testing.T) {
 
 // TestOptionsUnusedFieldRefused: a field of Options that the call has no
 // use for is an error wrapping syscall.EINVAL, never silently ignored:
-// Sparse and Init with MapFile, Init (and Private) with CreateMemfdWith.
+// Sparse and Init with MapFile, Init (and Private) with CreateMemfdWith,
+// Sparse with an OpenFile that neither creates nor truncates, Init with
+// one that does not create.
 // Kills: MapFile masking Sparse away and ignoring Init, CreateMemfdWith
-// ignoring Init (each call then succeeds).
+// ignoring Init, OpenFile ignoring Sparse or Init where it opens only
+// (each call then succeeds).
 func TestOptionsUnusedFieldRefused(t *testing.T) {
 	s := create(t, 4096)
 	f, err := s.File()
@@ -1144,6 +1147,15 @@ func TestOptionsUnusedFieldRefused(t *testing.T) {
 		{"CreateMemfdWith Private", func() (*shm.Mapping, error) {
 			return shm.CreateMemfdWith("private", 4096, 0, &shm.Options{Private: true})
 		}, "creatememfd"},
+		// OpenFile without os.O_CREATE or os.O_TRUNC sizes nothing, so
+		// reserves nothing; without os.O_CREATE it creates nothing to
+		// initialise.
+		{"OpenFile Sparse without O_CREATE or O_TRUNC", func() (*shm.Mapping, error) {
+			return openMapping(s.Name(), os.O_RDWR, &shm.Options{Sparse: true})
+		}, "openfile"},
+		{"OpenFile Init without O_CREATE", func() (*shm.Mapping, error) {
+			return openMapping(s.Name(), os.O_RDWR, &shm.Options{Init: init})
+		}, "openfile"},
 	} {
 		m, err := c.call()
 		if err == nil {
@@ -1156,4 +1168,13 @@ func TestOptionsUnusedFieldRefused(t *testing.T) {
 			t.Errorf("%s: %v; want a *fs.PathError with Op %q wrapping EINVAL", c.what, err, c.op)
 		}
 	}
+}
+
+// openMapping is OpenFile(name, flag, 0, 0, opt) as a *shm.Mapping.
+func openMapping(name string, flag int, opt *shm.Options) (*shm.Mapping, error) {
+	s, err := shm.OpenFile(name, flag, 0, 0, opt)
+	if err != nil {
+		return nil, err
+	}
+	return &s.Mapping, nil
 }

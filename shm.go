@@ -166,6 +166,10 @@ func OpenFile(name string, flag int, perm fs.FileMode, size int, opt *Options) (
 		return bad("size %d given, but without os.O_CREATE or os.O_TRUNC the size is the object's own: pass 0", size)
 	case opt.init() != nil && opt.Private:
 		return bad("Init with Private: a private mapping's writes never reach the object")
+	case opt != nil && opt.Sparse && !sizing:
+		return bad("Options.Sparse without os.O_CREATE or os.O_TRUNC: the call sizes nothing, so it reserves nothing")
+	case opt.init() != nil && flag&os.O_CREATE == 0:
+		return bad("Options.Init without os.O_CREATE: the call creates nothing to initialise")
 	}
 	flags := opt.mapFlags()
 	if access == os.O_RDONLY {

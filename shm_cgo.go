@@ -417,7 +417,8 @@ func semGetValue(name string, sem uintptr) (int, error) {
 // is) and makes whole, the whole mapping of it made with flags, cover the
 // object's new size: fstat, fallocate or ftruncate, mremap or mmap; one
 // crossing. It returns the whole mapping afterwards and the size it now
-// covers, whether or not the call failed, and moved: the mapping moved and
+// covers, whether or not the call failed (-1 where fstat failed and
+// nothing changed), and moved: the mapping moved and
 // the old whole was left mapped, for the caller to unmap at Close. No
 // address of whole is ever unmapped (lifecycle.h).
 func resizeMap(name string, fd int, whole []byte, size int64, flags int) (newWhole []byte, n int, moved bool, err error) {
