@@ -468,3 +468,49 @@ func TestPythonForkHoldingView(t *testing.T) {
 		t.Fatalf("the message the dead reader held: %q %v", m, err)
 	}
 }
+
+// pySendItems sends bytes-like objects whose items are wider than a byte
+// (array.array("Q"), a 2-D memoryview cast): send takes their bytes.
+const pySendItems = `import array, sys
+sys.path.insert(0, "python")
+import shmring
+
+r = shmring.Ring.open(sys.argv[1])
+r.writer()
+r.send(array.array("Q", [0x0807060504030201, 0x100F0E0D0C0B0A09]))
+r.send(memoryview(bytes(range(6))).cast("B", (2, 3)))
+try:
+    r.send(array.array("Q", [0] * (r.max_message // 8 + 1)))
+    sys.exit("a message of max_message+8 bytes: no TooLargeError")
+except shmring.TooLargeError:
+    pass
+r.close()
+print("ok")
+`
+
+// TestPythonSendItems: Python's send of a bytes-like object whose items
+// are wider than a byte sends its bytes, and refuses one of more than
+// max_message bytes with TooLargeError.
+//
+// Kills (watched): send sizing the message by len() (items, not bytes):
+// "IndexError: mmap slice assignment is wrong size".
+func TestPythonSendItems(t *testing.T) {
+	py, _ := python(t)
+	r := newRing(t, 4096)
+	rd, _ := r.Reader()
+	ctx := within(t, 30*time.Second)
+	out, err := exec.CommandContext(ctx, py, "-c", pySendItems, r.Name()).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("Python: %v\n%s", err, out)
+	}
+	buf := make([]byte, 64)
+	for _, want := range []string{"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", "\x00\x01\x02\x03\x04\x05"} {
+		n, err := rd.Receive(ctx, buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("received %q %v, want %q", buf[:n], err, want)
+		}
+	}
+	if _, err := rd.Receive(ctx, buf); err != io.EOF {
+		t.Fatalf("after the messages: %v, want io.EOF", err)
+	}
+}
