@@ -641,7 +641,11 @@ class Ring:
 
     def send(self, data, timeout=None):
         """Send data (bytes-like) as one message, waiting while the ring is
-        full, up to timeout seconds (None: forever)."""
+        full, up to timeout seconds (None: forever). Its bytes are sent,
+        whatever its item size (array.array("Q") included)."""
+        with memoryview(data) as mv:  # len(data) counts items, not bytes
+            if mv.ndim != 1 or mv.itemsize != 1:
+                data = mv.cast("B")  # TypeError if it is not contiguous
         n = len(data)
         off, skip = self._reserve("send", n, timeout)
         mm, base = self._mm, HEADER
