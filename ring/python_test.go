@@ -485,3 +485,114 @@ func testPythonForkHoldingView(t *testing.T, kcmp bool) {
 		t.Fatalf("the message the dead reader held: %q %v", m, err)
 	}
 }
+
+// pySendItems sends bytes-like objects whose items are wider than a byte
+// (array.array("Q"), a 2-D memoryview cast): send takes their bytes.
+const pySendItems = `import array, sys
+sys.path.insert(0, "python")
+import shmring
+
+r = shmring.Ring.open(sys.argv[1])
+r.writer()
+r.send(array.array("Q", [0x0807060504030201, 0x100F0E0D0C0B0A09]))
+r.send(memoryview(bytes(range(6))).cast("B", (2, 3)))
+try:
+    r.send(array.array("Q", [0] * (r.max_message // 8 + 1)))
+    sys.exit("a message of max_message+8 bytes: no TooLargeError")
+except shmring.TooLargeError:
+    pass
+r.close()
+print("ok")
+`
+
+// TestPythonSendItems: Python's send of a bytes-like object whose items
+// are wider than a byte sends its bytes, and refuses one of more than
+// max_message bytes with TooLargeError.
+//
+// Kills (watched): send sizing the message by len() (items, not bytes):
+// "IndexError: mmap slice assignment is wrong size".
+func TestPythonSendItems(t *testing.T) {
+	py, _ := python(t)
+	r := newRing(t, 4096)
+	rd, _ := r.Reader()
+	ctx := within(t, 30*time.Second)
+	out, err := exec.CommandContext(ctx, py, "-c", pySendItems, r.Name()).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("Python: %v\n%s", err, out)
+	}
+	buf := make([]byte, 64)
+	for _, want := range []string{"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10", "\x00\x01\x02\x03\x04\x05"} {
+		n, err := rd.Receive(ctx, buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("received %q %v, want %q", buf[:n], err, want)
+		}
+	}
+	if _, err := rd.Receive(ctx, buf); err != io.EOF {
+		t.Fatalf("after the messages: %v, want io.EOF", err)
+	}
+}
+
+// pyViewObj reaches the ring's memory through view.obj (what a library
+// may do to find a buffer's exporter) and keeps a view of it.
+const pyViewObj = `import sys
+sys.path.insert(0, "python")
+import shmring
+
+r = shmring.Ring.open(sys.argv[1])
+r.reader()
+m = r.next(timeout=10)
+escaped = memoryview(m.view.obj)
+try:
+    m.release()
+    sys.exit("release with a view of view.obj alive: no BufferError (it reads %r after)" % bytes(escaped[:4]))
+except BufferError:
+    pass
+escaped.release()
+del escaped
+m.release()
+r.close()
+w = shmring.Ring.open(sys.argv[2])
+w.writer()
+res = w.reserve(4, timeout=10)
+res.view[:] = b"good"
+escaped = memoryview(res.view.obj)
+try:
+    res.commit()
+    escaped[:] = b"BAD!"
+    sys.exit("commit with a view of view.obj alive: no BufferError")
+except BufferError:
+    pass
+escaped.release()
+del escaped
+res.commit()
+w.close()
+print("ok")
+`
+
+// TestPythonViewObj: a view made from a Message's or Reservation's
+// view.obj holds the message as a slice of the view does: release and
+// commit raise BufferError while it lives.
+//
+// Kills (watched): the views' innermost buffer a slice of the whole
+// mapping (memoryview(view.obj) shared the mapping's buffer, unseen):
+// "release with a view of view.obj alive: no BufferError (it reads
+// b'aaaa' after)".
+func TestPythonViewObj(t *testing.T) {
+	py, _ := python(t)
+	r := newRing(t, 128)
+	w, _ := r.Writer()
+	ctx := within(t, 30*time.Second)
+	if err := w.Send(ctx, []byte("aaaa")); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRing(t, 4096)
+	rd, _ := r2.Reader()
+	out, err := exec.CommandContext(ctx, py, "-c", pyViewObj, r.Name(), r2.Name()).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("Python: %v\n%s", err, out)
+	}
+	buf := make([]byte, 64)
+	if n, err := rd.Receive(ctx, buf); err != nil || string(buf[:n]) != "good" {
+		t.Fatalf("received %q %v, want \"good\"", buf[:n], err)
+	}
+}

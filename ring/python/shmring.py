@@ -272,20 +272,36 @@ class _InPlace:
     whatever can still read the bytes (the view, an array or ctypes object
     made from it, a slice or cast of it, which share its buffer) holds an
     export of the private slice, so the private slice's release() fails
-    with BufferError exactly while something can still read them. The ring
-    moves on (tail stored, head published) only after it succeeded."""
+    with BufferError while something can still read them; what is made from
+    view.obj (a memoryview of the message's own ctypes array) instead holds
+    a reference to that array, counted after. The ring moves on (tail
+    stored, head published) only after both succeeded."""
 
-    __slots__ = ("_ring", "_inner", "_pb", "view", "_off", "_n", "_state")
+    __slots__ = ("_ring", "_base", "_refs", "_inner", "_pb", "view", "_off", "_n", "_state")
 
-    def __init__(self, ring, off, n, readonly):
-        whole = memoryview(ring._mm)
-        inner = whole[HEADER + off + 8:HEADER + off + 8 + n]  # off + 8 + n <= capacity: checked by the caller
-        whole.release()
-        if readonly:
+    def __init__(self, ring, off, n):
+        # The innermost buffer is a ctypes array of the message's bytes, not
+        # a slice of the whole mapping: view.obj is then a memoryview whose
+        # buffer is that array's, and whatever is made from view.obj (or
+        # from the array) holds a reference to the array, which _free
+        # counts (a slice of a mapping-wide view would share the mapping's
+        # buffer, unseen).
+        # (an empty message reads nothing of the ring: a bytearray of its own)
+        self._base = (ctypes.c_ubyte * n).from_buffer(ring._mm, HEADER + off + 8) if n else bytearray()  # off + 8 + n <= capacity: checked by the caller
+        self._refs = sys.getrefcount(self._base)  # with no view made: what _free expects
+        self._ring, self._off, self._n, self._state = ring, off, n, 0
+        self._views()
+
+    def _views(self):
+        inner = memoryview(self._base)
+        if inner.format != "B":  # ctypes' "<B"
+            whole, inner = inner, inner.cast("B")
+            whole.release()
+        if isinstance(self, Message):
             ro = inner.toreadonly()
             inner.release()
             inner = ro
-        self._ring, self._inner, self._off, self._n, self._state = ring, inner, off, n, 0
+        self._inner = inner
         self._pb = pickle.PickleBuffer(inner)
         self.view = memoryview(self._pb)
 
@@ -306,6 +322,10 @@ class _InPlace:
             self._pb = pickle.PickleBuffer(self._inner)  # the released view's successor
             self.view = memoryview(self._pb)
             raise BufferError(msg + " (the view was released: use .view again)") from None
+        if sys.getrefcount(self._base) > self._refs:  # a view of view.obj, or the array itself, lives
+            self._views()
+            raise BufferError(msg + " (through view.obj; the view was released: use .view again)")
+        self._base = None  # the mapping's export goes with it
 
     def _drop(self, what):
         # Free the views if nothing else holds them (False if something
@@ -688,7 +708,11 @@ class Ring:
 
     def send(self, data, timeout=None):
         """Send data (bytes-like) as one message, waiting while the ring is
-        full, up to timeout seconds (None: forever)."""
+        full, up to timeout seconds (None: forever). Its bytes are sent,
+        whatever its item size (array.array("Q") included)."""
+        with memoryview(data) as mv:  # len(data) counts items, not bytes
+            if mv.ndim != 1 or mv.itemsize != 1:
+                data = mv.cast("B")  # TypeError if it is not contiguous
         n = len(data)
         off, skip = self._reserve("send", n, timeout)
         mm, base = self._mm, HEADER
@@ -709,7 +733,7 @@ class Ring:
                 buf[:] = ...
         """
         off, skip = self._reserve("reserve", n, timeout)
-        res = Reservation(self, off, n, False)
+        res = Reservation(self, off, n)
         res._skip, self._held = skip, res
         return res
 
@@ -798,7 +822,7 @@ class Ring:
         self._reading("next")
         if self._held is None:
             off, n = self._locate(timeout)
-            self._held = Message(self, off, n, True)
+            self._held = Message(self, off, n)
         return self._held
 
     def release(self):
