@@ -141,7 +141,7 @@ func TestReadmePythonFrames(t *testing.T) {
 		path += ":" + stub
 		t.Log("numpy is not installed: a stub that holds an export as numpy does stands in")
 	}
-	r := newRing(t, 1<<20)
+	r := newRing(t, 640<<10) // 640x480 frames fit (max message 320 KiB), and the object fits a 1 MiB /dev/shm
 	w, _ := r.Writer()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
