@@ -184,14 +184,17 @@ func TestIdleWaitersCPU(t *testing.T) {
 }
 
 // TestIdleWaitersClose: Close ends idleWaiters goroutines blocked in each
-// kind of wait, all of them within 250 ms (about 25 ms measured; the
-// bounds on time are not checked under the race detector), with errors wrapping fs.ErrClosed, and frees
-// nothing under them (the race detector and the absence of a crash say
-// so; sem_close and munmap run only once they are out).
+// kind of wait, all within 1 s (6-16 ms measured here; once 636 ms for
+// 1,000 Mutex waiters under musl while CI ran another package's suite
+// beside it on the two vCPUs: they all return once Close is done, so the
+// time is Close's; the bound is not checked under the race detector),
+// with errors wrapping fs.ErrClosed, and frees nothing under them (the
+// race detector and the absence of a crash say so; sem_close and munmap
+// run only once they are out).
 //
 // Kills: Close that does not kick the waiters out (Close blocks until a
-// slice ends or for ever: "Close took"); waiters that go back to sleep
-// after the kick (never return).
+// slice ends or for ever); waiters that go back to sleep after the kick
+// (never return).
 func TestIdleWaitersClose(t *testing.T) {
 	for _, k := range waitKinds() {
 		t.Run(k.name, func(t *testing.T) {
@@ -201,20 +204,18 @@ func TestIdleWaitersClose(t *testing.T) {
 			if err := closeIt(); err != nil {
 				t.Fatal(err)
 			}
-			var last time.Time
-			for range idleWaiters {
+			lat := make([]time.Duration, idleWaiters)
+			for i := range lat {
 				e := <-errs
 				if !errors.Is(e.err, fs.ErrClosed) {
 					t.Fatalf("waiter after Close: %v", e.err)
 				}
-				if e.at.After(last) {
-					last = e.at
-				}
+				lat[i] = e.at.Sub(closed)
 			}
-			if d := last.Sub(closed); d > 250*time.Millisecond && !raceEnabled {
-				t.Errorf("Close and the return of %d waiters took %v; want at most 250 ms", idleWaiters, d)
-			} else {
-				t.Logf("Close and the return of %d waiters took %v", idleWaiters, last.Sub(closed))
+			last := slices.Max(lat) // they return together: once Close is done
+			t.Logf("Close and the return of %d waiters took %v", idleWaiters, last)
+			if last > time.Second && !raceEnabled {
+				t.Errorf("Close and the return of %d waiters took %v; want at most 1 s", idleWaiters, last)
 			}
 		})
 	}
