@@ -328,9 +328,8 @@ func childByName(role, name string, in *bufio.Reader) int {
 // refuses.
 //
 // Kills: byName without its O_PATH fallback (the child's Lstat and Chmod
-// fail with EACCES); chmod of the O_PATH descriptor's path other than its
-// /proc/self/fd link; Chown by name passing gid as uid; Lstat's Name with
-// the slash; the ENODEV check dropped (the FIFO is described); checkMode
+// fail with EACCES); Chown by name passing gid as uid (with and without
+// read permission); Lstat's Name with the slash; the ENODEV check dropped (the FIFO is described); checkMode
 // skipped in Chmod (setuid accepted).
 func TestByNameWithoutRead(t *testing.T) {
 	s := create(t, 4096)
