@@ -48,13 +48,6 @@ func createCmd(fl *flag.FlagSet) runner {
 	}
 }
 
-func closeErr(cmd, name string, c io.Closer) error {
-	if err := c.Close(); err != nil {
-		return cmdErr(cmd, name, err)
-	}
-	return nil
-}
-
 type writeOpts struct {
 	size           sizeFlag
 	existing, keep bool

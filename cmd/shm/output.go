@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -82,4 +83,13 @@ func explainDenied(pids []int) string {
 		parts = append(parts, fmt.Sprintf("and %d more", len(pids)-5))
 	}
 	return fmt.Sprintf("%d %s could not be inspected: %s", len(pids), map[bool]string{true: "process", false: "processes"}[len(pids) == 1], strings.Join(parts, "; "))
+}
+
+// closeErr closes c, an object or semaphore a command made or opened by
+// name, and words its error as cmdErr does.
+func closeErr(cmd, name string, c io.Closer) error {
+	if err := c.Close(); err != nil {
+		return cmdErr(cmd, name, err)
+	}
+	return nil
 }
