@@ -204,8 +204,8 @@ func TestFindHolders(t *testing.T) {
 // another user's, or one with capabilities this one lacks, by name; an
 // exited one is gone.
 //
-// Kills: Denied comparing the effective uid field instead of the real
-// one's place; capabilities not named (capNames off by one).
+// Kills: capabilities misnamed (capNames off by one); an exited process
+// not said to be gone.
 func TestDenied(t *testing.T) {
 	dir := t.TempDir()
 	write := func(pid, name, uid, capEff string) {
