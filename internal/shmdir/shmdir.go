@@ -27,9 +27,9 @@ import (
 type Kind string
 
 const (
-	Object    Kind = "shm" // a shared memory object: the file NAME
-	Semaphore Kind = "sem" // glibc's named semaphore: the file sem.NAME
-	Ring      Kind = "ring"
+	Object    Kind = "shm"  // a shared memory object: the file NAME
+	Semaphore Kind = "sem"  // glibc's named semaphore: the file sem.NAME
+	Ring      Kind = "ring" // an object that is a message ring (Entry.Shown)
 )
 
 // An Entry is an object or a semaphore of the directory.
@@ -73,7 +73,9 @@ func (e Entry) Shown() Kind {
 }
 
 // All returns the host's objects (shm.Objects) and glibc's semaphores
-// (shm.Semaphores), sorted by name, then an object before a semaphore.
+// (shm.Semaphores), sorted by name, then an object before a semaphore:
+// the directory read once per kind, each entry lstat'ed (no permission
+// on it needed).
 func All() ([]Entry, error) {
 	var out []Entry
 	for fi, err := range shm.Objects() {
@@ -188,7 +190,7 @@ func Stat(name string) (Entry, error) {
 // publishes (or RemoveStale when its process is killed with the entry in
 // quarantine). A long name is cut short to fit NAME_MAX, as the package
 // cuts it (internal/tmpname). An invalid name, or a directory that cannot
-// be read, has none.
+// be read, has none. It reads the directory and lstats what matches.
 func Leftovers(name string) []Entry {
 	base, err := baseName(name)
 	if err != nil {
