@@ -34,14 +34,15 @@
 //
 // Op follows one rule. A function or method that stands for one libc or
 // kernel call names that call in every error it returns, a bad argument
-// and fs.ErrClosed included: "fchmod" for Chmod, "fchown" for Chown,
-// "fstat" for Mapping.Stat, "msync" for Sync and SyncRange, "fcntl" for
-// File and Seals, "futex" for Wait and Wake, "sem_post" for Post,
-// "shm_unlink" for Unlink. One that makes several calls, or none, names
-// the call that failed ("shm_open", "fallocate", "mmap", "link", ...) and
-// otherwise itself, in lower case: "openfile", "mapfile", "createtemp",
-// "creatememfd", "opensemaphorewith", "truncate", "remap", "addseals",
-// "readat", "writeat", "uint32", "uint64", "close".
+// and fs.ErrClosed included: "fchmod" for Mapping.Chmod, "fchown" for
+// Mapping.Chown, "fstat" for Mapping.Stat, "msync" for Sync and
+// SyncRange, "fcntl" for File and Seals, "futex" for Wait and Wake,
+// "sem_post" for Post, "shm_unlink" for Unlink. One that makes several
+// calls, or none, names the call that failed ("shm_open", "fallocate",
+// "mmap", "link", ...) and otherwise itself, in lower case: "openfile",
+// "mapfile", "createtemp", "creatememfd", "opensemaphorewith", "chmod",
+// "chown", "truncate", "remap", "addseals", "readat", "writeat", "uint32",
+// "uint64", "close".
 //
 // # Safety
 //
@@ -82,7 +83,9 @@
 // for glibc 2.34 and later and musl; semaphores left out), Stat
 // describes an object, and Holders finds the processes that have it open or
 // mapped, by device and inode as fuser does. Mapping.Chmod and
-// Mapping.Chown set the exact mode and the owner. Mapping.Truncate resizes
+// Mapping.Chown set the exact mode and the owner; Lstat, Chmod and Chown
+// describe and change an object by name, needing no read permission on it
+// (as lstat, chmod(1) and chown(1)). Mapping.Truncate resizes
 // the object, reserving what it grows by, and this process's mapping;
 // Mapping.Remap follows a resize made elsewhere. The command's
 // "shm rm -stale" removes the objects nobody holds.

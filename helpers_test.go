@@ -169,6 +169,7 @@ var childRoles = map[string]childRole{
 	"remap":            childRemap,                      // lifecycle_test.go
 	"nobody":           childNobody,                     // lifecycle_test.go
 	"holders-denied":   childHoldersDenied,              // lifecycle_test.go
+	"by-name":          childByName,                     // lifecycle_test.go
 	"mutex-count":      mutexRole(0, childMutexCount),   // mutex_test.go
 	"mutex-hold":       mutexRole(0, childMutexHold),    // mutex_test.go
 	"mutex-hold8":      mutexRole(8, childMutexHold),    // mutex_test.go

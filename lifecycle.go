@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/posixshm/shm/internal/kernel"
 	"github.com/posixshm/shm/internal/proc"
 )
 
@@ -89,8 +90,8 @@ func (m *Mapping) Stat() (fs.FileInfo, error) {
 // bits only. Safe for concurrent use; after Close it returns an error
 // wrapping fs.ErrClosed.
 func (m *Mapping) Chmod(mode fs.FileMode) error {
-	if mode&^fs.ModePerm != 0 {
-		return argErr("fchmod", m.name, "mode %v: only permission bits are allowed", mode)
+	if err := checkMode("fchmod", m.name, mode); err != nil {
+		return err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -105,8 +106,8 @@ func (m *Mapping) Chmod(mode fs.FileMode) error {
 // (CAP_CHOWN); the owner may set a group it belongs to. Safe for
 // concurrent use; after Close it returns an error wrapping fs.ErrClosed.
 func (m *Mapping) Chown(uid, gid int) error {
-	if uid < -1 || gid < -1 || int64(uid) > 1<<32-2 || int64(gid) > 1<<32-2 {
-		return argErr("fchown", m.name, "uid %d, gid %d: want -1 or a 32-bit id", uid, gid)
+	if err := checkOwner("fchown", m.name, uid, gid); err != nil {
+		return err
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -114,6 +115,117 @@ func (m *Mapping) Chown(uid, gid int) error {
 		return m.errClosed("fchown")
 	}
 	return fchown(m.name, m.fd, uid, gid)
+}
+
+// checkMode refuses a mode with more than permission bits.
+func checkMode(op, name string, mode fs.FileMode) error {
+	if mode&^fs.ModePerm != 0 {
+		return argErr(op, name, "mode %v: only permission bits are allowed", mode)
+	}
+	return nil
+}
+
+// checkOwner refuses a uid or gid that is neither -1 nor a 32-bit id.
+func checkOwner(op, name string, uid, gid int) error {
+	if uid < -1 || gid < -1 || int64(uid) > 1<<32-2 || int64(gid) > 1<<32-2 {
+		return argErr(op, name, "uid %d, gid %d: want -1 or a 32-bit id", uid, gid)
+	}
+	return nil
+}
+
+// Lstat describes the object name as Stat does, but needs no permission
+// on the object, as lstat(2) needs none on a file: where this user may
+// not read it (shm_open fails with EACCES), the object's file in Dir is
+// opened with O_PATH|O_NOFOLLOW, which grants no access to its bytes, and
+// fstat describes it. Errors are as Stat's; a symbolic link or anything
+// else but a regular file under the name is an error wrapping
+// syscall.ENODEV.
+func Lstat(name string) (fs.FileInfo, error) {
+	var fi fs.FileInfo
+	err := byName(name, func(fd int, st *syscall.Stat_t, _ bool) error {
+		fi = &fileInfo{name: baseName(name), st: st}
+		return nil
+	})
+	return fi, err
+}
+
+// Chmod sets the permission bits of the object name to exactly mode,
+// whatever the umask, as os.Chmod does for a file; only the object's owner
+// (or root) may. Like chmod(1), it needs no permission on the object:
+// shm_open(name, O_RDONLY|O_NONBLOCK) and fchmod, or, where this user may
+// not read the object (EACCES), an O_PATH|O_NOFOLLOW open of its file in
+// Dir and chmod(2) of that descriptor's /proc/self/fd link, which reaches
+// the very file that was opened. mode must hold permission bits only (else
+// an error wrapping syscall.EINVAL). Errors are *fs.PathError with the
+// failing call as Op; anything but a regular file under the name is an
+// error wrapping syscall.ENODEV.
+func Chmod(name string, mode fs.FileMode) error {
+	if err := checkMode("chmod", name, mode); err != nil {
+		return err
+	}
+	return byName(name, func(fd int, _ *syscall.Stat_t, pathOnly bool) error {
+		if !pathOnly {
+			return fchmod(name, fd, uint32(mode))
+		}
+		if err := syscall.Chmod(proc.FD(fd), uint32(mode)); err != nil {
+			return &fs.PathError{Op: "chmod", Path: name, Err: err}
+		}
+		return nil
+	})
+}
+
+// Chown sets the owner and group of the object name, as os.Chown does for
+// a file; a uid or gid of -1 leaves that one unchanged. Changing the owner
+// needs root (CAP_CHOWN); the owner may set a group it belongs to. Like
+// chown(1), it needs no permission on the object: shm_open(name,
+// O_RDONLY|O_NONBLOCK) and fchown, or, where this user may not read the
+// object (EACCES), an O_PATH|O_NOFOLLOW open of its file in Dir and
+// fchownat(fd, "", AT_EMPTY_PATH). Errors are *fs.PathError with the
+// failing call as Op; a bad id wraps syscall.EINVAL, anything but a
+// regular file under the name syscall.ENODEV.
+func Chown(name string, uid, gid int) error {
+	if err := checkOwner("chown", name, uid, gid); err != nil {
+		return err
+	}
+	return byName(name, func(fd int, _ *syscall.Stat_t, pathOnly bool) error {
+		if !pathOnly {
+			return fchown(name, fd, uid, gid)
+		}
+		if err := syscall.Fchownat(fd, "", uid, gid, kernel.AT_EMPTY_PATH); err != nil {
+			return &fs.PathError{Op: "fchownat", Path: name, Err: err}
+		}
+		return nil
+	})
+}
+
+// byName runs do on a descriptor of the object name and its fstat: one
+// that shm_open(O_RDONLY) made, or, where this user may not read the
+// object, an O_PATH descriptor of its file in Dir (pathOnly), which libc's
+// EACCES showed to exist under a valid name. Only a regular file is an
+// object (else ENODEV, as Stat says; a symbolic link put there since is
+// one, which O_NOFOLLOW opened itself).
+func byName(name string, do func(fd int, st *syscall.Stat_t, pathOnly bool) error) error {
+	fd, err := shmOpenFD(name, os.O_RDONLY, 0)
+	pathOnly := false
+	if errors.Is(err, syscall.EACCES) {
+		pathOnly = true
+		fd, err = syscall.Open(Dir()+"/"+baseName(name), kernel.O_PATH|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer closeFD(fd)
+	st, err := fstatFD(name, fd)
+	if err != nil {
+		return err
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return explain(&fs.PathError{Op: "shm_open", Path: name, Err: syscall.ENODEV})
+	}
+	return do(fd, st, pathOnly)
 }
 
 // Truncate changes the object's size to size bytes and maps all of it in

@@ -293,6 +293,108 @@ func TestChownNobody(t *testing.T) {
 	}
 }
 
+// childByName plays "by-name": run as uid 65534, which owns the object
+// name but may not read it (mode 0): Stat is refused, Lstat describes it,
+// Chmod and Chown by name change it, and Chown to root is refused.
+func childByName(role, name string, in *bufio.Reader) int {
+	if _, err := shm.Stat(name); !errors.Is(err, fs.ErrPermission) {
+		return childFail(role, "Stat of an unreadable object = %v; want EACCES", err)
+	}
+	fi, err := shm.Lstat(name)
+	if err != nil {
+		return childFail(role, "Lstat: %v", err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Name() != strings.TrimLeft(name, "/") || fi.Mode() != 0 || fi.Size() != 4096 || st.Uid != 65534 {
+		return childFail(role, "Lstat: name %q mode %v size %d uid %d", fi.Name(), fi.Mode(), fi.Size(), st.Uid)
+	}
+	if err := shm.Chown(name, -1, 65534); err != nil {
+		return childFail(role, "Chown(-1, 65534) as owner: %v", err)
+	}
+	err = shm.Chown(name, 0, -1)
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "fchownat" || pe.Path != name || !errors.Is(err, fs.ErrPermission) {
+		return childFail(role, "Chown to root as nobody = %v; want fchownat: operation not permitted", err)
+	}
+	if err := shm.Chmod(name, 0o604); err != nil { // last: it makes the object readable
+		return childFail(role, "Chmod as owner: %v", err)
+	}
+	fmt.Print("ok")
+	return 0
+}
+
+// TestByNameWithoutRead: Lstat, Chmod and Chown by name work for the
+// object's owner without read permission (as lstat, chmod(1) and chown(1)
+// do), and as Stat, fchmod and fchown otherwise, refusing what Stat
+// refuses.
+//
+// Kills: byName without its O_PATH fallback (the child's Lstat and Chmod
+// fail with EACCES); Chown by name passing gid as uid (with and without
+// read permission); Lstat's Name with the slash; the ENODEV check dropped (the FIFO is described); checkMode
+// skipped in Chmod (setuid accepted).
+func TestByNameWithoutRead(t *testing.T) {
+	s := create(t, 4096)
+	name := s.Name()
+	s.Close()
+	fi, err := shm.Lstat(name)
+	want, _ := shm.Stat(name)
+	if err != nil || fi.Name() != want.Name() || fi.Sys().(*syscall.Stat_t).Ino != want.Sys().(*syscall.Stat_t).Ino {
+		t.Fatalf("Lstat = %v, %v; Stat = %v", fi, err, want)
+	}
+	if err := shm.Chmod(name, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := shm.Stat(name); fi.Mode() != 0o640 {
+		t.Fatalf("Chmod(0640) by name: mode %v", fi.Mode())
+	}
+	wantPathErr(t, shm.Chmod(name, fs.ModeSetuid|0o600), "chmod", name, syscall.EINVAL)
+	wantPathErr(t, shm.Chown(name, -2, 0), "chown", name, syscall.EINVAL)
+	missing := uniqueName(t)
+	cleanup(t, missing)
+	for _, err := range []error{shm.Chmod(missing, 0o600), shm.Chown(missing, -1, -1), func() error { _, err := shm.Lstat(missing); return err }()} {
+		wantPathErr(t, err, "shm_open", missing, fs.ErrNotExist)
+	}
+	if exists(missing) {
+		t.Fatal("a call by name created the object")
+	}
+	fifo := uniqueName(t)
+	if err := syscall.Mkfifo(devPath(fifo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(devPath(fifo)) })
+	_, err = shm.Lstat(fifo)
+	wantPathErr(t, err, "shm_open", fifo, syscall.ENODEV)
+	wantPathErr(t, shm.Chmod(fifo, 0o644), "shm_open", fifo, syscall.ENODEV)
+
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hand the object to uid 65534")
+	}
+	if err := shm.Chown(name, 65534, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := shm.Chmod(name, 0); err != nil {
+		t.Fatal(err)
+	}
+	if out := runNobody(t, "by-name", name); out != "ok" {
+		t.Fatalf("child as nobody said %q", out)
+	}
+	fi, err = shm.Stat(name)
+	if st := fi.Sys().(*syscall.Stat_t); err != nil || fi.Mode() != 0o604 || st.Uid != 65534 || st.Gid != 65534 {
+		t.Fatalf("after the child's Chmod and Chown: %v, mode %v, %d:%d", err, fi.Mode(), st.Uid, st.Gid)
+	}
+}
+
+// runNobody runs a child of role for name as uid 65534 to its end and
+// returns its standard output.
+func runNobody(t *testing.T, role, name string) string {
+	t.Helper()
+	cmd := nobodyCmd(t, role, name)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child %s as nobody: %v, %q\n%s", role, err, out, cmd.Stderr)
+	}
+	return string(out)
+}
+
 // holdingChild starts a child that holds name as role says, and returns
 // its pid and a func that lets it exit and waits for it.
 func holdingChild(t *testing.T, role, name string) (pid int, release func()) {

@@ -48,13 +48,6 @@ func createCmd(fl *flag.FlagSet) runner {
 	}
 }
 
-func closeErr(cmd, name string, c io.Closer) error {
-	if err := c.Close(); err != nil {
-		return cmdErr(cmd, name, err)
-	}
-	return nil
-}
-
 type writeOpts struct {
 	size           sizeFlag
 	existing, keep bool
@@ -285,7 +278,8 @@ func truncateCmd(fl *flag.FlagSet) runner {
 	}
 }
 
-// chmodCmd sets an object's mode exactly (fchmod, no umask).
+// chmodCmd sets an object's mode exactly (shm.Chmod: no umask, and no
+// read permission needed, as chmod(1)).
 func chmodCmd(fl *flag.FlagSet) runner {
 	return func(e *env, args []string) error {
 		if len(args) != 2 {
@@ -296,17 +290,16 @@ func chmodCmd(fl *flag.FlagSet) runner {
 			return usageError{err.Error()}
 		}
 		name := args[1]
-		err := withObject(name, func(s *shm.Segment) error { return s.Chmod(fs.FileMode(mode)) },
-			func(p *pathObject) error { return p.chmod(uint32(mode)) })
-		if err != nil {
+		if err := shm.Chmod(name, fs.FileMode(mode)); err != nil {
 			return cmdErr("chmod", name, err)
 		}
 		return nil
 	}
 }
 
-// chownCmd sets an object's owner and group: USER, USER:GROUP, USER: (the
-// user's login group) or :GROUP, each a name or a number.
+// chownCmd sets an object's owner and group (shm.Chown: no read
+// permission needed, as chown(1)): USER, USER:GROUP, USER: (the user's
+// login group) or :GROUP, each a name or a number.
 func chownCmd(fl *flag.FlagSet) runner {
 	return func(e *env, args []string) error {
 		if len(args) != 2 {
@@ -317,37 +310,11 @@ func chownCmd(fl *flag.FlagSet) runner {
 			return usageError{err.Error()}
 		}
 		name := args[1]
-		err = withObject(name, func(s *shm.Segment) error { return s.Chown(uid, gid) },
-			func(p *pathObject) error { return p.chown(uid, gid) })
-		if err != nil {
+		if err := shm.Chown(name, uid, gid); err != nil {
 			return cmdErr("chown", name, err)
 		}
 		return nil
 	}
-}
-
-// withObject runs do on the object name opened read-only through the
-// package. Where this user may not read it, which does not stop its owner
-// (or root) from changing its mode or owner, as chmod(1) can, it runs
-// byPath on the object opened without any access (O_PATH) instead.
-func withObject(name string, do func(*shm.Segment) error, byPath func(*pathObject) error) error {
-	s, err := shm.OpenFile(name, os.O_RDONLY, 0, 0, nil)
-	if errors.Is(err, fs.ErrPermission) {
-		p, perr := openPathObject(name)
-		if perr != nil {
-			return perr
-		}
-		defer p.close()
-		return byPath(p)
-	}
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := do(s); err != nil {
-		return err
-	}
-	return s.Close()
 }
 
 // parseOwner reads USER[:GROUP] as chown(1) does: names or numbers;

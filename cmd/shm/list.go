@@ -4,14 +4,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os/user"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +17,7 @@ import (
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/shmdir"
 )
 
 var listCommands = []*command{
@@ -27,175 +25,31 @@ var listCommands = []*command{
 	{name: "ls", args: "[-l] [-n] [-json | -0] [NAME...]", summary: "list the host's objects and semaphores, or the NAMEs given", setup: lsCmd},
 }
 
-// entry is an object ("shm") or a semaphore ("sem") of /dev/shm.
-type entry struct {
-	kind string // "shm" or "sem"
-	name string // as Open or OpenSemaphore takes it: "/x"
-	path string // its file
-	st   *syscall.Stat_t
-}
-
-// allEntries returns the host's objects (shm.Objects) and glibc's
-// semaphores (shm.Semaphores), sorted by name, then type.
-func allEntries() ([]entry, error) {
-	var out []entry
-	for fi, err := range shm.Objects() {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, entry{"shm", "/" + fi.Name(), shm.Dir() + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
-	}
-	for fi, err := range shm.Semaphores() {
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, entry{"sem", "/" + strings.TrimPrefix(fi.Name(), "sem."), shm.Dir() + "/" + fi.Name(), fi.Sys().(*syscall.Stat_t)})
-	}
-	sortEntries(out)
-	return out, nil
-}
-
-func sortEntries(es []entry) {
-	slices.SortFunc(es, func(a, b entry) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
-		}
-		return strings.Compare(b.kind, a.kind) // shm before sem
-	})
-}
-
-// namedEntries returns the object and the semaphore called name, as far
-// as they exist (lstat: no permission needed); an error wrapping
-// fs.ErrNotExist if neither does. A symbolic link, directory or other
-// non-regular file under the name is refused with ENODEV, as the package
-// refuses it.
-func namedEntries(name string) ([]entry, error) {
-	var out []entry
-	op, err := objectPath(name)
-	if err != nil {
-		return nil, err
-	}
-	sp, _ := semPath(name)
-	for _, c := range []struct{ kind, path string }{{"shm", op}, {"sem", sp}} {
-		if c.path == "" {
-			continue
-		}
-		st, err := lstat(c.path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-			return nil, syscall.ENODEV
-		}
-		out = append(out, entry{c.kind, "/" + strings.TrimLeft(name, "/"), c.path, st})
-	}
-	if len(out) == 0 {
-		return nil, syscall.ENOENT
-	}
-	return out, nil
-}
-
-// holderInfo is the holders of some entries, by path, and the processes
-// that could not be inspected.
-type holderInfo struct {
-	pids   map[string][]int // by entry path; nil slice: none found
-	failed map[string]error // by entry path: the holders are unknown
-	denied []int
-	hidden error // /proc hides some processes (hidepid)
-}
-
-// known reports whether the holders of e are known: found, and no process
-// could have hidden one.
-func (h *holderInfo) known(e entry) bool {
-	return h.failed[e.path] == nil && len(h.denied) == 0 && h.hidden == nil
-}
-
-// findHolders looks for the processes that hold es: one scan of /proc for
-// all objects (shm.HoldersAll), one per semaphore (shm.Holders of its
-// file, which shm_open reaches as "/sem.NAME").
-func findHolders(es []entry) *holderInfo {
-	h := &holderInfo{pids: map[string][]int{}, failed: map[string]error{}}
-	var hidden hiddenError
-	if err := checkProc(); errors.As(err, &hidden) {
-		h.hidden = err // some processes are invisible: every answer is partial
-	} else if err != nil { // no holder found would mean nothing
-		for _, e := range es {
-			h.failed[e.path] = err
-		}
-		return h
-	}
-	deniedSet := map[int]bool{}
-	addDenied := func(err error) error {
-		var de *shm.DeniedError
-		if errors.As(err, &de) {
-			for _, p := range de.PIDs {
-				if !deniedSet[p] {
-					deniedSet[p] = true
-					h.denied = append(h.denied, p)
-				}
-			}
-			return nil
-		}
-		return err
-	}
-	var all map[string][]int
-	var allErr error
-	for _, e := range es {
-		switch e.kind {
-		case "shm":
-			if all == nil {
-				all, allErr = shm.HoldersAll()
-				allErr = addDenied(allErr)
-			}
-			h.pids[e.path] = all[e.name]
-			if allErr != nil {
-				h.failed[e.path] = allErr
-			}
-		case "sem":
-			pids, err := shm.Holders("/" + filepath.Base(e.path))
-			h.pids[e.path] = pids
-			if err = addDenied(err); err != nil {
-				h.failed[e.path] = err
-			}
-		}
-	}
-	slices.Sort(h.denied)
-	return h
-}
-
-// holdersField is the HOLDERS column: pids joined by commas, "-" for none,
-// "?" when unknown.
-func (h *holderInfo) field(e entry) string {
-	pids := h.pids[e.path]
-	if len(pids) == 0 {
-		if !h.known(e) {
-			return "?"
-		}
+// holdersField is the HOLDERS column of en: pids joined by commas, "-"
+// for none, "?" when unknown (alone or after the pids found).
+func holdersField(h *shmdir.Holders, en shmdir.Entry) string {
+	pids := h.PIDs[en.Path]
+	switch {
+	case h.Known(en) && len(pids) == 0:
 		return "-"
+	case h.Known(en):
+		return joinPIDs(pids)
+	case len(pids) == 0:
+		return "?"
 	}
-	s := make([]string, len(pids))
-	for i, p := range pids {
-		s[i] = strconv.Itoa(p)
-	}
-	if !h.known(e) {
-		s = append(s, "?")
-	}
-	return strings.Join(s, ",")
+	return joinPIDs(pids) + ",?"
 }
 
 // warnUnknown says on standard error why some holders are unknown.
-func (h *holderInfo) warnUnknown(e *env, cmd string) {
-	if h.hidden != nil {
-		e.warn("%s: %v: holders there are unknown (\"?\")", cmd, h.hidden)
+func warnUnknown(e *env, h *shmdir.Holders, cmd string) {
+	if h.Hidden != nil {
+		e.warn("%s: %v: holders there are unknown (\"?\")", cmd, h.Hidden)
 	}
-	if len(h.denied) > 0 {
-		e.warn("%s: %s: holders there are unknown (\"?\")", cmd, explainDenied(h.denied))
+	if len(h.Denied) > 0 {
+		e.warn("%s: %s: holders there are unknown (\"?\")", cmd, explainDenied(h.Denied))
 	}
 	seen := map[string]bool{}
-	for path, err := range h.failed {
+	for path, err := range h.Failed {
 		if !seen[err.Error()] {
 			seen[err.Error()] = true
 			e.warn("%s: holders of %s: %s", cmd, quoteName(path), errText(err))
@@ -214,14 +68,14 @@ func lsCmd(fl *flag.FlagSet) runner {
 		}
 		long := *long || *numeric
 		es, failed := gather(e, "ls", args)
-		var h *holderInfo
+		var h *shmdir.Holders
 		if long || *asJSON {
-			h = findHolders(es)
-			defer h.warnUnknown(e, "ls")
+			h = shmdir.FindHolders(procDir, es)
+			defer warnUnknown(e, h, "ls")
 		}
 		switch {
 		case *asJSON:
-			if err := writeJSON(e.stdout, es, h, long); err != nil {
+			if err := writeJSON(e.stdout, es, h); err != nil {
 				return err
 			}
 		case long:
@@ -237,10 +91,10 @@ func lsCmd(fl *flag.FlagSet) runner {
 				fmt.Fprintf(w, "TYPE\tMODE\tOWNER\tGROUP\tSIZE\tMODIFIED\tHOLDERS\tNAME\n")
 			}
 			for _, en := range es {
-				fmt.Fprint(w, strings.Join([]string{shownKind(en), modeString(en.st),
-					owner(en.st.Uid, *numeric, userName), owner(en.st.Gid, *numeric, groupName),
-					strconv.FormatInt(en.st.Size, 10), mtime(en.st).Format("2006-01-02T15:04:05"),
-					h.field(en), name(en.name)}, sep), end)
+				fmt.Fprint(w, strings.Join([]string{string(en.Shown()), modeString(en.Stat),
+					owner(en.Stat.Uid, *numeric, userName), owner(en.Stat.Gid, *numeric, groupName),
+					strconv.FormatInt(en.Stat.Size, 10), mtime(en.Stat).Format("2006-01-02T15:04:05"),
+					holdersField(h, en), name(en.Name)}, sep), end)
 			}
 			if tw != nil {
 				if err := tw.Flush(); err != nil {
@@ -250,9 +104,9 @@ func lsCmd(fl *flag.FlagSet) runner {
 		default:
 			for _, en := range es {
 				if *nul {
-					fmt.Fprintf(e.stdout, "%s %s\x00", shownKind(en), en.name)
+					fmt.Fprintf(e.stdout, "%s %s\x00", en.Shown(), en.Name)
 				} else {
-					fmt.Fprintf(e.stdout, "%s %s\n", shownKind(en), quoteName(en.name))
+					fmt.Fprintf(e.stdout, "%s %s\n", en.Shown(), quoteName(en.Name))
 				}
 			}
 		}
@@ -265,9 +119,9 @@ func lsCmd(fl *flag.FlagSet) runner {
 
 // gather returns the entries of the NAMEs given, or all, reporting each
 // NAME that has none.
-func gather(e *env, cmd string, names []string) (es []entry, failed bool) {
+func gather(e *env, cmd string, names []string) (es []shmdir.Entry, failed bool) {
 	if len(names) == 0 {
-		all, err := allEntries()
+		all, err := shmdir.All()
 		if err != nil {
 			e.warn("%v", cmdErr(cmd, shm.Dir(), err))
 			return nil, true
@@ -275,7 +129,7 @@ func gather(e *env, cmd string, names []string) (es []entry, failed bool) {
 		return all, false
 	}
 	for _, n := range names {
-		got, err := namedEntries(n)
+		got, err := shmdir.Named(n)
 		if err != nil {
 			e.warn("%v", cmdErr(cmd, n, err))
 			failed = true
@@ -283,7 +137,7 @@ func gather(e *env, cmd string, names []string) (es []entry, failed bool) {
 		}
 		es = append(es, got...)
 	}
-	sortEntries(es) // as ls sorts its operands
+	shmdir.Sort(es) // as ls sorts its operands
 	return es, failed
 }
 
@@ -297,32 +151,32 @@ func owner(id uint32, numeric bool, lookup func(uint32) string) string {
 }
 
 // record is the JSON form of an entry.
-func record(en entry, h *holderInfo) map[string]any {
+func record(en shmdir.Entry, h *shmdir.Holders) map[string]any {
 	rec := map[string]any{
-		"type":     shownKind(en),
-		"path":     en.path,
-		"size":     en.st.Size,
-		"mode":     octal(en.st),
-		"uid":      en.st.Uid,
-		"gid":      en.st.Gid,
-		"owner":    userName(en.st.Uid),
-		"group":    groupName(en.st.Gid),
-		"modified": mtime(en.st).Format(time.RFC3339Nano),
-		"changed":  ctime(en.st).Format(time.RFC3339Nano),
+		"type":     en.Shown(),
+		"path":     en.Path,
+		"size":     en.Stat.Size,
+		"mode":     octal(en.Stat),
+		"uid":      en.Stat.Uid,
+		"gid":      en.Stat.Gid,
+		"owner":    userName(en.Stat.Uid),
+		"group":    groupName(en.Stat.Gid),
+		"modified": mtime(en.Stat).Format(time.RFC3339Nano),
+		"changed":  ctime(en.Stat).Format(time.RFC3339Nano),
 	}
-	jsonName(rec, en.name)
+	jsonName(rec, en.Name)
 	if h != nil {
-		if h.known(en) {
-			rec["holders"] = append([]int{}, h.pids[en.path]...)
+		if h.Known(en) {
+			rec["holders"] = append([]int{}, h.PIDs[en.Path]...)
 		} else {
 			rec["holders"] = nil // unknown
-			rec["holders_found"] = append([]int{}, h.pids[en.path]...)
+			rec["holders_found"] = append([]int{}, h.PIDs[en.Path]...)
 		}
 	}
 	return rec
 }
 
-func writeJSON(w io.Writer, es []entry, h *holderInfo, _ bool) error {
+func writeJSON(w io.Writer, es []shmdir.Entry, h *shmdir.Holders) error {
 	recs := make([]map[string]any, 0, len(es))
 	for _, en := range es {
 		recs = append(recs, record(en, h))
@@ -332,21 +186,20 @@ func writeJSON(w io.Writer, es []entry, h *holderInfo, _ bool) error {
 	return enc.Encode(recs)
 }
 
-// statCmd describes objects and semaphores. An object goes through the
-// package (shm.Stat: what it refuses, stat refuses); one this user may not
-// read is described from its file, opened without access (O_PATH), as
-// stat(1) can; a NAME with no object but a semaphore describes the
-// semaphore.
+// statCmd describes objects and semaphores (shmdir.Stat): an object as
+// package shm describes it (what it refuses, stat refuses), also one this
+// user may not read, as stat(1) can; a NAME with no object but a
+// semaphore describes the semaphore.
 func statCmd(fl *flag.FlagSet) runner {
 	asJSON := fl.Bool("json", false, "print a JSON array, one object per entry")
 	return func(e *env, args []string) error {
 		if len(args) == 0 {
 			return usageError{"want at least one NAME"}
 		}
-		var es []entry
+		var es []shmdir.Entry
 		failed := false
 		for _, name := range args {
-			en, err := statEntry(name)
+			en, err := shmdir.Stat(name)
 			if err != nil {
 				e.warn("%v", cmdErr("stat", name, err))
 				failed = true
@@ -354,10 +207,10 @@ func statCmd(fl *flag.FlagSet) runner {
 			}
 			es = append(es, en)
 		}
-		h := findHolders(es)
-		defer h.warnUnknown(e, "stat")
+		h := shmdir.FindHolders(procDir, es)
+		defer warnUnknown(e, h, "stat")
 		if *asJSON {
-			if err := writeJSON(e.stdout, es, h, true); err != nil {
+			if err := writeJSON(e.stdout, es, h); err != nil {
 				return err
 			}
 		} else {
@@ -366,16 +219,16 @@ func statCmd(fl *flag.FlagSet) runner {
 					fmt.Fprintln(e.stdout)
 				}
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
-				fmt.Fprintf(w, "type:\t%s\n", shownKind(en))
-				fmt.Fprintf(w, "name:\t%s\n", quoteName(en.name))
-				fmt.Fprintf(w, "path:\t%s\n", quoteName(en.path))
-				fmt.Fprintf(w, "size:\t%d\n", en.st.Size)
-				fmt.Fprintf(w, "mode:\t%s (%s)\n", modeString(en.st), octal(en.st))
-				fmt.Fprintf(w, "owner:\t%s (%d)\n", quoteName(userName(en.st.Uid)), en.st.Uid)
-				fmt.Fprintf(w, "group:\t%s (%d)\n", quoteName(groupName(en.st.Gid)), en.st.Gid)
-				fmt.Fprintf(w, "modified:\t%s (%s ago)\n", mtime(en.st).Format(time.RFC3339), age(mtime(en.st)))
-				fmt.Fprintf(w, "changed:\t%s (%s ago)\n", ctime(en.st).Format(time.RFC3339), age(ctime(en.st)))
-				fmt.Fprintf(w, "holders:\t%s\n", h.field(en))
+				fmt.Fprintf(w, "type:\t%s\n", en.Shown())
+				fmt.Fprintf(w, "name:\t%s\n", quoteName(en.Name))
+				fmt.Fprintf(w, "path:\t%s\n", quoteName(en.Path))
+				fmt.Fprintf(w, "size:\t%d\n", en.Stat.Size)
+				fmt.Fprintf(w, "mode:\t%s (%s)\n", modeString(en.Stat), octal(en.Stat))
+				fmt.Fprintf(w, "owner:\t%s (%d)\n", quoteName(userName(en.Stat.Uid)), en.Stat.Uid)
+				fmt.Fprintf(w, "group:\t%s (%d)\n", quoteName(groupName(en.Stat.Gid)), en.Stat.Gid)
+				fmt.Fprintf(w, "modified:\t%s (%s ago)\n", mtime(en.Stat).Format(time.RFC3339), age(mtime(en.Stat)))
+				fmt.Fprintf(w, "changed:\t%s (%s ago)\n", ctime(en.Stat).Format(time.RFC3339), age(ctime(en.Stat)))
+				fmt.Fprintf(w, "holders:\t%s\n", holdersField(h, en))
 				if err := w.Flush(); err != nil {
 					return err
 				}
@@ -386,38 +239,6 @@ func statCmd(fl *flag.FlagSet) runner {
 		}
 		return nil
 	}
-}
-
-// statEntry describes name: the object through shm.Stat, else (no read
-// permission) its file; with no object, the semaphore.
-func statEntry(name string) (entry, error) {
-	path, perr := objectPath(name)
-	fi, err := shm.Stat(name)
-	switch {
-	case err == nil:
-		return entry{"shm", "/" + fi.Name(), path, fi.Sys().(*syscall.Stat_t)}, nil
-	case errors.Is(err, fs.ErrPermission) && perr == nil:
-		p, err := openPath(path)
-		if err != nil {
-			return entry{}, err
-		}
-		defer p.close()
-		return entry{"shm", "/" + filepath.Base(path), path, &p.st}, nil
-	case errors.Is(err, fs.ErrNotExist):
-		sp, serr := semPath(name)
-		if serr != nil {
-			return entry{}, err
-		}
-		p, serr := openPath(sp)
-		if errors.Is(serr, fs.ErrNotExist) {
-			return entry{}, err // neither: the object's error
-		} else if serr != nil {
-			return entry{}, serr
-		}
-		defer p.close()
-		return entry{"sem", "/" + strings.TrimPrefix(filepath.Base(sp), "sem."), sp, &p.st}, nil
-	}
-	return entry{}, err
 }
 
 var userNames sync.Map // uint32 → string
@@ -455,3 +276,18 @@ func age(t time.Time) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
+
+func mtime(st *syscall.Stat_t) time.Time {
+	return time.Unix(int64(st.Mtim.Sec), int64(st.Mtim.Nsec))
+}
+
+func ctime(st *syscall.Stat_t) time.Time {
+	return time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec))
+}
+
+// modeString is st's mode as ls shows it: -rw-r-----.
+func modeString(st *syscall.Stat_t) string {
+	return fs.FileMode(st.Mode & 0o777).String()
+}
+
+func octal(st *syscall.Stat_t) string { return fmt.Sprintf("%#o", st.Mode&0o7777) }

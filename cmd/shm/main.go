@@ -157,7 +157,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -170,7 +169,6 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
-	"unicode/utf8"
 )
 
 // Exit statuses; the package doc's table says when each is given.
@@ -422,40 +420,6 @@ func notifyStop(c chan<- os.Signal) {
 func stoppedBy(sig os.Signal, what string) exitCode {
 	n := int(sig.(syscall.Signal))
 	return exitCode{128 + n, fmt.Sprintf("%s: %v (signal %d)", what, sig, n)}
-}
-
-// cmdErr words an error as "<command> <name>: <reason>", the libc call
-// that failed being detail the user does not need.
-func cmdErr(cmd, name string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	return fmt.Errorf("%s %s: %w", cmd, quoteName(name), err)
-}
-
-// quoteName is name as every output prints it, one field without spaces
-// that no name can forge: as it is when it is not empty and every
-// character is printable, not a space, not a quote or a backslash;
-// otherwise double-quoted with Go's escapes (\n, \t, \", \\, \xff for a
-// byte that is not UTF-8, \u202e for an invisible character), as GNU ls
-// --quoting-style=c, and a space written \x20. strconv.Unquote reads it
-// back.
-func quoteName(name string) string {
-	q := strconv.Quote(name)
-	if name == "" || q[1:len(q)-1] != name || strings.ContainsFunc(name, unicode.IsSpace) {
-		return strings.ReplaceAll(q, " ", `\x20`)
-	}
-	return name
-}
-
-// jsonName sets the name fields of a JSON record: name, and name_base64
-// with the exact bytes when name is not valid UTF-8 (JSON cannot carry it).
-func jsonName(rec map[string]any, name string) {
-	rec["name"] = name
-	if !utf8.ValidString(name) {
-		rec["name_base64"] = base64.StdEncoding.EncodeToString([]byte(name))
-	}
 }
 
 // oneName returns the single NAME argument.

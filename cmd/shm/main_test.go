@@ -840,3 +840,15 @@ func TestSignalTestsUnderNohup(t *testing.T) {
 		t.Fatalf("the signal tests with SIGHUP, SIGINT and SIGTERM ignored: %v\n%s", err, out)
 	}
 }
+
+// lstat is syscall.Lstat of path.
+func lstat(path string) (*syscall.Stat_t, error) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// sameFile reports whether a and b are one inode.
+func sameFile(a, b *syscall.Stat_t) bool { return a.Dev == b.Dev && a.Ino == b.Ino }

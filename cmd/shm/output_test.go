@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/posixshm/shm/internal/shmdir"
 )
 
 // forgers are names that try to look like other lines or fields: a
@@ -153,10 +155,10 @@ func TestErrorMessagesCannotForge(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	e := &env{strings.NewReader(""), &out, &errb}
-	h := &holderInfo{pids: map[string][]int{}, failed: map[string]error{
+	h := &shmdir.Holders{PIDs: map[string][]int{}, Failed: map[string]error{
 		evil: &fs.PathError{Op: "sem_open", Path: "/x\nshm: rm /important: removed", Err: syscall.EACCES},
 	}}
-	h.warnUnknown(e, "ls")
+	warnUnknown(e, h, "ls")
 	if n := strings.Count(errb.String(), "\n"); n != 1 {
 		t.Errorf("one holders warning printed as %d lines: %q", n, errb.String())
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/shmdir"
 )
 
 // openCreator runs a goroutine that opens name with os.O_CREATE|os.O_RDWR
@@ -92,8 +93,8 @@ func needLeases(t *testing.T) {
 // removeLeftovers unlinks name's NAME.~RANDOM files when the test ends.
 func removeLeftovers(t *testing.T, name string) {
 	t.Cleanup(func() {
-		for _, l := range leftovers(name) {
-			os.Remove(l.path)
+		for _, l := range shmdir.Leftovers(name) {
+			os.Remove(l.Path)
 		}
 	})
 }
@@ -115,7 +116,7 @@ func testNoSplit(t *testing.T) {
 	stop := openCreator(t, name)
 	var said []string
 	for range 3 {
-		action, reason := removeStale(entry{"shm", name, "/dev/shm" + name, st}, true)
+		action, reason := removeStale(shmdir.Entry{Kind: shmdir.Object, Name: name, Path: "/dev/shm" + name, Stat: st}, true)
 		said = append(said, action+": "+reason)
 	}
 	inos, failed := stop()
@@ -123,8 +124,8 @@ func testNoSplit(t *testing.T) {
 	if now, err := lstat("/dev/shm" + name); err != nil || !sameFile(now, st) {
 		t.Errorf("split: the name is no longer the held object (%v)", err)
 	}
-	if l := leftovers(name); len(l) != 0 {
-		t.Errorf("split: %s is under a quarantine name", l[0].name)
+	if l := shmdir.Leftovers(name); len(l) != 0 {
+		t.Errorf("split: %s is under a quarantine name", l[0].Name)
 	}
 	for ino, n := range inos {
 		if ino != st.Ino {
@@ -206,7 +207,7 @@ func TestRmStaleOpenedInQuarantine(t *testing.T) {
 		return st
 	}
 	remove := func(st *syscall.Stat_t) (string, string) {
-		return removeStale(entry{"shm", name, "/dev/shm" + name, st}, true)
+		return removeStale(shmdir.Entry{Kind: shmdir.Object, Name: name, Path: "/dev/shm" + name, Stat: st}, true)
 	}
 	check := func(what string, st *syscall.Stat_t) {
 		t.Helper()

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/posixshm/shm"
 	"io"
 	"io/fs"
 	"os"
@@ -21,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/shmdir"
 )
 
 // holder starts a shell that holds name open (a descriptor, no mapping)
@@ -353,25 +355,25 @@ func TestRmStaleQuarantine(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid, _ := holder(t, name) // after the "first scan", which saw nobody
-	action, reason := removeStale(entry{"shm", name, "/dev/shm" + name, st}, true)
+	action, reason := removeStale(shmdir.Entry{Kind: shmdir.Object, Name: name, Path: "/dev/shm" + name, Stat: st}, true)
 	if action != "kept" || !strings.Contains(reason, fmt.Sprint(pid)) {
 		t.Errorf("removeStale of a held object: %s, %s", action, reason)
 	}
 	if now, err := lstat("/dev/shm" + name); err != nil || !sameFile(now, st) {
 		t.Fatalf("the held object is not back under its name: %v", err)
 	}
-	if l := leftovers(name); len(l) != 0 {
+	if l := shmdir.Leftovers(name); len(l) != 0 {
 		t.Fatalf("quarantine left %v", l)
 	}
 	// Free: removed, and the quarantine name too.
 	ok(t, runIn(t, nil, "rm", name))
 	ok(t, runIn(t, nil, "create", name))
 	st, _ = lstat("/dev/shm" + name)
-	if action, reason := removeStale(entry{"shm", name, "/dev/shm" + name, st}, true); action != "removed" {
+	if action, reason := removeStale(shmdir.Entry{Kind: shmdir.Object, Name: name, Path: "/dev/shm" + name, Stat: st}, true); action != "removed" {
 		t.Errorf("removeStale of a free object: %s, %s", action, reason)
 	}
-	if _, err := os.Stat("/dev/shm" + name); err == nil || len(leftovers(name)) != 0 {
-		t.Fatalf("after removal: %v, leftovers %v", err, leftovers(name))
+	if _, err := os.Stat("/dev/shm" + name); err == nil || len(shmdir.Leftovers(name)) != 0 {
+		t.Fatalf("after removal: %v, leftovers %v", err, shmdir.Leftovers(name))
 	}
 }
 
@@ -563,41 +565,6 @@ func TestChmodChownWithoutRead(t *testing.T) {
 	}
 	if r := asNobody(t, "chown", "0", name); r.code != 1 || !strings.Contains(r.stderr, "operation not permitted") {
 		t.Errorf("chown to root by nobody: exit %d, %q", r.code, r.stderr)
-	}
-}
-
-// TestCheckProc: a /proc whose self is not this process (another pid
-// namespace's) is refused; one mounted hidepid=2 is a hiddenError (refused
-// unless -ignore-denied) for a process without CAP_SYS_PTRACE; a usable
-// one passes.
-//
-// Kills: checkProc trusting any /proc with a self link; hidepid ignored
-// (other users' processes invisible, so none counted as denied).
-func TestCheckProc(t *testing.T) {
-	if err := checkProc(); err != nil {
-		t.Fatalf("the real /proc: %v", err)
-	}
-	old := procDir
-	t.Cleanup(func() { procDir = old })
-	fake := func(self, hidepid string) error {
-		procDir = t.TempDir()
-		pid := strconv.Itoa(os.Getpid())
-		os.MkdirAll(procDir+"/"+pid+"/fd", 0o755)
-		os.Symlink(self, procDir+"/self")
-		os.WriteFile(procDir+"/"+pid+"/mountinfo", []byte("22 1 0:21 / /proc rw,nosuid - proc proc rw"+hidepid+"\n"), 0o644)
-		os.WriteFile(procDir+"/"+pid+"/status", []byte("Name:\tshm\nCapEff:\t0000000000000000\n"), 0o644)
-		return checkProc()
-	}
-	pid := strconv.Itoa(os.Getpid())
-	if err := fake(pid, ""); err != nil {
-		t.Errorf("a usable /proc: %v", err)
-	}
-	if err := fake("1", ""); err == nil || !strings.Contains(err.Error(), "another pid namespace") {
-		t.Errorf("a /proc whose self is pid 1: %v", err)
-	}
-	var hidden hiddenError
-	if err := fake(pid, ",hidepid=invisible"); !errors.As(err, &hidden) {
-		t.Errorf("a /proc mounted hidepid=invisible: %v", err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package shmdir
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/posixshm/shm/internal/kernel"
 )
 
 // TestRenameNoReplace: the quarantine rename never replaces what exists
@@ -23,7 +25,7 @@ func TestRenameNoReplace(t *testing.T) {
 	if got, _ := os.ReadFile(b); string(got) != "b" {
 		t.Fatalf("the existing file was replaced: it holds %q", got)
 	}
-	if err := renameat2(a, b, flagNoReplace); errors.Is(err, syscall.ENOSYS) {
+	if err := renameat2(a, b, kernel.RENAME_NOREPLACE); errors.Is(err, syscall.ENOSYS) {
 		t.Logf("no renameat2 here: the lstat fallback was tested")
 	}
 	c := filepath.Join(dir, "c")
