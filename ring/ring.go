@@ -94,8 +94,8 @@ type Ring struct {
 	size     uintptr
 	capacity uint64
 	max      uint64
-	ws       []wslot // the writer slots
-	rs       []rslot // the reader slots
+	ws       []wslot      // the writer slots
+	rs       []rslot      // the reader slots
 	spin     atomic.Int64 // nanoseconds
 
 	mu      sync.Mutex

@@ -210,6 +210,8 @@ func FuzzCorruptCounters(f *testing.F) {
 		le.PutUint32(b[12:], uint32(ring.HeaderSize))
 		le.PutUint64(b[16:], capacity)
 		le.PutUint64(b[24:], capacity/2-8)
+		le.PutUint32(b[32:], 1) // readers
+		le.PutUint32(b[36:], 1) // writers
 		copy(b, "SHMRING\x00")
 		fillGuard(b, capacity)
 		hdr := bytes.Clone(b[:ring.HeaderSize])
