@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 			run = func() error { return benchRole(role, os.Args[2:]) }
 		}
 		if strings.HasPrefix(role, "try-") {
-			run = func() error { return tryRole(role, os.Args[2:]) }
+			run = func() error { return tryRole(role, os.Args[3:]) } // after the mode
 		}
 		if strings.HasPrefix(role, "v2-") {
 			run = func() error { return v2Role(role, os.Args[2:]) }
