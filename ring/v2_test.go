@@ -372,7 +372,8 @@ func v2Ring(t *testing.T, capacity, nw, nr int) *ring.Ring {
 // message of the stream, whole and in order, then io.EOF.
 //
 // Kills: the writer's room counting only reader slot 0's tail (readers
-// 1-3 find torn, lost or repeated messages).
+// 1-3 find torn, lost or repeated messages); the writer waking only
+// reader slot 0 (the stream slows a hundredfold: the 60 s deadline).
 func TestFanOut(t *testing.T) {
 	const count = 3000
 	r := v2Ring(t, 4096, 1, 4)
@@ -425,10 +426,10 @@ func TestManyWriters(t *testing.T) {
 // once: every reader receives every writer's messages, whole and in each
 // writer's order.
 //
-// Kills: the reader not taking turns between lanes (rd.last never
-// advanced) still passes; the writer waking only reader slot 0 (readers 1
-// and 2 sleep until their 150 ms peer check: the stream slows 100-fold and
-// the test's deadline fails it).
+// Kills: the writer's room counting only reader slot 0's tail (a reader
+// child fails: torn or lost messages); the writer waking only reader slot
+// 0 (readers 1 and 2 sleep until their 150 ms peer check each time: the
+// stream slows a hundredfold and the peers' 60 s deadline fails it).
 func TestManyToMany(t *testing.T) {
 	const count = 1500
 	r := v2Ring(t, 8192, 3, 3)
@@ -597,7 +598,7 @@ func full(t *testing.T, r *ring.Ring) bool {
 // its slot continues its lane.
 //
 // Kills: the reader ending the stream (ErrPeerGone) when one writer is
-// dead while another lives.
+// dead while another lives (the live one idles 300 ms after the kill).
 func TestWriterKilledHoldingReservation(t *testing.T) {
 	const count = 3000
 	r := v2Ring(t, 4096, 2, 1)
@@ -615,9 +616,24 @@ func TestWriterKilledHoldingReservation(t *testing.T) {
 	}
 	ctx := within(t, 60*time.Second)
 	werr := make(chan error, 1)
+	killedCh := make(chan struct{})
 	go func() {
-		_, err := v2write(ctx, w, 1, count, r.MaxMessage(), stallBound, nil)
-		werr <- err
+		if _, err := v2write(ctx, w, 1, count/3, r.MaxMessage(), stallBound, nil); err != nil {
+			werr <- err
+			return
+		}
+		// The live writer idles while the reader waits, past two peer
+		// checks (the reader finds writer 0 dead meanwhile), then goes on.
+		<-killedCh
+		time.Sleep(2 * pollPeer)
+		buf := make([]byte, r.MaxMessage())
+		for seq := uint32(count / 3); seq < count; seq++ {
+			if err := w.Send(ctx, v2msg(buf, 1, seq, v2size(1, seq, 100))); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
 	}()
 	o := newOrder(true)
 	buf := make([]byte, r.MaxMessage())
@@ -638,6 +654,7 @@ func TestWriterKilledHoldingReservation(t *testing.T) {
 		if !killed && o.got[1] == count/3 {
 			p.kill9(t)
 			killed = true
+			close(killedCh)
 		}
 	}
 	if err := <-werr; err != nil {
