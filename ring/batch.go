@@ -150,6 +150,7 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 	full := false
 	for visited := 0; ; {
 		h := l.headSeen // checked: tail <= h, h - tail <= capacity, a multiple of 8
+		data := l.data
 		got := false
 		for k < len(bufs) {
 			if tail == h { // look once more: the writer may have published more
@@ -162,7 +163,7 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 				}
 				l.headSeen = h
 			}
-			m := binary.LittleEndian.Uint32(l.data[off:]) // tail < h: a record or marker was published here
+			m := binary.LittleEndian.Uint32(data[off:]) // tail < h: a record or marker was published here
 			if m == wrapMarker {
 				if off == 0 || h-tail < capacity-off {
 					err = r.errCorrupt("receivebatch", "lane %d: wrap marker at %d with head %d, tail %d", i, off, h, tail)
@@ -182,7 +183,7 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 				full = true
 				break
 			}
-			lens[k] = copy(b, l.data[off+recordHdr:off+recordHdr+uint64(m)])
+			lens[k] = copy(b, data[off+recordHdr:off+recordHdr+uint64(m)])
 			tail += rec
 			if off += rec; off == capacity {
 				off = 0

@@ -1175,12 +1175,12 @@ func (rd *Reader) Next(ctx context.Context) (msg []byte, err error) {
 	return rd.next(ctx, "next")
 }
 
-// pick returns a lane with a message, looking after the last lane read
-// first, or -1. The head seen last, checked then, is the writer's at
-// most, and the records before it were published: while it is ahead of
-// the tail, the shared head's cache line, which the writer writes, is not
-// read.
-func (rd *Reader) pick() int {
+// pick returns a lane with a message and its head (not yet checked),
+// looking after the last lane read first, or -1. The head seen last,
+// checked then, is the writer's at most, and the records before it were
+// published: while it is ahead of the tail, the shared head's cache line,
+// which the writer writes, is not read.
+func (rd *Reader) pick() (int, uint64) {
 	n := len(rd.lanes)
 	i := rd.last
 	for range n {
@@ -1188,11 +1188,14 @@ func (rd *Reader) pick() int {
 			i = 0
 		}
 		l := &rd.lanes[i]
-		if l.headSeen != l.tail || l.headp.Load() != l.tail { // acquire: the records before the head
-			return i
+		if l.headSeen != l.tail {
+			return i, l.headSeen
+		}
+		if h := l.headp.Load(); h != l.tail { // acquire: the records before the head
+			return i, h
 		}
 	}
-	return -1
+	return -1, 0
 }
 
 // judge decides, while the reader waits with every lane empty, whether
@@ -1237,18 +1240,14 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 				return nil, r.errCorrupt(op, "lane %d: tail %d is not a multiple of %d", i, rd.lanes[i].tail, recordAlign)
 			}
 		}
-		i := rd.pick()
+		i, h := rd.pick()
 		if i < 0 {
-			if err := rd.wait(ctx, func() bool { return rd.pick() >= 0 }, rd.judge); err != nil {
+			if err := rd.wait(ctx, func() bool { i, _ := rd.pick(); return i >= 0 }, rd.judge); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		l := &rd.lanes[i]
-		h := l.headSeen
-		if h == l.tail {
-			h = l.headp.Load() // acquire: the records before the head
-		}
 		if h-l.tail > r.capacity || h%recordAlign != 0 {
 			return nil, r.errCorrupt(op, "lane %d: head %d, tail %d, capacity %d", i, h, l.tail, r.capacity)
 		}
