@@ -821,6 +821,10 @@ func (e *end) wakeWord(word *atomic.Uint32, off int64) {
 // wakeReaders wakes every reader slot's sleeper.
 func (e *end) wakeReaders() {
 	fence.Full()
+	if len(e.r.rs) == 1 {
+		e.wakeWord(e.r.rs[0].sleep, e.r.rs[0].sleepOff)
+		return
+	}
 	for i := range e.r.rs {
 		e.wakeWord(e.r.rs[i].sleep, e.r.rs[i].sleepOff)
 	}
@@ -1240,7 +1244,17 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 				return nil, r.errCorrupt(op, "lane %d: tail %d is not a multiple of %d", i, rd.lanes[i].tail, recordAlign)
 			}
 		}
-		i, h := rd.pick()
+		var i int
+		var h uint64
+		if len(rd.lanes) == 1 { // one writer: pick without the loop
+			if l := &rd.lanes[0]; l.headSeen != l.tail {
+				h = l.headSeen
+			} else if h = l.headp.Load(); h == l.tail { // acquire: the records before the head
+				i = -1
+			}
+		} else {
+			i, h = rd.pick()
+		}
 		if i < 0 {
 			if err := rd.wait(ctx, func() bool { i, _ := rd.pick(); return i >= 0 }, rd.judge); err != nil {
 				return nil, err
