@@ -8,13 +8,13 @@ package ring_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -1031,5 +1031,205 @@ func TestOptions(t *testing.T) {
 			t.Errorf("%+v: object %v, %v; want %d bytes", c.o, st.Size(), err, ring.DataOff(c.w, c.r)+64*c.w)
 		}
 	}
-	_ = fs.ErrClosed
+}
+
+// FuzzCorruptSlots (issue 23): the new fields of version 2 corrupt in a
+// ring of 2 writers and 3 readers (capacity 128 a lane, in an object with
+// guard bytes past the lanes): each lane's head, each reader slot's
+// tails, the slots' state words (claim counts, unknown states), and the
+// lanes' record bytes, as a hostile peer could leave them; then two
+// Writers and two Readers (another Ring's, so that the slots it holds are
+// live to the first) drive Send, SendBatch, Receive, ReceiveBatch and
+// more counter writes with 2 ms deadlines, and Stat after each. Nothing
+// may panic or hang; every error is ErrCorrupt or the deadline; no
+// message is longer than MaxMessage; Stat's figures fit the lanes; no
+// byte past the lanes and no header byte but the slots' own words (state,
+// pid, head, sleep, tails) changes.
+//
+// Kills: the reader's check of a lane's head against its tail dropped
+// (a slice out of range, or a message past the lane, on the seeds).
+func FuzzCorruptSlots(f *testing.F) {
+	const nw, nr, capacity = 2, 3, 128
+	d := ring.DataOff(nw, nr)
+	size := d + nw*capacity + 256
+	name := ringName(f)
+	s, err := shm.Create(name, size)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	b := s.Bytes()
+	le := binary.LittleEndian
+	mutable := func(i int) bool {
+		for w := range nw {
+			o := ring.WriterSlotOff(w)
+			if i >= o && i < o+8 || i >= o+64 && i < o+72 || i >= o+128 && i < o+132 {
+				return true
+			}
+		}
+		for r := range nr {
+			o := ring.ReaderSlotOff(nw, r)
+			if i >= o && i < o+8 || i >= o+64 && i < o+68 || i >= o+128 && i < o+128+8*nw {
+				return true
+			}
+		}
+		return false
+	}
+	f.Add([]byte{}, []byte{0, 1, 2, 3})
+	f.Add([]byte{1, 0x80, 0, 0, 0, 0, 0, 0, 0}, []byte{0, 1, 0, 1, 2, 3, 2, 3})          // a head 128 ahead: full lane
+	f.Add([]byte{1, 0x88, 0, 0, 0, 0, 0, 0, 0}, []byte{1, 3})                            // a head beyond the capacity
+	f.Add([]byte{3, 0x10, 0, 0, 0, 0, 0, 0, 0, 4, 0x10, 0, 0, 0, 0, 0, 0, 0}, []byte{1}) // a tail ahead of its head
+	f.Add([]byte{1, 0x10, 0, 0, 0, 0, 0, 0, 0, 20, 0x60, 0, 0, 0}, []byte{1, 3})         // a length beyond what was published
+	f.Add([]byte{10, 0x01, 0, 0, 0x07, 11, 0xff, 0xff, 0xff, 0xff}, []byte{0, 1, 2, 3})  // state words: writer 0 open dead, reader 0 garbage
+	f.Add([]byte{1, 0x7b, 0, 0, 0, 0, 0, 0, 0}, []byte{0, 2, 1, 3})                      // a misaligned head
+	// three 31-byte messages (tails at data offset 120), the head 64 further, a 50-byte length at 120: past the lane's end
+	f.Add([]byte{}, []byte{248, 248, 248, 3, 3, 3, 4, 4, 4, 134, 207, 3, 5})
+	// the same with a wrap marker at 120 and a head only 8 further
+	f.Add([]byte{}, []byte{248, 248, 248, 3, 3, 3, 4, 4, 4, 14, 255, 3, 5})
+	f.Fuzz(func(t *testing.T, pokes, ops []byte) {
+		if len(ops) > 24 {
+			ops = ops[:24]
+		}
+		clear(b)
+		le.PutUint32(b[8:], ring.Version)
+		le.PutUint32(b[12:], uint32(d))
+		le.PutUint64(b[16:], capacity)
+		le.PutUint64(b[24:], capacity/2-8)
+		le.PutUint32(b[32:], nr)
+		le.PutUint32(b[36:], nw)
+		copy(b, "SHMRING\x00")
+		for i := d + nw*capacity; i < size; i++ {
+			b[i] = byte(0xA5 ^ i)
+		}
+		// pokes: [what, value...]: 0-1 a head (u64), 2-7 a tail (u64: reader (k-2)/2, lane (k-2)%2),
+		// 8-9 a writer state, 10-12 a reader state (u32), 13+ a record word in a lane (u32)
+		poke := func(p []byte) []byte {
+			k := int(p[0]) % 20
+			p = p[1:]
+			u64 := func() uint64 { var x [8]byte; copy(x[:], p); return le.Uint64(x[:]) }
+			u32 := func() uint32 { var x [4]byte; copy(x[:], p); return le.Uint32(x[:]) }
+			switch {
+			case k < 2:
+				le.PutUint64(b[ring.HeadOff(k):], u64())
+				return p[min(8, len(p)):]
+			case k < 8:
+				le.PutUint64(b[ring.TailOff(nw, (k-2)/2, (k-2)%2):], u64())
+				return p[min(8, len(p)):]
+			case k < 10:
+				le.PutUint32(b[ring.WriterSlotOff(k-8):], u32())
+			case k < 13:
+				le.PutUint32(b[ring.ReaderSlotOff(nw, k-10):], u32())
+			default:
+				lane := k % 2
+				le.PutUint32(b[ring.LaneOff(nw, nr, lane, capacity)+int(u32()>>24)%capacity&^7:], u32()&0xffffff|(u32()&0x80)<<24)
+			}
+			return p[min(4, len(p)):]
+		}
+		for p := pokes; len(p) > 0; {
+			p = poke(p)
+		}
+		hdr := bytes.Clone(b[:d])
+		check := func(what string) {
+			t.Helper()
+			for i := d + nw*capacity; i < size; i++ {
+				if b[i] != byte(0xA5^i) {
+					t.Fatalf("%s: byte %d past the lanes written", what, i)
+				}
+			}
+			for i := range d {
+				if b[i] != hdr[i] && !mutable(i) {
+					t.Fatalf("%s: header byte %d changed from %#x to %#x", what, i, hdr[i], b[i])
+				}
+			}
+		}
+		wr, err := ring.Open(name)
+		if err != nil {
+			return // refused at open: fine
+		}
+		defer wr.Close()
+		rr, err := ring.Open(name)
+		if err != nil {
+			return
+		}
+		defer rr.Close()
+		wr.SetSpin(0)
+		rr.SetSpin(0)
+		var ws []*ring.Writer
+		var rs []*ring.Reader
+		for range 2 {
+			if w, err := wr.Writer(); err == nil {
+				ws = append(ws, w)
+			}
+			if rd, err := rr.Reader(); err == nil {
+				rs = append(rs, rd)
+			}
+		}
+		check("claims")
+		max := wr.MaxMessage()
+		bufs := [][]byte{make([]byte, max), make([]byte, max), make([]byte, max)}
+		lens := make([]int, 3)
+		for i, op := range ops {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Millisecond)
+			var err error
+			var desc string
+			n := int(op>>3) % (max + 1)
+			switch op % 8 {
+			case 0, 1:
+				if len(ws) > int(op%2) {
+					desc = fmt.Sprintf("writer %d Send(%d)", op%2, n)
+					err = ws[op%2].Send(ctx, bytes.Repeat([]byte{op}, n))
+				}
+			case 2:
+				if len(ws) > 0 {
+					desc = "SendBatch"
+					_, err = ws[0].SendBatch(ctx, [][]byte{make([]byte, n), make([]byte, max-n), nil})
+				}
+			case 3, 4:
+				if len(rs) > int(op%2^1) {
+					desc = fmt.Sprintf("reader %d Receive", op%2^1)
+					var k int
+					k, err = rs[op%2^1].Receive(ctx, bufs[0])
+					if k > max {
+						t.Fatalf("op %d: a message of %d bytes", i, k)
+					}
+				}
+			case 5:
+				if len(rs) > 0 {
+					desc = "ReceiveBatch"
+					var k int
+					k, err = rs[0].ReceiveBatch(ctx, bufs, lens)
+					for _, l := range lens[:k] {
+						if l > max {
+							t.Fatalf("op %d: a message of %d bytes", i, l)
+						}
+					}
+				}
+			case 6: // a peer moves lane (op>>3)&1's head by 8 * (op>>4)
+				lane := int(op>>3) & 1
+				v := le.Uint64(b[ring.HeadOff(lane):]) + 8*uint64(op>>4)
+				desc = fmt.Sprintf("lane %d's head := %d", lane, v)
+				le.PutUint64(b[ring.HeadOff(lane):], v)
+			case 7: // a peer writes a length (2 * (op>>3), or a wrap marker for 31) at reader 0's tail of lane 0
+				if len(rs) > 0 {
+					v := 2 * uint32(op>>3)
+					if op>>3 == 31 {
+						v = 0xFFFFFFFF
+					}
+					off := int(le.Uint64(b[ring.TailOff(nw, rs[0].Slot(), 0):]) % capacity)
+					desc = fmt.Sprintf("length %#x at lane 0's offset %d", v, off)
+					le.PutUint32(b[ring.LaneOff(nw, nr, 0, capacity)+off&^7:], v)
+				}
+			}
+			cancel()
+			if err != nil && !errors.Is(err, ring.ErrCorrupt) && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("op %d, %s: %v", i, desc, err)
+			}
+			check(fmt.Sprintf("op %d, %s", i, desc))
+			if st, err := wr.Stat(); err != nil && !errors.Is(err, ring.ErrCorrupt) {
+				t.Fatalf("Stat after op %d, %s: %v", i, desc, err)
+			} else if err == nil && (st.Used > nw*capacity || st.Bytes > st.Used || st.Messages*8 > st.Used) {
+				t.Fatalf("Stat after op %d, %s: %+v does not fit the lanes", i, desc, st)
+			}
+		}
+	})
 }
