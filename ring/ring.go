@@ -1256,7 +1256,11 @@ func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 			i, h = rd.pick()
 		}
 		if i < 0 {
-			if err := rd.wait(ctx, func() bool { i, _ := rd.pick(); return i >= 0 }, rd.judge); err != nil {
+			ready := func() bool { i, _ := rd.pick(); return i >= 0 }
+			if l := &rd.lanes[0]; len(rd.lanes) == 1 {
+				ready = func() bool { return l.headp.Load() != l.tail }
+			}
+			if err := rd.wait(ctx, ready, rd.judge); err != nil {
 				return nil, err
 			}
 			continue
