@@ -446,10 +446,11 @@ func (r *Ring) Name() string {
 }
 
 // MaxMessage returns the largest message the ring takes, in bytes:
-// capacity/2-8, at least a quarter of the capacity.
+// capacity/2-8 (a lane's capacity), at least a quarter of it.
 func (r *Ring) MaxMessage() int { return int(r.max) }
 
-// Capacity returns the ring's data bytes.
+// Capacity returns the data bytes of each of the ring's lanes (one per
+// writer slot).
 func (r *Ring) Capacity() int { return int(r.capacity) }
 
 // SetSpin sets how long a Send or Receive that would block polls the ring

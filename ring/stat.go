@@ -13,11 +13,11 @@ import (
 	"syscall"
 )
 
-// EndState is the state of a ring's writing or reading end.
+// EndState is the state of a ring's writer or reader slot.
 type EndState uint32
 
-// The states of an end. A process that dies holding an end leaves its
-// state word at open; the end is then dead: nobody holds its lock.
+// The states of a slot. A process that dies holding a slot leaves its
+// state word at open; the slot is then dead: nobody holds its lock.
 const (
 	EndNever  EndState = iota // never claimed
 	EndOpen                   // claimed by a live process (its lock is held)
