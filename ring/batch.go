@@ -12,23 +12,24 @@ import (
 	"time"
 
 	"github.com/posixshm/shm"
+	"github.com/posixshm/shm/internal/fence"
 )
 
 // testHookReload, if set (by tests), runs in SendBatch before it loads
 // the tail again for a message the tail seen so far leaves no room for.
 var testHookReload func()
 
-// SendBatch sends the messages of msgs, in order, as many as the ring has
-// room for, and returns how many it sent: the first n of msgs. It waits
-// for room as Send does for the first message only, then writes the
-// others while they fit, and publishes them all with one store of the
-// head and at most one wake-up of the reader. A message longer than
-// MaxMessage ends the batch before it: n messages are sent and err is
-// ErrTooLarge (n is 0 if it is the first). While the ring is full for the
-// first message its errors are Send's, with n 0. Counters that break the
-// layout are ErrCorrupt: the n messages before (those that had room by
-// the counters last seen sound) are sent. An empty msgs sends nothing and
-// returns 0, nil.
+// SendBatch sends the messages of msgs, in order, on the writer's lane,
+// as many as the lane has room for, and returns how many it sent: the
+// first n of msgs. It waits for room as Send does for the first message
+// only, then writes the others while they fit, and publishes them all
+// with one store of the head and at most one wake-up of each sleeping
+// reader. A message longer than MaxMessage ends the batch before it: n
+// messages are sent and err is ErrTooLarge (n is 0 if it is the first).
+// While the lane is full for the first message its errors are Send's,
+// with n 0. Counters that break the layout are ErrCorrupt: the n messages
+// before (those that had room by the counters last seen sound) are sent.
+// An empty msgs sends nothing and returns 0, nil.
 func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) {
 	if len(msgs) == 0 {
 		return 0, nil
@@ -45,12 +46,12 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 		return 0, argErr("ring sendbatch", r.name, "a reservation is pending: Commit it first")
 	}
 	// The first message: reserve waits for room and checks the head and
-	// the tail; its record is written but not yet published.
+	// the tails; its record is written but not yet published.
 	if _, err := w.reserve(ctx, "sendbatch", len(msgs[0])); err != nil {
 		return 0, err
 	}
 	w.resv = -1
-	data, capacity, maxm := r.data, r.capacity, int(r.max)
+	data, capacity, maxm := w.lane, r.capacity, int(r.max)
 	copy(data[w.pos+recordHdr:], msgs[0])
 	binary.LittleEndian.PutUint64(data[w.pos:], uint64(len(msgs[0]))) // length, reserved word 0
 	head := w.head + w.skip + recordSize(uint64(len(msgs[0])))
@@ -72,15 +73,16 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 			if testHookReload != nil {
 				testHookReload()
 			}
-			t = r.tail.Load() // acquire: the reader is done with the bytes before it
-			if head-t > capacity || t%recordAlign != 0 {
-				err = r.errCorrupt("sendbatch", "head %d, tail %d, capacity %d", head, t, capacity)
+			var bad bool
+			t, bad = w.least() // acquire: the readers are done with the bytes before it
+			if bad {
+				err = r.errCorrupt("sendbatch", "head %d, tail %d, capacity %d", w.head, t, capacity)
+				break
+			}
+			if head-t > capacity || capacity-(head-t) < need { // (a reader joining counts as no room)
 				break
 			}
 			w.tailSeen = t
-			if capacity-(head-t) < need {
-				break
-			}
 		}
 		if skip > 0 {
 			binary.LittleEndian.PutUint64(data[off:], wrapMarker)
@@ -97,8 +99,8 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 	w.head = head
 	w.offHead, w.offVal = head, off
 	w.publishes++
-	r.head.Store(head) // release: every record of the batch before the head
-	w.wakePeer(r.rsleep, offReaderSleep)
+	w.headp.Store(head) // release: every record of the batch before the head
+	w.wakeReaders()
 	return k, err
 }
 
@@ -106,14 +108,14 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 // bufs[i] with its length in lens[i], releases them, and returns how many
 // it received. It waits as Receive does for the first message only
 // (returning Receive's errors, with n 0), then takes the others the
-// writer has published (looking at the head again when it has taken all it
-// saw), up to len(bufs), and stops before a message its
-// buffer is too small for (io.ErrShortBuffer if that is the first: the
-// message stays). The batch is released with one store of the tail and at
-// most one wake-up of the writer. A record or counter that breaks the
-// layout is ErrCorrupt: the n messages before it are received. lens must
-// be at least as long as bufs. A message from Next not yet released is
-// the batch's first.
+// writers have published, lane after lane (looking at a lane's head again
+// when it has taken all it saw there), up to len(bufs), and stops before
+// a message its buffer is too small for (io.ErrShortBuffer if that is the
+// first: the message stays). Each lane's part of the batch is released
+// with one store of the tail and at most one wake-up of its writer. A
+// record or counter that breaks the layout is ErrCorrupt: the n messages
+// before it are received. lens must be at least as long as bufs. A
+// message from Next not yet released is the batch's first.
 func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (n int, err error) {
 	r := rd.r
 	if len(lens) < len(bufs) {
@@ -135,67 +137,108 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 		return 0, io.ErrShortBuffer
 	}
 	lens[0] = copy(bufs[0], msg)
-	tail := rd.tail + recordSize(uint64(len(msg)))
-	rd.held = -1
-	k := 1           // n stays 0 until the return: a fault on the way publishes nothing
-	h := rd.headSeen // checked by next: tail <= h, h - tail <= capacity, a multiple of 8
-	data, capacity, maxm := r.data, r.capacity, r.max
-	off := tail % capacity // kept equal to tail % capacity below, without a division a message
-	for k < len(bufs) {
-		if tail == h { // look once more: the writer may have published more
-			if h = r.head.Load(); h == tail { // acquire: the records before the head
-				break
-			}
-			if h-tail > capacity || h%recordAlign != 0 {
-				err = r.errCorrupt("receivebatch", "head %d, tail %d, capacity %d", h, tail, capacity)
-				break
-			}
-			rd.headSeen = h
-		}
-		m := binary.LittleEndian.Uint32(data[off:]) // tail < h: a record or marker was published here
-		if m == wrapMarker {
-			if off == 0 || h-tail < capacity-off {
-				err = r.errCorrupt("receivebatch", "wrap marker at %d with head %d, tail %d", off, h, tail)
-				break
-			}
-			tail += capacity - off
-			off = 0
-			continue
-		}
-		rec := recordSize(uint64(m))
-		if uint64(m) > maxm || rec > h-tail || off+rec > capacity {
-			err = r.errCorrupt("receivebatch", "record of %d bytes at %d with %d published", m, off, h-tail)
-			break
-		}
-		b := bufs[k]
-		if len(b) < int(m) {
-			break
-		}
-		lens[k] = copy(b, data[off+recordHdr:off+recordHdr+uint64(m)])
-		tail += rec
-		if off += rec; off == capacity {
-			off = 0
-		}
-		k++
+	i := rd.hl
+	l := &rd.lanes[i]
+	capacity, maxm := r.capacity, r.max
+	tail := l.tail + recordSize(uint64(len(msg)))
+	off := rd.at + recordSize(uint64(len(msg))) // kept equal to tail % capacity below, without a division a message
+	if off == capacity {
+		off = 0
 	}
-	rd.tail = tail
-	rd.offTail, rd.offVal = tail, off
-	rd.publishes++
-	r.tail.Store(tail) // release: done with the batch's records before the tail moves
-	rd.wakePeer(r.wsleep, offWriterSleep)
+	rd.held = -1
+	k := 1 // n stays 0 until the return: a fault on the way publishes nothing
+	full := false
+	for visited := 0; ; {
+		h := l.headSeen // checked: tail <= h, h - tail <= capacity, a multiple of 8
+		data := l.data
+		got := false
+		for k < len(bufs) {
+			if tail == h { // look once more: the writer may have published more
+				if h = l.headp.Load(); h == tail { // acquire: the records before the head
+					break
+				}
+				if h-tail > capacity || h%recordAlign != 0 {
+					err = r.errCorrupt("receivebatch", "lane %d: head %d, tail %d, capacity %d", i, h, tail, capacity)
+					break
+				}
+				l.headSeen = h
+			}
+			m := binary.LittleEndian.Uint32(data[off:]) // tail < h: a record or marker was published here
+			if m == wrapMarker {
+				if off == 0 || h-tail < capacity-off {
+					err = r.errCorrupt("receivebatch", "lane %d: wrap marker at %d with head %d, tail %d", i, off, h, tail)
+					break
+				}
+				tail += capacity - off
+				off = 0
+				continue
+			}
+			rec := recordSize(uint64(m))
+			if uint64(m) > maxm || rec > h-tail || off+rec > capacity {
+				err = r.errCorrupt("receivebatch", "lane %d: record of %d bytes at %d with %d published", i, m, off, h-tail)
+				break
+			}
+			b := bufs[k]
+			if len(b) < int(m) {
+				full = true
+				break
+			}
+			lens[k] = copy(b, data[off+recordHdr:off+recordHdr+uint64(m)])
+			tail += rec
+			if off += rec; off == capacity {
+				off = 0
+			}
+			k++
+			got = true
+		}
+		if tail != l.tail {
+			l.tail = tail
+			l.offTail, l.offVal = tail, off
+			rd.publishes++
+			l.tailp.Store(tail) // release: done with the batch's records before the tail moves
+			fence.Full()
+			rd.wakeWord(l.wsleep, l.wsleepOff)
+		}
+		if got {
+			rd.last = i
+		}
+		if visited++; err != nil || full || k == len(bufs) || visited == len(rd.lanes) {
+			break
+		}
+		if i++; i == len(rd.lanes) {
+			i = 0
+		}
+		l = &rd.lanes[i]
+		if tail = l.tail; tail%recordAlign != 0 {
+			err = r.errCorrupt("receivebatch", "lane %d: tail %d is not a multiple of %d", i, tail, recordAlign)
+			break
+		}
+		off = l.offVal
+		if tail != l.offTail {
+			off = tail % capacity
+		}
+	}
 	return k, err
 }
 
-// WaitReader returns nil once a live reader holds the ring: the reader's
-// end is open and its claim is held by a live process (this one
-// included). A reader that closed, died or never came is waited for, by
-// polling (every few milliseconds, at most every 50 ms), so that a writer
-// whose reader died can wait for the next one. It returns the context's
-// error, or an error wrapping fs.ErrClosed if the Writer is closed
-// (Close ends a WaitReader in progress).
+// WaitReader returns nil once a live reader holds the ring: a reader slot
+// is open and its claim is held by a live process (this one included). A
+// reader that closed, died or never came is waited for, by polling (every
+// few milliseconds, at most every 50 ms), so that a writer whose reader
+// died can wait for the next one. It returns the context's error, or an
+// error wrapping fs.ErrClosed if the Writer is closed (Close ends a
+// WaitReader in progress).
 func (w *Writer) WaitReader(ctx context.Context) (err error) {
 	defer w.r.guard("waitreader", debug.SetPanicOnFault(true), &err)
-	return w.waitPeer(ctx, "waitreader")
+	r := w.r
+	return w.waitPeer(ctx, "waitreader", func() bool {
+		for i := range r.rs {
+			if r.rs[i].state.Load()&stateMask == endOpen && r.alive(lockReader0+int64(i)) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // WaitWriter returns nil once a live writer holds the ring, as WaitReader
@@ -203,16 +246,24 @@ func (w *Writer) WaitReader(ctx context.Context) (err error) {
 // attached (Receive's io.EOF and ErrPeerGone say the last one went).
 func (rd *Reader) WaitWriter(ctx context.Context) (err error) {
 	defer rd.r.guard("waitwriter", debug.SetPanicOnFault(true), &err)
-	return rd.waitPeer(ctx, "waitwriter")
+	r := rd.r
+	return rd.waitPeer(ctx, "waitwriter", func() bool {
+		for i := range r.ws {
+			if r.ws[i].state.Load()&stateMask == endOpen && r.alive(lockWriter0+int64(i)) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // waitPeerMax is the longest a waitPeer sleeps between two looks.
 const waitPeerMax = 50 * time.Millisecond
 
-// waitPeer polls until the peer's end is open and its lock held. It
-// sleeps on the end's own futex word, so that Close (which wakes it)
-// ends the wait at once; a wake from the peer only makes it look again.
-func (e *end) waitPeer(ctx context.Context, op string) error {
+// waitPeer polls until live() says a live peer holds a slot. It sleeps on
+// the end's own futex word, so that Close (which wakes it) ends the wait
+// at once; a wake from a peer only makes it look again.
+func (e *end) waitPeer(ctx context.Context, op string, live func() bool) error {
 	r := e.r
 	if !e.begin() {
 		return r.errClosed(op)
@@ -220,7 +271,7 @@ func (e *end) waitPeer(ctx context.Context, op string) error {
 	defer e.mu.Unlock()
 	d := time.Millisecond
 	for {
-		if e.peerState.Load() == endOpen && e.peerAlive() {
+		if live() {
 			return nil
 		}
 		if e.closing.Load() {

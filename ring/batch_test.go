@@ -409,7 +409,7 @@ func TestWaitReaderRestart(t *testing.T) {
 				t.Fatalf("WaitReader with a live reader: %v", err)
 			}
 			old.kill9(t)
-			if st := binary.LittleEndian.Uint32(raw[36:]); st != 1 {
+			if st := binary.LittleEndian.Uint32(raw[ring.OffReaderState:]) & 0xff; st != 1 {
 				t.Fatalf("reader state %d after the kill, want 1 (open: only its lock is gone)", st)
 			}
 			start := time.Now()
@@ -483,7 +483,7 @@ func TestWaitPeer(t *testing.T) {
 	// Close ends a WaitReader in progress: once it sleeps on the writer's
 	// futex word (a poll of the word: it observes, it does not
 	// synchronise), Close, and it returns at once, not at its 10 s.
-	for binary.LittleEndian.Uint32(raw[256:]) == 0 {
+	for binary.LittleEndian.Uint32(raw[ring.OffWriterSleep:]) == 0 {
 		time.Sleep(100 * time.Microsecond)
 	}
 	start := time.Now()

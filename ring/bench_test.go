@@ -129,6 +129,42 @@ func benchRole(role string, args []string) error {
 			i += k
 		}
 		fmt.Println("done", sum)
+	case "bench-ring-send": // claim a writer, say ready, wait for a line, send count messages by Send (args[3]: 1) or SendBatch of args[3], close
+		r, err := ring.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		w, err := r.Writer()
+		if err != nil {
+			return err
+		}
+		batch, _ := strconv.Atoi(args[3])
+		msgs := make([][]byte, batch)
+		for i := range msgs {
+			msgs[i] = make([]byte, size)
+		}
+		fmt.Println("ready")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+		for i := 0; i < count; {
+			if batch == 1 {
+				msgs[0][0] = byte(i) // the payload written
+				if err := w.Send(ctx, msgs[0]); err != nil {
+					return err
+				}
+				i++
+				continue
+			}
+			n, err := w.SendBatch(ctx, msgs[:min(batch, count-i)])
+			if err != nil {
+				return err
+			}
+			i += n
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		fmt.Println("done")
 	case "bench-fd-read": // read count messages of size from fd 3
 		f := os.NewFile(3, "stream")
 		fmt.Println("ready")
@@ -492,3 +528,130 @@ func BenchmarkSmallVsC(b *testing.B) {
 // benchBatch is BenchmarkSmallVsC's batch: messages per SendBatch and
 // ReceiveBatch.
 const benchBatch = 1024
+
+// fanOut times count messages of size bytes from this process (Send) to
+// readers child processes (Receive) through a ring of capacity bytes and
+// readers reader slots, until every reader has received them all.
+func fanOut(b *testing.B, capacity, size, count, readers int) time.Duration {
+	r, err := ring.CreateWith(ringName(b), capacity, &ring.Options{Readers: readers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	w, err := r.Writer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	type child struct {
+		cmd *exec.Cmd
+		br  *bufio.Reader
+	}
+	var cs []child
+	for range readers {
+		cmd, br := benchChild(b, "ring-recv", []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count), "1"})
+		cs = append(cs, child{cmd, br})
+	}
+	msg := make([]byte, size)
+	ctx := context.Background()
+	start := time.Now()
+	for i := range count {
+		msg[0] = byte(i)
+		if err := w.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range cs {
+		finish(b, c.cmd, c.br)
+	}
+	d := time.Since(start)
+	w.Close()
+	return d
+}
+
+// BenchmarkFanOut (issue 23): 64 KiB messages through a 1 MiB lane to one
+// reader process, and to four (each receives every message): each
+// reader's rate, and its ratio to the single reader's, in alternated
+// rounds. On two vCPUs five processes share two cores: the ratio is
+// bounded by that, not by the ring.
+func BenchmarkFanOut(b *testing.B) {
+	const size, count = 64 << 10, 4096 // 256 MiB to each reader
+	var oneD, fourD time.Duration
+	for range rounds {
+		oneD += fanOut(b, 1<<20, size, count, 1)
+		fourD += fanOut(b, 1<<20, size, count, 4)
+	}
+	total := float64(rounds) * size * count
+	b.ReportMetric(total/oneD.Seconds()/1e9, "1-reader-GB/s")
+	b.ReportMetric(total/fourD.Seconds()/1e9, "each-of-4-GB/s")
+	b.ReportMetric(oneD.Seconds()/fourD.Seconds(), "each-of-4/1-reader")
+}
+
+// manyWriters times count messages of size bytes in all from writers
+// child processes (Send, count/writers each) to this process (Receive)
+// through a ring of one lane of capacity bytes per writer.
+func manyWriters(b *testing.B, capacity, size, count, writers int) time.Duration {
+	r, err := ring.CreateWith(ringName(b), capacity, &ring.Options{Writers: writers})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	rd, err := r.Reader()
+	if err != nil {
+		b.Fatal(err)
+	}
+	type child struct {
+		cmd *exec.Cmd
+		br  *bufio.Reader
+		in  io.WriteCloser
+	}
+	var cs []child
+	exe, _ := os.Executable()
+	for range writers {
+		cmd := exec.Command(exe, "-test.run=^$", r.Name(), strconv.Itoa(size), strconv.Itoa(count/writers), "1")
+		cmd.Env = append(os.Environ(), roleEnv+"=bench-ring-send")
+		cmd.Stderr = os.Stderr
+		in, _ := cmd.StdinPipe()
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(out)
+		if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
+			b.Fatalf("bench writer said %q", line)
+		}
+		cs = append(cs, child{cmd, br, in})
+	}
+	buf := make([]byte, size)
+	ctx := context.Background()
+	start := time.Now()
+	for _, c := range cs {
+		io.WriteString(c.in, "go\n")
+	}
+	for range count / writers * writers {
+		if _, err := rd.Receive(ctx, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d := time.Since(start)
+	for _, c := range cs {
+		finish(b, c.cmd, c.br)
+	}
+	return d
+}
+
+// BenchmarkManyWriters (issue 23): 64-byte messages from one writer
+// process, and from four (a quarter each), to one reader, 1 MiB lanes:
+// the total rate and its ratio to the single writer's, in alternated
+// rounds.
+func BenchmarkManyWriters(b *testing.B) {
+	const size, count = 64, 1 << 21
+	var oneD, fourD time.Duration
+	for range rounds {
+		oneD += manyWriters(b, 1<<20, size, count, 1)
+		fourD += manyWriters(b, 1<<20, size, count, 4)
+	}
+	n := float64(rounds * count)
+	b.ReportMetric(n/oneD.Seconds()/1e6, "1-writer-Mmsg/s")
+	b.ReportMetric(n/fourD.Seconds()/1e6, "4-writers-Mmsg/s")
+	b.ReportMetric(oneD.Seconds()/fourD.Seconds(), "4/1-writer")
+}

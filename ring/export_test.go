@@ -17,8 +17,29 @@ func (e *end) timedOut() int64 { return e.timeouts.Load() }
 // PollPeer is how long a sleeping call waits before testing its peer.
 const PollPeer = pollPeer
 
-// HeaderSize is the data's offset.
-const HeaderSize = headerSize
+// HeaderSize is the data's offset in a ring of one writer and one reader.
+var HeaderSize = headerSize(1, 1)
+
+// Offsets in a ring of one writer and one reader.
+var (
+	OffHead        = writerSlot(0) + wsHead
+	OffTail        = tailOff(1, 0, 0)
+	OffWriterState = writerSlot(0) + wsState
+	OffWriterPid   = writerSlot(0) + wsPid
+	OffWriterSleep = writerSlot(0) + wsSleep
+	OffReaderState = readerSlot(1, 0) + wsState
+	OffReaderPid   = readerSlot(1, 0) + wsPid
+	OffReaderSleep = readerSlot(1, 0) + rsSleep
+)
+
+// Offsets in a ring of nw writers and nr readers.
+func DataOff(nw, nr int) int              { return headerSize(nw, nr) }
+func WriterSlotOff(w int) int             { return writerSlot(w) }
+func ReaderSlotOff(nw, r int) int         { return readerSlot(nw, r) }
+func TailOff(nw, r, w int) int            { return tailOff(nw, r, w) }
+func LaneOff(nw, nr, w, capacity int) int { return laneOff(nw, nr, w, capacity) }
+func HeadOff(w int) int                   { return writerSlot(w) + wsHead }
+func ClaimWord(old uint32) uint32         { return claimWord(old) }
 
 // SetHookAnnounced sets a function wait calls after announcing a sleep
 // and finding the ring unready, before it reads the peer's state.

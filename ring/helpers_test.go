@@ -34,6 +34,12 @@ func TestMain(m *testing.M) {
 		if strings.HasPrefix(role, "bench-") {
 			run = func() error { return benchRole(role, os.Args[2:]) }
 		}
+		if strings.HasPrefix(role, "try-") {
+			run = func() error { return tryRole(role, os.Args[3:]) } // after the mode
+		}
+		if strings.HasPrefix(role, "v2-") {
+			run = func() error { return v2Role(role, os.Args[2:]) }
+		}
 		if err := run(); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
@@ -119,6 +125,100 @@ func child(role, name string) error {
 		time.Sleep(time.Hour) // until killed (select{} would be a deadlock the runtime ends)
 	}
 	return fmt.Errorf("unknown role %q", role)
+}
+
+// tryRole is peer.c's try-send, try-recv, try-send-batch and try-recv-batch
+// for the Go end (the corrupt-ring runner's third language): args are
+// NAME [guard]; it claims its end, moves up to 8 messages (20 ms timeout
+// each) and prints "RESULT COUNT" with C's name for the first error.
+func tryRole(role string, args []string) error {
+	name := args[0]
+	outcome := func(err error) string {
+		switch {
+		case err == nil:
+			return "OK"
+		case errors.Is(err, ring.ErrCorrupt), errors.Is(err, ring.ErrNotRing):
+			return "EPROTO"
+		case errors.Is(err, context.DeadlineExceeded):
+			return "ETIMEDOUT"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrClosedPipe):
+			return "EPIPE"
+		case errors.Is(err, ring.ErrPeerGone):
+			return "EOWNERDEAD"
+		}
+		return strings.ReplaceAll(err.Error(), " ", "_")
+	}
+	r, err := ring.Open(name)
+	if err != nil {
+		fmt.Println(outcome(err), "open")
+		return nil
+	}
+	defer r.Close()
+	rd := strings.HasPrefix(role, "try-recv")
+	batch := strings.HasSuffix(role, "-batch")
+	max := r.MaxMessage()
+	lens := []int{0, max, 1, 13, max / 2, 7, max - 1, 64}
+	buf := make([]byte, max+1)
+	var w *ring.Writer
+	var rdr *ring.Reader
+	if rd {
+		rdr, err = r.Reader()
+	} else {
+		w, err = r.Writer()
+	}
+	if err != nil {
+		fmt.Println(outcome(err), "claim")
+		return nil
+	}
+	i := 0
+	for i < 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		var n int
+		switch {
+		case rd && batch:
+			bufs, got := make([][]byte, 8-i), make([]int, 8-i)
+			for j := range bufs {
+				bufs[j] = make([]byte, max+1)
+			}
+			n, err = rdr.ReceiveBatch(ctx, bufs, got)
+			for _, l := range got[:n] {
+				if l > max {
+					fmt.Println("TOOBIG", i)
+					cancel()
+					return nil
+				}
+			}
+		case rd:
+			var l int
+			l, err = rdr.Receive(ctx, buf)
+			if err == nil {
+				n = 1
+			}
+			if l > max {
+				fmt.Println("TOOBIG", i)
+				cancel()
+				return nil
+			}
+		case batch:
+			msgs := make([][]byte, 8-i)
+			for j := range msgs {
+				msgs[j] = buf[:lens[i+j]]
+			}
+			n, err = w.SendBatch(ctx, msgs)
+		default:
+			err = w.Send(ctx, buf[:lens[i]])
+			if err == nil {
+				n = 1
+			}
+		}
+		cancel()
+		i += n
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	fmt.Println(outcome(err), i)
+	return nil
 }
 
 // ringName returns a unique object name for t, unlinked at its end.

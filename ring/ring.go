@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,34 +25,38 @@ import (
 	"github.com/posixshm/shm/internal/proc"
 )
 
-// Errors of the ring. Besides these, calls return io.EOF (the writer
-// closed its end and every message was received), io.ErrClosedPipe (a
-// Send that would block while the reader closed its end), the context's
-// error, and errors wrapping fs.ErrClosed (use after Close),
-// syscall.EINVAL (bad arguments) or shm.ErrFault (the object was
-// truncated under the ring by another process: see Ring).
+// Errors of the ring. Besides these, calls return io.EOF (every writer
+// that claimed the ring closed its end and every message was received),
+// io.ErrClosedPipe (a Send that would block while the reader of a
+// one-reader ring closed its end), the context's error, and errors
+// wrapping fs.ErrClosed (use after Close), syscall.EINVAL (bad arguments)
+// or shm.ErrFault (the object was truncated under the ring by another
+// process: see Ring).
 var (
 	// ErrPeerGone: the process at the other end died without closing it.
 	ErrPeerGone = errors.New("ring: the process at the other end died")
-	// ErrBusy: the end is claimed by a live process (or by this Ring).
-	ErrBusy = errors.New("ring: end already claimed by a live process")
+	// ErrBusy: every slot of the kind asked for is claimed by a live
+	// process (or by this Ring).
+	ErrBusy = errors.New("ring: every slot already claimed by a live process")
 	// ErrTooLarge: a message longer than MaxMessage.
 	ErrTooLarge = errors.New("ring: message larger than MaxMessage")
 	// ErrNotRing: the object is not a ring of a layout this package knows
-	// (magic, version or sizes), or it is too small for its header.
+	// (magic, version or sizes), or it is too small for its header. The
+	// error wrapping it names the version found when it is not Version.
 	ErrNotRing = errors.New("ring: not a ring of layout version " + strconv.Itoa(Version))
 	// ErrCorrupt: the ring's counters or a record break the layout (head
 	// or tail not a multiple of 8, head behind tail or more than the
 	// capacity ahead of it, a length beyond MaxMessage or beyond what the
-	// writer published, a wrap marker where none belongs): the memory was
-	// written by something that does not follow the protocol. The call
-	// refuses, touching nothing outside the ring's data. It wraps
-	// syscall.EPROTO, the C end's errno for the same.
+	// writer published, a wrap marker where none belongs, a state word
+	// with an unknown state): the memory was written by something that
+	// does not follow the protocol. The call refuses, touching nothing
+	// outside the ring's data. It wraps syscall.EPROTO, the C end's errno
+	// for the same.
 	ErrCorrupt = fmt.Errorf("ring: corrupt counters or record: %w", syscall.EPROTO)
 )
 
 // pollPeer is how long a blocked call sleeps before it checks that its
-// peer's process still holds its end.
+// peers' processes still hold their slots.
 const pollPeer = 150 * time.Millisecond
 
 // defaultSpin is how long a call polls before it sleeps.
@@ -68,8 +74,8 @@ type memory interface {
 }
 
 // A Ring is a message ring in a shared memory object, open in this
-// process. Its methods are safe for concurrent use. Close closes the ends
-// it handed out.
+// process. Its methods are safe for concurrent use. Close closes the
+// writers and readers it handed out.
 //
 // A ring whose object another process truncates (shm truncate, ftruncate
 // of /dev/shm/NAME) does not crash this one: every method of Ring, Writer
@@ -83,47 +89,73 @@ type memory interface {
 type Ring struct {
 	name     string
 	mem      memory
-	lockf    *os.File // our own open file description: the ends' locks
+	lockf    *os.File // our own open file description: the slots' locks
 	base     uintptr  // the mapping's address and length: a fault there is the ring's
 	size     uintptr
-	data     []byte
 	capacity uint64
 	max      uint64
-	head     *atomic.Uint64
-	tail     *atomic.Uint64
-	rsleep   *atomic.Uint32
-	wsleep   *atomic.Uint32
-	wstate   *atomic.Uint32
-	rstate   *atomic.Uint32
-	wpid     *atomic.Uint32
-	rpid     *atomic.Uint32
+	ws       []wslot      // the writer slots
+	rs       []rslot      // the reader slots
 	spin     atomic.Int64 // nanoseconds
 
-	mu     sync.Mutex
-	w      *Writer
-	r      *Reader
-	closed bool
+	mu      sync.Mutex
+	writers []*Writer // the writer slots this Ring holds, by slot
+	readers []*Reader
+	closed  bool
+}
+
+// wslot is a writer slot's words and its lane.
+type wslot struct {
+	state, pid, sleep *atomic.Uint32
+	head              *atomic.Uint64
+	sleepOff          int64
+	data              []byte // the lane
+}
+
+// rslot is a reader slot's words.
+type rslot struct {
+	state, pid, sleep *atomic.Uint32
+	tails             []*atomic.Uint64 // by lane
+	sleepOff          int64
+}
+
+// Options are the slots of a new ring (CreateWith).
+type Options struct {
+	// Readers is the number of reader slots, 1 to 64 (0 means 1). Every
+	// reader receives every message (fan-out); with more than one, a
+	// reader that joins starts at the next message published.
+	Readers int
+	// Writers is the number of writer slots, 1 to 64 (0 means 1), each
+	// with a lane of capacity bytes of its own.
+	Writers int
 }
 
 func argErr(op, name, format string, args ...any) error {
 	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }
 
-// Create makes a new ring of capacity data bytes in a new shared memory
-// object called name (shm.Create: exclusive, mode 0600, pages reserved),
-// whose size is the 512-byte header plus capacity. capacity must be a
-// multiple of 8 from 64 to 1<<40; the largest message is capacity/2-8
-// bytes. The caller unlinks the object (Unlink) when the ring is no
-// longer wanted.
-func Create(name string, capacity int) (*Ring, error) {
-	if err := checkCapacity("create", name, capacity); err != nil {
+// Create makes a new ring of one writer and one reader, as CreateWith
+// with nil Options.
+func Create(name string, capacity int) (*Ring, error) { return CreateWith(name, capacity, nil) }
+
+// CreateWith makes a new ring in a new shared memory object called name
+// (shm.Create: exclusive, mode 0600, pages reserved), with the writer and
+// reader slots opt asks for (nil: one of each) and a lane of capacity data
+// bytes per writer slot. capacity must be a multiple of 8 from 64 to
+// 1<<40, and capacity times the writers at most 1<<40; the largest message
+// is capacity/2-8 bytes. The object holds a header (896 bytes for one
+// writer and one reader; LAYOUT.md) and the lanes. The caller unlinks the
+// object (Unlink) when the ring is no longer wanted.
+func CreateWith(name string, capacity int, opt *Options) (*Ring, error) {
+	nw, nr, err := checkCreate("create", name, capacity, opt)
+	if err != nil {
 		return nil, err
 	}
 	// The header is written before the name is published (Options.Init),
 	// so no Go, C or Python peer ever opens this ring half-made, and a
 	// failure leaves no object behind.
-	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, headerSize+capacity,
-		&shm.Options{Init: func(b []byte) error { writeHeader(b, capacity); return nil }})
+	s, err := shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, headerSize(nw, nr)+nw*capacity,
+		&shm.Options{Init: func(b []byte) error { writeHeader(b, capacity, nw, nr); return nil }})
 	if err != nil {
 		return nil, err
 	}
@@ -134,38 +166,56 @@ func Create(name string, capacity int) (*Ring, error) {
 	return r, err
 }
 
-// CreateMemfd makes a new ring as Create does, in an anonymous memfd
-// (shm.CreateMemfd: sealed so that it can never shrink or grow) instead of
-// a named object. Hand it to another process with File; it maps it with
-// MapFile. name is only the memfd's label: the ring has no name (Name is
-// "", Unlink an error), and is freed with its last descriptor and mapping.
+// CreateMemfd makes a new ring of one writer and one reader as Create
+// does, in an anonymous memfd (shm.CreateMemfd: sealed so that it can
+// never shrink or grow) instead of a named object. Hand it to another
+// process with File; it maps it with MapFile. name is only the memfd's
+// label: the ring has no name (Name is "", Unlink an error), and is freed
+// with its last descriptor and mapping.
 func CreateMemfd(name string, capacity int) (*Ring, error) {
-	if err := checkCapacity("creatememfd", name, capacity); err != nil {
-		return nil, err
-	}
-	s, err := shm.CreateMemfd(name, headerSize+capacity)
+	nw, nr, err := checkCreate("creatememfd", name, capacity, nil)
 	if err != nil {
 		return nil, err
 	}
-	writeHeader(s.Bytes(), capacity)
+	s, err := shm.CreateMemfd(name, headerSize(nw, nr)+nw*capacity)
+	if err != nil {
+		return nil, err
+	}
+	writeHeader(s.Bytes(), capacity, nw, nr)
 	return newSegment(s, "")
 }
 
-func checkCapacity(op, name string, capacity int) error {
-	if capacity < minCapacity || uint64(capacity) > maxCapacity || capacity%recordAlign != 0 {
-		return argErr("ring "+op, name, "capacity %d: want a multiple of %d from %d to %d", capacity, recordAlign, minCapacity, uint64(maxCapacity))
+// checkCreate checks a new ring's capacity and options and returns its
+// writer and reader slot counts.
+func checkCreate(op, name string, capacity int, opt *Options) (nw, nr int, err error) {
+	nw, nr = 1, 1
+	if opt != nil {
+		if opt.Writers < 0 || opt.Writers > maxEnds || opt.Readers < 0 || opt.Readers > maxEnds {
+			return 0, 0, argErr("ring "+op, name, "%d writers and %d readers: want 0 (one) to %d of each", opt.Writers, opt.Readers, maxEnds)
+		}
+		nw, nr = max(opt.Writers, 1), max(opt.Readers, 1)
 	}
-	return nil
+	if capacity < minCapacity || uint64(capacity) > maxCapacity || capacity%recordAlign != 0 {
+		return 0, 0, argErr("ring "+op, name, "capacity %d: want a multiple of %d from %d to %d", capacity, recordAlign, minCapacity, uint64(maxCapacity))
+	}
+	if uint64(capacity)*uint64(nw) > maxCapacity {
+		return 0, 0, argErr("ring "+op, name, "capacity %d times %d writers: more than %d bytes of lanes", capacity, nw, uint64(maxCapacity))
+	}
+	if uint64(capacity)*uint64(nw) > uint64(math.MaxInt-headerSize(nw, nr)) {
+		return 0, 0, argErr("ring "+op, name, "capacity %d times %d writers does not fit this process's address space", capacity, nw)
+	}
+	return nw, nr, nil
 }
 
-// writeHeader writes the header of a new ring of capacity data bytes into
-// b, the magic last (a release store: a peer that sees the magic sees the
-// rest).
-func writeHeader(b []byte, capacity int) {
+// writeHeader writes the header of a new ring into b, the magic last (a
+// release store: a peer that sees the magic sees the rest).
+func writeHeader(b []byte, capacity, nw, nr int) {
 	binary.LittleEndian.PutUint32(b[offVersion:], Version)
-	binary.LittleEndian.PutUint32(b[offHeaderSize:], headerSize)
+	binary.LittleEndian.PutUint32(b[offHeaderSize:], uint32(headerSize(nw, nr)))
 	binary.LittleEndian.PutUint64(b[offCapacity:], uint64(capacity))
 	binary.LittleEndian.PutUint64(b[offMaxMessage:], maxMessage(uint64(capacity)))
+	binary.LittleEndian.PutUint32(b[offReaders:], uint32(nr))
+	binary.LittleEndian.PutUint32(b[offWriters:], uint32(nw))
 	(*atomic.Uint64)(unsafePointer(b, offMagic)).Store(binary.LittleEndian.Uint64([]byte(magic)))
 }
 
@@ -230,7 +280,7 @@ func Open(name string) (*Ring, error) {
 // and checks its header as Open does. The ring reopens the object through
 // /proc/self/fd to get its own open file description, which its claims
 // are locked on: a descriptor shared with another process must not carry
-// them, or that process's death would not free its end. f stays the
+// them, or that process's death would not free its slots. f stays the
 // caller's; close it.
 func MapFile(f *os.File) (*Ring, error) {
 	if f == nil {
@@ -288,9 +338,10 @@ func unsafePointer(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[
 
 var errNoMagicYet = fmt.Errorf("no magic yet (a creator still writing the header, or not a ring): %w", ErrNotRing)
 
-// checkHeader checks the header of a ring mapped at b.
+// checkHeader checks the header of a ring mapped at b, in LAYOUT.md's
+// order.
 func checkHeader(b []byte) error {
-	if len(b) < headerSize {
+	if len(b) < fixedHeader {
 		if len(b) == 0 {
 			return errNoMagicYet
 		}
@@ -305,17 +356,25 @@ func checkHeader(b []byte) error {
 		return fmt.Errorf("magic %q, want %q: %w", le.AppendUint64(nil, m), magic, ErrNotRing)
 	}
 	v, hs, c, mm := le.Uint32(b[offVersion:]), le.Uint32(b[offHeaderSize:]), le.Uint64(b[offCapacity:]), le.Uint64(b[offMaxMessage:])
-	switch {
-	case v != Version:
+	nr, nw := le.Uint32(b[offReaders:]), le.Uint32(b[offWriters:])
+	if v != Version {
 		return fmt.Errorf("layout version %d, this package knows %d: %w", v, Version, ErrNotRing)
-	case hs != headerSize:
-		return fmt.Errorf("header size %d, version %d has %d: %w", hs, Version, headerSize, ErrNotRing)
+	}
+	if nr < 1 || nr > maxEnds || nw < 1 || nw > maxEnds {
+		return fmt.Errorf("%d readers and %d writers, want 1 to %d of each: %w", nr, nw, maxEnds, ErrNotRing)
+	}
+	d := headerSize(int(nw), int(nr))
+	switch {
+	case hs != uint32(d):
+		return fmt.Errorf("header size %d, want %d for %d writers and %d readers: %w", hs, d, nw, nr, ErrNotRing)
 	case c < minCapacity || c > maxCapacity || c%recordAlign != 0:
 		return fmt.Errorf("capacity %d is not a multiple of %d from %d to %d: %w", c, recordAlign, minCapacity, uint64(maxCapacity), ErrNotRing)
-	case c > uint64(len(b)-headerSize):
-		return fmt.Errorf("capacity %d does not fit the %d-byte object: %w", c, len(b), ErrNotRing)
+	case c*uint64(nw) > maxCapacity:
+		return fmt.Errorf("capacity %d times %d writers is more than %d: %w", c, nw, uint64(maxCapacity), ErrNotRing)
 	case mm != maxMessage(c):
 		return fmt.Errorf("max message %d, want %d for capacity %d: %w", mm, maxMessage(c), c, ErrNotRing)
+	case c*uint64(nw) > uint64(len(b)-d):
+		return fmt.Errorf("%d lanes of %d bytes after a %d-byte header do not fit the %d-byte object: %w", nw, c, d, len(b), ErrNotRing)
 	}
 	return nil
 }
@@ -325,29 +384,53 @@ func newRing(name string, mem memory, lockf *os.File) (*Ring, error) {
 	if err := checkHeader(b); err != nil {
 		return nil, &fs.PathError{Op: "ring open", Path: name, Err: err}
 	}
-	c := binary.LittleEndian.Uint64(b[offCapacity:])
+	le := binary.LittleEndian
+	c := le.Uint64(b[offCapacity:])
+	nw, nr := int(le.Uint32(b[offWriters:])), int(le.Uint32(b[offReaders:]))
 	r := &Ring{name: name, mem: mem, lockf: lockf, capacity: c, max: maxMessage(c),
 		base: uintptr(unsafe.Pointer(unsafe.SliceData(b))), size: uintptr(len(b)),
-		data: b[headerSize : headerSize+c : headerSize+c]}
+		ws: make([]wslot, nw), rs: make([]rslot, nr), writers: make([]*Writer, nw), readers: make([]*Reader, nr)}
 	r.spin.Store(int64(defaultSpin))
 	var err error
-	for _, w := range []struct {
-		p   **atomic.Uint32
-		off int64
-	}{{&r.rsleep, offReaderSleep}, {&r.wsleep, offWriterSleep}, {&r.wstate, offWriterState}, {&r.rstate, offReaderState},
-		{&r.wpid, offWriterPid}, {&r.rpid, offReaderPid}} {
-		if *w.p, err = mem.Uint32(w.off); err != nil {
-			return nil, err
+	u32 := func(p **atomic.Uint32, off int) {
+		if err == nil {
+			*p, err = mem.Uint32(int64(off))
 		}
 	}
-	if r.head, err = mem.Uint64(offHead); err != nil {
+	for w := range r.ws {
+		s, o := &r.ws[w], writerSlot(w)
+		u32(&s.state, o+wsState)
+		u32(&s.pid, o+wsPid)
+		u32(&s.sleep, o+wsSleep)
+		s.sleepOff = int64(o + wsSleep)
+		if err == nil {
+			s.head, err = mem.Uint64(int64(o + wsHead))
+		}
+		d := uint64(laneOff(nw, nr, w, int(c)))
+		s.data = b[d : d+c : d+c]
+	}
+	for i := range r.rs {
+		s, o := &r.rs[i], readerSlot(nw, i)
+		u32(&s.state, o+wsState)
+		u32(&s.pid, o+wsPid)
+		u32(&s.sleep, o+rsSleep)
+		s.sleepOff = int64(o + rsSleep)
+		s.tails = make([]*atomic.Uint64, nw)
+		for w := range s.tails {
+			if err == nil {
+				s.tails[w], err = mem.Uint64(int64(tailOff(nw, i, w)))
+			}
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
-	if r.tail, err = mem.Uint64(offTail); err != nil {
-		return nil, err
-	}
-	if h, t := r.head.Load(), r.tail.Load(); h-t > c || h%recordAlign != 0 || t%recordAlign != 0 {
-		return nil, &fs.PathError{Op: "ring open", Path: name, Err: fmt.Errorf("head %d and tail %d do not fit capacity %d: %w", h, t, c, ErrCorrupt)}
+	if nr == 1 { // the one reader slot always holds: its tails must fit the heads
+		for w := range r.ws {
+			if h, t := r.ws[w].head.Load(), r.rs[0].tails[w].Load(); h-t > c || h%recordAlign != 0 || t%recordAlign != 0 {
+				return nil, &fs.PathError{Op: "ring open", Path: name, Err: fmt.Errorf("lane %d: head %d and tail %d do not fit capacity %d: %w", w, h, t, c, ErrCorrupt)}
+			}
+		}
 	}
 	return r, nil
 }
@@ -363,10 +446,11 @@ func (r *Ring) Name() string {
 }
 
 // MaxMessage returns the largest message the ring takes, in bytes:
-// capacity/2-8, at least a quarter of the capacity.
+// capacity/2-8 (a lane's capacity), at least a quarter of it.
 func (r *Ring) MaxMessage() int { return int(r.max) }
 
-// Capacity returns the ring's data bytes.
+// Capacity returns the data bytes of each of the ring's lanes (one per
+// writer slot).
 func (r *Ring) Capacity() int { return int(r.capacity) }
 
 // SetSpin sets how long a Send or Receive that would block polls the ring
@@ -458,9 +542,15 @@ func (r *Ring) safely(op string, f func()) (err error) {
 	return nil
 }
 
-// Close closes the ends this Ring handed out, as their own Close would
-// (a writer's close ends the stream), then unmaps the ring. A second
-// Close returns an error wrapping fs.ErrClosed.
+// Writers returns the ring's number of writer slots.
+func (r *Ring) Writers() int { return len(r.ws) }
+
+// Readers returns the ring's number of reader slots.
+func (r *Ring) Readers() int { return len(r.rs) }
+
+// Close closes the writers and readers this Ring handed out, as their
+// own Close would (a writer's close ends its lane's stream), then unmaps
+// the ring. A second Close returns an error wrapping fs.ErrClosed.
 func (r *Ring) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -468,13 +558,17 @@ func (r *Ring) Close() error {
 		return r.errClosed("close")
 	}
 	r.closed = true
-	w, rd := r.w, r.r
+	ws, rs := slices.Clone(r.writers), slices.Clone(r.readers)
 	r.mu.Unlock()
-	if w != nil {
-		w.Close()
+	for _, w := range ws {
+		if w != nil {
+			w.Close()
+		}
 	}
-	if rd != nil {
-		rd.Close()
+	for _, rd := range rs {
+		if rd != nil {
+			rd.Close()
+		}
 	}
 	err := r.lockf.Close()
 	if err2 := r.mem.Close(); err == nil {
@@ -483,109 +577,155 @@ func (r *Ring) Close() error {
 	return err
 }
 
-// claim takes the end whose lock byte is at lock for this Ring.
-func (r *Ring) claim(op string, lock int64, mine func() bool) error {
+// claim takes the first slot free of a kind for this Ring: it tries the
+// lock bytes lock0+i of the n slots in order, skipping those mine says
+// this Ring holds (its own lock would not conflict). Called with r.mu.
+func (r *Ring) claim(op string, lock0 int64, n int, mine func(i int) bool) (int, error) {
 	if r.closed {
-		return r.errClosed(op)
+		return -1, r.errClosed(op)
 	}
-	if mine() {
-		return &fs.PathError{Op: "ring " + op, Path: r.name, Err: ErrBusy}
+	for i := range n {
+		if mine(i) {
+			continue
+		}
+		ok, err := tryLock(r.lockf, lock0+int64(i))
+		if err != nil {
+			return -1, &fs.PathError{Op: "fcntl", Path: r.name, Err: err}
+		}
+		if ok {
+			return i, nil
+		}
 	}
-	ok, err := tryLock(r.lockf, lock)
-	if err != nil {
-		return &fs.PathError{Op: "fcntl", Path: r.name, Err: err}
-	}
-	if !ok {
-		return &fs.PathError{Op: "ring " + op, Path: r.name, Err: ErrBusy}
-	}
-	return nil
+	return -1, &fs.PathError{Op: "ring " + op, Path: r.name, Err: ErrBusy}
 }
 
-// Writer claims the writing end: ErrBusy if a live process (this one
-// included) holds it. A writer that died left its end free; the new
-// writer continues after the last message the old one committed. (The
-// head it continues from is checked by each Send and Reserve, which
+// Writer claims the first free writer slot (ErrBusy if live processes,
+// this Ring included, hold them all; one Ring may hold several, one per
+// Writer). A writer that died left its slot free; the new writer of the
+// slot continues its lane after the last message the old one committed.
+// (The head it continues from is checked by each Send and Reserve, which
 // refuse a corrupt one with ErrCorrupt.)
 func (r *Ring) Writer() (*Writer, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.claim("writer", lockWriter, func() bool { return r.w != nil }); err != nil {
+	i, err := r.claim("writer", lockWriter0, len(r.ws), func(i int) bool { return r.writers[i] != nil })
+	if err != nil {
 		return nil, err
 	}
+	s := &r.ws[i]
 	var head uint64
+	var word uint32
 	if err := r.safely("writer", func() {
-		r.wpid.Store(uint32(os.Getpid())) // before the state: a Stat that sees open sees the pid
-		r.wstate.Store(endOpen)
-		head = r.head.Load()
+		s.pid.Store(uint32(os.Getpid())) // before the state: a Stat that sees open sees the pid
+		word = claimWord(s.state.Load())
+		s.state.Store(word)
+		head = s.head.Load()
 	}); err != nil {
-		unlock(r.lockf, lockWriter)
+		unlock(r.lockf, lockWriter0+int64(i))
 		return nil, err
 	}
-	r.w = &Writer{end: end{r: r, sleep: r.wsleep, sleepOff: offWriterSleep, peerState: r.rstate, peerLock: lockReader, lock: lockWriter, state: r.wstate}, head: head, resv: -1}
-	return r.w, nil
+	w := &Writer{end: end{r: r, slot: i, sleep: s.sleep, sleepOff: s.sleepOff, state: s.state, word: word, lock: lockWriter0 + int64(i)},
+		lane: s.data, headp: s.head, head: head, resv: -1, rt: make([]*atomic.Uint64, len(r.rs)), dead: make([]uint32, len(r.rs))}
+	for j := range r.rs {
+		w.rt[j] = r.rs[j].tails[i]
+	}
+	r.writers[i] = w
+	return w, nil
 }
 
-// Reader claims the reading end: ErrBusy if a live process (this one
-// included) holds it. A reader that died or closed left its end free; the
-// new reader starts at the first message not yet released, which may be
-// one the old reader had received (at least once). (The tail it starts
-// from is checked by each Receive and Next, which refuse a corrupt one
-// with ErrCorrupt.)
+// Reader claims the first free reader slot (ErrBusy if live processes,
+// this Ring included, hold them all; one Ring may hold several, one per
+// Reader). In a ring of one reader slot, a reader that died or closed
+// left its place: the new reader starts at the first message not yet
+// released, which may be one the old reader had received (at least
+// once). In a ring of several reader slots, the new reader starts at the
+// next message published after its claim. (The tails it starts from are
+// checked by each Receive and Next, which refuse a corrupt one with
+// ErrCorrupt.)
 func (r *Ring) Reader() (*Reader, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.claim("reader", lockReader, func() bool { return r.r != nil }); err != nil {
+	i, err := r.claim("reader", lockReader0, len(r.rs), func(i int) bool { return r.readers[i] != nil })
+	if err != nil {
 		return nil, err
 	}
-	var tail uint64
+	s := &r.rs[i]
+	rd := &Reader{end: end{r: r, slot: i, sleep: s.sleep, sleepOff: s.sleepOff, state: s.state, lock: lockReader0 + int64(i)},
+		held: -1, lanes: make([]rlane, len(r.ws)), last: len(r.ws) - 1}
 	if err := r.safely("reader", func() {
-		r.rpid.Store(uint32(os.Getpid()))
-		r.rstate.Store(endOpen)
-		tail = r.tail.Load()
+		s.pid.Store(uint32(os.Getpid()))
+		rd.word = claimWord(s.state.Load())
+		s.state.Store(rd.word) // seq_cst: a writer that loads our tails after this sees us hold
+		for w := range rd.lanes {
+			l := &rd.lanes[w]
+			ws := &r.ws[w]
+			l.tailp, l.headp, l.data, l.wsleep, l.wsleepOff = s.tails[w], ws.head, ws.data, ws.sleep, ws.sleepOff
+			if len(r.rs) == 1 {
+				l.tail = l.tailp.Load() // the one reader slot keeps its place
+			} else {
+				l.tail = l.headp.Load() // joining: from the next message published
+				l.tailp.Store(l.tail)
+			}
+			l.headSeen, l.offTail = l.tail, ^uint64(0)
+		}
+		if len(r.rs) > 1 {
+			rd.wakeWriters() // a writer waiting for our old tails has room now
+		}
 	}); err != nil {
-		unlock(r.lockf, lockReader)
+		unlock(r.lockf, lockReader0+int64(i))
 		return nil, err
 	}
-	r.r = &Reader{end: end{r: r, sleep: r.rsleep, sleepOff: offReaderSleep, peerState: r.wstate, peerLock: lockWriter, lock: lockReader, state: r.rstate}, tail: tail, held: -1}
-	return r.r, nil
+	r.readers[i] = rd
+	return rd, nil
 }
 
 // end is what Writer and Reader share: the sleep protocol and Close.
 type end struct {
-	r         *Ring
-	mu        sync.Mutex // held by a call in progress
-	closing   atomic.Bool
-	closed    bool
-	check     bool // test the peer's lock before sleeping (set after a sleep timed out)
-	sleep     *atomic.Uint32
-	sleepOff  int64
-	state     *atomic.Uint32
-	lock      int64
-	peerState *atomic.Uint32
-	peerLock  int64
+	r        *Ring
+	slot     int
+	mu       sync.Mutex // held by a call in progress
+	closing  atomic.Bool
+	closed   bool
+	sleep    *atomic.Uint32
+	sleepOff int64
+	state    *atomic.Uint32
+	word     uint32 // the state word our claim stored
+	lock     int64
 
 	sleeps, wakes atomic.Int64 // sleeps announced, wakes made: for tests
 	publishes     int64        // stores of head (writer) or tail (reader), under mu: for tests
 	timeouts      atomic.Int64 // sleeps ended by pollPeer, not by a wake: for tests
 }
 
-// peerAlive reports whether the other end's holder still holds its lock.
-func (e *end) peerAlive() bool {
-	r := e.r
+// alive reports whether the slot whose lock byte is at lock is held by a
+// live process: by another open file description, or by this Ring (mine:
+// our own open file description's lock is invisible to F_OFD_GETLK). A
+// lock that cannot be tested counts as held: never declare dead what we
+// cannot judge.
+func (r *Ring) alive(lock int64) bool {
 	r.mu.Lock()
-	mine := (e.peerLock == lockWriter && r.w != nil) || (e.peerLock == lockReader && r.r != nil)
+	var mine bool
+	if lock >= lockReader0 {
+		mine = r.readers[lock-lockReader0] != nil
+	} else {
+		mine = r.writers[lock-lockWriter0] != nil
+	}
 	r.mu.Unlock()
 	if mine {
-		return true // our own open file description's lock: GETLK cannot see it
+		return true
 	}
-	held, err := locked(r.lockf, e.peerLock)
-	return err != nil || held // never declare dead what we cannot judge
+	held, err := locked(r.lockf, lock)
+	return err != nil || held
 }
 
 // wait blocks until ready() is true, spinning first, then sleeping on the
-// end's futex word after announcing it there. peerErr decides, with the
-// sleep announced, whether the peer's state ends the wait (nil: sleep).
-func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state uint32) error) error {
+// end's futex word after announcing it there. judge decides, with the
+// sleep announced, whether the peers' states end the wait (nil: sleep);
+// check tells it to test the peers' locks, which it is asked every
+// pollPeer of elapsed time, whatever ended the sleeps in between. A judge
+// that returns nil may have changed what ready sees (a writer disregarding
+// a dead reader): ready is asked again before the sleep.
+func (e *end) wait(ctx context.Context, ready func() bool, judge func(check bool) error) error {
 	r := e.r
 	if d := time.Duration(r.spin.Load()); d > 0 {
 		start := time.Now()
@@ -598,6 +738,7 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 			}
 		}
 	}
+	var tested time.Time // when the peers were last tested, or the first sleep began
 	for {
 		if e.closing.Load() {
 			return r.errClosed("wait")
@@ -610,7 +751,6 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		fence.Full()     // the store before the loads below, in race builds too
 		if ready() {
 			e.sleep.Store(0)
-			e.check = false
 			return nil
 		}
 		if testHookAnnounced != nil {
@@ -620,20 +760,26 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 			e.sleep.Store(0)
 			return r.errClosed("wait")
 		}
-		if st := e.peerState.Load(); st != endOpen || e.check {
-			err := peerErr(st)
-			if err == nil && st == endOpen && !e.peerAlive() {
-				err = ErrPeerGone
-			}
-			if err != nil {
-				e.sleep.Store(0)
-				if ready() { // committed before it went: deliver first
-					return nil
-				}
-				return err
-			}
+		now := time.Now()
+		if tested.IsZero() {
+			tested = now
 		}
-		sub, cancel := context.WithTimeout(ctx, pollPeer)
+		check := now.Sub(tested) >= pollPeer
+		if check {
+			tested = now
+		}
+		if err := judge(check); err != nil {
+			e.sleep.Store(0)
+			if ready() { // committed before it went: deliver first
+				return nil
+			}
+			return err
+		}
+		if check && ready() {
+			e.sleep.Store(0)
+			return nil
+		}
+		sub, cancel := context.WithTimeout(ctx, max(pollPeer-now.Sub(tested), time.Millisecond))
 		err := r.mem.Wait(sub, e.sleepOff, 1)
 		timedOut := sub.Err() != nil || errors.Is(err, context.DeadlineExceeded) // Wait may see the deadline before the context's timer fires
 		cancel()
@@ -655,31 +801,49 @@ func (e *end) wait(ctx context.Context, ready func() bool, peerErr func(state ui
 		if timedOut {
 			e.timeouts.Add(1)
 		}
-		e.check = timedOut
 	}
 }
 
 // testHookAnnounced, if set (by tests), runs in wait after the sleep is
-// announced and the ring found unready, before the peer's state is read.
+// announced and the ring found unready, before the peers' states are read.
 var testHookAnnounced func()
 
-// wakePeer wakes the other side if it announced a sleep in word at off.
-// Its caller has just stored a counter or state word the peer's wait
-// loads after announcing (a Dekker handshake): fence.Full keeps that
+// wakeWord wakes a side that announced a sleep in word at off. Its caller
+// has just stored a counter or state word the sleeper's wait loads after
+// announcing (a Dekker handshake) and run fence.Full, which keeps that
 // store before the load of word, in race builds too.
-func (e *end) wakePeer(word *atomic.Uint32, off int64) {
-	fence.Full()
+func (e *end) wakeWord(word *atomic.Uint32, off int64) {
 	if word.Load() != 0 && word.Swap(0) != 0 {
 		e.wakes.Add(1)
 		e.r.mem.Wake(off, 1)
 	}
 }
 
+// wakeReaders wakes every reader slot's sleeper.
+func (e *end) wakeReaders() {
+	fence.Full()
+	if len(e.r.rs) == 1 {
+		e.wakeWord(e.r.rs[0].sleep, e.r.rs[0].sleepOff)
+		return
+	}
+	for i := range e.r.rs {
+		e.wakeWord(e.r.rs[i].sleep, e.r.rs[i].sleepOff)
+	}
+}
+
+// wakeWriters wakes every writer slot's sleeper.
+func (e *end) wakeWriters() {
+	fence.Full()
+	for i := range e.r.ws {
+		e.wakeWord(e.r.ws[i].sleep, e.r.ws[i].sleepOff)
+	}
+}
+
 // close ends the end: a call in progress returns fs.ErrClosed, the state
-// word says closed, the peer is woken and the lock released. The end is
-// closed and its lock released even where the ring's memory is gone (the
-// object truncated): the error then wraps shm.ErrFault.
-func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, clear func()) error {
+// word says closed, the other side is woken and the lock released. The
+// end is closed and its lock released even where the ring's memory is
+// gone (the object truncated): the error then wraps shm.ErrFault.
+func (e *end) close(op string, wakeOthers func(), clear func()) error {
 	r := e.r
 	if e.closing.Swap(true) { // closed, or being closed: the memory may be gone
 		e.mu.Lock() // returns once a Close in progress is done
@@ -694,7 +858,7 @@ func (e *end) close(op string, peerSleep *atomic.Uint32, peerSleepOff int64, cle
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
-	if err := r.safely(op, func() { e.state.Store(endClosed); e.wakePeer(peerSleep, peerSleepOff) }); ferr == nil {
+	if err := r.safely(op, func() { e.state.Store(e.word&^stateMask | endClosed); wakeOthers() }); ferr == nil {
 		ferr = err
 	}
 	err := unlock(r.lockf, e.lock)
@@ -717,26 +881,37 @@ func (e *end) begin() bool {
 	return true
 }
 
-// A Writer is the writing end of a ring, claimed by Ring.Writer. It is one
-// producer: use it from one goroutine at a time; Close may be called from
-// any goroutine and ends a blocked call.
+// A Writer is a writer slot of a ring, claimed by Ring.Writer, and the
+// lane it writes. It is one producer: use it from one goroutine at a
+// time (several Writers of one Ring may be used by several goroutines);
+// Close may be called from any goroutine and ends a blocked call.
 type Writer struct {
 	end
-	head uint64 // our copy of the head: only the writer stores it
-	resv int    // bytes reserved, -1 if none
-	skip uint64 // bytes to the end of the data, skipped by the reservation
-	pos  uint64 // offset of the reserved record in the data
+	lane  []byte         // our lane's data
+	headp *atomic.Uint64 // our lane's head in the ring
+	head  uint64         // our copy of the head: only the writer stores it
+	resv  int            // bytes reserved, -1 if none
+	skip  uint64         // bytes to the end of the data, skipped by the reservation
+	pos   uint64         // offset of the reserved record in the data
 
-	tailSeen uint64 // the tail reserve last loaded and found sound, if tailOK: the reader's at most
-	tailOK   bool   // tailSeen was loaded (a new Writer loads the tail first)
+	rt   []*atomic.Uint64 // each reader slot's tail of our lane
+	dead []uint32         // by reader slot: the state word it had when found dead (0: none), disregarded while it stays
+
+	tailSeen uint64 // the least tail reserve last computed and found sound, if tailOK: the holding readers' at most
+	tailOK   bool   // tailSeen was computed (a new Writer computes it first)
 	offHead  uint64 // the head whose data offset (head % capacity) offVal is
 	offVal   uint64 // (kept as the head moves: a division a message saved)
 }
 
-// Send sends msg as one message, waiting while the ring is full. It
-// returns ErrTooLarge (sending nothing) for more than MaxMessage bytes;
-// while the ring is full, ErrPeerGone if the reader's process died,
-// io.ErrClosedPipe if the reader closed its end, or the context's error.
+// Slot returns the writer slot the Writer holds, from 0.
+func (w *Writer) Slot() int { return w.slot }
+
+// Send sends msg as one message on the writer's lane, waiting while the
+// lane is full. It returns ErrTooLarge (sending nothing) for more than
+// MaxMessage bytes; while the lane is full, in a ring of one reader slot,
+// ErrPeerGone if the reader's process died or io.ErrClosedPipe if the
+// reader closed its end (in a ring of several, it waits for the slowest
+// live reader and never reports their absence); or the context's error.
 // While there is room it succeeds, reader or not. Counters that break the
 // layout are ErrCorrupt, sending nothing.
 func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
@@ -759,11 +934,12 @@ func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 	return w.commit(len(msg))
 }
 
-// Reserve returns n writable bytes in the ring, waiting for room as Send
-// does; Commit publishes them as a message. The slice is valid until
-// Commit or Close. A second Reserve before Commit is an error. The slice
-// is the shared memory itself, unguarded: if another process truncates
-// the object, writing to it raises SIGBUS (see Ring).
+// Reserve returns n writable bytes in the writer's lane, waiting for room
+// as Send does; Commit publishes them as a message. The slice is valid
+// until Commit or Close. A second Reserve before Commit is an error. The
+// slice is the shared memory itself, unguarded: if another process
+// truncates the object, writing to it raises SIGBUS (see Ring). A writer
+// that dies before Commit published nothing: no reader sees the bytes.
 func (w *Writer) Reserve(ctx context.Context, n int) (b []byte, err error) {
 	if n < 0 {
 		return nil, argErr("ring reserve", w.r.name, "negative length %d", n)
@@ -782,6 +958,72 @@ func (w *Writer) Reserve(ctx context.Context, n int) (b []byte, err error) {
 	return w.reserve(ctx, "reserve", n)
 }
 
+// least computes the least tail of our lane among the holding reader
+// slots (LAYOUT.md §5): the one slot when there is one; else the open
+// ones not found dead, our head if none. corrupt: a tail that breaks the
+// layout. A tail more than the capacity behind the head in a ring of
+// several reader slots is a reader joining: it counts as the head less
+// the capacity (no room) until it stores its tails.
+func (w *Writer) least() (m uint64, corrupt bool) {
+	c := w.r.capacity
+	if len(w.rt) == 1 {
+		m = w.rt[0].Load()
+		return m, w.head-m > c || m%recordAlign != 0
+	}
+	m = w.head
+	for i, tp := range w.rt {
+		s := w.r.rs[i].state.Load()
+		if s&stateMask != endOpen || s == w.dead[i] {
+			continue
+		}
+		t := tp.Load()
+		if t%recordAlign != 0 || (t != w.head && t-w.head < 1<<63) {
+			return t, true
+		}
+		if w.head-t > c {
+			t = w.head - c
+		}
+		if w.head-t > w.head-m {
+			m = t
+		}
+	}
+	return m, false
+}
+
+// judge decides, while the writer waits for need bytes of room, whether
+// the readers end the wait. One reader slot: its close is
+// io.ErrClosedPipe, its death (found when check) ErrPeerGone. Several:
+// never; when check, each holding reader whose tail leaves too little
+// room is tested, and one found dead is disregarded from then on.
+func (w *Writer) judge(check bool, need uint64) error {
+	r := w.r
+	if len(r.rs) == 1 {
+		switch s := r.rs[0].state.Load() & stateMask; {
+		case s == endClosed:
+			return io.ErrClosedPipe
+		case s == endOpen && check && !r.alive(lockReader0):
+			return ErrPeerGone
+		}
+		return nil
+	}
+	if !check {
+		return nil
+	}
+	for i, tp := range w.rt {
+		s := r.rs[i].state.Load()
+		if s&stateMask != endOpen || s == w.dead[i] {
+			continue
+		}
+		if t := tp.Load(); r.capacity-(w.head-t) >= need && w.head-t <= r.capacity {
+			continue // not what keeps us waiting
+		}
+		if !r.alive(lockReader0 + int64(i)) {
+			w.dead[i] = s
+		}
+	}
+	return nil
+}
+
 func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) {
 	r := w.r
 	if w.head%recordAlign != 0 { // loaded from the ring at the claim
@@ -798,40 +1040,37 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	}
 	need := skip + rec
 	var t uint64
-	bad := func() bool { return w.head-t > r.capacity || t%recordAlign != 0 }
-	room := func() bool { t = r.tail.Load(); return bad() || r.capacity-(w.head-t) >= need }
-	// The tail seen last, checked then, is the reader's at most (it only
-	// grows): while it leaves room, Send does not read the shared tail's
-	// cache line, which the reader writes. (Reserve always loads it: it
-	// writes nothing itself, and so finds a truncated object.)
+	var bad bool
+	room := func() bool { t, bad = w.least(); return bad || r.capacity-(w.head-t) >= need }
+	// The least tail computed last, checked then, is the holding readers'
+	// at most (a tail only grows while its reader holds, and a reader
+	// that joins starts at or past it): while it leaves room, Send does
+	// not read the shared tails' cache lines, which the readers write.
+	// (Reserve always loads them: it writes nothing itself, and so finds
+	// a truncated object.)
 	if op != "reserve" && w.tailOK && r.capacity-(w.head-w.tailSeen) >= need {
 		t = w.tailSeen
 	} else if !room() {
-		err := w.wait(ctx, room, func(st uint32) error {
-			if st == endClosed {
-				return io.ErrClosedPipe
-			}
-			return nil
-		})
+		err := w.wait(ctx, room, func(check bool) error { return w.judge(check, need) })
 		if err != nil {
 			return nil, err
 		}
 	}
-	if bad() {
+	if bad || w.head-t > r.capacity || t%recordAlign != 0 {
 		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
 	w.tailSeen, w.tailOK = t, true
 	pos := off
 	if skip > 0 {
-		binary.LittleEndian.PutUint64(r.data[off:], wrapMarker)
+		binary.LittleEndian.PutUint64(w.lane[off:], wrapMarker)
 		pos = 0
 	}
 	w.resv, w.skip, w.pos = n, skip, pos
-	return r.data[pos+recordHdr : pos+recordHdr+uint64(n) : pos+recordHdr+uint64(n)], nil
+	return w.lane[pos+recordHdr : pos+recordHdr+uint64(n) : pos+recordHdr+uint64(n)], nil
 }
 
 // Commit publishes the first n bytes of the reservation as one message
-// (n at most what Reserve returned) and wakes the reader if it sleeps.
+// (n at most what Reserve returned) and wakes the readers that sleep.
 func (w *Writer) Commit(n int) (err error) {
 	defer w.r.guard("commit", debug.SetPanicOnFault(true), &err)
 	if !w.begin() {
@@ -846,7 +1085,7 @@ func (w *Writer) Commit(n int) (err error) {
 
 func (w *Writer) commit(n int) error {
 	r := w.r
-	binary.LittleEndian.PutUint64(r.data[w.pos:], uint64(n)) // length, reserved word 0
+	binary.LittleEndian.PutUint64(w.lane[w.pos:], uint64(n)) // length, reserved word 0
 	w.head += w.skip + recordSize(uint64(n))
 	w.offHead, w.offVal = w.head, w.pos+recordSize(uint64(n)) // the record ends at or before the data's end
 	if w.offVal == r.capacity {
@@ -854,43 +1093,59 @@ func (w *Writer) commit(n int) error {
 	}
 	w.resv = -1
 	w.publishes++
-	r.head.Store(w.head) // release: the record before the head
-	w.wakePeer(r.rsleep, offReaderSleep)
+	w.headp.Store(w.head) // release: the record before the head
+	w.wakeReaders()
 	return nil
 }
 
-// Close releases the writing end and ends the stream: the reader
-// receives what was sent, then io.EOF. A pending reservation is dropped.
-// A blocked Send returns an error wrapping fs.ErrClosed. Close again:
-// an error wrapping fs.ErrClosed.
+// Close releases the writer slot and ends its lane's stream: the readers
+// receive what was sent, then io.EOF once every writer that claimed the
+// ring is closed. A pending reservation is dropped. A blocked Send
+// returns an error wrapping fs.ErrClosed. Close again: an error wrapping
+// fs.ErrClosed.
 func (w *Writer) Close() error {
-	return w.close("writer close", w.r.rsleep, offReaderSleep, func() { w.r.w = nil })
+	return w.close("writer close", w.wakeReaders, func() { w.r.writers[w.slot] = nil })
 }
 
-// A Reader is the reading end of a ring, claimed by Ring.Reader. It is
-// one consumer: use it from one goroutine at a time; Close may be called
-// from any goroutine and ends a blocked call.
+// A Reader is a reader slot of a ring, claimed by Ring.Reader: it
+// receives every message of every lane, each lane's in its writer's
+// order. It is one consumer: use it from one goroutine at a time (several
+// Readers of one Ring may be used by several goroutines); Close may be
+// called from any goroutine and ends a blocked call.
 type Reader struct {
 	end
-	tail uint64 // our copy of the tail, past any wrap marker read
-	held int    // length of the message Next returned, -1 if none
-	at   uint64 // its offset in the data
-
-	headSeen uint64 // the head next last loaded and found sound, if headOK
-	headOK   bool   // headSeen was loaded (a new Reader loads the head first)
-	offTail  uint64 // the tail whose data offset (tail % capacity) offVal is
-	offVal   uint64 // (kept as the tail moves: a division a message saved)
+	lanes []rlane
+	last  int    // the lane the last message came from: the next looks after it first
+	held  int    // length of the message Next returned, -1 if none
+	hl    int    // its lane
+	at    uint64 // its offset in the lane
 }
 
+// rlane is a reader's view of one lane.
+type rlane struct {
+	tail      uint64 // our copy of our tail, past any wrap marker read
+	headSeen  uint64 // the head last loaded and found sound (the writer's at most); equal to tail: load again
+	offTail   uint64 // the tail whose data offset (tail % capacity) offVal is
+	offVal    uint64 // (kept as the tail moves: a division a message saved)
+	tailp     *atomic.Uint64
+	headp     *atomic.Uint64
+	data      []byte
+	wsleep    *atomic.Uint32
+	wsleepOff int64
+}
+
+// Slot returns the reader slot the Reader holds, from 0.
+func (rd *Reader) Slot() int { return rd.slot }
+
 // Receive copies the next message into buf and releases it, waiting while
-// the ring is empty, and returns its length. A buf too small is
+// the lanes are empty, and returns its length. A buf too small is
 // io.ErrShortBuffer, and the message stays for the next call (Next tells
-// its length). When the ring is empty it returns io.EOF if the writer
-// closed its end, ErrPeerGone if the writer's process died (again on
-// every call, until a new writer claims the end), or the context's error.
-// A writer that never came is waited for. Counters or a record that break
-// the layout are ErrCorrupt (again on every call: the reader does not skip
-// what it cannot read).
+// its length). When every lane is empty it returns io.EOF if every writer
+// that claimed the ring closed, ErrPeerGone if none lives and one died
+// (again on every call, until a writer claims a slot), or the context's
+// error. A writer that never came is waited for. Counters or a record
+// that break the layout are ErrCorrupt (again on every call: the reader
+// does not skip what it cannot read).
 func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
 	if !rd.begin() {
 		return 0, rd.r.errClosed("receive")
@@ -911,10 +1166,11 @@ func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
 // Next returns the next message in place, waiting as Receive does. It is
 // valid until Release or Close; Next again before Release returns the same
 // message. Release consumes it: a reader that dies before Release leaves
-// it to the next reader. The message is the shared memory itself,
-// unguarded: if another process truncates the object, reading it raises
-// SIGBUS (see Ring); a write(2) of it (os.File.Write) fails with EFAULT
-// instead.
+// it to the next reader of a one-reader ring (in a ring of several reader
+// slots, a new reader starts afresh). The message is the shared memory
+// itself, unguarded: if another process truncates the object, reading it
+// raises SIGBUS (see Ring); a write(2) of it (os.File.Write) fails with
+// EFAULT instead.
 func (rd *Reader) Next(ctx context.Context) (msg []byte, err error) {
 	defer rd.r.guard("next", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
@@ -924,61 +1180,124 @@ func (rd *Reader) Next(ctx context.Context) (msg []byte, err error) {
 	return rd.next(ctx, "next")
 }
 
+// pick returns a lane with a message and its head (not yet checked),
+// looking after the last lane read first, or -1. The head seen last,
+// checked then, is the writer's at most, and the records before it were
+// published: while it is ahead of the tail, the shared head's cache line,
+// which the writer writes, is not read.
+func (rd *Reader) pick() (int, uint64) {
+	n := len(rd.lanes)
+	i := rd.last
+	for range n {
+		if i++; i == n {
+			i = 0
+		}
+		l := &rd.lanes[i]
+		if l.headSeen != l.tail {
+			return i, l.headSeen
+		}
+		if h := l.headp.Load(); h != l.tail { // acquire: the records before the head
+			return i, h
+		}
+	}
+	return -1, 0
+}
+
+// judge decides, while the reader waits with every lane empty, whether
+// the writers end the wait (LAYOUT.md §5, end of stream): nil while a
+// writer slot is open (and, when check, alive) or none was ever claimed;
+// else io.EOF if every claimed one closed, ErrPeerGone if one died.
+func (rd *Reader) judge(check bool) error {
+	r := rd.r
+	var claimed, dead bool
+	for i := range r.ws {
+		switch s := r.ws[i].state.Load() & stateMask; s {
+		case endNone:
+		case endClosed:
+			claimed = true
+		case endOpen:
+			if !check || r.alive(lockWriter0+int64(i)) {
+				return nil
+			}
+			claimed, dead = true, true
+		default:
+			return r.errCorrupt("receive", "writer slot %d state %d", i, s)
+		}
+	}
+	switch {
+	case !claimed:
+		return nil
+	case dead:
+		return ErrPeerGone
+	}
+	return io.EOF
+}
+
 func (rd *Reader) next(ctx context.Context, op string) ([]byte, error) {
 	r := rd.r
 	if rd.held >= 0 {
-		return r.data[rd.at+recordHdr : rd.at+recordHdr+uint64(rd.held) : rd.at+recordHdr+uint64(rd.held)], nil
+		l := &rd.lanes[rd.hl]
+		return l.data[rd.at+recordHdr : rd.at+recordHdr+uint64(rd.held) : rd.at+recordHdr+uint64(rd.held)], nil
 	}
 	for {
-		if rd.tail%recordAlign != 0 { // loaded from the ring at the claim
-			return nil, r.errCorrupt(op, "tail %d is not a multiple of %d", rd.tail, recordAlign)
+		for i := range rd.lanes {
+			if rd.lanes[i].tail%recordAlign != 0 { // loaded from the ring at the claim
+				return nil, r.errCorrupt(op, "lane %d: tail %d is not a multiple of %d", i, rd.lanes[i].tail, recordAlign)
+			}
 		}
-		// The head seen last, checked then, is the writer's at most, and
-		// the records before it were published: while it is ahead of the
-		// tail, the shared head's cache line, which the writer writes, is
-		// not read. (Each record read is checked against it as ever.)
-		h := rd.headSeen
-		if !rd.headOK || h == rd.tail {
-			h = r.head.Load() // acquire: the records before the head
+		var i int
+		var h uint64
+		if len(rd.lanes) == 1 { // one writer: pick without the loop
+			if l := &rd.lanes[0]; l.headSeen != l.tail {
+				h = l.headSeen
+			} else if h = l.headp.Load(); h == l.tail { // acquire: the records before the head
+				i = -1
+			}
+		} else {
+			i, h = rd.pick()
 		}
-		if h == rd.tail {
-			err := rd.wait(ctx, func() bool { return r.head.Load() != rd.tail }, func(st uint32) error {
-				if st == endClosed {
-					return io.EOF
-				}
-				return nil
-			})
-			if err != nil {
+		if i < 0 {
+			ready := func() bool { i, _ := rd.pick(); return i >= 0 }
+			if l := &rd.lanes[0]; len(rd.lanes) == 1 {
+				ready = func() bool { return l.headp.Load() != l.tail }
+			}
+			if err := rd.wait(ctx, ready, rd.judge); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if h-rd.tail > r.capacity || h%recordAlign != 0 {
-			return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", h, rd.tail, r.capacity)
+		l := &rd.lanes[i]
+		if h-l.tail > r.capacity || h%recordAlign != 0 {
+			return nil, r.errCorrupt(op, "lane %d: head %d, tail %d, capacity %d", i, h, l.tail, r.capacity)
 		}
-		rd.headSeen, rd.headOK = h, true
-		off := rd.offVal
-		if rd.tail != rd.offTail {
-			off = rd.tail % r.capacity
-		}
-		n := binary.LittleEndian.Uint32(r.data[off:])
-		if n == wrapMarker {
-			if off == 0 || h-rd.tail < r.capacity-off {
-				return nil, r.errCorrupt(op, "wrap marker at %d with head %d, tail %d", off, h, rd.tail)
+		l.headSeen = h
+		for {
+			off := l.offVal
+			if l.tail != l.offTail {
+				off = l.tail % r.capacity
 			}
-			rd.tail += r.capacity - off
-			rd.offTail, rd.offVal = rd.tail, 0
-			continue
+			n := binary.LittleEndian.Uint32(l.data[off:])
+			if n == wrapMarker {
+				if off == 0 || h-l.tail < r.capacity-off {
+					return nil, r.errCorrupt(op, "lane %d: wrap marker at %d with head %d, tail %d", i, off, h, l.tail)
+				}
+				l.tail += r.capacity - off
+				l.offTail, l.offVal = l.tail, 0
+				if l.tail == h {
+					break // the marker was the last published: look again
+				}
+				continue
+			}
+			if uint64(n) > r.max || recordSize(uint64(n)) > h-l.tail || off+recordSize(uint64(n)) > r.capacity {
+				return nil, r.errCorrupt(op, "lane %d: record of %d bytes at %d with %d published", i, n, off, h-l.tail)
+			}
+			rd.held, rd.hl, rd.at, rd.last = int(n), i, off, i
+			return l.data[off+recordHdr : off+recordHdr+uint64(n) : off+recordHdr+uint64(n)], nil
 		}
-		if uint64(n) > r.max || recordSize(uint64(n)) > h-rd.tail || off+recordSize(uint64(n)) > r.capacity {
-			return nil, r.errCorrupt(op, "record of %d bytes at %d with %d published", n, off, h-rd.tail)
-		}
-		rd.held, rd.at = int(n), off
-		return r.data[off+recordHdr : off+recordHdr+uint64(n) : off+recordHdr+uint64(n)], nil
 	}
 }
 
-// Release consumes the message Next returned and wakes the writer if it
+// Release consumes the message Next returned and wakes its writer if it
 // sleeps for room. Release without a message from Next is an error.
 func (rd *Reader) Release() (err error) {
 	defer rd.r.guard("release", debug.SetPanicOnFault(true), &err)
@@ -994,22 +1313,25 @@ func (rd *Reader) Release() (err error) {
 }
 
 func (rd *Reader) release() {
-	r := rd.r
-	rd.tail += recordSize(uint64(rd.held))
-	rd.offTail, rd.offVal = rd.tail, rd.at+recordSize(uint64(rd.held)) // the record ends at or before the data's end
-	if rd.offVal == r.capacity {
-		rd.offVal = 0
+	l := &rd.lanes[rd.hl]
+	l.tail += recordSize(uint64(rd.held))
+	l.offTail, l.offVal = l.tail, rd.at+recordSize(uint64(rd.held)) // the record ends at or before the data's end
+	if l.offVal == rd.r.capacity {
+		l.offVal = 0
 	}
 	rd.held = -1
 	rd.publishes++
-	r.tail.Store(rd.tail) // release: done with the record before the tail moves
-	rd.wakePeer(r.wsleep, offWriterSleep)
+	l.tailp.Store(l.tail) // release: done with the record before the tail moves
+	fence.Full()
+	rd.wakeWord(l.wsleep, l.wsleepOff)
 }
 
-// Close releases the reading end. A message from Next not yet released
-// stays in the ring for the next reader. A blocked call returns an error
-// wrapping fs.ErrClosed; a writer blocked on a full ring gets
-// io.ErrClosedPipe. Close again: an error wrapping fs.ErrClosed.
+// Close releases the reader slot. A message from Next not yet released
+// stays in the ring for the next reader of a one-reader ring. A blocked
+// call returns an error wrapping fs.ErrClosed; in a ring of one reader
+// slot, a writer blocked on a full lane gets io.ErrClosedPipe (in a ring
+// of several, it stops waiting for this reader). Close again: an error
+// wrapping fs.ErrClosed.
 func (rd *Reader) Close() error {
-	return rd.close("reader close", rd.r.wsleep, offWriterSleep, func() { rd.r.r = nil })
+	return rd.close("reader close", rd.wakeWriters, func() { rd.r.readers[rd.slot] = nil })
 }

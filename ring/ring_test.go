@@ -669,7 +669,7 @@ func TestBadHeader(t *testing.T) {
 	good := bytes.Clone(shmBytes(t, r.Name())[:ring.HeaderSize])
 	cases := map[string]func(b []byte){
 		"foreign":     func(b []byte) { copy(b, "hello, world") },
-		"version":     func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 2) },
+		"version":     func(b []byte) { binary.LittleEndian.PutUint32(b[8:], 3) },
 		"header-size": func(b []byte) { binary.LittleEndian.PutUint32(b[12:], 1024) },
 		"capacity-big": func(b []byte) {
 			binary.LittleEndian.PutUint64(b[16:], 8192)
@@ -678,6 +678,16 @@ func TestBadHeader(t *testing.T) {
 		"capacity-odd": func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 4092) },
 		"max-message":  func(b []byte) { binary.LittleEndian.PutUint64(b[24:], 4096) },
 		"big-endian":   func(b []byte) { copy(b, "\x00GNIRMHS") },
+		// version 2's slot counts (issue 23)
+		"readers-0":  func(b []byte) { binary.LittleEndian.PutUint32(b[32:], 0) },
+		"readers-65": func(b []byte) { binary.LittleEndian.PutUint32(b[32:], 65) },
+		"writers-0":  func(b []byte) { binary.LittleEndian.PutUint32(b[36:], 0) },
+		"writers-65": func(b []byte) { binary.LittleEndian.PutUint32(b[36:], 65) },
+		"readers-2":  func(b []byte) { binary.LittleEndian.PutUint32(b[32:], 2) }, // header size no longer matches
+		"writers-2-lanes-past-the-object": func(b []byte) {
+			binary.LittleEndian.PutUint32(b[36:], 2)
+			binary.LittleEndian.PutUint32(b[12:], uint32(ring.DataOff(2, 1)))
+		},
 	}
 	bin := ""
 	if _, err := exec.LookPath("gcc"); err == nil {
@@ -1046,8 +1056,8 @@ func FuzzCorruptRing(f *testing.F) {
 		if tail%8 == 0 && tail < 256 && len(data) == 0 {
 			binary.LittleEndian.PutUint32(d[tail:], 120) // the seeds' records at tail
 		}
-		binary.LittleEndian.PutUint64(b[64:], head)
-		binary.LittleEndian.PutUint64(b[128:], tail)
+		binary.LittleEndian.PutUint64(b[ring.OffHead:], head)
+		binary.LittleEndian.PutUint64(b[ring.OffTail:], tail)
 		o, err := ring.Open(r.Name())
 		if err != nil {
 			if !errors.Is(err, ring.ErrCorrupt) {

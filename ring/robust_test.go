@@ -27,12 +27,14 @@ import (
 	"github.com/posixshm/shm/ring"
 )
 
-// The layout's offsets the tests below write (LAYOUT.md §2).
-const (
-	offHead = 64
-	offTail = 128
-	guardSz = 4096 // the object behind a guarded ring: bytes past its data are guard bytes
+// The layout's offsets the tests below write (LAYOUT.md §2), in a ring of
+// one writer and one reader.
+var (
+	offHead = ring.OffHead
+	offTail = ring.OffTail
 )
+
+const guardSz = 4096 // the object behind a guarded ring: bytes past its data are guard bytes
 
 // guardedRing makes an object of guardSz bytes holding a ring of
 // capacity data bytes whose header the test writes by hand (LAYOUT.md:
@@ -49,9 +51,11 @@ func guardedRing(t testing.TB, capacity int) (string, []byte) {
 	b := s.Bytes()
 	le := binary.LittleEndian
 	le.PutUint32(b[8:], ring.Version)
-	le.PutUint32(b[12:], ring.HeaderSize)
+	le.PutUint32(b[12:], uint32(ring.HeaderSize))
 	le.PutUint64(b[16:], uint64(capacity))
 	le.PutUint64(b[24:], uint64(capacity/2-8))
+	le.PutUint32(b[32:], 1) // readers
+	le.PutUint32(b[36:], 1) // writers
 	copy(b, "SHMRING\x00")
 	fillGuard(b, capacity)
 	return name, b
@@ -75,7 +79,9 @@ func checkGuard(t testing.TB, b, hdr []byte, capacity int, what string) {
 	}
 	for i := range ring.HeaderSize {
 		switch {
-		case i >= 32 && i < 48, i >= offHead && i < offHead+8, i >= offTail && i < offTail+8, i >= 192 && i < 196, i >= 256 && i < 260:
+		case i >= ring.OffWriterState && i < ring.OffWriterState+8, i >= ring.OffReaderState && i < ring.OffReaderState+8,
+			i >= offHead && i < offHead+8, i >= offTail && i < offTail+8,
+			i >= ring.OffReaderSleep && i < ring.OffReaderSleep+4, i >= ring.OffWriterSleep && i < ring.OffWriterSleep+4:
 			continue
 		}
 		if b[i] != hdr[i] {
@@ -201,9 +207,11 @@ func FuzzCorruptCounters(f *testing.F) {
 		clear(b[:ring.HeaderSize])
 		clear(b[ring.HeaderSize : ring.HeaderSize+capacity])
 		le.PutUint32(b[8:], ring.Version)
-		le.PutUint32(b[12:], ring.HeaderSize)
+		le.PutUint32(b[12:], uint32(ring.HeaderSize))
 		le.PutUint64(b[16:], capacity)
 		le.PutUint64(b[24:], capacity/2-8)
+		le.PutUint32(b[32:], 1) // readers
+		le.PutUint32(b[36:], 1) // writers
 		copy(b, "SHMRING\x00")
 		fillGuard(b, capacity)
 		hdr := bytes.Clone(b[:ring.HeaderSize])

@@ -18,7 +18,7 @@
 //	shm sem wait [-timeout D] NAME
 //	shm sem value NAME
 //	shm demo [-hold] [-memfd]
-//	shm ring create -size N NAME
+//	shm ring create -size N [-writers W] [-readers R] NAME
 //	shm ring send NAME
 //	shm ring recv NAME
 //	shm ring stat [-json] NAME
@@ -59,12 +59,16 @@
 // cannot shrink.
 //
 // ring is a shared-memory pipe between two shells (package
-// github.com/posixshm/shm/ring): ring create makes a message ring of N data
-// bytes, ring send sends standard input into it as messages and then ends
-// the stream, ring recv copies the messages to standard output until the
-// stream ends. Either may start first. ring stat describes a ring without
-// claiming it: messages not yet received, and each end's state (never,
-// open, closed, or dead: its process died holding it) and claimant's pid.
+// github.com/posixshm/shm/ring): ring create makes a message ring of W
+// writers (default 1), each with a lane of N data bytes, and R readers
+// (default 1), each of which receives every message; ring send sends
+// standard input into it as messages (claiming a free writer slot) and
+// then ends its stream, ring recv copies the messages to standard output
+// until the stream ends. Either may start first. ring stat describes a
+// ring without claiming it: messages not yet received by the slowest
+// reader, each lane's counters, and each writer and reader slot's state
+// (never, open, closed, or dead: its process died holding it) and
+// claimant's pid.
 // shm ls and shm stat show a ring's type as ring.
 //
 // Flags may come before or after the NAMEs; "--" ends the flags, so that a

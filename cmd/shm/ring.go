@@ -22,15 +22,17 @@ import (
 )
 
 var ringCommands = []*command{
-	{name: "create", args: "-size N NAME", summary: "make a message ring of N data bytes (a multiple of 8, at least 64; exclusive, pages reserved)", setup: ringCreateCmd},
+	{name: "create", args: "-size N [-writers W] [-readers R] NAME", summary: "make a message ring of W writers (each a lane of N data bytes: a multiple of 8, at least 64) and R readers (each receives every message), 1 to 64, default 1; exclusive, pages reserved", setup: ringCreateCmd},
 	{name: "send", args: "NAME", summary: "send standard input into the ring as messages (each read, up to the largest message), then end the stream", setup: ringSendCmd},
 	{name: "recv", args: "NAME", summary: "copy the ring's messages to standard output until the stream ends", setup: ringRecvCmd},
-	{name: "stat", args: "[-json] NAME", summary: "describe the ring: sizes, messages not yet received, each end's state (never, open, closed, dead) and its claimant's pid; claims nothing", setup: ringStatCmd},
+	{name: "stat", args: "[-json] NAME", summary: "describe the ring: sizes, messages not yet received by the slowest reader, each lane's counters, each writer and reader slot's state (never, open, closed, dead) and its claimant's pid; claims nothing", setup: ringStatCmd},
 }
 
 func ringCreateCmd(fl *flag.FlagSet) runner {
 	size := sizeFlag{n: -1}
-	fl.Var(&size, "size", "the ring's data `bytes`; the largest message is half, less 8")
+	fl.Var(&size, "size", "the data `bytes` of each writer's lane; the largest message is half, less 8")
+	writers := fl.Int("writers", 1, "writer slots, 1 to 64: each writes its own lane")
+	readers := fl.Int("readers", 1, "reader slots, 1 to 64: each receives every message")
 	return func(e *env, args []string) error {
 		name, err := oneName(args)
 		if err != nil {
@@ -42,7 +44,10 @@ func ringCreateCmd(fl *flag.FlagSet) runner {
 		if size.n > 1<<40 {
 			return cmdErr("ring create", name, fmt.Errorf("size %d: at most 1T", size.n))
 		}
-		r, err := ring.Create(name, int(size.n))
+		if *writers < 1 || *readers < 1 {
+			return usageError{"-writers and -readers are at least 1"}
+		}
+		r, err := ring.CreateWith(name, int(size.n), &ring.Options{Writers: *writers, Readers: *readers})
 		if err != nil {
 			return cmdErr("ring create", name, unnamed(err, name))
 		}
@@ -196,7 +201,7 @@ func ringStatCmd(fl *flag.FlagSet) runner {
 		}
 		if *asJSON {
 			rec := map[string]any{"capacity": st.Capacity, "max_message": st.MaxMessage, "messages": st.Messages,
-				"bytes": st.Bytes, "used": st.Used, "head": st.Head, "tail": st.Tail, "writer": st.Writer, "reader": st.Reader}
+				"bytes": st.Bytes, "used": st.Used, "lanes": st.Lanes, "writers": st.Writers, "readers": st.Readers}
 			jsonName(rec, name)
 			enc := json.NewEncoder(e.stdout)
 			enc.SetIndent("", "  ")
@@ -204,19 +209,33 @@ func ringStatCmd(fl *flag.FlagSet) runner {
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
 		fmt.Fprintf(w, "name:\t%s\n", quoteName(name))
-		fmt.Fprintf(w, "capacity:\t%d\n", st.Capacity)
+		fmt.Fprintf(w, "capacity:\t%d per lane\n", st.Capacity)
 		fmt.Fprintf(w, "max message:\t%d\n", st.MaxMessage)
+		fmt.Fprintf(w, "slots:\t%d %s, %d %s\n", len(st.Writers), plural(len(st.Writers), "writer"), len(st.Readers), plural(len(st.Readers), "reader"))
 		fmt.Fprintf(w, "messages:\t%d (%d bytes) not yet received\n", st.Messages, st.Bytes)
-		fmt.Fprintf(w, "used:\t%d of %d bytes\n", st.Used, st.Capacity)
-		fmt.Fprintf(w, "head:\t%d\n", st.Head)
-		fmt.Fprintf(w, "tail:\t%d\n", st.Tail)
-		fmt.Fprintf(w, "writer:\t%s\n", endText(st.Writer))
-		fmt.Fprintf(w, "reader:\t%s\n", endText(st.Reader))
+		fmt.Fprintf(w, "used:\t%d of %d bytes\n", st.Used, st.Capacity*len(st.Lanes))
+		for i, l := range st.Lanes {
+			fmt.Fprintf(w, "lane %d:\thead %d, tail %d: %d %s (%d bytes)\n", i, l.Head, l.Tail, l.Messages, plural(l.Messages, "message"), l.Bytes)
+		}
+		for i, es := range st.Writers {
+			fmt.Fprintf(w, "writer %d:\t%s\n", i, endText(es))
+		}
+		for i, es := range st.Readers {
+			fmt.Fprintf(w, "reader %d:\t%s\n", i, endText(es))
+		}
 		return w.Flush()
 	}
 }
 
-// endText is an end as ring stat prints it: its state, and the pid its
+// plural is word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// endText is a slot as ring stat prints it: its state, and the pid its
 // claimant recorded (only a hint: pids are reused).
 func endText(es ring.EndStat) string {
 	switch {

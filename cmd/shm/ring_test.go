@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -153,14 +154,14 @@ func TestRingStat(t *testing.T) {
 	}
 	pid := os.Getpid()
 	want := fmt.Sprintf(`name:        %s
-capacity:    256
+capacity:    256 per lane
 max message: 120
+slots:       1 writer, 1 reader
 messages:    3 (15 bytes) not yet received
 used:        48 of 256 bytes
-head:        48
-tail:        0
-writer:      open (pid %d)
-reader:      never claimed
+lane 0:      head 48, tail 0: 3 messages (15 bytes)
+writer 0:    open (pid %d)
+reader 0:    never claimed
 `, name, pid)
 	if got := ok(t, runShm(t, nil, "ring", "stat", name)).stdout; got != want {
 		t.Fatalf("ring stat:\n%s\nwant\n%s", got, want)
@@ -169,13 +170,17 @@ reader:      never claimed
 		State string
 		Pid   int
 	}
+	type lane struct {
+		Head, Tail            uint64
+		Messages, Bytes, Used int
+	}
 	type stat struct {
 		Name                                        string
 		Capacity, MaxMessage, Messages, Bytes, Used int
-		Head, Tail                                  uint64
-		Writer, Reader                              end
+		Lanes                                       []lane
+		Writers, Readers                            []end
 	}
-	jsonStat := func() (st stat) {
+	jsonStatOf := func(name string) (st stat) {
 		t.Helper()
 		out := ok(t, runShm(t, nil, "ring", "stat", "-json", name)).stdout
 		if err := json.Unmarshal([]byte(strings.ReplaceAll(out, "max_message", "maxmessage")), &st); err != nil {
@@ -183,7 +188,8 @@ reader:      never claimed
 		}
 		return st
 	}
-	if got, want := jsonStat(), (stat{name, 256, 120, 3, 15, 48, 48, 0, end{"open", pid}, end{"never", 0}}); got != want {
+	jsonStat := func() stat { t.Helper(); return jsonStatOf(name) }
+	if got, want := jsonStat(), (stat{name, 256, 120, 3, 15, 48, []lane{{48, 0, 3, 15, 48}}, []end{{"open", pid}}, []end{{"never", 0}}}); !reflect.DeepEqual(got, want) {
 		t.Fatalf("ring stat -json: %+v, want %+v", got, want)
 	}
 
@@ -205,12 +211,51 @@ reader:      never claimed
 		t.Fatal(err)
 	}
 	st := jsonStat()
-	if st.Reader != (end{"dead", recv.Process.Pid}) || st.Writer != (end{"closed", pid}) {
+	if st.Readers[0] != (end{"dead", recv.Process.Pid}) || st.Writers[0] != (end{"closed", pid}) {
 		t.Fatalf("ring stat -json after the reader's SIGKILL and the writer's Close: %+v", st)
 	}
 	text := ok(t, runShm(t, nil, "ring", "stat", name)).stdout
-	if !strings.Contains(text, fmt.Sprintf("reader:      dead (pid %d)\n", recv.Process.Pid)) || !strings.Contains(text, fmt.Sprintf("writer:      closed (pid %d)\n", pid)) {
+	if !strings.Contains(text, fmt.Sprintf("reader 0:    dead (pid %d)\n", recv.Process.Pid)) || !strings.Contains(text, fmt.Sprintf("writer 0:    closed (pid %d)\n", pid)) {
 		t.Fatalf("ring stat after the reader's SIGKILL and the writer's Close:\n%s", text)
+	}
+
+	// A ring of 2 writers and 3 readers (issue 23): every slot shown.
+	fan := newName(t)
+	ok(t, runShm(t, nil, "ring", "create", "-size", "256", "-writers", "2", "-readers", "3", fan))
+	fr, err := ring.Open(fan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fr.Close()
+	frd, err := fr.Reader() // reader slot 0, joined at 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fr.Writer(); err != nil { // writer slot 0
+		t.Fatal(err)
+	}
+	w1, err := fr.Writer() // writer slot 1: two messages, then closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1.Send(ctx, []byte("one"))
+	w1.Send(ctx, []byte("two!"))
+	w1.Close()
+	frd.Close() // reader slot 0 closed: no reader holds the lanes
+	if _, err := fr.Reader(); err != nil {
+		t.Fatal(err)
+	}
+	fst := jsonStatOf(fan)
+	if want := (stat{fan, 256, 120, 0, 0, 0, []lane{{0, 0, 0, 0, 0}, {32, 32, 0, 0, 0}},
+		[]end{{"open", pid}, {"closed", pid}}, []end{{"open", pid}, {"never", 0}, {"never", 0}}}); !reflect.DeepEqual(fst, want) {
+		t.Fatalf("ring stat -json of a 2x3 ring:\n got %+v\nwant %+v", fst, want)
+	}
+	text = ok(t, runShm(t, nil, "ring", "stat", fan)).stdout
+	for _, line := range []string{"slots:       2 writers, 3 readers\n", "lane 1:      head 32, tail 32: 0 messages (0 bytes)\n",
+		fmt.Sprintf("writer 1:    closed (pid %d)\n", pid), "reader 2:    never claimed\n", "used:        0 of 512 bytes\n"} {
+		if !strings.Contains(text, line) {
+			t.Fatalf("ring stat of a 2x3 ring: no %q in\n%s", line, text)
+		}
 	}
 
 	plain := newName(t)
