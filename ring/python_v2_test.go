@@ -146,18 +146,33 @@ func wantSeq(t *testing.T, who string, d seqDone, end string, want map[int][2]in
 // sleep (its sleep word is 1: it waits for room), within 20 s.
 func writerAsleep(t *testing.T, name string, w int) {
 	t.Helper()
+	asleep(t, name, 512+192*w+128, fmt.Sprintf("writer %d", w))
+}
+
+// readerAsleep waits until reader slot r of a ring of writers writer
+// slots (and r+1 reader slots or more) announced a sleep (every lane is
+// empty), within 20 s.
+func readerAsleep(t *testing.T, name string, writers, r int) {
+	t.Helper()
+	rsz := 128 + 64*((writers+7)/8)
+	asleep(t, name, 512+192*writers+rsz*r+64, fmt.Sprintf("reader %d", r))
+}
+
+// asleep polls the sleep word at off until it is 1.
+func asleep(t *testing.T, name string, off int, who string) {
+	t.Helper()
 	s, err := shm.Open(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	word, err := s.Uint32(int64(512 + 192*w + 128))
+	word, err := s.Uint32(int64(off))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(20 * time.Second); word.Load() != 1; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("writer %d never waited for room", w)
+			t.Fatalf("%s never went to sleep", who)
 		}
 	}
 }
@@ -185,10 +200,16 @@ func TestPythonV2FanOut(t *testing.T) {
 		rds = append(rds, p)
 	}
 	const count = 3000
+	start := time.Now()
 	w, _ := startPeer(t, pyCmd(t, "seq-write", name, "5", strconv.Itoa(count), "200"), true)
 	pyExpect(t, w, "ok 0")
 	for i, p := range rds {
 		wantSeq(t, fmt.Sprintf("reader %d", i), pyDone(t, p), "EOFError", map[int][2]int{5: {0, count - 1}})
+	}
+	// About 1 s here; a reader missing its wake-ups sleeps out 150 ms
+	// each time it catches up: about 20 s.
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the stream took %v", d)
 	}
 }
 
@@ -207,7 +228,11 @@ func TestPythonV2ManyWriters(t *testing.T) {
 	var ws []*peer
 	var ins []io.WriteCloser
 	for id := range 3 { // all claimed before any sends (else one may finish, close, and end the stream)
-		cmd := pyCmd(t, "seq-write", name, strconv.Itoa(id), strconv.Itoa(count), strconv.Itoa(16+40*id), "0")
+		pause := "0"
+		if id == 2 {
+			pause = "0,700"
+		}
+		cmd := pyCmd(t, "seq-write", name, strconv.Itoa(id), strconv.Itoa(count), strconv.Itoa(16+40*id), pause)
 		ins = append(ins, pyStdin(t, cmd))
 		p, _ := startPeer(t, cmd, true)
 		pyExpect(t, p, "paused")
@@ -216,9 +241,14 @@ func TestPythonV2ManyWriters(t *testing.T) {
 	for _, in := range ins {
 		io.WriteString(in, "go\n")
 	}
-	for _, p := range ws {
-		pyExpect(t, p, "ok ")
-	}
+	// Writers 0 and 1 finish and close while writer 2 pauses after 700:
+	// the reader, every lane empty, waits for writer 2.
+	pyExpect(t, ws[0], "ok ")
+	pyExpect(t, ws[1], "ok ")
+	pyExpect(t, ws[2], "paused")
+	readerAsleep(t, name, 3, 0)
+	io.WriteString(ins[2], "go\n")
+	pyExpect(t, ws[2], "ok ")
 	wantSeq(t, "reader", pyDone(t, rd), "EOFError", map[int][2]int{0: {0, count - 1}, 1: {0, count - 1}, 2: {0, count - 1}})
 }
 

@@ -19,10 +19,10 @@
 
 Version 2 (many readers and writers):
     peer.py create NAME CAPACITY READERS WRITERS   make the ring (Ring.create), print "ok", exit (the caller unlinks)
-    peer.py seq-write NAME ID COUNT [SIZE [PAUSEAT]]  claim a writer slot, print "ready SLOT", send COUNT messages of
-                                 SIZE bytes (default 64, at least 16) of writer ID (seqmsg below), close, print
-                                 "ok SLOT"; with PAUSEAT, after that many messages print "paused" and wait for a
-                                 line on stdin first
+    peer.py seq-write NAME ID COUNT [SIZE [PAUSEAT,...]]  claim a writer slot, print "ready SLOT", send COUNT
+                                 messages of SIZE bytes (default 64, at least 16) of writer ID (seqmsg below), close,
+                                 print "ok SLOT"; at each PAUSEAT (a count of messages sent) print "paused" and wait
+                                 for a line on stdin first
     peer.py [--zc] seq-read NAME [stop=K] [hold]   claim a reader slot, print "ready SLOT", receive until an
                                  exception (--zc: next/release, the view checked before and refused after release),
                                  checking every message whole and each writer's sequence numbers consecutive from
@@ -161,7 +161,7 @@ def seq_write(name, wid, count, size, pause_at):
     r = shmring.Ring.open(name).writer()
     print("ready", r.slot, flush=True)
     for i in range(count):
-        if i == pause_at:
+        if i in pause_at:
             print("paused", flush=True)
             sys.stdin.readline()
         r.send(seqmsg(wid, i, size), timeout=30)
@@ -242,7 +242,7 @@ def main():
         return
     if mode == "seq-write":
         a = sys.argv[3:]
-        seq_write(name, int(a[0]), int(a[1]), int(a[2]) if len(a) > 2 else 64, int(a[3]) if len(a) > 3 else -1)
+        seq_write(name, int(a[0]), int(a[1]), int(a[2]) if len(a) > 2 else 64, [int(x) for x in a[3].split(",")] if len(a) > 3 else [])
         return
     if mode == "seq-read":
         seq_read(name, zc, sys.argv[3:])
