@@ -182,9 +182,9 @@ func asleep(t *testing.T, name string, off int, who string) {
 // messages whole, in order, then EOFError.
 //
 // Kills (watched): the writer's room counting only reader slot 0's tail
-// ("seq-read: message N (writer 5, seq M): torn or wrong" in the others);
-// the writer waking only reader slot 0 after publishing (readers 1 and 2
-// then take a 150 ms sleep per message: the test's time limit).
+// (readers 1 and 2: "end ValueError, 39 messages", a corrupt record
+// where the writer overwrote their place); the writer waking only reader
+// slot 0 after publishing ("the stream took 20.8s").
 func TestPythonV2FanOut(t *testing.T) {
 	name := pyRing(t, 4096, 3, 1)
 	var rds []*peer
@@ -215,12 +215,12 @@ func TestPythonV2FanOut(t *testing.T) {
 
 // TestPythonV2ManyWriters: three Python writers to one Python reader on a
 // ring of 4 KiB lanes: the reader receives every writer's 1500 messages
-// whole and in that writer's order, then EOFError once all three closed.
+// whole and in that writer's order, then EOFError once all three closed;
+// while two have closed and the third pauses, the reader waits.
 //
 // Kills (watched): end of stream once any claimed writer slot is closed
-// (the reader stops early: "end EOFError, N messages"); lanes chosen
-// always from lane 0 (no round robin: still whole, so this one survives:
-// see the gap check below) ...
+// (the reader ends while writer 2 pauses; writer 2's send then fails:
+// "BrokenPipeError: the reader closed its end").
 func TestPythonV2ManyWriters(t *testing.T) {
 	name := pyRing(t, 4096, 1, 3)
 	rd, _ := startPeer(t, pyCmd(t, "seq-read", name), true)
@@ -256,9 +256,9 @@ func TestPythonV2ManyWriters(t *testing.T) {
 // while the writer is paused after 150 of 400 messages receives exactly
 // messages 150..399; the reader there from the start receives all 400.
 //
-// Kills (watched): the join not setting the slot's tails to the heads
-// (the joiner starts at the slot's old tail 0, more than a lane behind:
-// "end ValueError, 0 messages").
+// Kills (watched): the join keeping the slot's old tails instead of the
+// heads (the joiner starts at tail 0, more than a lane behind: "the
+// joining reader: end ValueError, 0 messages").
 func TestPythonV2JoinMidStream(t *testing.T) {
 	name := pyRing(t, 4096, 2, 1)
 	a, _ := startPeer(t, pyCmd(t, "seq-read", name), true)
@@ -278,7 +278,7 @@ func TestPythonV2JoinMidStream(t *testing.T) {
 // reader's kill -9, and the other reader receives everything.
 //
 // Kills (watched): a fan-out writer that never tests its holding readers'
-// locks ("no line from the peer within 500ms").
+// locks ("no line from the peer within 500ms"). Seen: 152 ms.
 func TestPythonV2KillBlockedReader(t *testing.T) {
 	name := pyRing(t, 4096, 2, 1)
 	a, _ := startPeer(t, pyCmd(t, "seq-read", name), true)
@@ -301,8 +301,9 @@ func TestPythonV2KillBlockedReader(t *testing.T) {
 // delivered; the reader then reports PeerGoneError.
 //
 // Kills (watched): reserve publishing the head (the reader receives the
-// 0xEE bytes: "torn or wrong"); the reader reporting end of stream while a
-// claimed writer slot is dead ("end EOFError", want PeerGoneError).
+// reservation before its length is written: "message 0: 0 bytes, shorter
+// than a seqmsg"); the reader reporting end of stream while a claimed
+// writer slot is dead ("end EOFError ...; want end PeerGoneError").
 func TestPythonV2KillReservingWriter(t *testing.T) {
 	name := pyRing(t, 4096, 1, 3)
 	rd, _ := startPeer(t, pyCmd(t, "seq-read", name), true)
@@ -324,10 +325,10 @@ func TestPythonV2KillReservingWriter(t *testing.T) {
 		io.WriteString(in, "go\n")
 	}
 	h.kill9(t) // while they send
+	d := pyDone(t, rd)
 	for _, p := range ws {
 		pyExpect(t, p, "ok ")
 	}
-	d := pyDone(t, rd)
 	wantSeq(t, "reader", d, "PeerGoneError", map[int][2]int{1: {0, count - 1}, 2: {0, count - 1}})
 	if d.maxGapMs >= 500 {
 		t.Errorf("the reader waited %d ms between two messages", d.maxGapMs)
@@ -384,9 +385,10 @@ type pyStat struct {
 // looking process's own slots are "open", pids are the claimants'; a
 // peer.py stat process (claiming nothing) sees the same.
 //
-// Kills (watched): a dead reader still holding (the state word alone:
-// "messages 8, want 6"); the backlog from the fastest reader ("messages
-// 6, want 8"); the looker's own slot judged by its lock ("dead").
+// Kills (watched): a dead reader still holding (after the kill:
+// "Messages:8 ...; want ... messages 6"); the backlog from the fastest
+// reader ("Messages:6 ...; want ... messages 8"); the looker's own slot
+// judged by its lock (its reader slot "dead").
 func TestPythonV2Stat(t *testing.T) {
 	name := pyRing(t, 4096, 2, 2)
 	hold, _ := startPeer(t, pyCmd(t, "hold-reader", name), true)
@@ -431,8 +433,8 @@ func TestPythonV2Stat(t *testing.T) {
 // slots, then six for the three writer slots, of a 3x3 ring: exactly
 // three win each time, one per slot, and the others get BusyError.
 //
-// Kills (watched): a claim that takes EAGAIN from F_OFD_SETLK as success
-// ("6 won").
+// Kills (watched): a claim that takes EAGAIN from F_OFD_SETLK as slot 0
+// won ("map[won 0:6] won, 0 busy").
 func TestPythonV2ClaimRace(t *testing.T) {
 	name := pyRing(t, 4096, 3, 3)
 	for _, kind := range []string{"reader", "writer"} {
@@ -466,8 +468,8 @@ func TestPythonV2ClaimRace(t *testing.T) {
 // generation's: magic, version 1, header size 512, capacity 4096) is
 // refused by Ring.open with ValueError naming the version found.
 //
-// Kills (watched): open without the version check (ValueError about 0
-// readers and 0 writers, not naming version 1).
+// Kills (watched): open without the version check ("0 readers, 0
+// writers: want 1 to 64 of each", not naming version 1).
 func TestPythonV2RefusesVersion1(t *testing.T) {
 	name := ringName(t)
 	s, err := shm.Create(name, 512+4096)
@@ -502,8 +504,7 @@ except ValueError as e:
 // both readers receive all 500 messages through their views.
 //
 // Kills (watched): the writer's room not counting reader slot 0 (the
-// held view is overwritten: "the held view changed under it"); a
-// released view left readable ("its view was readable after release").
+// held view is overwritten: "the held view changed under it").
 func TestPythonV2ZeroCopyFanOut(t *testing.T) {
 	name := pyRing(t, 4096, 2, 1)
 	acmd := pyCmd(t, "--zc", "seq-read", name, "hold")
@@ -513,7 +514,20 @@ func TestPythonV2ZeroCopyFanOut(t *testing.T) {
 	const count = 500
 	w, _ := startPeer(t, pyCmd(t, "seq-write", name, "3", strconv.Itoa(count), "200"), true)
 	pyExpect(t, a, "holding")
-	writerAsleep(t, name, 0)
+	// Until the writer waits for room, or (wrongly) published past the lane's
+	// end, over the held message at offset 0.
+	seg, err := shm.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	sleep, _ := seg.Uint32(512 + 128)
+	head, _ := seg.Uint64(512 + 64)
+	for deadline := time.Now().Add(20 * time.Second); sleep.Load() != 1 && head.Load() <= 4096; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer neither waited for room nor passed the lane's end")
+		}
+	}
 	io.WriteString(in, "\n")
 	pyExpect(t, w, "ok 0")
 	wantSeq(t, "the holding reader", pyDone(t, a), "EOFError", map[int][2]int{3: {0, count - 1}})
