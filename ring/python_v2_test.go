@@ -533,3 +533,54 @@ func TestPythonV2ZeroCopyFanOut(t *testing.T) {
 	wantSeq(t, "the holding reader", pyDone(t, a), "EOFError", map[int][2]int{3: {0, count - 1}})
 	wantSeq(t, "the other reader", pyDone(t, b), "EOFError", map[int][2]int{3: {0, count - 1}})
 }
+
+// pyWaitPeer claims a slot of kind argv[2] and waits for a peer of the
+// other kind: none (TimeoutError), one that a process claims, then (after
+// a line on stdin) one that was killed (TimeoutError again).
+const pyWaitPeer = `import sys
+sys.path.insert(0, "python")
+import shmring
+
+r = shmring.Ring.open(sys.argv[1])
+(r.writer if sys.argv[2] == "writer" else r.reader)()
+try:
+    r.wait_peer(timeout=0.2)
+    sys.exit("wait_peer with no peer returned")
+except TimeoutError:
+    pass
+print("waiting", flush=True)
+r.wait_peer(timeout=30)
+print("peer", flush=True)
+sys.stdin.readline()
+try:
+    r.wait_peer(timeout=0.3)
+    sys.exit("wait_peer with only a dead peer returned")
+except TimeoutError:
+    pass
+print("ok", flush=True)
+`
+
+// TestPythonV2WaitPeer: Python's wait_peer, for a writer on a fan-out
+// ring and for a reader on a many-writer ring, times out with no peer,
+// returns once another process claims a slot of the other kind, and
+// times out again once that process was killed -9.
+//
+// Kills (watched): wait_peer judging by the state word alone ("wait_peer
+// with only a dead peer returned").
+func TestPythonV2WaitPeer(t *testing.T) {
+	for _, kind := range []string{"writer", "reader"} {
+		t.Run(kind, func(t *testing.T) {
+			name := pyRing(t, 4096, 2, 2)
+			cmd := exec.Command(py3(t), "-c", pyWaitPeer, name, kind)
+			in := pyStdin(t, cmd)
+			w, _ := startPeer(t, cmd, false)
+			pyExpect(t, w, "waiting")
+			other := map[string]string{"writer": "hold-reader", "reader": "hold-writer"}[kind]
+			p, _ := startPeer(t, pyCmd(t, other, name), true)
+			pyExpect(t, w, "peer")
+			p.kill9(t)
+			io.WriteString(in, "\n")
+			pyExpect(t, w, "ok")
+		})
+	}
+}
