@@ -14,7 +14,8 @@
                                  (stdout and stderr on /dev/null); the parent sends "p1", prints
                                  "ready child PID SEND CLAIM RECV" and waits for death
     peer.py [--zc] try-send|try-recv NAME [guard]  (--zc: by reserve/commit, next/release) claim, send/receive up to 8 messages (20 ms timeout each),
-                                 print "RESULT COUNT": the first exception's class name, or OK
+                                 print "RESULT COUNT": the first exception's class name, or OK (a header
+                                 Ring.open refuses: "ValueError 0")
                                  (guard is C's; Python cannot touch memory outside the mapping)
 
 Version 2 (many readers and writers):
@@ -247,6 +248,14 @@ def main():
     if mode == "seq-read":
         seq_read(name, zc, sys.argv[3:])
         return
+    if mode in ("try-send", "try-recv"):
+        try:
+            r = shmring.Ring.open(name)
+        except ValueError:  # a header refused at open: the ring is corrupt
+            print("ValueError 0", flush=True)
+            return
+        try_ops(r, mode == "try-recv", zc)
+        return
     r = shmring.Ring.open(name)
     if mode == "stat":
         print(json.dumps(r.stat()), flush=True)
@@ -268,9 +277,6 @@ def main():
             time.sleep(3600)
     if mode == "fork-writer":
         fork_writer(r)
-        return
-    if mode in ("try-send", "try-recv"):
-        try_ops(r, mode == "try-recv", zc)
         return
     if mode in ("hold-writer", "hold-reader", "recv-wait", "send-wait"):
         (r.writer if mode in ("hold-writer", "send-wait") else r.reader)()
