@@ -366,14 +366,23 @@ type pyEnd struct {
 	Pid   int    `json:"pid"`
 }
 
+type pyLane struct {
+	Head     uint64 `json:"head"`
+	Tail     uint64 `json:"tail"`
+	Messages int    `json:"messages"`
+	Bytes    int    `json:"bytes"`
+	Used     int    `json:"used"`
+}
+
 type pyStat struct {
-	Capacity   int     `json:"capacity"`
-	MaxMessage int     `json:"max_message"`
-	Messages   int     `json:"messages"`
-	Bytes      int     `json:"bytes"`
-	Used       int     `json:"used"`
-	Writers    []pyEnd `json:"writers"`
-	Readers    []pyEnd `json:"readers"`
+	Lanes      []pyLane `json:"lanes"`
+	Capacity   int      `json:"capacity"`
+	MaxMessage int      `json:"max_message"`
+	Messages   int      `json:"messages"`
+	Bytes      int      `json:"bytes"`
+	Used       int      `json:"used"`
+	Writers    []pyEnd  `json:"writers"`
+	Readers    []pyEnd  `json:"readers"`
 }
 
 // TestPythonV2Stat: Python's stat() against a known backlog on a 2x2
@@ -405,6 +414,15 @@ func TestPythonV2Stat(t *testing.T) {
 	}
 	check := func(what string, s pyStat, msgs, bytes, used int, r0 string) {
 		t.Helper()
+		// lane 0: five 10-byte records of 24 bytes, reader 1 consumed one;
+		// lane 1: three 100-byte records of 112 bytes, reader 1 consumed one
+		lanes := []pyLane{{120, 0, 5, 50, 120}, {336, 0, 3, 300, 336}}
+		if r0 == "dead" {
+			lanes = []pyLane{{120, 24, 4, 40, 96}, {336, 112, 2, 200, 224}}
+		}
+		if fmt.Sprint(s.Lanes) != fmt.Sprint(lanes) {
+			t.Errorf("%s: lanes %+v, want %+v", what, s.Lanes, lanes)
+		}
 		if s.Capacity != 4096 || s.MaxMessage != 2040 || s.Messages != msgs || s.Bytes != bytes || s.Used != used {
 			t.Errorf("%s: %+v; want capacity 4096, max message 2040, messages %d, bytes %d, used %d", what, s, msgs, bytes, used)
 		}

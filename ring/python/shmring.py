@@ -729,6 +729,10 @@ class Ring:
             bytes         their lengths' sum
             used          lane bytes they take (with record headers,
                           padding and bytes skipped at a wrap)
+            lanes         per lane (by writer slot), {"head": bytes published,
+                          "tail": the least tail of the readers that hold
+                          it (head if none does), "messages", "bytes",
+                          "used": the same for the lane alone}
             writers       per writer slot, {"state": s, "pid": p}
             readers       per reader slot, likewise
 
@@ -749,19 +753,21 @@ class Ring:
             holders = [0]  # the one reader slot always holds
         else:
             holders = [r for r in range(self.readers) if readers[r]["state"] == "open"]
-        msgs = nbytes = used = 0
-        for w in range(self.writers):
-            m, b, u = self._backlog(w, holders)
-            msgs, nbytes, used = msgs + m, nbytes + b, used + u
-        return {"capacity": self.capacity, "max_message": self.max_message, "messages": msgs, "bytes": nbytes,
-                "used": used, "writers": writers, "readers": readers}
+        lanes = [self._backlog(w, holders) for w in range(self.writers)]
+        return {"capacity": self.capacity, "max_message": self.max_message,
+                "messages": sum(ln["messages"] for ln in lanes), "bytes": sum(ln["bytes"] for ln in lanes),
+                "used": sum(ln["used"] for ln in lanes), "lanes": lanes, "writers": writers, "readers": readers}
 
     def _backlog(self, w, holders):
-        # Lane w's messages, their bytes and the lane bytes they take, from
-        # the least tail of the holding readers to the head, walked as a
-        # reader does (Receive steps 2-4), storing nothing.
+        # Lane w's stat: its messages, their bytes and the lane bytes they
+        # take, from the least tail of the holding readers to the head,
+        # walked as a reader does (Receive steps 2-4), storing nothing.
+        def result(h, t, msgs, nbytes):
+            return {"head": h, "tail": t, "messages": msgs, "bytes": nbytes, "used": (h - t) & M64}
+
         if not holders:
-            return 0, 0, 0
+            h = self._whead[w].value
+            return result(h, h, 0, 0)
         mm, cap, mx, lane, hw = self._mm, self.capacity, self.max_message, self._lanes[w], self._whead[w]
         for _ in range(64):
             tails = [(self._rtail[r][w].value, r) for r in holders]  # the tails first, then the head
@@ -780,7 +786,7 @@ class Ring:
                 if least is None or used > (h - least) & M64:
                     least, lr = t, r
             if least is None:
-                return 0, 0, 0
+                return result(h, h, 0, 0)
             tw = self._rtail[lr][w]
             msgs = nbytes = 0
             p = least
@@ -803,7 +809,7 @@ class Ring:
                 p = (p + rec) & M64
             else:
                 if bad is None:
-                    return msgs, nbytes, (h - least) & M64
+                    return result(h, least, msgs, nbytes)
             if bad is not None and tw.value == least:  # the tail did not move: the pair is the ring's
                 raise ValueError("shmring %s: corrupt lane %d: %s" % (self.name, w, bad))
         raise BlockingIOError(errno.EAGAIN, "shmring %s: readers kept consuming under the count: try again" % self.name)

@@ -36,7 +36,8 @@ Version 2 (many readers and writers):
     peer.py hold-reserve NAME N  claim a writer slot, reserve N bytes, fill them with 0xEE, print "ready SLOT",
                                  wait to be killed
 
-seqmsg(ID, SEQ, SIZE): u32 ID, u32 SEQ, u64 SIZE, then SIZE-16 bytes (ID*7 + SEQ + i) & 0xFF.
+seqmsg(ID, SEQ, SIZE) is peer.c's sequenced stream: u32 ID, u32 SIZE, u64 SEQ, then byte k (16 <= k < SIZE)
+(seq_hash(ID, SEQ) + 31*k) & 0xFF, so that C and Python seq peers check each other's messages.
 
 The stream is testdata/peer.c's. With SHMRING_INSTALLED=1 in the environment,
 shmring is imported from wherever Python finds it (an installed package), not
@@ -154,8 +155,16 @@ def try_ops(r, rd, zc):
     r.close()
 
 
+def seq_hash(wid, seq):
+    h = ((wid * 0x9E3779B1) ^ (seq * 0x85EBCA6B) ^ (seq >> 32)) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    return h ^ (h >> 12)
+
+
 def seqmsg(wid, seq, size):
-    return struct.pack("<IIQ", wid, seq, size) + bytes((wid * 7 + seq + i) & 0xFF for i in range(size - 16))
+    h = seq_hash(wid, seq)
+    return struct.pack("<IIQ", wid, size, seq) + bytes((h + k * 31) & 0xFF for k in range(16, size))
 
 
 def seq_write(name, wid, count, size, pause_at):
@@ -186,7 +195,7 @@ def seq_read(name, zc, args):
     def check(m):
         if len(m) < 16:
             sys.exit("message %d: %d bytes, shorter than a seqmsg" % (total, len(m)))
-        wid, seq, size = struct.unpack_from("<IIQ", m)
+        wid, size, seq = struct.unpack_from("<IIQ", m)
         if size != len(m) or bytes(m) != seqmsg(wid, seq, size):
             sys.exit("message %d (writer %d, seq %d): torn or wrong: %d bytes, says %d" % (total, wid, seq, len(m), size))
         s = seen.get(wid)
