@@ -80,9 +80,10 @@ sys.path.insert(0, "python")
 import shmring
 
 name = sys.argv[1]
+rs, _, d = shmring.layout(1, 1)
 fd = os.open("/dev/shm/" + name.lstrip("/"), os.O_RDONLY)
-raw = mmap.mmap(fd, 512, mmap.MAP_SHARED, mmap.PROT_READ)  # the header, seen independently
-tail = lambda: struct.unpack_from("<Q", raw, 128)[0]
+raw = mmap.mmap(fd, d, mmap.MAP_SHARED, mmap.PROT_READ)  # the header and slots, seen independently
+tail = lambda: struct.unpack_from("<Q", raw, rs + 128)[0]  # reader slot 0's tail[0]
 
 
 def fails(exc, f, what):
@@ -131,9 +132,10 @@ sys.path.insert(0, "python")
 import shmring
 
 name = sys.argv[1]
+_, _, d = shmring.layout(1, 1)
 fd = os.open("/dev/shm/" + name.lstrip("/"), os.O_RDONLY)
-raw = mmap.mmap(fd, 512, mmap.MAP_SHARED, mmap.PROT_READ)
-head = lambda: struct.unpack_from("<Q", raw, 64)[0]
+raw = mmap.mmap(fd, d, mmap.MAP_SHARED, mmap.PROT_READ)
+head = lambda: struct.unpack_from("<Q", raw, 512 + 64)[0]  # writer slot 0's head
 
 
 def fails(exc, f, what):

@@ -1,10 +1,10 @@
 """shmring: the message ring of github.com/posixshm/shm/ring in Python.
 
 Standard library only (ctypes for the futex system call, fcntl for the
-claims, mmap for the memory). It speaks ring/LAYOUT.md, version 1, so a
-Python process can be either end of a ring whose other end is Go, C or
-Python. Install it with `pip install ./ring/python` (no index needed: the
-build backend beside it is standard library only).
+claims, mmap for the memory). It speaks ring/LAYOUT.md, version 2, so a
+Python process can be any writer or reader of a ring whose other ends are
+Go, C or Python. Install it with `pip install ./ring/python` (no index
+needed: the build backend beside it is standard library only).
 
 Where it is correct: 64-bit CPython on Linux x86-64, and nowhere else.
 Python has no atomics, so this module relies on what x86-64 gives plain
@@ -13,8 +13,9 @@ are single instructions, stores become visible in program order, loads are
 not reordered with older loads nor stores with older loads (total store
 order), and each step is a separate C call of the interpreter, which the
 compiler cannot reorder. The one reordering TSO allows, a load passing an
-older store, is what the sleep handshake must forbid: there the kernel's
-FUTEX_WAKE_OP (an atomic exchange, a full fence) does the store. On other
+older store, is what the sleep handshake and a fan-out reader's join must
+forbid: there the kernel's FUTEX_WAKE_OP (an atomic exchange, a full fence)
+does the store, or follows it as the fence. On other
 machines (arm64, POWER: weaker orderings), under a 32-bit Python (an 8-byte
 counter is two 4-byte moves, torn) or another implementation
 (PyPy's JIT may reorder raw memory accesses), Ring.create and Ring.open
@@ -24,6 +25,22 @@ raise OSError(ENOSYS) naming what is missing, rather than run wrongly.
     r.writer()                                  # or r.reader()
     r.send(b"hello")                            # data = r.recv(timeout=1.0)
     r.close()
+
+A ring has 1 to 64 writer slots and 1 to 64 reader slots
+(Ring.create(name, capacity, readers=R, writers=W)). Each writer has a lane
+of its own (capacity bytes each); every reader receives every message
+published while it holds its slot, each writer's messages in that writer's
+order, taking the lanes in turn. writer() and reader() claim the first slot
+of that kind no live process holds; a Ring holds at most one slot (open the
+ring again for another). With R = 1 the one reader slot keeps its place
+across readers (a new reader starts at the first message the last one did
+not release); with R > 1 a reader that claims a slot starts at the next
+message published after its claim, a writer waits for the slowest live
+reader (a slow reader holds back every writer, and so every other reader:
+the ring moves at its pace), and a reader that closes or dies stops
+holding it back (a dead one within about 300 ms). stat() describes the ring
+without claiming anything; wait_peer() waits until a live process holds a
+slot of the other kind.
 
 Without a copy: next() hands out the message in the ring itself, a
 read-only memoryview valid until it is released (on leaving the with
@@ -44,31 +61,34 @@ BufferError and the ring does not move (the message stays held, the
 reservation pending, with a live view in .view): copy what you keep
 (bytes(view[:4]), array.copy()), drop the rest and call again.
 
-A Ring holds at most one end. Errors: BusyError (the end is claimed by a
-live process), TooLargeError (a message beyond max_message), EOFError
-(recv: the writer closed and every message was received), BrokenPipeError
-(send: the reader closed its end and the ring is full), PeerGoneError (the
-other end's process died; recv first delivers what it committed),
-TimeoutError, BufferError (release, commit or close while something made
-from a message's view still lives), ValueError (not a ring of this layout,
-a call the Ring's end or state does not allow, or a corrupt record or
-counter: every head, tail, length and wrap marker read from the shared
-memory is checked before it decides an offset, so a buggy or hostile peer
-gets ValueError, never struct.error or IndexError), ChildProcessError
-(errno ECHILD: the Ring was inherited through fork, below).
-A timeout of None waits forever, 0 never blocks. A blocked call tests the
-peer's life every 150 ms of the monotonic clock, whatever ends its sleeps
+Errors: BusyError (every slot of that kind is claimed by a live process,
+or this Ring already holds one), TooLargeError (a message beyond
+max_message), EOFError (recv: every writer that claimed a slot closed it
+and every message was received), BrokenPipeError (send, one reader slot
+only: the reader closed its end and the ring is full), PeerGoneError (recv:
+a writer's process died without closing, once what it committed is
+received; send, one reader slot only: the reader died and the ring is
+full), TimeoutError, BufferError (release, commit or close while something
+made from a message's view still lives), ValueError (not a ring of this
+layout, a version-1 ring included, a call the Ring's slot or state does not
+allow, or a corrupt record, counter or state word: every head, tail, length
+and wrap marker read from the shared memory is checked before it decides
+an offset, so a buggy or hostile peer gets ValueError, never struct.error
+or IndexError), ChildProcessError (errno ECHILD: the Ring was inherited
+through fork, below).
+A timeout of None waits forever, 0 never blocks. A blocked call tests its
+peers' lives every 150 ms of the monotonic clock, whatever ends its sleeps
 (a wake-up, a timeout, a signal handler's EINTR): a dead peer is
-PeerGoneError within about 300 ms even in a process that takes a signal
-every few ms.
+PeerGoneError (or, for a fan-out writer, no longer waited for) within about
+300 ms even in a process that takes a signal every few ms.
 
 fork: a child holds no claim. An os.register_at_fork hook closes, in the
 child, the descriptor and the mapping of every Ring the parent had open
 (both hold the open file description that carries the claims: it stays the
-parent's alone, so the parent's death frees its end while the child lives);
+parent's alone, so the parent's death frees its slot while the child lives);
 in the child those Rings refuse everything with ChildProcessError (their
 Messages' and Reservations' release and commit too), and close() does
-nothing more (it leaves the parent's end open). A view the parent held is
+nothing more (it leaves the parent's slot open). A view the parent held is
 released in the child; where something made from it still lives there (an
 array), the child's mapping is replaced by anonymous memory (that array
 reads zeros, never the ring) and the child's descriptors of the ring's
@@ -96,20 +116,21 @@ try:
 except ImportError:  # pragma: no cover
     _posixshmem = None
 
-__all__ = ["Ring", "Message", "Reservation", "PeerGoneError", "BusyError", "TooLargeError", "VERSION"]
+__all__ = ["Ring", "Message", "Reservation", "PeerGoneError", "BusyError", "TooLargeError", "VERSION", "layout"]
 
-VERSION = 1
+VERSION = 2
 MAGIC = b"SHMRING\x00"
-HEADER = 512
+HEADER = 512  # the fixed header; the slots follow it
+MAX_SLOTS = 64  # writers and readers: 1 to 64 of each
 WRAP = 0xFFFFFFFF
 
-OFF_VERSION, OFF_HEADER_SIZE, OFF_CAPACITY, OFF_MAX_MESSAGE = 8, 12, 16, 24
-OFF_WRITER_STATE, OFF_READER_STATE = 32, 36
-OFF_WRITER_PID, OFF_READER_PID = 40, 44
-OFF_HEAD, OFF_TAIL = 64, 128
-OFF_READER_SLEEP, OFF_WRITER_SLEEP = 192, 256
-LOCK_WRITER, LOCK_READER = 448, 449
-END_NONE, END_OPEN, END_CLOSED = 0, 1, 2
+OFF_VERSION, OFF_HEADER_SIZE, OFF_CAPACITY, OFF_MAX_MESSAGE, OFF_READERS, OFF_WRITERS = 8, 12, 16, 24, 32, 36
+LOCK_WRITER, LOCK_READER = 64, 128  # + the slot: the byte its OFD lock covers
+WSLOT = 192  # bytes of a writer slot; writer slot w at HEADER + WSLOT*w
+W_STATE, W_PID, W_HEAD, W_SLEEP = 0, 4, 64, 128  # in a writer slot
+R_STATE, R_PID, R_SLEEP, R_TAIL = 0, 4, 64, 128  # in a reader slot; tail[w] at R_TAIL + 8*w
+ST_NEVER, ST_OPEN, ST_CLOSED = 0, 1, 2  # a state word's low byte; its high 24 bits count the claims
+STATES = ("never", "open", "closed", "dead")  # stat()'s names
 
 POLL_PEER = 0.150  # seconds of waiting between two tests of the peer's lock
 M64 = (1 << 64) - 1  # the counters are u64: they wrap as C's and Go's do
@@ -129,14 +150,15 @@ _libc.syscall.restype = ctypes.c_long
 
 
 class PeerGoneError(Exception):
-    """The process at the other end died without closing it."""
+    """A process at the other end died without closing its slot."""
 
 
 class BusyError(OSError):
-    """The end is claimed by a live process (or by this Ring)."""
+    """Every slot of the kind asked for is claimed by a live process (or
+    this Ring already holds a slot)."""
 
     def __init__(self, what):
-        super().__init__(errno.EBUSY, "ring end already claimed by a live process: " + what)
+        super().__init__(errno.EBUSY, "ring slot already claimed by a live process: " + what)
 
 
 class TooLargeError(ValueError):
@@ -266,6 +288,15 @@ def _size(n):
     return 8 + ((n + 7) & ~7)
 
 
+def layout(readers, writers):
+    """The offsets of a ring of readers reader slots and writers writer
+    slots (LAYOUT.md §2): (RS, RSZ, D): reader slot r at RS + RSZ*r, lane w's
+    data at D + capacity*w (D is the header_size)."""
+    rsz = 128 + 64 * ((writers + 7) // 8)
+    rs = HEADER + WSLOT * writers
+    return rs, rsz, rs + rsz * readers
+
+
 class _InPlace:
     """The views of a message or reservation in the ring. The user's view is
     a memoryview of a pickle.PickleBuffer of a private slice of the mapping:
@@ -280,14 +311,15 @@ class _InPlace:
     __slots__ = ("_ring", "_base", "_refs", "_inner", "_pb", "view", "_off", "_n", "_state")
 
     def __init__(self, ring, off, n):
-        # The innermost buffer is a ctypes array of the message's bytes, not
+        # off is the record's offset in the mapping (its lane's data
+        # offset plus the record's offset in the lane). The innermost buffer is a ctypes array of the message's bytes, not
         # a slice of the whole mapping: view.obj is then a memoryview whose
         # buffer is that array's, and whatever is made from view.obj (or
         # from the array) holds a reference to the array, which _free
         # counts (a slice of a mapping-wide view would share the mapping's
         # buffer, unseen).
         # (an empty message reads nothing of the ring: a bytearray of its own)
-        self._base = (ctypes.c_ubyte * n).from_buffer(ring._mm, HEADER + off + 8) if n else bytearray()  # off + 8 + n <= capacity: checked by the caller
+        self._base = (ctypes.c_ubyte * n).from_buffer(ring._mm, off + 8) if n else bytearray()  # inside the lane: checked by the caller
         self._refs = sys.getrefcount(self._base)  # with no view made: what _free expects
         self._ring, self._off, self._n, self._state = ring, off, n, 0
         self._views()
@@ -420,14 +452,19 @@ class Reservation(_InPlace):
 
 
 class Ring:
-    """A ring in a shared memory object, open in this process."""
+    """A ring in a shared memory object, open in this process.
+
+    Its attributes: name, capacity (data bytes of each lane), max_message,
+    readers and writers (the numbers of reader and writer slots), and slot
+    (the slot this Ring holds, None before writer() or reader())."""
 
     def __init__(self, name, fd):
         _check_platform()
         self.name = name
         self._fd = fd
         self._role = 0  # 1 writer, 2 reader
-        self._check_at = None  # monotonic time of the next test of the peer's lock; None: not waiting
+        self.slot = None
+        self._check_at = None  # monotonic time of the next test of the peers' locks; None: not waiting
         self._forked = False
         self._mm = None
         self._held = None  # the Message from next() not yet released, or the Reservation not yet committed
@@ -436,29 +473,38 @@ class Ring:
             raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
         self._mm, self._mmfd = _mmap_noting_fd(fd, size)
         mm = self._mm
+        # LAYOUT.md §2 "Opening", in its order
         if mm[0:8] != MAGIC:
-            raise ValueError("shmring %s: magic %r, want %r: not a ring of layout version %d" % (name, mm[0:8], MAGIC, VERSION))
-        version, hsize, cap, mx = struct.unpack_from("<IIQQ", mm, OFF_VERSION)
+            raise ValueError("shmring %s: magic %r, want %r: not a ring" % (name, mm[0:8], MAGIC))
+        version, hsize, cap, mx, nr, nw = struct.unpack_from("<IIQQII", mm, OFF_VERSION)
         if version != VERSION:
-            raise ValueError("shmring %s: layout version %d, this module knows %d" % (name, version, VERSION))
-        if hsize != HEADER or cap < 64 or cap > 1 << 40 or cap % 8 or cap > size - HEADER or mx != cap // 2 - 8:
-            raise ValueError("shmring %s: header size %d, capacity %d, max message %d do not fit a %d-byte ring object"
-                             % (name, hsize, cap, mx, size))
-        self.capacity, self.max_message = cap, mx
+            raise ValueError("shmring %s: layout version %d, this module knows only version %d: recreate the ring"
+                             % (name, version, VERSION))
+        if not (1 <= nr <= MAX_SLOTS and 1 <= nw <= MAX_SLOTS):
+            raise ValueError("shmring %s: %d readers, %d writers: want 1 to %d of each" % (name, nr, nw, MAX_SLOTS))
+        rs, rsz, d = layout(nr, nw)
+        if hsize != d or cap < 64 or cap > 1 << 40 or cap % 8 or nw * cap > 1 << 40 or mx != cap // 2 - 8 or size < d + nw * cap:
+            raise ValueError("shmring %s: header size %d, capacity %d, max message %d, %d writers do not fit a %d-byte ring object"
+                             % (name, hsize, cap, mx, nw, size))
+        self.capacity, self.max_message, self.readers, self.writers = cap, mx, nr, nw
         # Words by address (from_address does not pin the mmap, which
         # close must be able to unmap); never used after close.
         probe = ctypes.c_char.from_buffer(mm)
         base = ctypes.addressof(probe)
         del probe
         self._base, self._size = base, size
-        self._head = ctypes.c_uint64.from_address(base + OFF_HEAD)
-        self._tail = ctypes.c_uint64.from_address(base + OFF_TAIL)
-        self._wstate = ctypes.c_uint32.from_address(base + OFF_WRITER_STATE)
-        self._rstate = ctypes.c_uint32.from_address(base + OFF_READER_STATE)
-        self._wpid = ctypes.c_uint32.from_address(base + OFF_WRITER_PID)
-        self._rpid = ctypes.c_uint32.from_address(base + OFF_READER_PID)
-        self._rsleep = ctypes.c_uint32.from_address(base + OFF_READER_SLEEP)
-        self._wsleep = ctypes.c_uint32.from_address(base + OFF_WRITER_SLEEP)
+        u32, u64 = ctypes.c_uint32.from_address, ctypes.c_uint64.from_address
+        ws = [base + HEADER + WSLOT * w for w in range(nw)]
+        self._wstate = [u32(a + W_STATE) for a in ws]
+        self._wpid = [u32(a + W_PID) for a in ws]
+        self._whead = [u64(a + W_HEAD) for a in ws]
+        self._wsleep = [u32(a + W_SLEEP) for a in ws]
+        rsl = [base + rs + rsz * r for r in range(nr)]
+        self._rstate = [u32(a + R_STATE) for a in rsl]
+        self._rpid = [u32(a + R_PID) for a in rsl]
+        self._rsleep = [u32(a + R_SLEEP) for a in rsl]
+        self._rtail = [[u64(a + R_TAIL + 8 * w) for w in range(nw)] for a in rsl]  # [r][w]
+        self._lanes = [d + cap * w for w in range(nw)]  # lane w's data offset in the mapping
         _rings.add(self)
 
     def _forget_after_fork(self):
@@ -466,7 +512,7 @@ class Ring:
         # description, hence its claims, and so does the mapping (mmap keeps
         # a duplicate of the descriptor, and the kernel's mapping refers to
         # the description): close both so that the parent's death frees its
-        # end. The Ring is dead here.
+        # slot. The Ring is dead here.
         self._forked = True
         held, self._held = self._held, None
         if held is not None:
@@ -503,19 +549,28 @@ class Ring:
             raise ValueError("shmring %s: closed" % self.name)
 
     @classmethod
-    def create(cls, name, capacity):
-        """Make a new ring of capacity data bytes (a multiple of 8 from 64 to
-        2**40) in a new object name (exclusive, mode 0600, pages reserved)."""
+    def create(cls, name, capacity, readers=1, writers=1):
+        """Make a new ring in a new object name (exclusive, mode 0600, pages
+        reserved) with readers reader slots and writers writer slots (1 to
+        64 each), each writer's lane capacity data bytes (a multiple of 8
+        from 64 to 2**40, writers*capacity at most 2**40); ValueError
+        otherwise. The object takes layout(readers, writers)[2] +
+        writers*capacity bytes."""
         _check_platform()  # before making anything
-        if capacity < 64 or capacity > 1 << 40 or capacity % 8:
-            raise ValueError("shmring: capacity %d: want a multiple of 8 from 64 to 2**40" % capacity)
+        for what, v in (("readers", readers), ("writers", writers)):
+            if not isinstance(v, int) or not 1 <= v <= MAX_SLOTS:
+                raise ValueError("shmring: %s %r: want 1 to %d" % (what, v, MAX_SLOTS))
+        if capacity < 64 or capacity > 1 << 40 or capacity % 8 or writers * capacity > 1 << 40:
+            raise ValueError("shmring: capacity %d: want a multiple of 8 from 64 to 2**40, times %d writers at most 2**40"
+                             % (capacity, writers))
+        d = layout(readers, writers)[2]
         fd = _shm_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            size = HEADER + capacity
+            size = d + writers * capacity
             os.ftruncate(fd, size)
             os.posix_fallocate(fd, 0, size)
             with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE) as mm:
-                struct.pack_into("<IIQQ", mm, OFF_VERSION, VERSION, HEADER, capacity, capacity // 2 - 8)
+                struct.pack_into("<IIQQII", mm, OFF_VERSION, VERSION, d, capacity, capacity // 2 - 8, readers, writers)
                 magic = ctypes.c_uint64.from_buffer(mm, 0)
                 magic.value = struct.unpack("<Q", MAGIC)[0]  # last: one 8-byte store
                 del magic
@@ -533,8 +588,9 @@ class Ring:
     @classmethod
     def open(cls, name):
         """Open the ring in the existing object name and check its header
-        (ValueError if it is not a ring of this layout). A header its creator
-        is still writing is waited for, up to a second."""
+        (ValueError if it is not a ring of this layout; a version-1 ring's
+        names its version). A header its creator is still writing is waited
+        for, up to a second."""
         _check_platform()
         deadline = time.monotonic() + 1.0
         while True:
@@ -556,67 +612,240 @@ class Ring:
     def _lock(self, cmd, typ, off):
         return fcntl.fcntl(self._fd, cmd, struct.pack(_FLOCK, typ, os.SEEK_SET, off, 1, 0))
 
-    def _claim(self, role, lock, state, pid):
-        self._usable()
-        if self._role:
-            raise BusyError(self.name)
-        try:
-            self._lock(F_OFD_SETLK, fcntl.F_WRLCK, lock)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise BusyError(self.name) from None
-            raise
-        pid.value = os.getpid()  # informational only (LAYOUT.md §2), before the state
-        state.value = END_OPEN
-        self._role = role
-        self._check_at = None
-        # checked where it is used: send and recv refuse a position that is
-        # not a multiple of 8 (ValueError)
-        self._pos = (self._head if role == 1 else self._tail).value
-        return self
-
-    def writer(self):
-        """Claim the writing end; BusyError if a live process holds it."""
-        return self._claim(1, LOCK_WRITER, self._wstate, self._wpid)
-
-    def reader(self):
-        """Claim the reading end; BusyError if a live process holds it."""
-        return self._claim(2, LOCK_READER, self._rstate, self._rpid)
-
-    def _peer_alive(self, lock):
+    def _alive(self, lock):
+        # Whether another open file description holds the lock byte.
         try:
             got = struct.unpack(_FLOCK, self._lock(F_OFD_GETLK, fcntl.F_WRLCK, lock))[0]
         except OSError:
             return True  # never declare dead what we cannot judge
         return got != fcntl.F_UNLCK
 
-    # -- the protocol ----------------------------------------------------
+    def _fence(self):
+        # A full fence: the kernel's atomic exchange of our own sleep word
+        # with 0 (nobody sleeps on it while we run this).
+        a = ctypes.addressof(self._sleep)
+        _futex(a, FUTEX_WAKE_OP, 0, ctypes.c_void_p(1), a, _OP_SET_0_WAKE_IF_SET)
 
-    def _addr(self, word):
-        return ctypes.addressof(word)
+    def _claim(self, role):
+        self._usable()
+        kind = "writer" if role == 1 else "reader"
+        if self._role:
+            raise BusyError("%s: this Ring already holds a slot (open the ring again for another)" % self.name)
+        lock0, n = (LOCK_WRITER, self.writers) if role == 1 else (LOCK_READER, self.readers)
+        for i in range(n):  # LAYOUT.md §4: the first free slot
+            try:
+                self._lock(F_OFD_SETLK, fcntl.F_WRLCK, lock0 + i)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+        else:
+            raise BusyError("%s: all %d %s slots" % (self.name, n, kind))
+        state = (self._wstate if role == 1 else self._rstate)[i]
+        (self._wpid if role == 1 else self._rpid)[i].value = os.getpid()  # informational only (LAYOUT.md §2), before the state
+        state.value = ((((state.value >> 8) + 1) & 0xFFFFFF) << 8) | ST_OPEN
+        self._role, self.slot, self._check_at = role, i, None
+        self._word = state
+        # Counters are checked where they are used: send and recv refuse a
+        # position that is not a multiple of 8 (ValueError).
+        if role == 1:
+            self._sleep = self._wsleep[i]
+            self._head = self._whead[i]
+            self._lane = self._lanes[i]
+            self._pos = self._head.value  # continue the lane
+            self._least = None  # the least tail of the holding readers, once computed
+            self._ltail = [t[i] for t in self._rtail]  # each reader slot's tail of this lane
+            self._dead = [None] * self.readers  # the state word of a reader slot found dead
+            self._rsleep0, self._rsleep_rest = self._rsleep[0], self._rsleep[1:]
+        else:
+            self._sleep = self._rsleep[i]
+            self._tailw = self._rtail[i]
+            if self.readers == 1:  # keep the slot's place
+                self._tails = [t.value for t in self._tailw]
+            else:  # join: from the heads now on, after the state word is seen (the fence)
+                self._fence()
+                self._tails = [h.value for h in self._whead]
+                for t, v in zip(self._tailw, self._tails):
+                    t.value = v
+                for s in self._wsleep:
+                    self._wake(s)
+            self._heads = list(self._tails)  # the heads last loaded
+            self._last = self.writers - 1  # the lane last received from: lane 0 comes first
+            self._hw = self._whead[0]
+        return self
+
+    def writer(self):
+        """Claim the first writer slot no live process holds, and continue
+        its lane; BusyError if live processes hold every one (or this Ring
+        holds a slot already). Returns the Ring."""
+        return self._claim(1)
+
+    def reader(self):
+        """Claim the first reader slot no live process holds; BusyError if
+        live processes hold every one (or this Ring holds a slot already).
+        With one reader slot it continues where the last reader left off;
+        with several it receives what is published from now on. Returns
+        the Ring."""
+        return self._claim(2)
+
+    def wait_peer(self, timeout=None):
+        """Wait until a live process (or another Ring of this one) holds a
+        slot of the other kind: a reader for a writer, a writer for a
+        reader. It polls the slots every few milliseconds (LAYOUT.md §5,
+        "Waiting for a peer"), up to timeout seconds (None: forever;
+        TimeoutError after)."""
+        self._usable()
+        if not self._role:
+            raise ValueError("shmring %s: wait_peer needs a slot: call writer() or reader() first" % self.name)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        states, lock0 = (self._rstate, LOCK_READER) if self._role == 1 else (self._wstate, LOCK_WRITER)
+        while True:
+            for i, s in enumerate(states):
+                if s.value & 0xFF == ST_OPEN and self._alive(lock0 + i):
+                    return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError("shmring %s: no live %s" % (self.name, "reader" if self._role == 1 else "writer"))
+            time.sleep(0.005 if deadline is None else max(0.0, min(0.005, deadline - now)))
+
+    # -- looking ---------------------------------------------------------
+
+    def _slot_state(self, word, lock, mine):
+        s = word & 0xFF
+        if s > ST_CLOSED:
+            raise ValueError("shmring %s: corrupt: state word %#x" % (self.name, word))
+        if s == ST_OPEN and not mine and not self._alive(lock):
+            return "dead"
+        return STATES[s]
+
+    def stat(self):
+        """Describe the ring without claiming or storing anything (LAYOUT.md
+        §6), as a dict:
+
+            capacity      data bytes of each lane
+            max_message   the largest message
+            messages      messages not yet consumed by the slowest holding
+                          reader, summed over the lanes
+            bytes         their lengths' sum
+            used          lane bytes they take (with record headers,
+                          padding and bytes skipped at a wrap)
+            lanes         per lane (by writer slot), {"head": bytes published,
+                          "tail": the least tail of the readers that hold
+                          it (head if none does), "messages", "bytes",
+                          "used": the same for the lane alone}
+            writers       per writer slot, {"state": s, "pid": p}
+            readers       per reader slot, likewise
+
+        where s is "never" (never claimed), "open", "closed" or "dead" (open,
+        but nobody holds its lock: its process died) and p the pid its last
+        claimant recorded (0: none; informational only). A reader holding a
+        message from next() has not consumed it. ValueError on a corrupt
+        ring; BlockingIOError (EAGAIN) if readers kept consuming under the
+        count 64 times over (try again)."""
+        self._usable()
+        mine_w = self.slot if self._role == 1 else None
+        mine_r = self.slot if self._role == 2 else None
+        writers = [{"state": self._slot_state(self._wstate[w].value, LOCK_WRITER + w, w == mine_w), "pid": self._wpid[w].value}
+                   for w in range(self.writers)]
+        readers = [{"state": self._slot_state(self._rstate[r].value, LOCK_READER + r, r == mine_r), "pid": self._rpid[r].value}
+                   for r in range(self.readers)]
+        if self.readers == 1:
+            holders = [0]  # the one reader slot always holds
+        else:
+            holders = [r for r in range(self.readers) if readers[r]["state"] == "open"]
+        lanes = [self._backlog(w, holders) for w in range(self.writers)]
+        return {"capacity": self.capacity, "max_message": self.max_message,
+                "messages": sum(ln["messages"] for ln in lanes), "bytes": sum(ln["bytes"] for ln in lanes),
+                "used": sum(ln["used"] for ln in lanes), "lanes": lanes, "writers": writers, "readers": readers}
+
+    def _backlog(self, w, holders):
+        # Lane w's stat: its messages, their bytes and the lane bytes they
+        # take, from the least tail of the holding readers to the head,
+        # walked as a reader does (Receive steps 2-4), storing nothing.
+        def result(h, t, msgs, nbytes):
+            return {"head": h, "tail": t, "messages": msgs, "bytes": nbytes, "used": (h - t) & M64}
+
+        if not holders:
+            h = self._whead[w].value
+            return result(h, h, 0, 0)
+        mm, cap, mx, lane, hw = self._mm, self.capacity, self.max_message, self._lanes[w], self._whead[w]
+        for _ in range(64):
+            tails = [(self._rtail[r][w].value, r) for r in holders]  # the tails first, then the head
+            h = hw.value
+            least = lr = bad = None
+            for t, r in tails:
+                used, ahead = (h - t) & M64, (t - h) & M64
+                if t % 8 or h % 8 or (ahead and ahead < 1 << 63):
+                    bad, least, lr = "head %d, tail %d of reader %d" % (h, t, r), t, r
+                    break
+                if used > cap:
+                    if self.readers > 1:
+                        continue  # a reader still joining (LAYOUT.md §5, "Room"): it will start at a head
+                    bad, least, lr = "head %d, tail %d" % (h, t), t, r
+                    break
+                if least is None or used > (h - least) & M64:
+                    least, lr = t, r
+            if least is None:
+                return result(h, h, 0, 0)
+            tw = self._rtail[lr][w]
+            msgs = nbytes = 0
+            p = least
+            while bad is None and p != h:
+                avail, off = (h - p) & M64, p % cap
+                (n,) = struct.unpack_from("<I", mm, lane + off)
+                if n == WRAP:
+                    if off == 0 or avail < cap - off:
+                        bad = "wrap marker at %d" % off
+                        break
+                    rec = cap - off
+                else:
+                    rec = _size(n)
+                    if n > mx or rec > avail or off + rec > cap:
+                        bad = "record of %d bytes at %d" % (n, off)
+                        break
+                    msgs, nbytes = msgs + 1, nbytes + n
+                if (tw.value - least) & M64 > (p - least) & M64:
+                    break  # the reader consumed the record meanwhile: it may be overwritten; count again
+                p = (p + rec) & M64
+            else:
+                if bad is None:
+                    return result(h, least, msgs, nbytes)
+            if bad is not None and tw.value == least:  # the tail did not move: the pair is the ring's
+                raise ValueError("shmring %s: corrupt lane %d: %s" % (self.name, w, bad))
+        raise BlockingIOError(errno.EAGAIN, "shmring %s: readers kept consuming under the count: try again" % self.name)
+
+    # -- the protocol ----------------------------------------------------
 
     def _wake(self, word):
         # *word = 0 and wake its sleeper if it was 1, atomically in the
         # kernel: the exchange is the fence between our counter's store and
         # our look at the peer's sleep word.
-        a = self._addr(word)
+        a = ctypes.addressof(word)
         _futex(a, FUTEX_WAKE_OP, 0, ctypes.c_void_p(1), a, _OP_SET_0_WAKE_IF_SET)
 
-    def _wait(self, ready, timeout, closed_exc):
-        # ready() is true, false, or raises ValueError (a corrupt ring). The
-        # peer's lock is tested when POLL_PEER seconds have passed on the
-        # monotonic clock since the wait first slept (or last tested it),
-        # whatever ended the sleeps: a signal's EINTR every few ms must not
-        # put it off. The clock runs on across calls that time out, until the
-        # ring moves.
+    def _wake_readers(self):
+        # After a head's store: the first reader slot's wake is the fence,
+        # after which a plain load of the others' sleep words is ordered.
+        self._wake(self._rsleep0)
+        for s in self._rsleep_rest:
+            if s.value:
+                self._wake(s)
+
+    def _wait(self, ready, timeout, judge):
+        # ready() is true, false, or raises ValueError (a corrupt ring).
+        # judge(test) looks at the peers (test: their locks are to be
+        # tested now) and returns an exception to raise, True to look again
+        # at once, or None. The peers' locks are tested when POLL_PEER
+        # seconds have passed on the monotonic clock since the wait first
+        # slept (or last tested them), whatever ended the sleeps: a
+        # signal's EINTR every few ms must not put it off. The clock runs
+        # on across calls that time out, until the ring moves.
         deadline = None if timeout is None else time.monotonic() + timeout
         if ready():
             self._check_at = None
             return
-        me = self._wsleep if self._role == 1 else self._rsleep
-        peer_state = self._rstate if self._role == 1 else self._wstate
-        peer_lock = LOCK_READER if self._role == 1 else LOCK_WRITER
-        a = self._addr(me)
+        me = self._sleep
+        a = ctypes.addressof(me)
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -633,40 +862,117 @@ class Ring:
                 return
             if self._check_at is None:
                 self._check_at = now + POLL_PEER  # the first sleep: the clock starts
-            st = peer_state.value
-            exc = None
-            if st == END_CLOSED:
-                exc = closed_exc
-            elif st == END_OPEN and now >= self._check_at:
+            test = now >= self._check_at
+            if test:
                 self._check_at = now + POLL_PEER
-                if not self._peer_alive(peer_lock):
-                    exc = PeerGoneError("shmring %s: the process at the other end died" % self.name)
-                    self._check_at = float("-inf")  # due: the next call tests again at once
+            try:
+                exc = judge(test)
+            except BaseException:
+                me.value = 0
+                raise
+            if exc is True:
+                continue
             if exc is not None:
                 me.value = 0
                 if ready():
                     self._check_at = None
                     return
                 raise exc
-            # Sleep until the next test of the peer (at most POLL_PEER: the
-            # peer's state is read again then) or the deadline; woken, timed
-            # out or interrupted, go round.
-            until = now + POLL_PEER
-            if st == END_OPEN:
-                until = min(until, self._check_at)
+            # Sleep until the next test of the peers (at most POLL_PEER: the
+            # states are read again then) or the deadline; woken, timed out
+            # or interrupted, go round.
+            until = min(now + POLL_PEER, self._check_at)
             if deadline is not None:
                 until = min(until, deadline)
             slice_ = max(until - now, 0.0)
             ts = _Timespec(int(slice_), int((slice_ - int(slice_)) * 1e9))
             _futex(a, FUTEX_WAIT, 1, ctypes.byref(ts), 0, 0)
 
+    def _room(self, need):
+        # Whether the writer has room for need bytes at its head (LAYOUT.md
+        # §5, "Room"), computing the least tail of the holding readers again.
+        pos, cap, nr = self._pos, self.capacity, self.readers
+        worst = 0  # bytes the slowest holding reader has not consumed
+        for r, tw in enumerate(self._ltail):
+            if nr > 1:
+                word = self._rstate[r].value
+                if word & 0xFF != ST_OPEN or self._dead[r] == word:
+                    continue  # closed, never claimed, or found dead: holds nothing
+            t = tw.value
+            ahead = (t - pos) & M64
+            if t % 8 or (ahead and ahead < 1 << 63):
+                raise ValueError("shmring %s: corrupt: tail %d of reader %d, head %d" % (self.name, t, r, pos))
+            used = (pos - t) & M64
+            if used > cap:
+                if nr == 1:
+                    raise ValueError("shmring %s: corrupt: tail %d, head %d" % (self.name, t, pos))
+                self._least = None  # a reader still joining: no room until it stored its tails
+                return False
+            if used > worst:
+                worst = used
+        self._least = (pos - worst) & M64
+        return cap - worst >= need
+
+    def _judge_writer(self, need):
+        def judge(test):
+            if self.readers == 1:
+                st = self._rstate[0].value & 0xFF
+                if st == ST_CLOSED:
+                    return BrokenPipeError("shmring %s: the reader closed its end" % self.name)
+                if st > ST_CLOSED:
+                    raise ValueError("shmring %s: corrupt: reader state word %#x" % (self.name, self._rstate[0].value))
+                if st == ST_OPEN and test and not self._alive(LOCK_READER):
+                    self._check_at = float("-inf")  # due: the next call tests again at once
+                    return PeerGoneError("shmring %s: the reader's process died" % self.name)
+                return None
+            if not test:
+                return None
+            found = None
+            pos, cap = self._pos, self.capacity
+            for r, tw in enumerate(self._ltail):  # the holding readers that keep it from room
+                word = self._rstate[r].value
+                if word & 0xFF != ST_OPEN or self._dead[r] == word:
+                    continue
+                if cap - ((pos - tw.value) & M64) >= need:
+                    continue
+                if not self._alive(LOCK_READER + r):
+                    self._dead[r] = word  # disregarded until the word changes (a new claim)
+                    found = True
+            return found
+        return judge
+
+    def _judge_reader(self, test):
+        # LAYOUT.md §5, "End of stream", with every lane empty.
+        opened, claimed = [], False
+        for w, s in enumerate(self._wstate):
+            st = s.value & 0xFF
+            if st == ST_OPEN:
+                opened.append(w)
+            elif st == ST_CLOSED:
+                claimed = True
+            elif st != ST_NEVER:
+                raise ValueError("shmring %s: corrupt: writer %d's state word %#x" % (self.name, w, s.value))
+        if opened:
+            if not test:
+                return None
+            for w in opened:
+                if self._alive(LOCK_WRITER + w):
+                    return None
+            self._check_at = float("-inf")  # due: the next call tests again at once
+            return PeerGoneError("shmring %s: a writer's process died" % self.name)
+        if not claimed:
+            return None
+        return EOFError("shmring %s: end of stream" % self.name)
+
     def _reserve(self, op, n, timeout):
         # Send's steps 1-3 (LAYOUT.md §5): wait for room for an n-byte
         # message, write the wrap marker if it goes to offset 0; return the
-        # record's data offset and the bytes skipped.
-        self._usable()
+        # record's offset in the mapping and the bytes skipped.
         if self._role != 1:
-            raise ValueError("shmring %s: %s needs the writing end (writer())" % (self.name, op))
+            self._usable()
+            raise ValueError("shmring %s: %s needs a writer slot (writer())" % (self.name, op))
+        if self._mm is None:
+            self._usable()
         if n < 0:
             raise ValueError("shmring %s: %s of %d bytes" % (self.name, op, n))
         if n > self.max_message:
@@ -677,37 +983,31 @@ class Ring:
         if pos % 8:  # the head this writer took over at its claim
             raise ValueError("shmring %s: corrupt: head %d is not a multiple of 8" % (self.name, pos))
         # pos and cap are multiples of 8: off <= cap - 8, and the marker and
-        # the record below lie inside the data
+        # the record below lie inside the lane
         rec, off, skip = _size(n), pos % cap, 0
         if rec > cap - off:
             skip = cap - off
         need = skip + rec
-        tail = self._tail
-
-        def room():
-            t = tail.value
-            used = (pos - t) & M64
-            if used > cap or t % 8:
-                raise ValueError("shmring %s: corrupt: tail %d, head %d" % (self.name, t, pos))
-            return cap - used >= need
-
-        self._wait(room, timeout, BrokenPipeError("shmring %s: the reader closed its end" % self.name))
+        least = self._least
+        if least is None or cap - ((pos - least) & M64) < need:  # the least tail kept: enough room
+            self._wait(lambda: self._room(need), timeout, self._judge_writer(need))
+        off += self._lane
         if skip:
-            struct.pack_into("<Q", self._mm, HEADER + off, WRAP)
-            off = 0
+            struct.pack_into("<Q", self._mm, off, WRAP)
+            off = self._lane
         return off, skip
 
     def _publish(self, res, m):
         # Send's steps 4-6 for the record at res._off, with the skip decided
         # at the reservation (res._n bytes were reserved, m <= res._n sent).
-        struct.pack_into("<Q", self._mm, HEADER + res._off, m)
+        struct.pack_into("<Q", self._mm, res._off, m)
         self._held = None
         self._pos = (self._pos + res._skip + _size(m)) & M64
         self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
-        self._wake(self._rsleep)
+        self._wake_readers()
 
     def send(self, data, timeout=None):
-        """Send data (bytes-like) as one message, waiting while the ring is
+        """Send data (bytes-like) as one message, waiting while the lane is
         full, up to timeout seconds (None: forever). Its bytes are sent,
         whatever its item size (array.array("Q") included)."""
         with memoryview(data) as mv:  # len(data) counts items, not bytes
@@ -715,12 +1015,12 @@ class Ring:
                 data = mv.cast("B")  # TypeError if it is not contiguous
         n = len(data)
         off, skip = self._reserve("send", n, timeout)
-        mm, base = self._mm, HEADER
-        mm[base + off + 8:base + off + 8 + n] = data
-        struct.pack_into("<Q", mm, base + off, n)
+        mm = self._mm
+        mm[off + 8:off + 8 + n] = data
+        struct.pack_into("<Q", mm, off, n)
         self._pos = (self._pos + skip + _size(n)) & M64
         self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
-        self._wake(self._rsleep)
+        self._wake_readers()
 
     def reserve(self, n, timeout=None):
         """Reserve room for an n-byte message in the ring itself, waiting as
@@ -751,78 +1051,114 @@ class Ring:
             raise ValueError("shmring %s: abort: no reservation pending: call reserve first" % self.name)
         self._held.abort()
 
+    def _any(self):
+        # Whether some lane has a message (a head not at its tail).
+        for hw, t in zip(self._whead, self._tails):
+            if hw.value != t:
+                return True
+        return False
+
     def _locate(self, timeout):
-        # Receive's steps 1-4 (LAYOUT.md §5): wait for a record, skip wrap
-        # markers, check it; return its data offset and length.
-        mm, cap, head = self._mm, self.capacity, self._head
+        # Receive's steps 1-4 (LAYOUT.md §5): choose a lane round robin, wait
+        # for a record, skip wrap markers, check it; return the lane and the
+        # record's offset in the mapping and length.
+        mm, cap, tails, heads, nw = self._mm, self.capacity, self._tails, self._heads, self.writers
         while True:
-            pos = self._pos
-            if pos % 8:  # the tail this reader took over at its claim
-                raise ValueError("shmring %s: corrupt: tail %d is not a multiple of 8" % (self.name, pos))
-            h = head.value
-            if h == pos:
-                self._wait(lambda: head.value != pos, timeout,
-                           EOFError("shmring %s: end of stream" % self.name))
-                continue
-            avail = (h - pos) & M64
-            if avail > cap or h % 8:
-                raise ValueError("shmring %s: corrupt: head %d, tail %d" % (self.name, h, pos))
-            off = pos % cap  # a multiple of 8, <= cap - 8
-            (n,) = struct.unpack_from("<I", mm, HEADER + off)
-            if n == WRAP:
-                if off == 0 or avail < cap - off:
-                    raise ValueError("shmring %s: corrupt wrap marker at %d" % (self.name, off))
-                self._pos = (pos + cap - off) & M64
-                continue
-            rec = _size(n)
-            if n > self.max_message or rec > avail or off + rec > cap:
-                raise ValueError("shmring %s: corrupt record of %d bytes at %d" % (self.name, n, off))
-            return off, n
+            if nw == 1:
+                w = 0
+                pos = tails[0]
+                if pos % 8:  # the tail this reader took over at its claim
+                    raise ValueError("shmring %s: corrupt: tail %d is not a multiple of 8" % (self.name, pos))
+                h = heads[0]
+                if h == pos:
+                    h = heads[0] = self._hw.value
+                    if h == pos:
+                        self._wait(lambda: self._hw.value != pos, timeout, self._judge_reader)
+                        continue
+            else:
+                w = self._last
+                for _ in range(nw):
+                    w = w + 1 if w + 1 < nw else 0
+                    pos = tails[w]
+                    if pos % 8:
+                        raise ValueError("shmring %s: corrupt: tail %d of lane %d is not a multiple of 8" % (self.name, pos, w))
+                    h = heads[w]
+                    if h == pos:
+                        h = heads[w] = self._whead[w].value
+                    if h != pos:
+                        break
+                else:
+                    self._wait(self._any, timeout, self._judge_reader)
+                    continue
+            lane = self._lanes[w]
+            while True:
+                avail = (h - pos) & M64
+                if avail > cap or h % 8:
+                    raise ValueError("shmring %s: corrupt: head %d, tail %d of lane %d" % (self.name, h, pos, w))
+                if not avail:
+                    break  # a wrap marker was the lane's last record: choose again
+                off = pos % cap  # a multiple of 8, <= cap - 8
+                (n,) = struct.unpack_from("<I", mm, lane + off)
+                if n == WRAP:
+                    if off == 0 or avail < cap - off:
+                        raise ValueError("shmring %s: corrupt wrap marker at %d of lane %d" % (self.name, off, w))
+                    pos = tails[w] = (pos + cap - off) & M64
+                    continue
+                rec = _size(n)
+                if n > self.max_message or rec > avail or off + rec > cap:
+                    raise ValueError("shmring %s: corrupt record of %d bytes at %d of lane %d" % (self.name, n, off, w))
+                return w, lane + off, n
 
     def _consumed(self, msg):
         # Receive's steps 6-7, once the message's views are released.
         self._held = None
-        self._pos = (self._pos + _size(msg._n)) & M64
-        self._tail.value = self._pos  # after the reads of the message (TSO: loads before a later store)
-        self._wake(self._wsleep)
+        w = self._hlane
+        t = self._tails[w] = (self._tails[w] + _size(msg._n)) & M64
+        self._tailw[w].value = t  # after the reads of the message (TSO: loads before a later store)
+        self._last = w
+        self._wake(self._wsleep[w])
 
     def _reading(self, op):
         self._usable()
         if self._role != 2:
-            raise ValueError("shmring %s: %s needs the reading end (reader())" % (self.name, op))
+            raise ValueError("shmring %s: %s needs a reader slot (reader())" % (self.name, op))
 
     def recv(self, timeout=None):
-        """Receive the next message as bytes, waiting while the ring is empty,
-        up to timeout seconds (None: forever). EOFError at the end of the
-        stream, PeerGoneError if the writer died. A message from next() not
-        yet released is the one received (and released)."""
-        self._reading("recv")
+        """Receive the next message as bytes, waiting while every lane is
+        empty, up to timeout seconds (None: forever). EOFError at the end of
+        the stream (every writer that claimed a slot closed it), PeerGoneError
+        if a writer died. A message from next() not yet released is the one
+        received (and released)."""
+        if self._role != 2 or self._mm is None:
+            self._reading("recv")
         if self._held is not None:
             held = self._held
             msg = bytes(held._inner)  # held._inner lives until release succeeds
             held.release()
             return msg
-        off, n = self._locate(timeout)
-        msg = self._mm[HEADER + off + 8:HEADER + off + 8 + n]
-        self._pos = (self._pos + _size(n)) & M64
-        self._tail.value = self._pos  # after the copy
-        self._wake(self._wsleep)
+        w, off, n = self._locate(timeout)
+        msg = self._mm[off + 8:off + 8 + n]
+        t = self._tails[w] = (self._tails[w] + _size(n)) & M64
+        self._tailw[w].value = t  # after the copy
+        self._last = w
+        self._wake(self._wsleep[w])
         return msg
 
     def next(self, timeout=None):
         """Return the next message in the ring itself, waiting as recv does,
         as a Message: its view is a read-only memoryview of the message,
         valid until release(), which consumes it (a reader that dies before
-        leaves it to the next reader: at least once). Next again before
-        release returns the same Message.
+        leaves it to the next reader of a one-reader ring: at least once).
+        Next again before release returns the same Message.
 
             with r.next() as view:      # released on leaving
                 a = numpy.frombuffer(view, numpy.uint8).copy()
         """
         self._reading("next")
         if self._held is None:
-            off, n = self._locate(timeout)
+            w, off, n = self._locate(timeout)
             self._held = Message(self, off, n)
+            self._hlane = w
         return self._held
 
     def release(self):
@@ -833,11 +1169,12 @@ class Ring:
         self._held.release()
 
     def close(self):
-        """Release this Ring's end (a writer's close ends the stream) and
-        unmap. A message from next() not yet released stays in the ring for
-        the next reader, a pending reservation is dropped; their views are
-        released (BufferError, and nothing closed, while something made from
-        one still lives). Closing again does nothing."""
+        """Release this Ring's slot (a writer's close ends its lane's
+        stream) and unmap. A message from next() not yet released stays in
+        a one-reader ring for the next reader, a pending reservation is
+        dropped; their views are released (BufferError, and nothing closed,
+        while something made from one still lives). Closing again does
+        nothing."""
         if self._mm is None or self._forked:
             self._mm = None
             return
@@ -846,10 +1183,11 @@ class Ring:
             self._held._state = 2
             self._held = None
         if self._role:
-            (self._wstate if self._role == 1 else self._rstate).value = END_CLOSED
-            self._wake(self._rsleep if self._role == 1 else self._wsleep)
-            self._lock(F_OFD_SETLK, fcntl.F_UNLCK, LOCK_WRITER if self._role == 1 else LOCK_READER)
-            self._role = 0
+            self._word.value = (self._word.value & ~0xFF) | ST_CLOSED  # the same claim count
+            for s in (self._rsleep if self._role == 1 else self._wsleep):
+                self._wake(s)
+            self._lock(F_OFD_SETLK, fcntl.F_UNLCK, (LOCK_WRITER if self._role == 1 else LOCK_READER) + self.slot)
+            self._role, self.slot = 0, None
         self._mm.close()
         self._mm = None
         os.close(self._fd)

@@ -14,13 +14,36 @@
                                  (stdout and stderr on /dev/null); the parent sends "p1", prints
                                  "ready child PID SEND CLAIM RECV" and waits for death
     peer.py [--zc] try-send|try-recv NAME [guard]  (--zc: by reserve/commit, next/release) claim, send/receive up to 8 messages (20 ms timeout each),
-                                 print "RESULT COUNT": the first exception's class name, or OK
+                                 print "RESULT COUNT": the first exception's class name, or OK (a header
+                                 Ring.open refuses: "ValueError 0")
                                  (guard is C's; Python cannot touch memory outside the mapping)
+
+Version 2 (many readers and writers):
+    peer.py create NAME CAPACITY READERS WRITERS   make the ring (Ring.create), print "ok", exit (the caller unlinks)
+    peer.py seq-write NAME ID COUNT [SIZE [PAUSEAT,...]]  claim a writer slot, print "ready SLOT", send COUNT
+                                 messages of SIZE bytes (default 64, at least 16) of writer ID (seqmsg below), close,
+                                 print "ok SLOT"; at each PAUSEAT (a count of messages sent) print "paused" and wait
+                                 for a line on stdin first
+    peer.py [--zc] seq-read NAME [stop=K] [hold]   claim a reader slot, print "ready SLOT", receive until an
+                                 exception (--zc: next/release, the view checked before and refused after release),
+                                 checking every message whole and each writer's sequence numbers consecutive from
+                                 the first received; stop=K: after K messages print "stopped" and wait to be
+                                 killed (the slot held, nothing more consumed); hold (with --zc): keep the first
+                                 message's view, print "holding", wait for a line on stdin, check the view again,
+                                 then go on. At the end print "done EXC TOTAL MAXGAPMS ID:FIRST:LAST:COUNT ..."
+    peer.py stat NAME            print Ring.stat() as JSON
+    peer.py claim-hold NAME reader|writer   print "won SLOT" or "busy", then wait to be killed
+    peer.py hold-reserve NAME N  claim a writer slot, reserve N bytes, fill them with 0xEE, print "ready SLOT",
+                                 wait to be killed
+
+seqmsg(ID, SEQ, SIZE) is peer.c's sequenced stream: u32 ID, u32 SIZE, u64 SEQ, then byte k (16 <= k < SIZE)
+(seq_hash(ID, SEQ) + 31*k) & 0xFF, so that C and Python seq peers check each other's messages.
 
 The stream is testdata/peer.c's. With SHMRING_INSTALLED=1 in the environment,
 shmring is imported from wherever Python finds it (an installed package), not
 from ../python, and must not be ../python's.
 """
+import json
 import os
 import signal
 import struct
@@ -132,17 +155,137 @@ def try_ops(r, rd, zc):
     r.close()
 
 
+def seq_hash(wid, seq):
+    h = ((wid * 0x9E3779B1) ^ (seq * 0x85EBCA6B) ^ (seq >> 32)) & 0xFFFFFFFF
+    h ^= h >> 15
+    h = (h * 0x2C1B3C6D) & 0xFFFFFFFF
+    return h ^ (h >> 12)
+
+
+def seqmsg(wid, seq, size):
+    h = seq_hash(wid, seq)
+    return struct.pack("<IIQ", wid, size, seq) + bytes((h + k * 31) & 0xFF for k in range(16, size))
+
+
+def seq_write(name, wid, count, size, pause_at):
+    r = shmring.Ring.open(name).writer()
+    print("ready", r.slot, flush=True)
+    for i in range(count):
+        if i in pause_at:
+            print("paused", flush=True)
+            sys.stdin.readline()
+        r.send(seqmsg(wid, i, size), timeout=30)
+    slot = r.slot
+    r.close()
+    print("ok", slot, flush=True)
+
+
+def seq_read(name, zc, args):
+    stop = hold = None
+    for a in args:
+        if a.startswith("stop="):
+            stop = int(a[5:])
+        elif a == "hold":
+            hold = True
+    r = shmring.Ring.open(name).reader()
+    print("ready", r.slot, flush=True)
+    seen = {}  # id -> [first, last, count]
+    total, maxgap, last_t, end = 0, 0.0, None, "OK"
+
+    def check(m):
+        if len(m) < 16:
+            sys.exit("message %d: %d bytes, shorter than a seqmsg" % (total, len(m)))
+        wid, size, seq = struct.unpack_from("<IIQ", m)
+        if size != len(m) or bytes(m) != seqmsg(wid, seq, size):
+            sys.exit("message %d (writer %d, seq %d): torn or wrong: %d bytes, says %d" % (total, wid, seq, len(m), size))
+        s = seen.get(wid)
+        if s is None:
+            seen[wid] = [seq, seq, 1]
+        elif seq != s[1] + 1:
+            sys.exit("writer %d: seq %d after %d" % (wid, seq, s[1]))
+        else:
+            s[1], s[2] = seq, s[2] + 1
+
+    try:
+        while True:
+            if stop is not None and total == stop:
+                print("stopped", flush=True)
+                while True:
+                    time.sleep(3600)
+            if zc:
+                msg = r.next(timeout=30)
+                v = msg.view
+                check(v)
+                if hold and total == 0:
+                    keep = bytes(v)
+                    print("holding", flush=True)
+                    sys.stdin.readline()
+                    if bytes(v) != keep:
+                        sys.exit("the held view changed under it")
+                msg.release()
+                try:
+                    bytes(v)
+                    sys.exit("message %d: its view was readable after release" % total)
+                except ValueError:
+                    pass
+            else:
+                check(r.recv(timeout=30))
+            now = time.monotonic()
+            if last_t is not None:
+                maxgap = max(maxgap, now - last_t)
+            last_t, total = now, total + 1
+    except Exception as e:
+        end = type(e).__name__
+    r.close()
+    print("done", end, total, "%.0f" % (maxgap * 1000),
+          " ".join("%d:%d:%d:%d" % (k, v[0], v[1], v[2]) for k, v in sorted(seen.items())), flush=True)
+
+
 def main():
     zc = sys.argv[1] == "--zc"  # try-send and try-recv by reserve/commit and next/release
     if zc:
         del sys.argv[1]
     mode, name = sys.argv[1], sys.argv[2]
-    r = shmring.Ring.open(name)
-    if mode == "fork-writer":
-        fork_writer(r)
+    if mode == "create":
+        shmring.Ring.create(name, int(sys.argv[3]), readers=int(sys.argv[4]), writers=int(sys.argv[5])).close()
+        print("ok", flush=True)
+        return
+    if mode == "seq-write":
+        a = sys.argv[3:]
+        seq_write(name, int(a[0]), int(a[1]), int(a[2]) if len(a) > 2 else 64, [int(x) for x in a[3].split(",")] if len(a) > 3 else [])
+        return
+    if mode == "seq-read":
+        seq_read(name, zc, sys.argv[3:])
         return
     if mode in ("try-send", "try-recv"):
+        try:
+            r = shmring.Ring.open(name)
+        except ValueError:  # a header refused at open: the ring is corrupt
+            print("ValueError 0", flush=True)
+            return
         try_ops(r, mode == "try-recv", zc)
+        return
+    r = shmring.Ring.open(name)
+    if mode == "stat":
+        print(json.dumps(r.stat()), flush=True)
+        return
+    if mode == "claim-hold":
+        try:
+            (r.reader if sys.argv[3] == "reader" else r.writer)()
+            print("won", r.slot, flush=True)
+        except shmring.BusyError:
+            print("busy", flush=True)
+        while True:
+            time.sleep(3600)
+    if mode == "hold-reserve":
+        r.writer()
+        res = r.reserve(int(sys.argv[3]), timeout=10)
+        res.view[:] = b"\xee" * len(res.view)
+        print("ready", r.slot, flush=True)
+        while True:
+            time.sleep(3600)
+    if mode == "fork-writer":
+        fork_writer(r)
         return
     if mode in ("hold-writer", "hold-reader", "recv-wait", "send-wait"):
         (r.writer if mode in ("hold-writer", "send-wait") else r.reader)()
