@@ -36,13 +36,14 @@
  *   peer stat NAME                   print shmring_stat as one line of JSON (or "ERR errno-name")
  *   peer claim NAME reader|writer    wait for a line on stdin, claim a slot, print "ready SLOT" and wait
  *                                    for death, or print the errno name and exit
- *   peer seq-write NAME ID COUNT [pause=K] [report] [mix] [maxlen=N] [hold]
+ *   peer seq-write NAME ID COUNT [pause=K] [report] [mix] [maxlen=N] [stall=MS] [hold]
  *       claim a writer, print "ready SLOT", send COUNT messages of the sequenced stream ID (below), print
  *       "ok SLOT COUNT maxsend_ms=M" and close (hold: print it and wait for death instead). pause=K:
  *       after K messages print "paused K" and wait for a line on stdin. report: when a send has not
  *       finished within 100 ms, print "blocked SEQ", and "unblocked SEQ" when it has (once). mix: every
  *       third message through shmring_reserve/commit, every fifth batch of up to 4 through
- *       shmring_send_batch. A send's error: print "error ERRNAME SEQ" and exit 0.
+ *       shmring_send_batch. stall=MS: exit 1 if a send takes longer. A send's error: print "error
+ *       ERRNAME SEQ" and exit 0.
  *   peer seq-read NAME [from0] [mix] [count=N] [hold]
  *       claim a reader, print "ready SLOT", receive and check messages of sequenced streams until an
  *       error (or N messages: then print "held TOTAL" and wait for death if hold, else close): each
@@ -319,7 +320,7 @@ static int v2_main(int argc, char **argv) {
 	if (!strcmp(mode, "seq-write") && argc >= 5) {
 		uint32_t id = (uint32_t)atol(argv[3]);
 		uint64_t count = strtoull(argv[4], NULL, 10);
-		long pause_at = opt_num(argc, argv, 5, "pause", -1);
+		long pause_at = opt_num(argc, argv, 5, "pause", -1), stall = opt_num(argc, argv, 5, "stall", 0);
 		int report = has_opt(argc, argv, 5, "report"), mix = has_opt(argc, argv, 5, "mix");
 		size_t maxlen = (size_t)opt_num(argc, argv, 5, "maxlen", max < 300 ? (long)max : 300);
 		if (maxlen > max || maxlen < 16)
@@ -382,6 +383,10 @@ static int v2_main(int argc, char **argv) {
 			int64_t d = shmring__now_ns() - t0;
 			if (d > maxsend)
 				maxsend = d;
+			if (stall > 0 && d > stall * 1000000) {
+				fprintf(stderr, "peer: stream %u message %llu: a send took %lld ms\n", id, (unsigned long long)i, (long long)(d / 1000000));
+				return 1;
+			}
 			i += (uint64_t)sent;
 		}
 		printf("ok %d %llu maxsend_ms=%lld\n", shmring_slot(r), (unsigned long long)count, (long long)(maxsend / 1000000));
