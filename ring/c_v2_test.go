@@ -385,6 +385,15 @@ func TestCV2KillReservingWriter(t *testing.T) {
 		t.Fatalf("writer A: %q", l)
 	}
 	b.kill9(t)
+	// The reader's lanes are empty, one writer slot is dead and the other
+	// writer lives (paused): the reader must go on waiting, past the
+	// 150-300 ms in which it finds the dead one.
+	time.Sleep(400 * time.Millisecond)
+	select {
+	case <-rd.done:
+		t.Fatalf("the reader ended while a writer lives: %v\n%s", rd.err, rd.stderr)
+	default:
+	}
 	c, cslot := cStart(t, bin, "seq-write", name, "101", "300")
 	if cslot != 1 {
 		t.Fatalf("the next writer claimed slot %d, want the dead one's, 1", cslot)
@@ -402,16 +411,17 @@ func TestCV2KillReservingWriter(t *testing.T) {
 }
 
 // TestCV2KillCampaign: hundreds of kill -9s of random C writers and readers
-// of a 3x3 ring (each replaced at once), at random points of their
+// of a 3x3 ring (each replaced at once, but every 50th, a reader, after
+// 700 ms), at random points of their
 // streams (reserve/commit, batches, next/release included): no reader ever
 // gets a torn, reordered or duplicated message or a gap in a stream (each
 // checks its own), no writer's send waits over 500 ms, and at the end
 // three last writers' streams reach every reader whole.
 func TestCV2KillCampaign(t *testing.T) {
 	bins, _ := cBins(t)
-	kills := 300
+	kills := 500
 	if testing.Short() {
-		kills = 40
+		kills = 100
 	}
 	name := cCreate(t, bins[0], 8192, 3, 3)
 	type proc struct {
@@ -436,10 +446,19 @@ func TestCV2KillCampaign(t *testing.T) {
 	t0 := time.Now()
 	for k := range kills {
 		i := rand.IntN(len(procs))
+		if k%50 == 49 {
+			i = 3 + rand.IntN(3) // a reader, whose slot stays dead a while (below)
+		}
 		// Let the ring run a moment: this picks the kill's point in the
 		// victim's stream, it synchronizes nothing.
 		time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
 		procs[i].p.kill9(t)
+		if k%50 == 49 {
+			// The writers must go past a dead reader that nobody
+			// replaces, within 500 ms (stall=500), not only past one
+			// whose slot is claimed again at once.
+			time.Sleep(700 * time.Millisecond)
+		}
 		procs[i].p = start(procs[i].writer, i)
 		if t.Failed() {
 			t.Fatalf("after %d kills", k)
