@@ -726,3 +726,149 @@ func writeObject(t *testing.T, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestCV2CorruptRing: C readers and writers of version-2 rings whose
+// counters, records and state words were overwritten under them (chosen
+// fields, then random words of the slots and the data) answer EPROTO or
+// another error, never crash nor touch memory past the object (mapped
+// with an inaccessible page right after it, where the last lane ends).
+// The reader claims its slot before the ring is filled (a fan-out reader
+// starts at the head), beside another that reads nothing when there are
+// two reader slots; only the last lane is filled (5 messages), and
+// corrupted before the reader tries; the writer claims lane 0 after it,
+// corrupted before the writer tries.
+func TestCV2CorruptRing(t *testing.T) {
+	bin := buildPeer(t, "gcc")
+	type shape struct{ capacity, r, w, d int } // d: header_size
+	shapes := []shape{{8192 - 896, 1, 1, 896}, {(8192 - 1280) / 2, 2, 2, 1280}}
+	resultRE := regexp.MustCompile(`^(OK|EPROTO|ETIMEDOUT|EPIPE|EOWNERDEAD|EMSGSIZE) \d$`)
+	type edit func(b []byte)
+	// try makes a ring of shape sh, claims a reader (try-recv or
+	// try-recv-batch, and a holding reader beside it if sh.r > 1), fills
+	// the last lane, applies re, lets the reader try, applies we, then
+	// lets a writer try (try-send or try-send-batch); it returns the
+	// reader's and the writer's results.
+	try := func(what string, sh shape, batch bool, re, we edit) (string, string) {
+		t.Helper()
+		name := cCreate(t, bin, sh.capacity, sh.r, sh.w)
+		suffix := ""
+		if batch {
+			suffix = "-batch"
+		}
+		if sh.r > 1 {
+			startPeer(t, exec.Command(bin, "hold-reader", name), true)
+		}
+		rd, in, line := cStartIn(t, bin, true, "try-recv"+suffix, name, "guard", "wait")
+		if !strings.HasPrefix(line, "ready") {
+			t.Fatalf("%s: reader: %q", what, line)
+		}
+		var args [][]string
+		for i := range sh.w {
+			n := 0
+			if i == sh.w-1 {
+				n = 5 // in the last lane only
+			}
+			args = append(args, []string{strconv.Itoa(i + 1), strconv.Itoa(n)})
+		}
+		for _, p := range cWriters(t, []string{bin}, name, args...) {
+			finishPeer(t, p, 10*time.Second)
+		}
+		change := func(e edit) {
+			seg, err := shm.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e != nil {
+				e(seg.Bytes())
+			}
+			seg.Close()
+		}
+		change(re)
+		io.WriteString(in, "go\n")
+		got := []string{finishPeer(t, rd, 10*time.Second)}
+		change(we)
+		out, err := exec.Command(bin, "try-send"+suffix, name, "guard").CombinedOutput()
+		if err != nil {
+			t.Errorf("%s: try-send%s: %v: %s", what, suffix, err, out)
+		}
+		got = append(got, strings.TrimSpace(string(out)))
+		for _, g := range got {
+			if !resultRE.MatchString(g) {
+				t.Errorf("%s: %q", what, got)
+			}
+		}
+		return got[0], got[1]
+	}
+	put32 := func(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
+	put64 := func(b []byte, off int, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
+	get64 := func(b []byte, off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+	for _, sh := range shapes {
+		rs := 512 + 192*sh.w
+		headOf := func(w int) int { return 512 + 192*w + 64 }
+		lastLane := sh.d + sh.capacity*(sh.w-1)
+		heads := func(f func(h uint64) uint64) edit { // every lane's head
+			return func(b []byte) {
+				for w := range sh.w {
+					put64(b, headOf(w), f(get64(b, headOf(w))))
+				}
+			}
+		}
+		hold0 := rs + 128 // reader 0's tail of lane 0: the writer's holding reader
+		cap := uint64(sh.capacity)
+		for _, c := range []struct {
+			name         string
+			re, we       edit
+			recv, sendTo string // what the reader and the writer say (a prefix; "" anything)
+		}{
+			{"none", nil, nil, "EPIPE 5", ""},
+			{"heads not multiples of 8", heads(func(h uint64) uint64 { return h + 4 }), nil, "EPROTO 0", ""},
+			{"heads more than capacity ahead", heads(func(h uint64) uint64 { return h + cap + 8 }), nil, "EPROTO 0", ""},
+			{"length over max_message", func(b []byte) { put32(b, lastLane, uint32(cap/2-7)) }, nil, "EPROTO 0", ""},
+			{"length past the head", func(b []byte) { put32(b, lastLane, uint32(get64(b, headOf(sh.w-1)))) }, nil, "EPROTO 0", ""},
+			{"length 2^32-2", func(b []byte) { put32(b, lastLane, 0xFFFFFFFE) }, nil, "EPROTO 0", ""},
+			{"wrap marker at offset 0", func(b []byte) { put32(b, lastLane, 0xFFFFFFFF) }, nil, "EPROTO 0", ""},
+			{"writer states 7", func(b []byte) {
+				for w := range sh.w {
+					put32(b, 512+192*w, 0x107)
+				}
+			}, nil, "EPROTO 5", ""},
+			{"writer's head not a multiple of 8", nil, func(b []byte) { put64(b, headOf(0), get64(b, headOf(0))+4) }, "", "EPROTO 0"},
+			{"holding tail not a multiple of 8", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))-4) }, "", "EPROTO 0"},
+			{"holding tail ahead of the head", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))+8) }, "", "EPROTO 0"},
+			{"holding tail more than capacity behind", nil, func(b []byte) { put64(b, headOf(0), cap+64); put64(b, hold0, 0) },
+				"", map[bool]string{true: "EPROTO 0", false: "ETIMEDOUT 0"}[sh.r == 1]}, // R > 1: a reader joining, waited for
+			{"holding reader's state 9", nil, func(b []byte) { put32(b, rs, 0x109) }, "", "EPROTO"},
+		} {
+			for _, batch := range []bool{false, true} {
+				what := fmt.Sprintf("%dx%d batch=%v: %s", sh.r, sh.w, batch, c.name)
+				recv, send := try(what, sh, batch, c.re, c.we)
+				if !strings.HasPrefix(recv, c.recv) || !strings.HasPrefix(send, c.sendTo) {
+					t.Errorf("%s: reader said %s, writer %s; want %q, %q", what, recv, send, c.recv, c.sendTo)
+				}
+			}
+		}
+		n := 30
+		if testing.Short() {
+			n = 8
+		}
+		for i := range n {
+			random := func(b []byte) {
+				h := get64(b, headOf(sh.w-1))
+				words := []uint64{0, 4, 8, 0xFFFFFFFF, 0xFFFFFFF8, cap, cap - 8, cap / 2, h, h + 8, h - 8, 1 << 63, ^uint64(0)}
+				for range 1 + rand.IntN(4) {
+					off := 512 + 4*rand.IntN((len(b)-512)/4) // anywhere past the fixed header
+					if rand.IntN(2) == 0 {
+						off = 512 + 8*rand.IntN((sh.d-512)/8) // a slot's word
+					}
+					v := words[rand.IntN(len(words))]
+					if off%8 == 0 && rand.IntN(2) == 0 {
+						put64(b, off, v)
+					} else {
+						put32(b, off, uint32(v))
+					}
+				}
+			}
+			try(fmt.Sprintf("%dx%d: random %d", sh.r, sh.w, i), sh, i%2 == 1, random, random)
+		}
+	}
+}

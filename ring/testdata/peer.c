@@ -12,9 +12,10 @@
  *                                and receive, reports the errno names to the parent, then lives on idle
  *                                (stdout and stderr on /dev/null); the parent sends "p1", prints
  *                                "ready child PID SEND CLAIM RECV" and waits for death
- *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
- *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
- *                                (guard: remap the ring with an inaccessible page right after the object)
+ *   peer try-send NAME [guard] [wait]  claim the writer, send up to 8 messages (20 ms timeout each), print
+ *   peer try-recv NAME [guard] [wait]  "RESULT COUNT": the first error's errno name, or OK, and how many went
+ *                                (guard: remap the ring with an inaccessible page right after the object;
+ *                                wait: once claimed, print "ready SLOT" and wait for a line on stdin)
  *   peer try-send-batch NAME [guard], peer try-recv-batch NAME [guard]: the same 8 messages through
  *                                shmring_send_batch and shmring_recv_batch (as many per call as go)
  *   peer batch-write NAME COUNT SEED BATCH  as write, with shmring_send_batch of up to BATCH messages;
@@ -331,11 +332,14 @@ static int v2_main(int argc, char **argv) {
 		ready_slot(r);
 		int64_t maxsend = 0;
 		int reported = 0;
-		for (uint64_t i = 0; i < count;) {
+		for (uint64_t i = 0; i < count || (long)i == pause_at;) {
 			if ((long)i == pause_at) {
 				printf("paused %ld\n", pause_at);
 				fflush(stdout);
 				wait_line();
+				pause_at = -1;
+				if (i == count)
+					break;
 			}
 			int64_t t0 = shmring__now_ns();
 			int blocked = 0, rc, sent = 1;
@@ -580,6 +584,10 @@ int main(int argc, char **argv) {
 			return 1;
 		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
 			return fail("claim");
+		if (has_opt(argc, argv, 3, "wait")) {
+			ready_slot(r);
+			wait_line();
+		}
 		size_t max = shmring_max_message(r);
 		unsigned char *buf = calloc(1, max + 1);
 		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
