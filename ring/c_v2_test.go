@@ -42,6 +42,14 @@ func cBins(t *testing.T) (bins []string, names []string) {
 	return bins, names
 }
 
+// forEachCC runs f in a subtest per compiler of allCCs, with peer.c built
+// by it (a compiler missing here skips its subtest).
+func forEachCC(t *testing.T, f func(t *testing.T, bin string)) {
+	for _, cc := range allCCs {
+		t.Run(strings.ReplaceAll(cc, " ", ""), func(t *testing.T) { f(t, buildPeer(t, cc)) })
+	}
+}
+
 // cCreate makes a ring of r readers and w writers with C's
 // shmring_create_with, unlinked at the end of t, and returns its name.
 func cCreate(t *testing.T, bin string, capacity, r, w int) string {
@@ -301,24 +309,25 @@ func TestCV2ThreeByThree(t *testing.T) {
 // necessarily read them) starts at the next one published: it gets
 // exactly messages 1,000 to the end, the first reader all of them.
 func TestCV2JoinMidStream(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	const count, half = 2000, 1000
-	name := cCreate(t, bin, 4096, 2, 1)
-	a, _ := cStart(t, bin, "seq-read", name, "from0")
-	w, win, line := cStartIn(t, bin, true, "seq-write", name, "5", strconv.Itoa(count), "pause="+strconv.Itoa(half))
-	if line != "ready 0" {
-		t.Fatalf("writer: %q", line)
-	}
-	if l := nextLine(t, w, 10*time.Second); l != "paused 1000" {
-		t.Fatalf("writer: %q", l)
-	}
-	b, _ := cStart(t, bin, "seq-read", name)
-	io.WriteString(win, "go\n")
-	if out := finishPeer(t, w, 30*time.Second); !strings.HasPrefix(out, "ok 0 2000") {
-		t.Fatalf("writer: %q", out)
-	}
-	parseEnd(t, finishPeer(t, a, 10*time.Second)).want(t, "the first reader", "EPIPE", map[uint32][2]uint64{5: {0, count - 1}})
-	parseEnd(t, finishPeer(t, b, 10*time.Second)).want(t, "the reader that joined", "EPIPE", map[uint32][2]uint64{5: {half, count - 1}})
+	forEachCC(t, func(t *testing.T, bin string) {
+		const count, half = 2000, 1000
+		name := cCreate(t, bin, 4096, 2, 1)
+		a, _ := cStart(t, bin, "seq-read", name, "from0")
+		w, win, line := cStartIn(t, bin, true, "seq-write", name, "5", strconv.Itoa(count), "pause="+strconv.Itoa(half))
+		if line != "ready 0" {
+			t.Fatalf("writer: %q", line)
+		}
+		if l := nextLine(t, w, 10*time.Second); l != "paused 1000" {
+			t.Fatalf("writer: %q", l)
+		}
+		b, _ := cStart(t, bin, "seq-read", name)
+		io.WriteString(win, "go\n")
+		if out := finishPeer(t, w, 30*time.Second); !strings.HasPrefix(out, "ok 0 2000") {
+			t.Fatalf("writer: %q", out)
+		}
+		parseEnd(t, finishPeer(t, a, 10*time.Second)).want(t, "the first reader", "EPIPE", map[uint32][2]uint64{5: {0, count - 1}})
+		parseEnd(t, finishPeer(t, b, 10*time.Second)).want(t, "the reader that joined", "EPIPE", map[uint32][2]uint64{5: {half, count - 1}})
+	})
 }
 
 // TestCV2KillBlockedReader: a C writer blocked for room by a C reader
@@ -326,41 +335,42 @@ func TestCV2JoinMidStream(t *testing.T) {
 // fan-out ring (the other reader still gets everything), and gets
 // EOWNERDEAD within 500 ms with one reader slot.
 func TestCV2KillBlockedReader(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	t.Run("fan-out", func(t *testing.T) {
-		name := cCreate(t, bin, 4096, 2, 1)
-		hold, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
-		f, _ := cStart(t, bin, "seq-read", name, "from0")
-		w, _ := cStart(t, bin, "seq-write", name, "9", "3000", "report")
-		if l := nextLine(t, w, 10*time.Second); !strings.HasPrefix(l, "blocked ") {
-			t.Fatalf("writer: %q", l)
-		}
-		hold.kill9(t)
-		t0 := time.Now()
-		l := nextLine(t, w, 5*time.Second)
-		if d := time.Since(t0); !strings.HasPrefix(l, "unblocked ") || d > 500*time.Millisecond {
-			t.Fatalf("writer said %q %v after the blocking reader's death, want unblocked within 500 ms", l, d)
-		} else {
-			t.Logf("writer went on %v after the kill", d)
-		}
-		if out := finishPeer(t, w, 30*time.Second); !strings.HasPrefix(out, "ok 0 3000") {
-			t.Fatalf("writer: %q", out)
-		}
-		parseEnd(t, finishPeer(t, f, 10*time.Second)).want(t, "the live reader", "EPIPE", map[uint32][2]uint64{9: {0, 2999}})
-	})
-	t.Run("one-reader", func(t *testing.T) {
-		name := cCreate(t, bin, 4096, 1, 1)
-		hold, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
-		w, _ := cStart(t, bin, "seq-write", name, "9", "3000", "report")
-		if l := nextLine(t, w, 10*time.Second); !strings.HasPrefix(l, "blocked ") {
-			t.Fatalf("writer: %q", l)
-		}
-		hold.kill9(t)
-		t0 := time.Now()
-		l := nextLine(t, w, 5*time.Second)
-		if d := time.Since(t0); !strings.HasPrefix(l, "error EOWNERDEAD ") || d > 500*time.Millisecond {
-			t.Fatalf("writer said %q %v after its reader's death, want EOWNERDEAD within 500 ms", l, d)
-		}
+	forEachCC(t, func(t *testing.T, bin string) {
+		t.Run("fan-out", func(t *testing.T) {
+			name := cCreate(t, bin, 4096, 2, 1)
+			hold, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
+			f, _ := cStart(t, bin, "seq-read", name, "from0")
+			w, _ := cStart(t, bin, "seq-write", name, "9", "3000", "report")
+			if l := nextLine(t, w, 10*time.Second); !strings.HasPrefix(l, "blocked ") {
+				t.Fatalf("writer: %q", l)
+			}
+			hold.kill9(t)
+			t0 := time.Now()
+			l := nextLine(t, w, 5*time.Second)
+			if d := time.Since(t0); !strings.HasPrefix(l, "unblocked ") || d > 500*time.Millisecond {
+				t.Fatalf("writer said %q %v after the blocking reader's death, want unblocked within 500 ms", l, d)
+			} else {
+				t.Logf("writer went on %v after the kill", d)
+			}
+			if out := finishPeer(t, w, 30*time.Second); !strings.HasPrefix(out, "ok 0 3000") {
+				t.Fatalf("writer: %q", out)
+			}
+			parseEnd(t, finishPeer(t, f, 10*time.Second)).want(t, "the live reader", "EPIPE", map[uint32][2]uint64{9: {0, 2999}})
+		})
+		t.Run("one-reader", func(t *testing.T) {
+			name := cCreate(t, bin, 4096, 1, 1)
+			hold, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
+			w, _ := cStart(t, bin, "seq-write", name, "9", "3000", "report")
+			if l := nextLine(t, w, 10*time.Second); !strings.HasPrefix(l, "blocked ") {
+				t.Fatalf("writer: %q", l)
+			}
+			hold.kill9(t)
+			t0 := time.Now()
+			l := nextLine(t, w, 5*time.Second)
+			if d := time.Since(t0); !strings.HasPrefix(l, "error EOWNERDEAD ") || d > 500*time.Millisecond {
+				t.Fatalf("writer said %q %v after its reader's death, want EOWNERDEAD within 500 ms", l, d)
+			}
+		})
 	})
 }
 
@@ -370,44 +380,45 @@ func TestCV2KillBlockedReader(t *testing.T) {
 // writer continues the dead one's lane, and the reader gets everything
 // committed, in order.
 func TestCV2KillReservingWriter(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	name := cCreate(t, bin, 4096, 1, 2)
-	rd, _ := cStart(t, bin, "seq-read", name, "from0")
-	a, ain, line := cStartIn(t, bin, true, "seq-write", name, "1", "6000", "pause=3000", "stall=500")
-	if line != "ready 0" {
-		t.Fatalf("writer A: %q", line)
-	}
-	b, bslot := cStart(t, bin, "hold-reserve", name, "100", "5")
-	if bslot != 1 {
-		t.Fatalf("the reserving writer claimed slot %d, want 1", bslot)
-	}
-	if l := nextLine(t, a, 10*time.Second); l != "paused 3000" {
-		t.Fatalf("writer A: %q", l)
-	}
-	b.kill9(t)
-	// The reader's lanes are empty, one writer slot is dead and the other
-	// writer lives (paused): the reader must go on waiting, past the
-	// 150-300 ms in which it finds the dead one.
-	time.Sleep(400 * time.Millisecond)
-	select {
-	case <-rd.done:
-		t.Fatalf("the reader ended while a writer lives: %v\n%s", rd.err, rd.stderr)
-	default:
-	}
-	c, cslot := cStart(t, bin, "seq-write", name, "101", "300")
-	if cslot != 1 {
-		t.Fatalf("the next writer claimed slot %d, want the dead one's, 1", cslot)
-	}
-	if out := finishPeer(t, c, 30*time.Second); !strings.HasPrefix(out, "ok 1 300") {
-		t.Fatalf("writer C: %q", out)
-	}
-	io.WriteString(ain, "go\n")
-	out := finishPeer(t, a, 30*time.Second)
-	if !strings.HasPrefix(out, "ok 0 6000") {
-		t.Fatalf("writer A: %q", out)
-	}
-	t.Logf("writer A: %s", out)
-	parseEnd(t, finishPeer(t, rd, 10*time.Second)).want(t, "reader", "EPIPE", map[uint32][2]uint64{1: {0, 5999}, 100: {0, 4}, 101: {0, 299}})
+	forEachCC(t, func(t *testing.T, bin string) {
+		name := cCreate(t, bin, 4096, 1, 2)
+		rd, _ := cStart(t, bin, "seq-read", name, "from0")
+		a, ain, line := cStartIn(t, bin, true, "seq-write", name, "1", "6000", "pause=3000", "stall=500")
+		if line != "ready 0" {
+			t.Fatalf("writer A: %q", line)
+		}
+		b, bslot := cStart(t, bin, "hold-reserve", name, "100", "5")
+		if bslot != 1 {
+			t.Fatalf("the reserving writer claimed slot %d, want 1", bslot)
+		}
+		if l := nextLine(t, a, 10*time.Second); l != "paused 3000" {
+			t.Fatalf("writer A: %q", l)
+		}
+		b.kill9(t)
+		// The reader's lanes are empty, one writer slot is dead and the other
+		// writer lives (paused): the reader must go on waiting, past the
+		// 150-300 ms in which it finds the dead one.
+		time.Sleep(400 * time.Millisecond)
+		select {
+		case <-rd.done:
+			t.Fatalf("the reader ended while a writer lives: %v\n%s", rd.err, rd.stderr)
+		default:
+		}
+		c, cslot := cStart(t, bin, "seq-write", name, "101", "300")
+		if cslot != 1 {
+			t.Fatalf("the next writer claimed slot %d, want the dead one's, 1", cslot)
+		}
+		if out := finishPeer(t, c, 30*time.Second); !strings.HasPrefix(out, "ok 1 300") {
+			t.Fatalf("writer C: %q", out)
+		}
+		io.WriteString(ain, "go\n")
+		out := finishPeer(t, a, 30*time.Second)
+		if !strings.HasPrefix(out, "ok 0 6000") {
+			t.Fatalf("writer A: %q", out)
+		}
+		t.Logf("writer A: %s", out)
+		parseEnd(t, finishPeer(t, rd, 10*time.Second)).want(t, "reader", "EPIPE", map[uint32][2]uint64{1: {0, 5999}, 100: {0, 4}, 101: {0, 299}})
+	})
 }
 
 // TestCV2KillCampaign: hundreds of kill -9s of random C writers and readers
@@ -557,59 +568,60 @@ func slots(ss []struct {
 // changes (open, closed, dead). With one reader slot, that slot holds
 // messages whether its reader never came or died.
 func TestCV2Stat(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	t.Run("fan-out", func(t *testing.T) {
-		name := cCreate(t, bin, 4096, 2, 2)
-		st := runStat(t, bin, name)
-		if st.Capacity != 4096 || st.MaxMessage != 2040 || st.Readers != 2 || st.Writers != 2 || st.Messages != 0 ||
-			slots(st.Reader) != "never/0 never/0" || slots(st.Writer) != "never/0 never/0" {
-			t.Fatalf("new ring: %+v", st)
-		}
-		a, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
-		b, _ := cStart(t, bin, "seq-read", name, "count=3", "hold")
-		w0, w0in, _ := cStartIn(t, bin, true, "seq-write", name, "1", "5", "maxlen=16", "pause=0")
-		w1, _ := cStart(t, bin, "seq-write", name, "2", "3", "maxlen=16", "hold")
-		io.WriteString(w0in, "go\n") // both hold a slot: writer 0 closes after writer 1 claimed
-		if out := finishPeer(t, w0, 10*time.Second); !strings.HasPrefix(out, "paused 0\nok 0 5") {
-			t.Fatalf("writer 0: %q", out)
-		}
-		if l := nextLine(t, w1, 10*time.Second); !strings.HasPrefix(l, "ok 1 3") {
-			t.Fatalf("writer 1: %q", l)
-		}
-		if l := nextLine(t, b, 10*time.Second); l != "held 3" {
-			t.Fatalf("reader 1: %q", l)
-		}
-		pid := func(p *peer) string { return strconv.Itoa(p.cmd.Process.Pid) }
-		check := func(when string, msgs uint64, rs, ws string) {
-			t.Helper()
+	forEachCC(t, func(t *testing.T, bin string) {
+		t.Run("fan-out", func(t *testing.T) {
+			name := cCreate(t, bin, 4096, 2, 2)
 			st := runStat(t, bin, name)
-			if st.Messages != msgs || st.Bytes != 16*msgs || st.Used != 24*msgs || slots(st.Reader) != rs || slots(st.Writer) != ws {
-				t.Errorf("%s: messages %d, bytes %d, used %d, readers %q, writers %q; want %d, %d, %d, %q, %q",
-					when, st.Messages, st.Bytes, st.Used, slots(st.Reader), slots(st.Writer), msgs, 16*msgs, 24*msgs, rs, ws)
+			if st.Capacity != 4096 || st.MaxMessage != 2040 || st.Readers != 2 || st.Writers != 2 || st.Messages != 0 ||
+				slots(st.Reader) != "never/0 never/0" || slots(st.Writer) != "never/0 never/0" {
+				t.Fatalf("new ring: %+v", st)
 			}
-		}
-		check("both readers open", 8, "open/"+pid(a)+" open/"+pid(b), "closed/"+pid(w0)+" open/"+pid(w1))
-		a.kill9(t)
-		check("the slowest reader dead", 5, "dead/"+pid(a)+" open/"+pid(b), "closed/"+pid(w0)+" open/"+pid(w1))
-		b.kill9(t)
-		w1.kill9(t)
-		check("both readers dead", 0, "dead/"+pid(a)+" dead/"+pid(b), "closed/"+pid(w0)+" dead/"+pid(w1))
-	})
-	t.Run("one-reader", func(t *testing.T) {
-		name := cCreate(t, bin, 4096, 1, 1)
-		w, _ := cStart(t, bin, "seq-write", name, "1", "4", "maxlen=16")
-		finishPeer(t, w, 10*time.Second)
-		if st := runStat(t, bin, name); st.Messages != 4 || st.Bytes != 64 || slots(st.Reader) != "never/0" {
-			t.Errorf("no reader yet: %+v", st)
-		}
-		r, _ := cStart(t, bin, "seq-read", name, "count=1", "hold")
-		if l := nextLine(t, r, 10*time.Second); l != "held 1" {
-			t.Fatalf("reader: %q", l)
-		}
-		r.kill9(t)
-		if st := runStat(t, bin, name); st.Messages != 3 || st.Bytes != 48 || slots(st.Reader) != "dead/"+strconv.Itoa(r.cmd.Process.Pid) {
-			t.Errorf("the reader dead: %+v", st)
-		}
+			a, _ := startPeer(t, exec.Command(bin, "hold-reader", name), true)
+			b, _ := cStart(t, bin, "seq-read", name, "count=3", "hold")
+			w0, w0in, _ := cStartIn(t, bin, true, "seq-write", name, "1", "5", "maxlen=16", "pause=0")
+			w1, _ := cStart(t, bin, "seq-write", name, "2", "3", "maxlen=16", "hold")
+			io.WriteString(w0in, "go\n") // both hold a slot: writer 0 closes after writer 1 claimed
+			if out := finishPeer(t, w0, 10*time.Second); !strings.HasPrefix(out, "paused 0\nok 0 5") {
+				t.Fatalf("writer 0: %q", out)
+			}
+			if l := nextLine(t, w1, 10*time.Second); !strings.HasPrefix(l, "ok 1 3") {
+				t.Fatalf("writer 1: %q", l)
+			}
+			if l := nextLine(t, b, 10*time.Second); l != "held 3" {
+				t.Fatalf("reader 1: %q", l)
+			}
+			pid := func(p *peer) string { return strconv.Itoa(p.cmd.Process.Pid) }
+			check := func(when string, msgs uint64, rs, ws string) {
+				t.Helper()
+				st := runStat(t, bin, name)
+				if st.Messages != msgs || st.Bytes != 16*msgs || st.Used != 24*msgs || slots(st.Reader) != rs || slots(st.Writer) != ws {
+					t.Errorf("%s: messages %d, bytes %d, used %d, readers %q, writers %q; want %d, %d, %d, %q, %q",
+						when, st.Messages, st.Bytes, st.Used, slots(st.Reader), slots(st.Writer), msgs, 16*msgs, 24*msgs, rs, ws)
+				}
+			}
+			check("both readers open", 8, "open/"+pid(a)+" open/"+pid(b), "closed/"+pid(w0)+" open/"+pid(w1))
+			a.kill9(t)
+			check("the slowest reader dead", 5, "dead/"+pid(a)+" open/"+pid(b), "closed/"+pid(w0)+" open/"+pid(w1))
+			b.kill9(t)
+			w1.kill9(t)
+			check("both readers dead", 0, "dead/"+pid(a)+" dead/"+pid(b), "closed/"+pid(w0)+" dead/"+pid(w1))
+		})
+		t.Run("one-reader", func(t *testing.T) {
+			name := cCreate(t, bin, 4096, 1, 1)
+			w, _ := cStart(t, bin, "seq-write", name, "1", "4", "maxlen=16")
+			finishPeer(t, w, 10*time.Second)
+			if st := runStat(t, bin, name); st.Messages != 4 || st.Bytes != 64 || slots(st.Reader) != "never/0" {
+				t.Errorf("no reader yet: %+v", st)
+			}
+			r, _ := cStart(t, bin, "seq-read", name, "count=1", "hold")
+			if l := nextLine(t, r, 10*time.Second); l != "held 1" {
+				t.Fatalf("reader: %q", l)
+			}
+			r.kill9(t)
+			if st := runStat(t, bin, name); st.Messages != 3 || st.Bytes != 48 || slots(st.Reader) != "dead/"+strconv.Itoa(r.cmd.Process.Pid) {
+				t.Errorf("the reader dead: %+v", st)
+			}
+		})
 	})
 }
 
@@ -617,101 +629,103 @@ func TestCV2Stat(t *testing.T) {
 // eight for the four writer slots: exactly four of each win, one slot
 // each; the others get EBUSY.
 func TestCV2ClaimRace(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	name := cCreate(t, bin, 4096, 4, 4)
-	for _, kind := range []string{"reader", "writer"} {
-		var ps []*peer
-		var ins []io.WriteCloser
-		for range 8 {
-			p, in, _ := cStartIn(t, bin, false, "claim", name, kind)
-			ps, ins = append(ps, p), append(ins, in)
-		}
-		for _, in := range ins { // as close together as the pipes go
-			io.WriteString(in, "go\n")
-		}
-		won := map[string]int{}
-		busy := 0
-		for _, p := range ps {
-			switch l := nextLine(t, p, 10*time.Second); {
-			case strings.HasPrefix(l, "ready "):
-				won[l]++
-			case l == "EBUSY":
-				busy++
-			default:
-				t.Fatalf("%s claim: %q\n%s", kind, l, p.stderr)
+	forEachCC(t, func(t *testing.T, bin string) {
+		name := cCreate(t, bin, 4096, 4, 4)
+		for _, kind := range []string{"reader", "writer"} {
+			var ps []*peer
+			var ins []io.WriteCloser
+			for range 8 {
+				p, in, _ := cStartIn(t, bin, false, "claim", name, kind)
+				ps, ins = append(ps, p), append(ins, in)
+			}
+			for _, in := range ins { // as close together as the pipes go
+				io.WriteString(in, "go\n")
+			}
+			won := map[string]int{}
+			busy := 0
+			for _, p := range ps {
+				switch l := nextLine(t, p, 10*time.Second); {
+				case strings.HasPrefix(l, "ready "):
+					won[l]++
+				case l == "EBUSY":
+					busy++
+				default:
+					t.Fatalf("%s claim: %q\n%s", kind, l, p.stderr)
+				}
+			}
+			if len(won) != 4 || busy != 4 || won["ready 0"] != 1 || won["ready 1"] != 1 || won["ready 2"] != 1 || won["ready 3"] != 1 {
+				t.Errorf("%s slots: won %v, EBUSY %d; want slots 0-3 once each and 4 EBUSY", kind, won, busy)
 			}
 		}
-		if len(won) != 4 || busy != 4 || won["ready 0"] != 1 || won["ready 1"] != 1 || won["ready 2"] != 1 || won["ready 3"] != 1 {
-			t.Errorf("%s slots: won %v, EBUSY %d; want slots 0-3 once each and 4 EBUSY", kind, won, busy)
-		}
-	}
+	})
 }
 
 // TestCV2RefusesOtherLayouts: C's shmring_open refuses a version-1 ring
 // and version-2 headers that break LAYOUT.md §2 with EPROTO, and opens
 // the valid one.
 func TestCV2RefusesOtherLayouts(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	open := func(name string) string {
-		out, _ := exec.Command(bin, "open", name).CombinedOutput()
-		return strings.TrimSpace(string(out))
-	}
-	// A version-1 ring as the first generation made it: 512-byte header,
-	// 64 bytes of data, both ends claimed once.
-	v1 := ringName(t)
-	img := make([]byte, 512+64)
-	copy(img, "SHMRING\x00")
-	binary.LittleEndian.PutUint32(img[8:], 1)
-	binary.LittleEndian.PutUint32(img[12:], 512)
-	binary.LittleEndian.PutUint64(img[16:], 64)
-	binary.LittleEndian.PutUint64(img[24:], 24)
-	binary.LittleEndian.PutUint32(img[32:], 1)
-	binary.LittleEndian.PutUint32(img[36:], 1)
-	writeObject(t, v1, img)
-	if got := open(v1); got != "EPROTO" {
-		t.Errorf("a version-1 ring: %s, want EPROTO", got)
-	}
-	// A valid 2x3 ring, then one field broken at a time.
-	good := cCreate(t, bin, 4096, 2, 3)
-	seg, err := shm.Open(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	valid := append([]byte(nil), seg.Bytes()...)
-	seg.Close()
-	if got := open(good); got != "OK" {
-		t.Fatalf("the valid ring: %s", got)
-	}
-	put32 := func(off int, v uint32) func([]byte) []byte {
-		return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
-	}
-	put64 := func(off int, v uint64) func([]byte) []byte {
-		return func(b []byte) []byte { binary.LittleEndian.PutUint64(b[off:], v); return b }
-	}
-	for _, c := range []struct {
-		name string
-		edit func([]byte) []byte
-	}{
-		{"version 1", put32(8, 1)},
-		{"version 3", put32(8, 3)},
-		{"readers 0", put32(32, 0)},
-		{"readers 65", put32(32, 65)},
-		{"writers 0", put32(36, 0)},
-		{"writers 2 (header_size for 3)", put32(36, 2)},
-		{"header_size", put32(12, 1088+256)},
-		{"capacity not a multiple of 8", put64(16, 4092)},
-		{"capacity 2^41", put64(16, 1<<41)},
-		{"max_message", put64(24, 2048)},
-		{"magic", put64(0, 0x00474E49524D4854)},
-		{"object one byte short", func(b []byte) []byte { return b[:len(b)-1] }},
-		{"object of 511 bytes", func(b []byte) []byte { return b[:511] }},
-	} {
-		n := ringName(t)
-		writeObject(t, n, c.edit(append([]byte(nil), valid...)))
-		if got := open(n); got != "EPROTO" {
-			t.Errorf("%s: %s, want EPROTO", c.name, got)
+	forEachCC(t, func(t *testing.T, bin string) {
+		open := func(name string) string {
+			out, _ := exec.Command(bin, "open", name).CombinedOutput()
+			return strings.TrimSpace(string(out))
 		}
-	}
+		// A version-1 ring as the first generation made it: 512-byte header,
+		// 64 bytes of data, both ends claimed once.
+		v1 := ringName(t)
+		img := make([]byte, 512+64)
+		copy(img, "SHMRING\x00")
+		binary.LittleEndian.PutUint32(img[8:], 1)
+		binary.LittleEndian.PutUint32(img[12:], 512)
+		binary.LittleEndian.PutUint64(img[16:], 64)
+		binary.LittleEndian.PutUint64(img[24:], 24)
+		binary.LittleEndian.PutUint32(img[32:], 1)
+		binary.LittleEndian.PutUint32(img[36:], 1)
+		writeObject(t, v1, img)
+		if got := open(v1); got != "EPROTO" {
+			t.Errorf("a version-1 ring: %s, want EPROTO", got)
+		}
+		// A valid 2x3 ring, then one field broken at a time.
+		good := cCreate(t, bin, 4096, 2, 3)
+		seg, err := shm.Open(good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid := append([]byte(nil), seg.Bytes()...)
+		seg.Close()
+		if got := open(good); got != "OK" {
+			t.Fatalf("the valid ring: %s", got)
+		}
+		put32 := func(off int, v uint32) func([]byte) []byte {
+			return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
+		}
+		put64 := func(off int, v uint64) func([]byte) []byte {
+			return func(b []byte) []byte { binary.LittleEndian.PutUint64(b[off:], v); return b }
+		}
+		for _, c := range []struct {
+			name string
+			edit func([]byte) []byte
+		}{
+			{"version 1", put32(8, 1)},
+			{"version 3", put32(8, 3)},
+			{"readers 0", put32(32, 0)},
+			{"readers 65", put32(32, 65)},
+			{"writers 0", put32(36, 0)},
+			{"writers 2 (header_size for 3)", put32(36, 2)},
+			{"header_size", put32(12, 1088+256)},
+			{"capacity not a multiple of 8", put64(16, 4092)},
+			{"capacity 2^41", put64(16, 1<<41)},
+			{"max_message", put64(24, 2048)},
+			{"magic", put64(0, 0x00474E49524D4854)},
+			{"object one byte short", func(b []byte) []byte { return b[:len(b)-1] }},
+			{"object of 511 bytes", func(b []byte) []byte { return b[:511] }},
+		} {
+			n := ringName(t)
+			writeObject(t, n, c.edit(append([]byte(nil), valid...)))
+			if got := open(n); got != "EPROTO" {
+				t.Errorf("%s: %s, want EPROTO", c.name, got)
+			}
+		}
+	})
 }
 
 // writeObject makes the shared memory object name holding b.
@@ -738,137 +752,138 @@ func writeObject(t *testing.T, name string, b []byte) {
 // corrupted before the reader tries; the writer claims lane 0 after it,
 // corrupted before the writer tries.
 func TestCV2CorruptRing(t *testing.T) {
-	bin := buildPeer(t, "gcc")
-	type shape struct{ capacity, r, w, d int } // d: header_size
-	shapes := []shape{{8192 - 896, 1, 1, 896}, {(8192 - 1280) / 2, 2, 2, 1280}}
-	resultRE := regexp.MustCompile(`^(OK|EPROTO|ETIMEDOUT|EPIPE|EOWNERDEAD|EMSGSIZE) \d$`)
-	type edit func(b []byte)
-	// try makes a ring of shape sh, claims a reader (try-recv or
-	// try-recv-batch, and a holding reader beside it if sh.r > 1), fills
-	// the last lane, applies re, lets the reader try, applies we, then
-	// lets a writer try (try-send or try-send-batch); it returns the
-	// reader's and the writer's results.
-	try := func(what string, sh shape, batch bool, re, we edit) (string, string) {
-		t.Helper()
-		name := cCreate(t, bin, sh.capacity, sh.r, sh.w)
-		suffix := ""
-		if batch {
-			suffix = "-batch"
-		}
-		if sh.r > 1 {
-			startPeer(t, exec.Command(bin, "hold-reader", name), true)
-		}
-		rd, in, line := cStartIn(t, bin, true, "try-recv"+suffix, name, "guard", "wait")
-		if !strings.HasPrefix(line, "ready") {
-			t.Fatalf("%s: reader: %q", what, line)
-		}
-		var args [][]string
-		for i := range sh.w {
-			n := 0
-			if i == sh.w-1 {
-				n = 5 // in the last lane only
+	forEachCC(t, func(t *testing.T, bin string) {
+		type shape struct{ capacity, r, w, d int } // d: header_size
+		shapes := []shape{{8192 - 896, 1, 1, 896}, {(8192 - 1280) / 2, 2, 2, 1280}}
+		resultRE := regexp.MustCompile(`^(OK|EPROTO|ETIMEDOUT|EPIPE|EOWNERDEAD|EMSGSIZE) \d$`)
+		type edit func(b []byte)
+		// try makes a ring of shape sh, claims a reader (try-recv or
+		// try-recv-batch, and a holding reader beside it if sh.r > 1), fills
+		// the last lane, applies re, lets the reader try, applies we, then
+		// lets a writer try (try-send or try-send-batch); it returns the
+		// reader's and the writer's results.
+		try := func(what string, sh shape, batch bool, re, we edit) (string, string) {
+			t.Helper()
+			name := cCreate(t, bin, sh.capacity, sh.r, sh.w)
+			suffix := ""
+			if batch {
+				suffix = "-batch"
 			}
-			args = append(args, []string{strconv.Itoa(i + 1), strconv.Itoa(n)})
-		}
-		for _, p := range cWriters(t, []string{bin}, name, args...) {
-			finishPeer(t, p, 10*time.Second)
-		}
-		change := func(e edit) {
-			seg, err := shm.Open(name)
+			if sh.r > 1 {
+				startPeer(t, exec.Command(bin, "hold-reader", name), true)
+			}
+			rd, in, line := cStartIn(t, bin, true, "try-recv"+suffix, name, "guard", "wait")
+			if !strings.HasPrefix(line, "ready") {
+				t.Fatalf("%s: reader: %q", what, line)
+			}
+			var args [][]string
+			for i := range sh.w {
+				n := 0
+				if i == sh.w-1 {
+					n = 5 // in the last lane only
+				}
+				args = append(args, []string{strconv.Itoa(i + 1), strconv.Itoa(n)})
+			}
+			for _, p := range cWriters(t, []string{bin}, name, args...) {
+				finishPeer(t, p, 10*time.Second)
+			}
+			change := func(e edit) {
+				seg, err := shm.Open(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e != nil {
+					e(seg.Bytes())
+				}
+				seg.Close()
+			}
+			change(re)
+			io.WriteString(in, "go\n")
+			got := []string{finishPeer(t, rd, 10*time.Second)}
+			change(we)
+			out, err := exec.Command(bin, "try-send"+suffix, name, "guard").CombinedOutput()
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("%s: try-send%s: %v: %s", what, suffix, err, out)
 			}
-			if e != nil {
-				e(seg.Bytes())
-			}
-			seg.Close()
-		}
-		change(re)
-		io.WriteString(in, "go\n")
-		got := []string{finishPeer(t, rd, 10*time.Second)}
-		change(we)
-		out, err := exec.Command(bin, "try-send"+suffix, name, "guard").CombinedOutput()
-		if err != nil {
-			t.Errorf("%s: try-send%s: %v: %s", what, suffix, err, out)
-		}
-		got = append(got, strings.TrimSpace(string(out)))
-		for _, g := range got {
-			if !resultRE.MatchString(g) {
-				t.Errorf("%s: %q", what, got)
-			}
-		}
-		return got[0], got[1]
-	}
-	put32 := func(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
-	put64 := func(b []byte, off int, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
-	get64 := func(b []byte, off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
-	for _, sh := range shapes {
-		rs := 512 + 192*sh.w
-		headOf := func(w int) int { return 512 + 192*w + 64 }
-		lastLane := sh.d + sh.capacity*(sh.w-1)
-		heads := func(f func(h uint64) uint64) edit { // every lane's head
-			return func(b []byte) {
-				for w := range sh.w {
-					put64(b, headOf(w), f(get64(b, headOf(w))))
+			got = append(got, strings.TrimSpace(string(out)))
+			for _, g := range got {
+				if !resultRE.MatchString(g) {
+					t.Errorf("%s: %q", what, got)
 				}
 			}
+			return got[0], got[1]
 		}
-		hold0 := rs + 128 // reader 0's tail of lane 0: the writer's holding reader
-		cap := uint64(sh.capacity)
-		for _, c := range []struct {
-			name         string
-			re, we       edit
-			recv, sendTo string // what the reader and the writer say (a prefix; "" anything)
-		}{
-			{"none", nil, nil, "EPIPE 5", ""},
-			{"heads not multiples of 8", heads(func(h uint64) uint64 { return h + 4 }), nil, "EPROTO 0", ""},
-			{"heads more than capacity ahead", heads(func(h uint64) uint64 { return h + cap + 8 }), nil, "EPROTO 0", ""},
-			{"length over max_message", func(b []byte) { put32(b, lastLane, uint32(cap/2-7)) }, nil, "EPROTO 0", ""},
-			{"length past the head", func(b []byte) { put32(b, lastLane, uint32(get64(b, headOf(sh.w-1)))) }, nil, "EPROTO 0", ""},
-			{"length 2^32-2", func(b []byte) { put32(b, lastLane, 0xFFFFFFFE) }, nil, "EPROTO 0", ""},
-			{"wrap marker at offset 0", func(b []byte) { put32(b, lastLane, 0xFFFFFFFF) }, nil, "EPROTO 0", ""},
-			{"writer states 7", func(b []byte) {
-				for w := range sh.w {
-					put32(b, 512+192*w, 0x107)
-				}
-			}, nil, "EPROTO 5", ""},
-			{"writer's head not a multiple of 8", nil, func(b []byte) { put64(b, headOf(0), get64(b, headOf(0))+4) }, "", "EPROTO 0"},
-			{"holding tail not a multiple of 8", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))-4) }, "", "EPROTO 0"},
-			{"holding tail ahead of the head", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))+8) }, "", "EPROTO 0"},
-			{"holding tail more than capacity behind", nil, func(b []byte) { put64(b, headOf(0), cap+64); put64(b, hold0, 0) },
-				"", map[bool]string{true: "EPROTO 0", false: "ETIMEDOUT 0"}[sh.r == 1]}, // R > 1: a reader joining, waited for
-			{"holding reader's state 9", nil, func(b []byte) { put32(b, rs, 0x109) }, "", "EPROTO"},
-		} {
-			for _, batch := range []bool{false, true} {
-				what := fmt.Sprintf("%dx%d batch=%v: %s", sh.r, sh.w, batch, c.name)
-				recv, send := try(what, sh, batch, c.re, c.we)
-				if !strings.HasPrefix(recv, c.recv) || !strings.HasPrefix(send, c.sendTo) {
-					t.Errorf("%s: reader said %s, writer %s; want %q, %q", what, recv, send, c.recv, c.sendTo)
-				}
-			}
-		}
-		n := 30
-		if testing.Short() {
-			n = 8
-		}
-		for i := range n {
-			random := func(b []byte) {
-				h := get64(b, headOf(sh.w-1))
-				words := []uint64{0, 4, 8, 0xFFFFFFFF, 0xFFFFFFF8, cap, cap - 8, cap / 2, h, h + 8, h - 8, 1 << 63, ^uint64(0)}
-				for range 1 + rand.IntN(4) {
-					off := 512 + 4*rand.IntN((len(b)-512)/4) // anywhere past the fixed header
-					if rand.IntN(2) == 0 {
-						off = 512 + 8*rand.IntN((sh.d-512)/8) // a slot's word
-					}
-					v := words[rand.IntN(len(words))]
-					if off%8 == 0 && rand.IntN(2) == 0 {
-						put64(b, off, v)
-					} else {
-						put32(b, off, uint32(v))
+		put32 := func(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
+		put64 := func(b []byte, off int, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
+		get64 := func(b []byte, off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+		for _, sh := range shapes {
+			rs := 512 + 192*sh.w
+			headOf := func(w int) int { return 512 + 192*w + 64 }
+			lastLane := sh.d + sh.capacity*(sh.w-1)
+			heads := func(f func(h uint64) uint64) edit { // every lane's head
+				return func(b []byte) {
+					for w := range sh.w {
+						put64(b, headOf(w), f(get64(b, headOf(w))))
 					}
 				}
 			}
-			try(fmt.Sprintf("%dx%d: random %d", sh.r, sh.w, i), sh, i%2 == 1, random, random)
+			hold0 := rs + 128 // reader 0's tail of lane 0: the writer's holding reader
+			cap := uint64(sh.capacity)
+			for _, c := range []struct {
+				name         string
+				re, we       edit
+				recv, sendTo string // what the reader and the writer say (a prefix; "" anything)
+			}{
+				{"none", nil, nil, "EPIPE 5", ""},
+				{"heads not multiples of 8", heads(func(h uint64) uint64 { return h + 4 }), nil, "EPROTO 0", ""},
+				{"heads more than capacity ahead", heads(func(h uint64) uint64 { return h + cap + 8 }), nil, "EPROTO 0", ""},
+				{"length over max_message", func(b []byte) { put32(b, lastLane, uint32(cap/2-7)) }, nil, "EPROTO 0", ""},
+				{"length past the head", func(b []byte) { put32(b, lastLane, uint32(get64(b, headOf(sh.w-1)))) }, nil, "EPROTO 0", ""},
+				{"length 2^32-2", func(b []byte) { put32(b, lastLane, 0xFFFFFFFE) }, nil, "EPROTO 0", ""},
+				{"wrap marker at offset 0", func(b []byte) { put32(b, lastLane, 0xFFFFFFFF) }, nil, "EPROTO 0", ""},
+				{"writer states 7", func(b []byte) {
+					for w := range sh.w {
+						put32(b, 512+192*w, 0x107)
+					}
+				}, nil, "EPROTO 5", ""},
+				{"writer's head not a multiple of 8", nil, func(b []byte) { put64(b, headOf(0), get64(b, headOf(0))+4) }, "", "EPROTO 0"},
+				{"holding tail not a multiple of 8", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))-4) }, "", "EPROTO 0"},
+				{"holding tail ahead of the head", nil, func(b []byte) { put64(b, hold0, get64(b, headOf(0))+8) }, "", "EPROTO 0"},
+				{"holding tail more than capacity behind", nil, func(b []byte) { put64(b, headOf(0), cap+64); put64(b, hold0, 0) },
+					"", map[bool]string{true: "EPROTO 0", false: "ETIMEDOUT 0"}[sh.r == 1]}, // R > 1: a reader joining, waited for
+				{"holding reader's state 9", nil, func(b []byte) { put32(b, rs, 0x109) }, "", "EPROTO"},
+			} {
+				for _, batch := range []bool{false, true} {
+					what := fmt.Sprintf("%dx%d batch=%v: %s", sh.r, sh.w, batch, c.name)
+					recv, send := try(what, sh, batch, c.re, c.we)
+					if !strings.HasPrefix(recv, c.recv) || !strings.HasPrefix(send, c.sendTo) {
+						t.Errorf("%s: reader said %s, writer %s; want %q, %q", what, recv, send, c.recv, c.sendTo)
+					}
+				}
+			}
+			n := 30
+			if testing.Short() {
+				n = 8
+			}
+			for i := range n {
+				random := func(b []byte) {
+					h := get64(b, headOf(sh.w-1))
+					words := []uint64{0, 4, 8, 0xFFFFFFFF, 0xFFFFFFF8, cap, cap - 8, cap / 2, h, h + 8, h - 8, 1 << 63, ^uint64(0)}
+					for range 1 + rand.IntN(4) {
+						off := 512 + 4*rand.IntN((len(b)-512)/4) // anywhere past the fixed header
+						if rand.IntN(2) == 0 {
+							off = 512 + 8*rand.IntN((sh.d-512)/8) // a slot's word
+						}
+						v := words[rand.IntN(len(words))]
+						if off%8 == 0 && rand.IntN(2) == 0 {
+							put64(b, off, v)
+						} else {
+							put32(b, off, uint32(v))
+						}
+					}
+				}
+				try(fmt.Sprintf("%dx%d: random %d", sh.r, sh.w, i), sh, i%2 == 1, random, random)
+			}
 		}
-	}
+	})
 }
