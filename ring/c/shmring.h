@@ -1117,32 +1117,41 @@ static inline int shmring_send_batch(shmring *r, const struct iovec *msgs, int c
 	if (shmring__writer_ok(r) < 0)
 		return -1;
 	r->reserved = 0;
+	uint64_t rec, off, skip;
+	if (shmring__space(r, msgs[0].iov_len, &rec, &off, &skip, timeout_ms) < 0)
+		return -1;
+	/* the batch's counters in locals: the copies below may alias *r as
+	 * far as the compiler knows */
+	uint64_t pos = r->pos, cap = r->cap, max = r->max, room = cap - (pos - r->least);
+	unsigned char *lane = r->lane;
 	int i;
 	for (i = 0; i < count; i++) {
 		size_t len = msgs[i].iov_len;
-		if ((uint64_t)len > r->max)
-			break;
-		uint64_t rec, off, skip;
-		if (i == 0) {
-			if (shmring__space(r, len, &rec, &off, &skip, timeout_ms) < 0)
-				return -1;
-		} else {
-			rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7);
-			off = r->pos % r->cap;
-			skip = rec > r->cap - off ? r->cap - off : 0;
-			if (shmring__room(r, skip + rec) != 1)
+		if (i > 0) {
+			if ((uint64_t)len > max)
 				break;
+			rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7);
+			off = pos % cap;
+			skip = rec > cap - off ? cap - off : 0;
+			if (room < skip + rec) {
+				r->pos = pos;
+				if (shmring__least(r, skip + rec) != 1) /* a corrupt tail: the next call reports it */
+					break;
+				room = cap - (pos - r->least);
+			}
 		}
 		uint64_t word = SHMRING_WRAP;
 		if (skip) {
-			memcpy(r->lane + off, &word, 8);
+			memcpy(lane + off, &word, 8);
 			off = 0;
 		}
-		memcpy(r->lane + off + 8, msgs[i].iov_base, len);
+		memcpy(lane + off + 8, msgs[i].iov_base, len);
 		word = len;
-		memcpy(r->lane + off, &word, 8);
-		r->pos += skip + rec;
+		memcpy(lane + off, &word, 8);
+		pos += skip + rec;
+		room -= skip + rec;
 	}
+	r->pos = pos;
 	shmring__publish(r); /* every record of the batch first */
 	return i;
 }
@@ -1187,19 +1196,45 @@ static inline int shmring_recv_batch(shmring *r, const struct iovec *bufs, size_
 			if ((w = shmring__pick(r)) < 0 || shmring__record(r, w, &off, &n) <= 0)
 				break;
 		}
+		/* the lane's counters in locals: the copies below may alias *r
+		 * as far as the compiler knows; record() checked t and h */
+		uint64_t t = r->tail[w], h = r->heads[w], cap = r->cap, max = r->max;
+		const unsigned char *lane = r->data + cap * (size_t)w;
 		int took = 0;
 		for (;;) {
 			if (n > bufs[i].iov_len) {
 				stop = 1; /* the next message does not fit its buffer */
 				break;
 			}
-			memcpy(bufs[i].iov_base, r->data + r->cap * (size_t)w + off + 8, n);
+			memcpy(bufs[i].iov_base, lane + off + 8, n);
 			lens[i++] = n;
 			took++;
-			r->tail[w] += 8 + (((uint64_t)n + 7) & ~(uint64_t)7);
-			if (i == count || shmring__record(r, w, &off, &n) <= 0)
+			t += 8 + (((uint64_t)n + 7) & ~(uint64_t)7);
+			if (i == count)
 				break;
+			/* the next record (Receive steps 3-4); a corrupt one ends
+			 * the batch before it, for the next call to report */
+			uint32_t len;
+			uint64_t o, rec;
+			for (;;) {
+				if (t == h)
+					goto lane_done;
+				o = t % cap;
+				memcpy(&len, lane + o, 4);
+				if (len != SHMRING_WRAP)
+					break;
+				if (o == 0 || h - t < cap - o)
+					goto lane_done;
+				t += cap - o;
+			}
+			rec = 8 + (((uint64_t)len + 7) & ~(uint64_t)7);
+			if (len > max || rec > h - t || o + rec > cap)
+				break;
+			off = o;
+			n = len;
 		}
+	lane_done:
+		r->tail[w] = t;
 		if (took) {
 			r->last = w;
 			shmring__consume(r, w);
