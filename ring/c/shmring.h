@@ -1045,9 +1045,11 @@ static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeou
 
 /* shmring_next points *msg at the next message, in the ring itself, and
  * returns its length, waiting up to timeout_ms while every lane is empty
- * (errors as shmring_recv's). The message stays valid, and unconsumed,
- * until shmring_release (or the next shmring_recv or shmring_close); a
- * call of shmring_next before that returns the same message again. */
+ * (errors as shmring_recv's). The message stays in place, unconsumed (no
+ * writer overwrites it), until shmring_release consumes it; shmring_recv
+ * and shmring_recv_batch release it first; a call of shmring_next before
+ * that returns the same message again. shmring_close leaves it
+ * unconsumed (with one reader slot, the next reader gets it again). */
 static inline ssize_t shmring_next(shmring *r, const void **msg, int timeout_ms) {
 	if (shmring__reader_ok(r) < 0)
 		return -1;
