@@ -606,6 +606,36 @@ func TestCV2Stat(t *testing.T) {
 			w1.kill9(t)
 			check("both readers dead", 0, "dead/"+pid(a)+" dead/"+pid(b), "closed/"+pid(w0)+" dead/"+pid(w1))
 		})
+		t.Run("under-traffic", func(t *testing.T) {
+			// Two writers stream to two readers while stat walks the
+			// lanes: it never judges the ring corrupt (a tail that
+			// moved under the walk makes it count again), and never
+			// counts more than the lanes hold.
+			name := cCreate(t, bin, 4096, 2, 2)
+			var rs []*peer
+			for range 2 {
+				p, _ := cStart(t, bin, "seq-read", name, "from0", "mix")
+				rs = append(rs, p)
+			}
+			ws := cWriters(t, []string{bin}, name, []string{"1", "1000000000000", "mix"}, []string{"2", "1000000000000"})
+			out, err := exec.Command(bin, "stat", name, "100000").CombinedOutput()
+			var ok, again, other, most int
+			if _, e := fmt.Sscanf(string(out), "stats ok=%d eagain=%d other=%d mostused=%d", &ok, &again, &other, &most); err != nil || e != nil {
+				t.Fatalf("stat: %v: %s", err, out)
+			}
+			t.Logf("%s", out)
+			if other != 0 || ok == 0 || most > 2*4096 {
+				t.Errorf("stat under traffic: %s", out)
+			}
+			for _, p := range ws {
+				p.kill9(t) // still streaming
+			}
+			for _, p := range rs {
+				if e := parseEnd(t, finishPeer(t, p, 10*time.Second)); e.err != "EOWNERDEAD" || len(e.ids) != 2 || e.ids[1][0] != 0 || e.ids[2][0] != 0 {
+					t.Errorf("reader: %+v, want both streams from 0, then EOWNERDEAD", e)
+				}
+			}
+		})
 		t.Run("one-reader", func(t *testing.T) {
 			name := cCreate(t, bin, 4096, 1, 1)
 			w, _ := cStart(t, bin, "seq-write", name, "1", "4", "maxlen=16")

@@ -35,6 +35,8 @@
  *   peer create-with NAME CAP R W    create a ring of R readers and W writers, print "ok" (or the errno name)
  *   peer open NAME                   open it, print "OK" or the errno name
  *   peer stat NAME                   print shmring_stat as one line of JSON (or "ERR errno-name")
+ *   peer stat NAME N                 call shmring_stat N times, print "stats ok=K eagain=E other=O
+ *                                    mostused=U" (the first other error on stderr)
  *   peer claim NAME reader|writer    wait for a line on stdin, claim a slot, print "ready SLOT" and wait
  *                                    for death, or print the errno name and exit
  *   peer seq-write NAME ID COUNT [pause=K] [report] [mix] [maxlen=N] [stall=MS] [hold]
@@ -264,6 +266,27 @@ static int v2_main(int argc, char **argv) {
 	}
 	if (!r)
 		return fail("open");
+	if (!strcmp(mode, "stat") && argc == 4) { /* N stats: how they went */
+		struct shmring_stat st;
+		long n = atol(argv[3]), ok = 0, again = 0, other = 0;
+		uint64_t most = 0;
+		for (long i = 0; i < n; i++) {
+			if (shmring_stat(r, &st) == 0) {
+				ok++;
+				if (st.used > most)
+					most = st.used;
+			} else if (errno == EAGAIN) {
+				again++;
+			} else {
+				if (!other)
+					fprintf(stderr, "peer: stat %ld: %s\n", i, errname(errno));
+				other++;
+			}
+		}
+		printf("stats ok=%ld eagain=%ld other=%ld mostused=%llu\n", ok, again, other, (unsigned long long)most);
+		shmring_close(r);
+		return 0;
+	}
 	if (!strcmp(mode, "stat")) {
 		struct shmring_stat st;
 		if (shmring_stat(r, &st) < 0) {
