@@ -520,6 +520,79 @@ func TestCV2KillCampaign(t *testing.T) {
 	t.Logf("%d kills in %v (writers started: %d)", kills+3, time.Since(t0), nextID-1)
 }
 
+// TestCV2KillWritersOneReader: hundreds of kill -9s of random C writers of
+// a ring of three writer slots and one reader slot, each replaced at once
+// by a writer that continues the dead one's lane (over what it had
+// reserved and not committed); one C reader lives throughout and gets
+// every writer's stream from its first message, in order, whole, without
+// a gap, and the three last writers' streams to their end.
+func TestCV2KillWritersOneReader(t *testing.T) {
+	bins, _ := cBins(t)
+	kills := 200
+	if testing.Short() {
+		kills = 50
+	}
+	name := cCreate(t, bins[0], 8192, 1, 3)
+	rd, _ := cStart(t, bins[len(bins)-1], "seq-read", name, "from0", "mix")
+	nextID := 1
+	start := func(extra ...string) (*peer, io.WriteCloser) {
+		nextID++
+		p, in, line := cStartIn(t, bins[rand.IntN(len(bins))], true, append([]string{"seq-write", name, strconv.Itoa(nextID)}, extra...)...)
+		if !strings.HasPrefix(line, "ready ") {
+			t.Fatalf("writer: %q", line)
+		}
+		return p, in
+	}
+	var ws []*peer
+	for range 3 {
+		p, _ := start("1000000000000", "mix", "stall=500")
+		ws = append(ws, p)
+	}
+	for k := range kills {
+		i := rand.IntN(len(ws))
+		// Let the ring run a moment: this picks the kill's point in the
+		// victim's stream, it synchronizes nothing.
+		time.Sleep(time.Duration(rand.IntN(5000)) * time.Microsecond)
+		ws[i].kill9(t)
+		ws[i], _ = start("1000000000000", "mix", "stall=500")
+		if t.Failed() {
+			t.Fatalf("after %d kills", k)
+		}
+	}
+	// The last writers, paused until all three claimed (the others live
+	// meanwhile), then sent whole and closed.
+	want := map[uint32][2]uint64{}
+	var ins []io.WriteCloser
+	for i := range ws {
+		ws[i].kill9(t)
+		var in io.WriteCloser
+		ws[i], in = start("300", "mix", "stall=500", "pause=0")
+		if l := nextLine(t, ws[i], 10*time.Second); l != "paused 0" {
+			t.Fatalf("last writer: %q", l)
+		}
+		ins = append(ins, in)
+		want[uint32(nextID)] = [2]uint64{0, 299}
+	}
+	for _, in := range ins {
+		io.WriteString(in, "go\n")
+	}
+	for _, p := range ws {
+		if out := finishPeer(t, p, 30*time.Second); !strings.HasPrefix(out, "ok ") {
+			t.Fatalf("last writer: %q", out)
+		}
+	}
+	e := parseEnd(t, finishPeer(t, rd, 10*time.Second))
+	if e.err != "EPIPE" {
+		t.Errorf("the reader ended with %s, want EPIPE", e.err)
+	}
+	for id, w := range want {
+		if g := e.ids[id]; g != w {
+			t.Errorf("last stream %d: got messages %v, want %v", id, g, w)
+		}
+	}
+	t.Logf("%d writers killed; the reader got %d messages of %d streams", kills+3, e.total, len(e.ids))
+}
+
 type cStat struct {
 	Capacity   uint64 `json:"capacity"`
 	MaxMessage uint64 `json:"max_message"`
