@@ -919,6 +919,24 @@ func TestCV2CorruptRing(t *testing.T) {
 		put32 := func(b []byte, off int, v uint32) { binary.LittleEndian.PutUint32(b[off:], v) }
 		put64 := func(b []byte, off int, v uint64) { binary.LittleEndian.PutUint64(b[off:], v) }
 		get64 := func(b []byte, off int) uint64 { return binary.LittleEndian.Uint64(b[off:]) }
+		// With one reader slot the reader takes over the tail at its
+		// claim: a tail that is not a multiple of 8 is corrupt even
+		// where the head equals it (LAYOUT.md §5, Receive step 1).
+		{
+			name := cCreate(t, bin, 8192-896, 1, 1)
+			seg, err := shm.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			put64(seg.Bytes(), 576, 3197) // head
+			put64(seg.Bytes(), 832, 3197) // reader 0's tail
+			seg.Close()
+			for _, mode := range []string{"try-recv", "try-recv-batch", "try-send", "try-send-batch"} {
+				if out, _ := exec.Command(bin, mode, name, "guard").CombinedOutput(); strings.TrimSpace(string(out)) != "EPROTO 0" {
+					t.Errorf("head = tail = 3197: %s said %q, want EPROTO 0", mode, out)
+				}
+			}
+		}
 		for _, sh := range shapes {
 			rs := 512 + 192*sh.w
 			headOf := func(w int) int { return 512 + 192*w + 64 }

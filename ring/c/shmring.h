@@ -740,12 +740,16 @@ static inline int shmring__judge_writers(shmring *r, int due) {
 }
 
 /* shmring__pick returns a lane with a message for the reader, starting
- * after the lane it last received from (round robin), or -1. */
+ * after the lane it last received from (round robin), -1 if none, -2 if
+ * a tail it looked at is not a multiple of 8 (corrupt, even when the head
+ * equals it). */
 static inline int shmring__pick(shmring *r) {
 	int w = r->last;
 	for (int i = 0; i < r->nw; i++) {
 		if (++w == r->nw)
 			w = 0;
+		if (r->tail[w] % 8)
+			return -2; /* the tail taken over at the claim */
 		if (r->heads[w] != r->tail[w])
 			return w;
 		uint64_t h = atomic_load(shmring__whead(r, w)); /* acquire; checked where it is used */
@@ -759,7 +763,8 @@ static inline int shmring__pick(shmring *r) {
 
 static inline int shmring__data(shmring *r, uint64_t unused) {
 	(void)unused;
-	return shmring__pick(r) >= 0;
+	int w = shmring__pick(r);
+	return w >= 0 ? 1 : w == -2 ? -1 : 0;
 }
 
 /* shmring__wait waits until ready(r, arg) (1; -1 is a corrupt ring:
@@ -999,6 +1004,10 @@ static inline void shmring__consume(shmring *r, int w) {
 static inline int shmring__next_lane(shmring *r, uint64_t *off, uint32_t *n, int timeout_ms) {
 	for (;;) {
 		int w = shmring__pick(r);
+		if (w == -2) {
+			errno = EPROTO;
+			return -1;
+		}
 		if (w < 0) {
 			if (shmring__wait(r, shmring__data, 0, timeout_ms) < 0)
 				return -1;
