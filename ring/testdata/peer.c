@@ -12,9 +12,10 @@
  *                                and receive, reports the errno names to the parent, then lives on idle
  *                                (stdout and stderr on /dev/null); the parent sends "p1", prints
  *                                "ready child PID SEND CLAIM RECV" and waits for death
- *   peer try-send NAME [guard]   claim the writer, send up to 8 messages (20 ms timeout each), print
- *   peer try-recv NAME [guard]   "RESULT COUNT": the first error's errno name, or OK, and how many went
- *                                (guard: remap the ring with an inaccessible page right after the object)
+ *   peer try-send NAME [guard] [wait]  claim the writer, send up to 8 messages (20 ms timeout each), print
+ *   peer try-recv NAME [guard] [wait]  "RESULT COUNT": the first error's errno name, or OK, and how many went
+ *                                (guard: remap the ring with an inaccessible page right after the object;
+ *                                wait: once claimed, print "ready SLOT" and wait for a line on stdin)
  *   peer try-send-batch NAME [guard], peer try-recv-batch NAME [guard]: the same 8 messages through
  *                                shmring_send_batch and shmring_recv_batch (as many per call as go)
  *   peer batch-write NAME COUNT SEED BATCH  as write, with shmring_send_batch of up to BATCH messages;
@@ -29,6 +30,34 @@
  *   peer bench-read|bench-write NAME SIZE COUNT BATCH  the same through shmring_recv_batch and
  *                                      shmring_send_batch of up to BATCH messages
  *                                before sleeping; say "ready" once both ends are claimed
+ *
+ * Version 2 (many writers, many readers):
+ *   peer create-with NAME CAP R W    create a ring of R readers and W writers, print "ok" (or the errno name)
+ *   peer open NAME                   open it, print "OK" or the errno name
+ *   peer stat NAME                   print shmring_stat as one line of JSON (or "ERR errno-name")
+ *   peer stat NAME N                 call shmring_stat N times, print "stats ok=K eagain=E other=O
+ *                                    mostused=U" (the first other error on stderr)
+ *   peer claim NAME reader|writer    wait for a line on stdin, claim a slot, print "ready SLOT" and wait
+ *                                    for death, or print the errno name and exit
+ *   peer seq-write NAME ID COUNT [pause=K] [report] [mix] [maxlen=N] [stall=MS] [hold]
+ *       claim a writer, print "ready SLOT", send COUNT messages of the sequenced stream ID (below), print
+ *       "ok SLOT COUNT maxsend_ms=M" and close (hold: print it and wait for death instead). pause=K:
+ *       after K messages print "paused K" and wait for a line on stdin. report: when a send has not
+ *       finished within 100 ms, print "blocked SEQ", and "unblocked SEQ" when it has (once). mix: every
+ *       third message through shmring_reserve/commit, every fifth batch of up to 4 through
+ *       shmring_send_batch. stall=MS: exit 1 if a send takes longer. A send's error: print "error
+ *       ERRNAME SEQ" and exit 0.
+ *   peer seq-read NAME [from0] [mix] [count=N] [hold]
+ *       claim a reader, print "ready SLOT", receive and check messages of sequenced streams until an
+ *       error (or N messages: then print "held TOTAL" and wait for death if hold, else close): each
+ *       message whole, each stream's numbers consecutive (from 0 if from0); then print "end ERRNAME
+ *       total=T ids=ID:FIRST:LAST,..." (ids in order of appearance). mix: every third call through
+ *       shmring_next/release, every fifth through shmring_recv_batch. A bad message: exit 1.
+ *   peer hold-reserve NAME ID K      claim a writer, send K messages of stream ID, reserve message K and
+ *                                    fill it, print "ready SLOT" and wait for death (never committing)
+ *
+ * The sequenced stream ID: message SEQ is 16 bytes (u32 ID, u32 length, u64 SEQ) and bytes derived from
+ * (ID, SEQ) up to its length, 16 to maxlen (default min(max_message, 300)), every 61st max_message.
  *
  * The stream (as in ring_test.go): message i's length is 0 for i == 0, the
  * ring's max for i == 1, else from a xorshift32 of the seed, half of them
@@ -110,7 +139,8 @@ static void alarm_every_100ms(void) {
 
 /* guard_page maps r again with an inaccessible page right after the
  * object, so that any access past it (past the data, when the object is
- * 512 + capacity bytes and that is a multiple of the page) faults. */
+ * header_size + writers * capacity bytes and that is a multiple of the
+ * page) faults. */
 static int guard_page(shmring *r) {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	if (r->size % page) {
@@ -123,8 +153,7 @@ static int guard_page(shmring *r) {
 		return -1;
 	}
 	munmap(r->base, r->size);
-	r->base = p;
-	r->data = p + SHMRING_HEADER;
+	shmring__setbase(r, p);
 	return 0;
 }
 
@@ -133,11 +162,372 @@ static int fail(const char *what) {
 	return 1;
 }
 
+/* The sequenced streams of the version-2 modes. */
+static uint32_t seq_hash(uint32_t id, uint64_t seq) {
+	uint32_t h = id * 0x9E3779B1u ^ (uint32_t)(seq * 0x85EBCA6Bull) ^ (uint32_t)(seq >> 32);
+	h ^= h >> 15;
+	h *= 0x2C1B3C6Du;
+	h ^= h >> 12;
+	return h;
+}
+
+static size_t seq_len(uint32_t id, uint64_t seq, size_t maxlen, size_t max) {
+	if (seq % 61 == 60)
+		return max;
+	return 16 + seq_hash(id, seq) % (maxlen - 15);
+}
+
+static void seq_fill(unsigned char *b, uint32_t id, uint64_t seq, size_t n) {
+	uint32_t n32 = (uint32_t)n, h = seq_hash(id, seq);
+	memcpy(b, &id, 4);
+	memcpy(b + 4, &n32, 4);
+	memcpy(b + 8, &seq, 8);
+	for (size_t k = 16; k < n; k++)
+		b[k] = (unsigned char)(h + k * 31);
+}
+
+/* seq_check: 0 if b (n bytes) is a whole message of its stream. */
+static int seq_check(const unsigned char *b, size_t n, uint32_t *id, uint64_t *seq) {
+	uint32_t n32;
+	if (n < 16) {
+		fprintf(stderr, "peer: a message of %zu bytes\n", n);
+		return -1;
+	}
+	memcpy(id, b, 4);
+	memcpy(&n32, b + 4, 4);
+	memcpy(seq, b + 8, 8);
+	if (n32 != n) {
+		fprintf(stderr, "peer: stream %u message %llu: length %zu, it says %u\n", *id, (unsigned long long)*seq, n, n32);
+		return -1;
+	}
+	uint32_t h = seq_hash(*id, *seq);
+	for (size_t k = 16; k < n; k++)
+		if (b[k] != (unsigned char)(h + k * 31)) {
+			fprintf(stderr, "peer: stream %u message %llu: wrong byte at %zu (torn)\n", *id, (unsigned long long)*seq, k);
+			return -1;
+		}
+	return 0;
+}
+
+static const char *state_name(int s) {
+	switch (s) {
+	case SHMRING_SLOT_NEVER: return "never";
+	case SHMRING_SLOT_OPEN: return "open";
+	case SHMRING_SLOT_CLOSED: return "closed";
+	case SHMRING_SLOT_DEAD: return "dead";
+	}
+	return "?";
+}
+
+static void wait_line(void) {
+	char line[16];
+	if (!fgets(line, sizeof line, stdin))
+		exit(3);
+}
+
+static void ready_slot(shmring *r) {
+	printf("ready %d\n", shmring_slot(r));
+	fflush(stdout);
+}
+
+static int has_opt(int argc, char **argv, int from, const char *opt) {
+	for (int i = from; i < argc; i++)
+		if (!strcmp(argv[i], opt))
+			return 1;
+	return 0;
+}
+
+static long opt_num(int argc, char **argv, int from, const char *opt, long def) {
+	size_t l = strlen(opt);
+	for (int i = from; i < argc; i++)
+		if (!strncmp(argv[i], opt, l) && argv[i][l] == '=')
+			return atol(argv[i] + l + 1);
+	return def;
+}
+
+struct seen {
+	uint32_t id;
+	uint64_t first, last;
+};
+
+static int v2_main(int argc, char **argv) {
+	const char *mode = argv[1];
+	if (!strcmp(mode, "create-with") && argc == 6) {
+		shmring *r = shmring_create_with(argv[2], strtoull(argv[3], NULL, 10), atoi(argv[4]), atoi(argv[5]));
+		printf("%s\n", r ? "ok" : errname(errno));
+		shmring_close(r);
+		return 0;
+	}
+	shmring *r = shmring_open(argv[2]);
+	if (!strcmp(mode, "open")) {
+		printf("%s\n", r ? "OK" : errname(errno));
+		shmring_close(r);
+		return 0;
+	}
+	if (!r)
+		return fail("open");
+	if (!strcmp(mode, "stat") && argc == 4) { /* N stats: how they went */
+		struct shmring_stat st;
+		long n = atol(argv[3]), ok = 0, again = 0, other = 0;
+		uint64_t most = 0;
+		for (long i = 0; i < n; i++) {
+			if (shmring_stat(r, &st) == 0) {
+				ok++;
+				if (st.used > most)
+					most = st.used;
+			} else if (errno == EAGAIN) {
+				again++;
+			} else {
+				if (!other)
+					fprintf(stderr, "peer: stat %ld: %s\n", i, errname(errno));
+				other++;
+			}
+		}
+		printf("stats ok=%ld eagain=%ld other=%ld mostused=%llu\n", ok, again, other, (unsigned long long)most);
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "stat")) {
+		struct shmring_stat st;
+		if (shmring_stat(r, &st) < 0) {
+			printf("ERR %s\n", errname(errno));
+			return 0;
+		}
+		printf("{\"capacity\":%llu,\"max_message\":%llu,\"messages\":%llu,\"bytes\":%llu,\"used\":%llu,\"readers\":%d,\"writers\":%d",
+		       (unsigned long long)st.capacity, (unsigned long long)st.max_message, (unsigned long long)st.messages,
+		       (unsigned long long)st.bytes, (unsigned long long)st.used, st.readers, st.writers);
+		for (int k = 0; k < 2; k++) {
+			printf(",\"%s\":[", k ? "writer" : "reader");
+			int n = k ? st.writers : st.readers;
+			for (int i = 0; i < n; i++)
+				printf("%s{\"state\":\"%s\",\"pid\":%u}", i ? "," : "", state_name(k ? st.writer_state[i] : st.reader_state[i]),
+				       k ? st.writer_pid[i] : st.reader_pid[i]);
+			printf("]");
+		}
+		printf("}\n");
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "claim") && argc == 4) {
+		wait_line();
+		if ((!strcmp(argv[3], "writer") ? shmring_writer(r) : shmring_reader(r)) < 0) {
+			printf("%s\n", errname(errno));
+			return 0;
+		}
+		ready_slot(r);
+		for (;;)
+			pause();
+	}
+	size_t max = shmring_max_message(r);
+	if (!strcmp(mode, "hold-reserve") && argc == 5) {
+		uint32_t id = (uint32_t)atol(argv[3]);
+		long k = atol(argv[4]);
+		size_t maxlen = max < 300 ? max : 300;
+		unsigned char *buf = malloc(max);
+		if (shmring_writer(r) < 0)
+			return fail("writer");
+		for (long i = 0; i < k; i++) {
+			size_t n = seq_len(id, (uint64_t)i, maxlen, max);
+			seq_fill(buf, id, (uint64_t)i, n);
+			if (shmring_send(r, buf, n, 10000) < 0)
+				return fail("send");
+		}
+		size_t n = seq_len(id, (uint64_t)k, maxlen, max);
+		unsigned char *p = shmring_reserve(r, n, 10000);
+		if (!p)
+			return fail("reserve");
+		seq_fill(p, id, (uint64_t)k, n);
+		ready_slot(r);
+		for (;;)
+			pause();
+	}
+	if (!strcmp(mode, "seq-write") && argc >= 5) {
+		uint32_t id = (uint32_t)atol(argv[3]);
+		uint64_t count = strtoull(argv[4], NULL, 10);
+		long pause_at = opt_num(argc, argv, 5, "pause", -1), stall = opt_num(argc, argv, 5, "stall", 0);
+		int report = has_opt(argc, argv, 5, "report"), mix = has_opt(argc, argv, 5, "mix");
+		size_t maxlen = (size_t)opt_num(argc, argv, 5, "maxlen", max < 300 ? (long)max : 300);
+		if (maxlen > max || maxlen < 16)
+			maxlen = max;
+		unsigned char *buf = malloc(4 * max);
+		if (shmring_writer(r) < 0)
+			return fail("writer");
+		ready_slot(r);
+		int64_t maxsend = 0;
+		int reported = 0;
+		for (uint64_t i = 0; i < count || (long)i == pause_at;) {
+			if ((long)i == pause_at) {
+				printf("paused %ld\n", pause_at);
+				fflush(stdout);
+				wait_line();
+				pause_at = -1;
+				if (i == count)
+					break;
+			}
+			int64_t t0 = shmring__now_ns();
+			int blocked = 0, rc, sent = 1;
+			for (;;) {
+				int to = report && !reported ? 100 : 10000;
+				size_t n = seq_len(id, i, maxlen, max);
+				if (mix && i % 3 == 2) {
+					unsigned char *p = shmring_reserve(r, n, to);
+					rc = p ? 0 : -1;
+					if (p) {
+						seq_fill(p, id, i, n);
+						rc = shmring_commit(r, n);
+					}
+				} else if (mix && i % 5 == 0) {
+					struct iovec iov[4];
+					int want = 0;
+					for (uint64_t j = i; j < count && want < 4 && (j == i || j % 3 != 2); j++, want++) {
+						size_t nj = seq_len(id, j, maxlen, max);
+						seq_fill(buf + (size_t)want * max, id, j, nj);
+						iov[want].iov_base = buf + (size_t)want * max;
+						iov[want].iov_len = nj;
+					}
+					rc = shmring_send_batch(r, iov, want, to);
+					if (rc > 0)
+						sent = rc, rc = 0;
+				} else {
+					seq_fill(buf, id, i, n);
+					rc = shmring_send(r, buf, n, to);
+				}
+				if (rc == 0)
+					break;
+				if (errno == ETIMEDOUT && to == 100) {
+					printf("blocked %llu\n", (unsigned long long)i);
+					fflush(stdout);
+					blocked = reported = 1;
+					continue;
+				}
+				printf("error %s %llu\n", errname(errno), (unsigned long long)i);
+				return 0;
+			}
+			if (blocked) {
+				printf("unblocked %llu\n", (unsigned long long)i);
+				fflush(stdout);
+			}
+			int64_t d = shmring__now_ns() - t0;
+			if (d > maxsend)
+				maxsend = d;
+			if (stall > 0 && d > stall * 1000000) {
+				fprintf(stderr, "peer: stream %u message %llu: a send took %lld ms\n", id, (unsigned long long)i, (long long)(d / 1000000));
+				return 1;
+			}
+			i += (uint64_t)sent;
+		}
+		printf("ok %d %llu maxsend_ms=%lld\n", shmring_slot(r), (unsigned long long)count, (long long)(maxsend / 1000000));
+		fflush(stdout);
+		if (has_opt(argc, argv, 5, "hold"))
+			for (;;)
+				pause();
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "seq-read")) {
+		int from0 = has_opt(argc, argv, 3, "from0"), mix = has_opt(argc, argv, 3, "mix");
+		long count = opt_num(argc, argv, 3, "count", -1);
+		if (shmring_reader(r) < 0)
+			return fail("reader");
+		ready_slot(r);
+		struct seen *ids = NULL;
+		size_t nids = 0;
+		uint64_t total = 0;
+		struct iovec iov[4];
+		size_t lens[4];
+		unsigned char *bufs = malloc(4 * (max + 1));
+		for (int j = 0; j < 4; j++) {
+			iov[j].iov_base = bufs + (size_t)j * (max + 1);
+			iov[j].iov_len = max + 1;
+		}
+		int err = 0;
+		for (long call = 0; count < 0 || (long)total < count; call++) {
+			const unsigned char *msg[4];
+			size_t got[4];
+			int k = 1, next = 0;
+			if (mix && call % 3 == 2) {
+				const void *m;
+				ssize_t n = shmring_next(r, &m, -1);
+				if (n < 0) {
+					err = errno;
+					break;
+				}
+				msg[0] = m;
+				got[0] = (size_t)n;
+				next = 1;
+			} else if (mix && call % 5 == 0) {
+				int want = count < 0 || count - (long)total >= 4 ? 4 : (int)(count - (long)total);
+				k = shmring_recv_batch(r, iov, lens, want, -1);
+				if (k <= 0) {
+					err = errno;
+					break;
+				}
+				for (int j = 0; j < k; j++)
+					msg[j] = iov[j].iov_base, got[j] = lens[j];
+			} else {
+				ssize_t n = shmring_recv(r, iov[0].iov_base, max + 1, -1);
+				if (n < 0) {
+					err = errno;
+					break;
+				}
+				msg[0] = iov[0].iov_base;
+				got[0] = (size_t)n;
+			}
+			for (int j = 0; j < k; j++) {
+				uint32_t id;
+				uint64_t seq;
+				if (seq_check(msg[j], got[j], &id, &seq) < 0)
+					return 1;
+				size_t x;
+				for (x = 0; x < nids && ids[x].id != id; x++)
+					;
+				if (x == nids) {
+					if (from0 && seq != 0) {
+						fprintf(stderr, "peer: stream %u starts at message %llu, want 0\n", id, (unsigned long long)seq);
+						return 1;
+					}
+					ids = realloc(ids, (nids + 1) * sizeof *ids);
+					ids[nids++] = (struct seen){id, seq, seq};
+				} else {
+					if (seq != ids[x].last + 1) {
+						fprintf(stderr, "peer: stream %u: message %llu after %llu\n", id, (unsigned long long)seq, (unsigned long long)ids[x].last);
+						return 1;
+					}
+					ids[x].last = seq;
+				}
+				total++;
+			}
+			if (next && shmring_release(r) < 0)
+				return fail("release");
+		}
+		if (count >= 0 && (long)total >= count) {
+			printf("held %llu\n", (unsigned long long)total);
+			fflush(stdout);
+			if (has_opt(argc, argv, 3, "hold"))
+				for (;;)
+					pause();
+			shmring_close(r);
+			return 0;
+		}
+		printf("end %s total=%llu ids=", errname(err), (unsigned long long)total);
+		for (size_t x = 0; x < nids; x++)
+			printf("%s%u:%llu:%llu", x ? "," : "", ids[x].id, (unsigned long long)ids[x].first, (unsigned long long)ids[x].last);
+		printf("\n");
+		shmring_close(r);
+		return 0;
+	}
+	shmring_close(r); /* not a version-2 mode: main opens it again */
+	return -1;
+}
+
 int main(int argc, char **argv) {
 	if (argc < 3) {
 		fprintf(stderr, "usage: peer write|read NAME COUNT SEED | hold-writer|hold-reader|recv-wait|send-wait NAME\n");
 		return 2;
 	}
+	int v2 = v2_main(argc, argv);
+	if (v2 >= 0)
+		return v2;
 	shmring *r = shmring_open(argv[2]);
 	if (!r)
 		return fail("open");
@@ -217,6 +607,10 @@ int main(int argc, char **argv) {
 			return 1;
 		if ((rd ? shmring_reader(r) : shmring_writer(r)) < 0)
 			return fail("claim");
+		if (has_opt(argc, argv, 3, "wait")) {
+			ready_slot(r);
+			wait_line();
+		}
 		size_t max = shmring_max_message(r);
 		unsigned char *buf = calloc(1, max + 1);
 		size_t lens[8] = {0, max, 1, 13, max / 2, 7, max - 1, 64};
