@@ -14,10 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
-	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/ring"
 )
 
@@ -245,24 +243,4 @@ func endText(es ring.EndStat) string {
 		return es.State.String() + " (pid unknown)"
 	}
 	return fmt.Sprintf("%s (pid %d)", es.State, es.Pid)
-}
-
-// isRing reports whether the object name (as ls shows it, "/x") is a
-// ring (ring.Is: its magic), reading without mapping it.
-func isRing(name string) bool {
-	f, err := os.OpenFile(shm.Dir()+"/"+strings.TrimLeft(name, "/"), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	return ring.Is(f)
-}
-
-// shownKind is the type ls and stat print for en: "ring" for an object
-// that is a ring, else en.kind.
-func shownKind(en entry) string {
-	if en.kind == "shm" && isRing(en.name) {
-		return "ring"
-	}
-	return en.kind
 }

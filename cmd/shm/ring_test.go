@@ -22,7 +22,7 @@ import (
 // from its standard input (3 MiB through a 64 KiB ring), and both exit 0
 // at the end of the stream.
 //
-// Kills: isRing always false (ls says "shm"); send exiting without ending
+// Kills: shmdir's Entry.Shown never saying ring (ls says "shm"); send exiting without ending
 // the stream (recv: the writer died, exit status 1); recv
 // writing a message twice or dropping one (the bytes differ); send cutting
 // messages at a size the ring refuses (send fails with "larger than").
