@@ -73,10 +73,10 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 			if testHookReload != nil {
 				testHookReload()
 			}
-			var bad bool
+			var bad string
 			t, bad = w.least() // acquire: the readers are done with the bytes before it
-			if bad {
-				err = r.errCorrupt("sendbatch", "head %d, tail %d, capacity %d", w.head, t, capacity)
+			if bad != "" {
+				err = r.errCorrupt("sendbatch", "%s", bad)
 				break
 			}
 			if head-t > capacity || capacity-(head-t) < need { // (a reader joining counts as no room)

@@ -253,7 +253,7 @@ func Open(name string) (*Ring, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err = checkHeader(s.Bytes()); errors.Is(err, errNoMagicYet) && time.Now().Before(deadline) {
+		if _, err = checkHeader(s.Bytes()); errors.Is(err, errNoMagicYet) && time.Now().Before(deadline) {
 			s.Close()
 			time.Sleep(time.Millisecond) // a creator between shm_open and its header: microseconds
 			continue
@@ -292,7 +292,7 @@ func MapFile(f *os.File) (*Ring, error) {
 	}
 	m, err := shm.MapFile(own, os.O_RDWR, 0, 0, nil)
 	if err == nil {
-		if err = checkHeader(m.Bytes()); err != nil {
+		if _, err = checkHeader(m.Bytes()); err != nil {
 			m.Close()
 			err = &fs.PathError{Op: "ring mapfile", Path: f.Name(), Err: err}
 		}
@@ -338,60 +338,65 @@ func unsafePointer(b []byte, off int) unsafe.Pointer { return unsafe.Pointer(&b[
 
 var errNoMagicYet = fmt.Errorf("no magic yet (a creator still writing the header, or not a ring): %w", ErrNotRing)
 
+// header is what checkHeader read and checked: the sizes a Ring is made
+// of, read once (another process may rewrite the header meanwhile).
+type header struct {
+	capacity uint64
+	nw, nr   int
+}
+
 // checkHeader checks the header of a ring mapped at b, in LAYOUT.md's
-// order.
-func checkHeader(b []byte) error {
+// order, and returns the sizes it checked.
+func checkHeader(b []byte) (header, error) {
 	if len(b) < fixedHeader {
 		if len(b) == 0 {
-			return errNoMagicYet
+			return header{}, errNoMagicYet
 		}
-		return fmt.Errorf("%d bytes, less than a ring's header: %w", len(b), ErrNotRing)
+		return header{}, fmt.Errorf("%d bytes, less than a ring's header: %w", len(b), ErrNotRing)
 	}
 	le := binary.LittleEndian
 	m := (*atomic.Uint64)(unsafePointer(b, offMagic)).Load() // acquire: the header after the magic
 	switch {
 	case m == 0:
-		return errNoMagicYet
+		return header{}, errNoMagicYet
 	case m != le.Uint64([]byte(magic)):
-		return fmt.Errorf("magic %q, want %q: %w", le.AppendUint64(nil, m), magic, ErrNotRing)
+		return header{}, fmt.Errorf("magic %q, want %q: %w", le.AppendUint64(nil, m), magic, ErrNotRing)
 	}
 	v, hs, c, mm := le.Uint32(b[offVersion:]), le.Uint32(b[offHeaderSize:]), le.Uint64(b[offCapacity:]), le.Uint64(b[offMaxMessage:])
 	nr, nw := le.Uint32(b[offReaders:]), le.Uint32(b[offWriters:])
 	if v != Version {
-		return fmt.Errorf("layout version %d, this package knows %d: %w", v, Version, ErrNotRing)
+		return header{}, fmt.Errorf("layout version %d, this package knows %d: %w", v, Version, ErrNotRing)
 	}
 	if nr < 1 || nr > maxEnds || nw < 1 || nw > maxEnds {
-		return fmt.Errorf("%d readers and %d writers, want 1 to %d of each: %w", nr, nw, maxEnds, ErrNotRing)
+		return header{}, fmt.Errorf("%d readers and %d writers, want 1 to %d of each: %w", nr, nw, maxEnds, ErrNotRing)
 	}
 	d := headerSize(int(nw), int(nr))
 	switch {
 	case hs != uint32(d):
-		return fmt.Errorf("header size %d, want %d for %d writers and %d readers: %w", hs, d, nw, nr, ErrNotRing)
+		return header{}, fmt.Errorf("header size %d, want %d for %d writers and %d readers: %w", hs, d, nw, nr, ErrNotRing)
 	case c < minCapacity || c > maxCapacity || c%recordAlign != 0:
-		return fmt.Errorf("capacity %d is not a multiple of %d from %d to %d: %w", c, recordAlign, minCapacity, uint64(maxCapacity), ErrNotRing)
+		return header{}, fmt.Errorf("capacity %d is not a multiple of %d from %d to %d: %w", c, recordAlign, minCapacity, uint64(maxCapacity), ErrNotRing)
 	case c*uint64(nw) > maxCapacity:
-		return fmt.Errorf("capacity %d times %d writers is more than %d: %w", c, nw, uint64(maxCapacity), ErrNotRing)
+		return header{}, fmt.Errorf("capacity %d times %d writers is more than %d: %w", c, nw, uint64(maxCapacity), ErrNotRing)
 	case mm != maxMessage(c):
-		return fmt.Errorf("max message %d, want %d for capacity %d: %w", mm, maxMessage(c), c, ErrNotRing)
-	case c*uint64(nw) > uint64(len(b)-d):
-		return fmt.Errorf("%d lanes of %d bytes after a %d-byte header do not fit the %d-byte object: %w", nw, c, d, len(b), ErrNotRing)
+		return header{}, fmt.Errorf("max message %d, want %d for capacity %d: %w", mm, maxMessage(c), c, ErrNotRing)
+	case uint64(len(b)) < uint64(d) || c*uint64(nw) > uint64(len(b)-d):
+		return header{}, fmt.Errorf("%d lanes of %d bytes after a %d-byte header do not fit the %d-byte object: %w", nw, c, d, len(b), ErrNotRing)
 	}
-	return nil
+	return header{capacity: c, nw: int(nw), nr: int(nr)}, nil
 }
 
 func newRing(name string, mem memory, lockf *os.File) (*Ring, error) {
 	b := mem.Bytes()
-	if err := checkHeader(b); err != nil {
+	h, err := checkHeader(b)
+	if err != nil {
 		return nil, &fs.PathError{Op: "ring open", Path: name, Err: err}
 	}
-	le := binary.LittleEndian
-	c := le.Uint64(b[offCapacity:])
-	nw, nr := int(le.Uint32(b[offWriters:])), int(le.Uint32(b[offReaders:]))
+	c, nw, nr := h.capacity, h.nw, h.nr // as checked: the header is not read again
 	r := &Ring{name: name, mem: mem, lockf: lockf, capacity: c, max: maxMessage(c),
 		base: uintptr(unsafe.Pointer(unsafe.SliceData(b))), size: uintptr(len(b)),
 		ws: make([]wslot, nw), rs: make([]rslot, nr), writers: make([]*Writer, nw), readers: make([]*Reader, nr)}
 	r.spin.Store(int64(defaultSpin))
-	var err error
 	u32 := func(p **atomic.Uint32, off int) {
 		if err == nil {
 			*p, err = mem.Uint32(int64(off))
@@ -656,6 +661,7 @@ func (r *Ring) Reader() (*Reader, error) {
 		s.pid.Store(uint32(os.Getpid()))
 		rd.word = claimWord(s.state.Load())
 		s.state.Store(rd.word) // seq_cst: a writer that loads our tails after this sees us hold
+		fence.Full()           // the store before the loads of the heads below, in race builds too
 		for w := range rd.lanes {
 			l := &rd.lanes[w]
 			ws := &r.ws[w]
@@ -691,6 +697,10 @@ type end struct {
 	state    *atomic.Uint32
 	word     uint32 // the state word our claim stored
 	lock     int64
+
+	// The peers' clock (LAYOUT.md §5, wait step 3), under mu:
+	tested  time.Time // when the peers were last tested, or this end first slept without the ring moving (zero: it moved since)
+	testNow bool      // the last wait ended on a tested peer's verdict: the next tests at once
 
 	sleeps, wakes atomic.Int64 // sleeps announced, wakes made: for tests
 	publishes     int64        // stores of head (writer) or tail (reader), under mu: for tests
@@ -731,6 +741,7 @@ func (e *end) wait(ctx context.Context, ready func() bool, judge func(check bool
 		start := time.Now()
 		for i := 1; ; i++ {
 			if ready() {
+				e.tested, e.testNow = time.Time{}, false // the ring moved: the peers' clock starts again
 				return nil
 			}
 			if i%64 == 0 && (time.Since(start) > d || ctx.Err() != nil || e.closing.Load()) {
@@ -738,7 +749,6 @@ func (e *end) wait(ctx context.Context, ready func() bool, judge func(check bool
 			}
 		}
 	}
-	var tested time.Time // when the peers were last tested, or the first sleep began
 	for {
 		if e.closing.Load() {
 			return r.errClosed("wait")
@@ -751,6 +761,7 @@ func (e *end) wait(ctx context.Context, ready func() bool, judge func(check bool
 		fence.Full()     // the store before the loads below, in race builds too
 		if ready() {
 			e.sleep.Store(0)
+			e.tested, e.testNow = time.Time{}, false
 			return nil
 		}
 		if testHookAnnounced != nil {
@@ -760,26 +771,32 @@ func (e *end) wait(ctx context.Context, ready func() bool, judge func(check bool
 			e.sleep.Store(0)
 			return r.errClosed("wait")
 		}
+		// The peers are tested by elapsed time since this end first slept
+		// without the ring moving, across calls (a caller whose every call
+		// times out sooner still learns of a death), whatever ends a sleep.
 		now := time.Now()
-		if tested.IsZero() {
-			tested = now
+		if e.tested.IsZero() {
+			e.tested = now
 		}
-		check := now.Sub(tested) >= pollPeer
+		check := e.testNow || now.Sub(e.tested) >= pollPeer
 		if check {
-			tested = now
+			e.tested, e.testNow = now, false
 		}
 		if err := judge(check); err != nil {
 			e.sleep.Store(0)
 			if ready() { // committed before it went: deliver first
+				e.tested = time.Time{}
 				return nil
 			}
+			e.testNow = check // a verdict from a test: the next call tests at once
 			return err
 		}
 		if check && ready() {
 			e.sleep.Store(0)
+			e.tested = time.Time{}
 			return nil
 		}
-		sub, cancel := context.WithTimeout(ctx, max(pollPeer-now.Sub(tested), time.Millisecond))
+		sub, cancel := context.WithTimeout(ctx, max(pollPeer-now.Sub(e.tested), time.Millisecond))
 		err := r.mem.Wait(sub, e.sleepOff, 1)
 		timedOut := sub.Err() != nil || errors.Is(err, context.DeadlineExceeded) // Wait may see the deadline before the context's timer fires
 		cancel()
@@ -964,21 +981,27 @@ func (w *Writer) Reserve(ctx context.Context, n int) (b []byte, err error) {
 // layout. A tail more than the capacity behind the head in a ring of
 // several reader slots is a reader joining: it counts as the head less
 // the capacity (no room) until it stores its tails.
-func (w *Writer) least() (m uint64, corrupt bool) {
+func (w *Writer) least() (m uint64, corrupt string) {
 	c := w.r.capacity
 	if len(w.rt) == 1 {
 		m = w.rt[0].Load()
-		return m, w.head-m > c || m%recordAlign != 0
+		if w.head-m > c || m%recordAlign != 0 {
+			return m, fmt.Sprintf("head %d, tail %d, capacity %d", w.head, m, c)
+		}
+		return m, ""
 	}
 	m = w.head
 	for i, tp := range w.rt {
 		s := w.r.rs[i].state.Load()
+		if s&stateMask > endClosed {
+			return m, fmt.Sprintf("reader slot %d state word %#x", i, s)
+		}
 		if s&stateMask != endOpen || s == w.dead[i] {
 			continue
 		}
 		t := tp.Load()
 		if t%recordAlign != 0 || (t != w.head && t-w.head < 1<<63) {
-			return t, true
+			return t, fmt.Sprintf("head %d, reader slot %d tail %d", w.head, i, t)
 		}
 		if w.head-t > c {
 			t = w.head - c
@@ -987,7 +1010,7 @@ func (w *Writer) least() (m uint64, corrupt bool) {
 			m = t
 		}
 	}
-	return m, false
+	return m, ""
 }
 
 // judge decides, while the writer waits for need bytes of room, whether
@@ -999,6 +1022,8 @@ func (w *Writer) judge(check bool, need uint64) error {
 	r := w.r
 	if len(r.rs) == 1 {
 		switch s := r.rs[0].state.Load() & stateMask; {
+		case s > endClosed:
+			return r.errCorrupt("send", "reader slot 0 state word %#x", r.rs[0].state.Load())
 		case s == endClosed:
 			return io.ErrClosedPipe
 		case s == endOpen && check && !r.alive(lockReader0):
@@ -1040,8 +1065,8 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 	}
 	need := skip + rec
 	var t uint64
-	var bad bool
-	room := func() bool { t, bad = w.least(); return bad || r.capacity-(w.head-t) >= need }
+	var bad string
+	room := func() bool { t, bad = w.least(); return bad != "" || r.capacity-(w.head-t) >= need }
 	// The least tail computed last, checked then, is the holding readers'
 	// at most (a tail only grows while its reader holds, and a reader
 	// that joins starts at or past it): while it leaves room, Send does
@@ -1056,7 +1081,10 @@ func (w *Writer) reserve(ctx context.Context, op string, n int) ([]byte, error) 
 			return nil, err
 		}
 	}
-	if bad || w.head-t > r.capacity || t%recordAlign != 0 {
+	if bad != "" {
+		return nil, r.errCorrupt(op, "%s", bad)
+	}
+	if w.head-t > r.capacity || t%recordAlign != 0 {
 		return nil, r.errCorrupt(op, "head %d, tail %d, capacity %d", w.head, t, r.capacity)
 	}
 	w.tailSeen, w.tailOK = t, true

@@ -182,9 +182,12 @@ func (r *Ring) backlog(w int, tails []*atomic.Uint64) (LaneStat, error) {
 			testHookStatLoaded()
 		}
 		h = s.head.Load()
-		t, who = ts[0], tails[0]
+		t = h
 		for i, ti := range ts {
-			if h-ti > h-t {
+			if len(r.rs) > 1 && ti%recordAlign == 0 && h-ti > c && h-ti < 1<<63 {
+				continue // a reader joining (its state stored, its tails not yet): it holds nothing yet (LAYOUT.md §5, Room)
+			}
+			if who == nil || h-ti > h-t {
 				t, who = ti, tails[i]
 			}
 		}
@@ -192,6 +195,9 @@ func (r *Ring) backlog(w int, tails []*atomic.Uint64) (LaneStat, error) {
 	}
 	t, h, who := least()
 	for try := 0; ; try++ {
+		if who == nil { // every holding reader is joining
+			return LaneStat{Head: h, Tail: h}, nil
+		}
 		if try == statTries {
 			return LaneStat{}, &fs.PathError{Op: "ring stat", Path: r.name, Err: fmt.Errorf("the readers released records faster than they could be counted: %w", syscall.EAGAIN)}
 		}
