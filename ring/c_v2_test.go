@@ -1008,3 +1008,55 @@ func TestCV2CorruptRing(t *testing.T) {
 		}
 	})
 }
+
+// TestCV2BatchNobodyHolds: a C batch where no reader holds the lane (R =
+// 2) writes at most the capacity beyond the published head, as Go's
+// SendBatch does (the room is measured from the published head, not from
+// the batch's unpublished position), and a reader that joins then reads
+// the next batch intact.
+func TestCV2BatchNobodyHolds(t *testing.T) {
+	forEachCC(t, func(t *testing.T, bin string) {
+		const capacity = 4096
+		name := cCreate(t, bin, capacity, 2, 1)
+		out, err := exec.Command(bin, "batch-nobody", name).CombinedOutput()
+		if err != nil {
+			t.Fatalf("batch-nobody: %v: %s", err, out)
+		}
+		var n1, n2, got int
+		var res string
+		if _, err := fmt.Sscanf(string(out), "%d %d %d %s", &n1, &n2, &got, &res); err != nil {
+			t.Fatalf("batch-nobody said %q: %v", out, err)
+		}
+		if n1 < 1 || n1*16 > capacity {
+			t.Errorf("a batch with no reader holding sent %d 16-byte records: want 1 to %d (the capacity beyond the published head)", n1, capacity/16)
+		}
+		if n2 < 1 || n2*16 > capacity || got != n2 || res != "OK" {
+			t.Errorf("after a reader joined: sent %d, received %d, %s; want 1 to %d sent, all received, OK", n2, got, res, capacity/16)
+		}
+	})
+}
+
+// TestCV2TimedWaitIdle: a timed wait of the C end sleeps in the kernel
+// for its whole timeout, also on i386 built with -D_TIME_BITS=64 (where
+// the C library's struct timespec is not the one SYS_futex reads): a
+// 1-second wait costs well under 100 ms of CPU.
+func TestCV2TimedWaitIdle(t *testing.T) {
+	for _, cc := range append(allCCs, "gcc -m32 -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64") {
+		t.Run(strings.ReplaceAll(cc, " ", ""), func(t *testing.T) {
+			bin := buildPeer(t, cc)
+			name := cCreate(t, bin, 4096, 1, 1)
+			out, err := exec.Command(bin, "idle-wait", name, "1000").CombinedOutput()
+			if err != nil {
+				t.Fatalf("idle-wait: %v: %s", err, out)
+			}
+			var res string
+			var ms, cpu int
+			if _, err := fmt.Sscanf(string(out), "%s ms=%d cpu=%d", &res, &ms, &cpu); err != nil {
+				t.Fatalf("idle-wait said %q: %v", out, err)
+			}
+			if res != "ETIMEDOUT" || ms < 990 || cpu >= 100 {
+				t.Errorf("a 1 s wait on an idle ring: %s after %d ms, %d ms of CPU; want ETIMEDOUT after 1 s with under 100 ms of CPU", res, ms, cpu)
+			}
+		})
+	}
+}

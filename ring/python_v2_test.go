@@ -602,3 +602,109 @@ func TestPythonV2WaitPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestPythonV2DroppedRing: a Ring dropped without close() gives up its
+// descriptor when collected, and so its claim's lock: three writers
+// claimed and dropped in turn each get the one writer slot, no
+// descriptor is left behind, and the slot reads dead (as a dead process's:
+// its state word untouched), so that a reader sees PeerGoneError. A Ring
+// inherited through fork and dropped in the child leaves the parent's
+// claim alone.
+func TestPythonV2DroppedRing(t *testing.T) {
+	name := pyRing(t, 4096, 1, 1)
+	out, err := exec.Command(py3(t), "-c", `import gc, os, sys
+sys.path.insert(0, "python")
+import shmring
+name = sys.argv[1]
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+before = fds()
+def claim():
+    shmring.Ring.open(name).writer()  # dropped without close
+for i in range(3):
+    try:
+        claim()
+        print("claim", i, "ok")
+    except Exception as e:
+        print("claim", i, type(e).__name__)
+gc.collect()
+print("fds", fds() - before)
+rd = shmring.Ring.open(name).reader()
+print("state", rd.stat()["writers"][0]["state"])
+try:
+    rd.recv(timeout=5)
+    print("recv ok")
+except Exception as e:
+    print("recv", type(e).__name__)
+rd.close()
+w = shmring.Ring.open(name).writer()
+pid = os.fork()
+if pid == 0:
+    del w
+    gc.collect()
+    os._exit(0)
+os.waitpid(pid, 0)
+try:
+    shmring.Ring.open(name).writer()
+    print("after fork: claimed")
+except Exception as e:
+    print("after fork:", type(e).__name__, shmring.Ring.open(name).stat()["writers"][0]["state"])
+w.close()
+`, name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	want := "claim 0 ok\nclaim 1 ok\nclaim 2 ok\nfds 0\nstate dead\nrecv PeerGoneError\nafter fork: BusyError open\n"
+	if string(out) != want {
+		t.Errorf("dropped Rings said\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestPythonV2CorruptReaderState: a reader state word whose low byte is
+// beyond 2 (LAYOUT.md §2) is a corrupt ring to a writer computing its
+// room, ValueError as C's EPROTO: in a fan-out ring (where the word
+// decides whether the slot holds) and in a one-reader ring whose full lane
+// blocks the writer.
+func TestPythonV2CorruptReaderState(t *testing.T) {
+	for _, readers := range []int{2, 1} {
+		t.Run(strconv.Itoa(readers), func(t *testing.T) {
+			name := pyRing(t, 4096, readers, 1)
+			out, err := exec.Command(py3(t), "-c", `import mmap, os, struct, sys
+sys.path.insert(0, "python")
+import shmring
+name, readers = sys.argv[1], int(sys.argv[2])
+rd = shmring.Ring.open(name).reader()  # reader slot 0, holding
+w = shmring.Ring.open(name).writer()
+if readers == 1:  # fill the lane: the next send waits for room
+    while True:
+        try:
+            w.send(b"x" * 100, timeout=0)
+        except TimeoutError:
+            break
+rs, rsz, d = shmring.layout(readers, 1)
+fd = os.open("/dev/shm" + name, os.O_RDWR)
+mm = mmap.mmap(fd, d)
+off = rs + rsz * (readers - 1) + shmring.R_STATE  # the last reader slot's state word
+word = struct.unpack_from("<I", mm, off)[0]
+struct.pack_into("<I", mm, off, (word & ~0xFF) | 3)
+try:
+    w.send(b"y" * 100, timeout=1)
+    print("sent")
+except Exception as e:
+    print(type(e).__name__, e)
+struct.pack_into("<I", mm, off, word)
+mm.close()
+os.close(fd)
+w.close()
+rd.close()
+`, name, strconv.Itoa(readers)).CombinedOutput()
+			if err != nil {
+				t.Fatalf("python: %v\n%s", err, out)
+			}
+			t.Logf("%s", out)
+			if !strings.HasPrefix(string(out), "ValueError") || !strings.Contains(string(out), "corrupt") {
+				t.Errorf("a send with reader state word 3: %q; want ValueError naming a corrupt ring", out)
+			}
+		})
+	}
+}

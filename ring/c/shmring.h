@@ -636,9 +636,10 @@ static inline int shmring_reader(shmring *r) { return shmring__claim(r, 2); }
 static inline int shmring_slot(const shmring *r) { return r->role ? r->slot : -1; }
 
 /* shmring__least computes the least tail of the holding readers of the
- * writer's lane into r->least (LAYOUT.md §5, "Room"): 1 if that leaves
- * need bytes of room, 0 if not yet (or a reader is still joining), -1 if
- * a tail or state word read from the ring is corrupt. */
+ * writer's lane into r->least (LAYOUT.md §5, "Room"), the published head
+ * r->pos if none holds: 1 if that leaves need bytes of room beyond the
+ * published head, 0 if not yet (or a reader is still joining), -1 if a
+ * tail or state word read from the ring is corrupt. */
 static inline int shmring__least(shmring *r, uint64_t need) {
 	uint64_t h = r->pos, m = h;
 	int joining = 0;
@@ -819,7 +820,14 @@ static inline int shmring__wait(shmring *r, int (*ready)(shmring *, uint64_t), u
 		 * deadline */
 		int64_t until = r->check_at < deadline ? r->check_at : deadline;
 		int64_t slice = until - now;
-		struct timespec ts = {(time_t)(slice / 1000000000), (long)(slice % 1000000000)};
+		/* the kernel's timespec for SYS_futex: two longs on 32-bit
+		 * (its old timespec) and 64-bit alike, whatever the C
+		 * library's struct timespec is (_TIME_BITS=64 makes it 64-bit
+		 * on i386); FUTEX_WAIT's timeout is relative, at most
+		 * SHMRING_POLL_NS here */
+		struct {
+			long sec, nsec;
+		} ts = {(long)(slice / 1000000000), (long)(slice % 1000000000)};
 		syscall(SYS_futex, (void *)sl, 0 /* FUTEX_WAIT */, 1, &ts, NULL, 0); /* woken, timed out, EINTR: all go round */
 	}
 done:
@@ -1145,8 +1153,12 @@ static inline int shmring_send_batch(shmring *r, const struct iovec *msgs, int c
 			off = pos % cap;
 			skip = rec > cap - off ? cap - off : 0;
 			if (room < skip + rec) {
-				r->pos = pos;
-				if (shmring__least(r, skip + rec) != 1) /* a corrupt tail: the next call reports it */
+				/* room measured from the published head r->pos,
+				 * as the readers see it: the batch's unpublished
+				 * records count as needed (with no reader holding,
+				 * the least tail is the published head, and a batch
+				 * never writes more than the capacity beyond it) */
+				if (shmring__least(r, (pos - r->pos) + skip + rec) != 1) /* not yet, or a corrupt tail: the next call reports it */
 					break;
 				room = cap - (pos - r->least);
 			}

@@ -266,6 +266,14 @@ def _replace_sharers(fd, mmfd):
         os.close(null)
 
 
+def _close_fd(fd):
+    # A dropped Ring's finalizer: close its descriptor, nothing else.
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 def _futex(addr, op, val, timeout_or_val2, addr2, val3):
     return _libc.syscall(ctypes.c_long(_SYS_FUTEX), ctypes.c_void_p(addr), ctypes.c_int(op),
                          ctypes.c_int(val), timeout_or_val2, ctypes.c_void_p(addr2), ctypes.c_int(val3))
@@ -505,6 +513,14 @@ class Ring:
         self._rsleep = [u32(a + R_SLEEP) for a in rsl]
         self._rtail = [[u64(a + R_TAIL + 8 * w) for w in range(nw)] for a in rsl]  # [r][w]
         self._lanes = [d + cap * w for w in range(nw)]  # lane w's data offset in the mapping
+        # A Ring dropped without close() closes its descriptor when it is
+        # collected (the mmap object closes its own duplicate and unmaps),
+        # so that its claim's lock goes with it: its slot is then a dead
+        # process's, its state word untouched. Not at interpreter exit
+        # (the process's end releases everything), and detached by close
+        # and in a fork's child, which close the descriptor themselves.
+        self._finalizer = weakref.finalize(self, _close_fd, fd)
+        self._finalizer.atexit = False
         _rings.add(self)
 
     def _forget_after_fork(self):
@@ -514,6 +530,9 @@ class Ring:
         # the description): close both so that the parent's death frees its
         # slot. The Ring is dead here.
         self._forked = True
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin.detach()  # the descriptor is closed below
         held, self._held = self._held, None
         if held is not None:
             held._drop("fork")  # release its views if nothing else holds them
@@ -896,6 +915,8 @@ class Ring:
         for r, tw in enumerate(self._ltail):
             if nr > 1:
                 word = self._rstate[r].value
+                if word & 0xFF > ST_CLOSED:
+                    raise ValueError("shmring %s: corrupt: reader %d's state word %#x" % (self.name, r, word))
                 if word & 0xFF != ST_OPEN or self._dead[r] == word:
                     continue  # closed, never claimed, or found dead: holds nothing
             t = tw.value
@@ -1190,6 +1211,7 @@ class Ring:
             self._role, self.slot = 0, None
         self._mm.close()
         self._mm = None
+        self._finalizer.detach()
         os.close(self._fd)
         self._fd = -1
 

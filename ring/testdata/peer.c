@@ -23,6 +23,11 @@
  *                                "ok COUNT BYTES calls=C publishes=P wakes=W" (the handle's counters)
  *   peer wait-peer NAME reader|writer  claim that end, say "ready", shmring_wait_peer (10 s),
  *                                print "peer" or the errno name
+ *   peer batch-nobody NAME       (R > 1, no reader) claim the writer, shmring_send_batch 1000 8-byte messages
+ *                                (timeout 0), join a reader, send 1000 more, receive; print
+ *                                "SENT1 SENT2 RECEIVED RESULT"
+ *   peer idle-wait NAME MS       claim a writer that sends nothing and a reader that waits MS for it;
+ *                                print "RESULT ms=ELAPSED cpu=CPU_MS"
  *   peer echo IN OUT SPIN_NS     read IN, write each message back to OUT, until IN ends; spin SPIN_NS
  *   peer bench-read NAME SIZE COUNT    claim the reader, say "ready", receive COUNT messages, say "done"
  *   peer bench-write NAME SIZE COUNT   claim the writer, say "ready", wait for a line on stdin,
@@ -69,6 +74,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -513,6 +519,69 @@ static int v2_main(int argc, char **argv) {
 		for (size_t x = 0; x < nids; x++)
 			printf("%s%u:%llu:%llu", x ? "," : "", ids[x].id, (unsigned long long)ids[x].first, (unsigned long long)ids[x].last);
 		printf("\n");
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "batch-nobody") && argc == 3) {
+		/* claim a writer where no reader holds (R > 1), send a batch of
+		 * 1000 8-byte messages (numbered) without waiting, then join a
+		 * reader, send another, and receive what came; prints
+		 * "SENT1 SENT2 RECEIVED RESULT" (OK, or the errno name) */
+		if (shmring_writer(r) < 0)
+			return fail("claim");
+		static struct iovec iov[1000];
+		static uint64_t msg[2000];
+		for (int i = 0; i < 2000; i++)
+			msg[i] = (uint64_t)i;
+		for (int i = 0; i < 1000; i++)
+			iov[i] = (struct iovec){msg + i, 8};
+		int n1 = shmring_send_batch(r, iov, 1000, 0);
+		if (n1 < 0)
+			return fail("send_batch");
+		shmring *rd = shmring_open(argv[2]);
+		if (!rd || shmring_reader(rd) < 0)
+			return fail("reader");
+		for (int i = 0; i < 1000; i++)
+			iov[i] = (struct iovec){msg + n1 + i, 8};
+		int n2 = shmring_send_batch(r, iov, 1000, 0);
+		if (n2 < 0)
+			return fail("send_batch");
+		int got = 0;
+		const char *res = "OK";
+		for (;;) {
+			uint64_t v;
+			ssize_t n = shmring_recv(rd, &v, sizeof v, 0);
+			if (n < 0) {
+				if (errno != ETIMEDOUT)
+					res = errname(errno);
+				break;
+			}
+			if (n != 8 || v != (uint64_t)(n1 + got)) {
+				res = "WRONG";
+				break;
+			}
+			got++;
+		}
+		printf("%d %d %d %s\n", n1, n2, got, res);
+		shmring_close(rd);
+		shmring_close(r);
+		return 0;
+	}
+	if (!strcmp(mode, "idle-wait") && argc == 4) {
+		/* a reader waits MS for a live writer that sends nothing;
+		 * prints "RESULT ms=ELAPSED cpu=CPU_MS" */
+		shmring *w = shmring_open(argv[2]);
+		if (!w || shmring_writer(w) < 0 || shmring_reader(r) < 0)
+			return fail("claim");
+		char buf[64];
+		int64_t t0 = shmring__now_ns();
+		ssize_t n = shmring_recv(r, buf, sizeof buf, atoi(argv[3]));
+		int64_t ms = (shmring__now_ns() - t0) / 1000000;
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		long cpu = (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 + (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+		printf("%s ms=%lld cpu=%ld\n", n < 0 ? errname(errno) : "OK", (long long)ms, cpu);
+		shmring_close(w);
 		shmring_close(r);
 		return 0;
 	}
