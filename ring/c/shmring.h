@@ -1032,18 +1032,24 @@ static inline int shmring__next_lane(shmring *r, uint64_t *off, uint32_t *n, int
 	}
 }
 
-/* shmring_recv copies the next message into buf (cap bytes) and returns
- * its length, waiting up to timeout_ms while every lane is empty. A
- * message held by shmring_next is released first. */
-static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeout_ms) {
-	if (shmring__reader_ok(r) < 0)
-		return -1;
+/* shmring__release_held consumes the message shmring_next handed out,
+ * if any (shmring_recv and shmring_recv_batch release it first). */
+static inline void shmring__release_held(shmring *r) {
 	if (r->held) {
 		int w = r->held - 1;
 		r->held = 0;
 		r->tail[w] += r->held_rec;
 		shmring__consume(r, w);
 	}
+}
+
+/* shmring_recv copies the next message into buf (cap bytes) and returns
+ * its length, waiting up to timeout_ms while every lane is empty. A
+ * message held by shmring_next is released first. */
+static inline ssize_t shmring_recv(shmring *r, void *buf, size_t cap, int timeout_ms) {
+	if (shmring__reader_ok(r) < 0)
+		return -1;
+	shmring__release_held(r);
 	uint64_t off;
 	uint32_t n;
 	int w = shmring__next_lane(r, &off, &n, timeout_ms);
@@ -1102,10 +1108,7 @@ static inline int shmring_release(shmring *r) {
 		errno = EINVAL;
 		return -1;
 	}
-	int w = r->held - 1;
-	r->held = 0;
-	r->tail[w] += r->held_rec;
-	shmring__consume(r, w);
+	shmring__release_held(r);
 	return 0;
 }
 
@@ -1198,12 +1201,7 @@ static inline int shmring_recv_batch(shmring *r, const struct iovec *bufs, size_
 	}
 	if (count == 0)
 		return 0;
-	if (r->held) {
-		int w = r->held - 1;
-		r->held = 0;
-		r->tail[w] += r->held_rec;
-		shmring__consume(r, w);
-	}
+	shmring__release_held(r);
 	uint64_t off;
 	uint32_t n;
 	int w = shmring__next_lane(r, &off, &n, timeout_ms);
