@@ -423,8 +423,16 @@ func newCorruptRunner(t *testing.T) *corruptRunner {
 		t.Cleanup(func() { s.Close() })
 		cr.mems[i] = s.Bytes()
 	}
-	exe, _ := os.Executable()
-	cr.peers = append(cr.peers, corruptPeer{name: "Go", argv: []string{exe, "-test.run=^$"}, gor: true})
+	if raceBuild {
+		// A race-built test binary per case (hundreds) takes minutes here;
+		// the Go peer runs in the other builds' suites, and the Go end's
+		// checks are tested in process under -race (TestCorruptCounters,
+		// FuzzCorruptRing, FuzzCorruptSlots, TestBatchCorrupt).
+		t.Log("race build: the Go peer is not run (it runs in the suites built without -race)")
+	} else {
+		exe, _ := os.Executable()
+		cr.peers = append(cr.peers, corruptPeer{name: "Go", argv: []string{exe, "-test.run=^$"}, gor: true})
+	}
 	for _, cc := range []string{"gcc", "gcc -m32", "musl-gcc"} {
 		if bin, why := buildPeerOrWhy(t, cc); bin != "" {
 			cr.peers = append(cr.peers, corruptPeer{name: "C-" + strings.ReplaceAll(cc, " ", ""), argv: []string{bin}})
