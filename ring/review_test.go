@@ -20,8 +20,9 @@ import (
 )
 
 // shortCalls calls f with a 100 ms deadline each, for up to 2 s, until it
-// returns something other than context.DeadlineExceeded; it returns that.
-func shortCalls(f func(ctx context.Context) error) (err error, took time.Duration) {
+// returns something other than context.DeadlineExceeded; it returns the
+// time that took and that error.
+func shortCalls(f func(ctx context.Context) error) (took time.Duration, err error) {
 	start := time.Now()
 	for time.Since(start) < 2*time.Second {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -31,7 +32,7 @@ func shortCalls(f func(ctx context.Context) error) (err error, took time.Duratio
 			break
 		}
 	}
-	return err, time.Since(start)
+	return time.Since(start), err
 }
 
 // TestShortDeadlinesSeeDeadPeer: a peer killed with SIGKILL is found by a
@@ -53,7 +54,7 @@ func TestShortDeadlinesSeeDeadPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 		buf := make([]byte, 4096)
-		err, took := shortCalls(func(ctx context.Context) error { _, err := rd.Receive(ctx, buf); return err })
+		took, err := shortCalls(func(ctx context.Context) error { _, err := rd.Receive(ctx, buf); return err })
 		if !errors.Is(err, ring.ErrPeerGone) || took > stallBound {
 			t.Fatalf("100 ms Receives with the writer killed: %v after %v, want ErrPeerGone within %v", err, took.Round(time.Millisecond), stallBound)
 		}
@@ -79,7 +80,7 @@ func TestShortDeadlinesSeeDeadPeer(t *testing.T) {
 		}
 		msg := make([]byte, 1000)
 		sent := 0
-		err, took := shortCalls(func(ctx context.Context) error {
+		took, err := shortCalls(func(ctx context.Context) error {
 			for ; sent < 20; sent++ {
 				if err := w.Send(ctx, msg); err != nil {
 					return err
