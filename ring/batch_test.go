@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posixshm/shm"
 	"github.com/posixshm/shm/ring"
 )
 
@@ -157,12 +156,7 @@ func TestBatchBetweenLanguages(t *testing.T) {
 // rawRing maps r's object again, for a test to read or break its words.
 func rawRing(t *testing.T, r *ring.Ring) []byte {
 	t.Helper()
-	s, err := shm.Open(r.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s.Bytes()
+	return shmBytes(t, r.Name())
 }
 
 // TestBatchWrap (issue 23): a batch whose records run past the end of the

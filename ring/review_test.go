@@ -130,17 +130,6 @@ func TestOpenHeaderLargerThanObject(t *testing.T) {
 	}
 }
 
-// mapRing maps the ring name's object for a test to write into.
-func mapRing(t *testing.T, name string) []byte {
-	t.Helper()
-	s, err := shm.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s.Bytes()
-}
-
 // TestCorruptReaderState: a reader slot's state word whose state is
 // beyond 2 is a corrupt ring (LAYOUT.md §2) to a writer waiting for room,
 // in a one-reader ring and in a fan-out ring, as it is to C and Python:
@@ -173,7 +162,7 @@ func TestCorruptReaderState(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			b := mapRing(t, name)
+			b := rawRing(t, r)
 			off := ring.ReaderSlotOff(1, 0)
 			binary.LittleEndian.PutUint32(b[off:], binary.LittleEndian.Uint32(b[off:])&^0xFF|7)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -213,7 +202,7 @@ func TestStatJoiningReader(t *testing.T) {
 	if _, err := openRing(t, r).Reader(); err != nil {
 		t.Fatal(err)
 	}
-	b := mapRing(t, name)
+	b := rawRing(t, r)
 	binary.LittleEndian.PutUint64(b[ring.TailOff(1, 0, 0):], 0) // as before the joining reader stored its tails
 	st, err := r.Stat()
 	if err != nil {
