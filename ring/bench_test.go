@@ -297,13 +297,26 @@ func ringSendCopy(b *testing.B, capacity, size, count, batch int) time.Duration 
 // reader through a ring of capacity bytes (testdata/peer.c on shmring.h),
 // from the writer's go to the reader's last message.
 func cRingSend(b *testing.B, bin string, capacity, size, count int, batch ...int) time.Duration {
-	r := newRing(b, capacity)
-	args := []string{r.Name(), strconv.Itoa(size), strconv.Itoa(count)}
-	if len(batch) > 0 { // shmring_send_batch and shmring_recv_batch of up to batch[0]
-		args = append(args, strconv.Itoa(batch[0]))
+	return cRing(b, bin, capacity, size, count, 1, 1, batch...)
+}
+
+// cRing times count messages of size bytes from writers C processes
+// (count/writers each) to readers C processes (each receives them all)
+// through a ring of capacity-byte lanes, from the writers' start until
+// every reader is done.
+func cRing(b *testing.B, bin string, capacity, size, count, readers, writers int, batch ...int) time.Duration {
+	r, err := ring.CreateWith(ringName(b), capacity, &ring.Options{Readers: readers, Writers: writers})
+	if err != nil {
+		b.Fatal(err)
 	}
-	start := func(mode string) (*exec.Cmd, *bufio.Reader, io.WriteCloser) {
-		cmd := exec.Command(bin, append([]string{mode}, args...)...)
+	defer r.Close()
+	per := count / writers
+	start := func(mode string, n int) (*exec.Cmd, *bufio.Reader, io.WriteCloser) {
+		args := []string{mode, r.Name(), strconv.Itoa(size), strconv.Itoa(n)}
+		if len(batch) > 0 { // shmring_send_batch and shmring_recv_batch of up to batch[0]
+			args = append(args, strconv.Itoa(batch[0]))
+		}
+		cmd := exec.Command(bin, args...)
 		cmd.Stderr = os.Stderr
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
@@ -316,13 +329,31 @@ func cRingSend(b *testing.B, bin string, capacity, size, count int, batch ...int
 		}
 		return cmd, br, in
 	}
-	rcmd, rout, _ := start("bench-read")
-	wcmd, wout, win := start("bench-write")
+	type proc struct {
+		cmd *exec.Cmd
+		out *bufio.Reader
+		in  io.WriteCloser
+	}
+	var rs, ws []proc
+	for range readers {
+		cmd, out, in := start("bench-read", per*writers)
+		rs = append(rs, proc{cmd, out, in})
+	}
+	for range writers {
+		cmd, out, in := start("bench-write", per)
+		ws = append(ws, proc{cmd, out, in})
+	}
 	t0 := time.Now()
-	io.WriteString(win, "go\n")
-	finish(b, rcmd, rout)
+	for _, w := range ws {
+		io.WriteString(w.in, "go\n")
+	}
+	for _, rd := range rs {
+		finish(b, rd.cmd, rd.out)
+	}
 	d := time.Since(t0)
-	finish(b, wcmd, wout)
+	for _, w := range ws {
+		finish(b, w.cmd, w.out)
+	}
 	return d
 }
 
@@ -571,19 +602,30 @@ func fanOut(b *testing.B, capacity, size, count, readers int) time.Duration {
 // BenchmarkFanOut (issue 23): 64 KiB messages through a 1 MiB lane to one
 // reader process, and to four (each receives every message): each
 // reader's rate, and its ratio to the single reader's, in alternated
-// rounds. On two vCPUs five processes share two cores: the ratio is
-// bounded by that, not by the ring.
+// rounds, Go processes and C processes (testdata/peer.c) alike. On two
+// vCPUs five processes share two cores: the ratio is bounded by that, not
+// by the ring.
 func BenchmarkFanOut(b *testing.B) {
 	const size, count = 64 << 10, 4096 // 256 MiB to each reader
-	var oneD, fourD time.Duration
+	cbin := cPeer(b)
+	var oneD, fourD, cOneD, cFourD time.Duration
 	for range rounds {
 		oneD += fanOut(b, 1<<20, size, count, 1)
 		fourD += fanOut(b, 1<<20, size, count, 4)
+		if cbin != "" {
+			cOneD += cRing(b, cbin, 1<<20, size, count, 1, 1)
+			cFourD += cRing(b, cbin, 1<<20, size, count, 4, 1)
+		}
 	}
 	total := float64(rounds) * size * count
 	b.ReportMetric(total/oneD.Seconds()/1e9, "1-reader-GB/s")
 	b.ReportMetric(total/fourD.Seconds()/1e9, "each-of-4-GB/s")
 	b.ReportMetric(oneD.Seconds()/fourD.Seconds(), "each-of-4/1-reader")
+	if cbin != "" {
+		b.ReportMetric(total/cOneD.Seconds()/1e9, "C-1-reader-GB/s")
+		b.ReportMetric(total/cFourD.Seconds()/1e9, "C-each-of-4-GB/s")
+		b.ReportMetric(cOneD.Seconds()/cFourD.Seconds(), "C-each-of-4/1-reader")
+	}
 }
 
 // manyWriters times count messages of size bytes in all from writers
@@ -642,16 +684,26 @@ func manyWriters(b *testing.B, capacity, size, count, writers int) time.Duration
 // BenchmarkManyWriters (issue 23): 64-byte messages from one writer
 // process, and from four (a quarter each), to one reader, 1 MiB lanes:
 // the total rate and its ratio to the single writer's, in alternated
-// rounds.
+// rounds, Go processes and C processes alike.
 func BenchmarkManyWriters(b *testing.B) {
 	const size, count = 64, 1 << 21
-	var oneD, fourD time.Duration
+	cbin := cPeer(b)
+	var oneD, fourD, cOneD, cFourD time.Duration
 	for range rounds {
 		oneD += manyWriters(b, 1<<20, size, count, 1)
 		fourD += manyWriters(b, 1<<20, size, count, 4)
+		if cbin != "" {
+			cOneD += cRing(b, cbin, 1<<20, size, count, 1, 1)
+			cFourD += cRing(b, cbin, 1<<20, size, count, 1, 4)
+		}
 	}
 	n := float64(rounds * count)
 	b.ReportMetric(n/oneD.Seconds()/1e6, "1-writer-Mmsg/s")
 	b.ReportMetric(n/fourD.Seconds()/1e6, "4-writers-Mmsg/s")
 	b.ReportMetric(oneD.Seconds()/fourD.Seconds(), "4/1-writer")
+	if cbin != "" {
+		b.ReportMetric(n/cOneD.Seconds()/1e6, "C-1-writer-Mmsg/s")
+		b.ReportMetric(n/cFourD.Seconds()/1e6, "C-4-writers-Mmsg/s")
+		b.ReportMetric(cOneD.Seconds()/cFourD.Seconds(), "C-4/1-writer")
+	}
 }
