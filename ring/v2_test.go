@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -35,23 +34,6 @@ import (
 // dead peer (the promise: about 150-300 ms, LAYOUT.md §5).
 const stallBound = 500 * time.Millisecond
 
-// v2msg writes message seq of writer id into buf: id, seq, payload
-// length, CRC-32 of the payload, then n payload bytes from (id, seq).
-func v2msg(buf []byte, id, seq uint32, n int) []byte {
-	m := buf[:16+n]
-	le := binary.LittleEndian
-	le.PutUint32(m[0:], id)
-	le.PutUint32(m[4:], seq)
-	le.PutUint32(m[8:], uint32(n))
-	x := id*2654435761 ^ seq*40503 ^ 0x9e3779b9
-	for i := range n {
-		x = x*1664525 + 1013904223
-		m[16+i] = byte(x >> 24)
-	}
-	le.PutUint32(m[12:], crc32.ChecksumIEEE(m[16:]))
-	return m
-}
-
 // v2size is the payload length of message seq of writer id, below max.
 func v2size(id, seq uint32, max int) int {
 	if seq%7 == 3 {
@@ -60,28 +42,24 @@ func v2size(id, seq uint32, max int) int {
 	return int((seq*37 + id*11) % uint32(max+1))
 }
 
-// v2order checks a reader's messages: whole (length and CRC), and each
+// v2order checks a reader's messages: whole (cseqCheck), and each
 // writer's in its order with none lost: after a writer's first message,
 // each next is the one after. fromZero: a writer's first must be 0.
 type v2order struct {
-	next     map[uint32]uint32
+	next     map[uint32]uint64
 	got      map[uint32]int
 	fromZero bool
-	first    map[uint32]uint32
+	first    map[uint32]uint64
 }
 
 func newOrder(fromZero bool) *v2order {
-	return &v2order{next: map[uint32]uint32{}, got: map[uint32]int{}, first: map[uint32]uint32{}, fromZero: fromZero}
+	return &v2order{next: map[uint32]uint64{}, got: map[uint32]int{}, first: map[uint32]uint64{}, fromZero: fromZero}
 }
 
 func (o *v2order) see(m []byte) error {
-	le := binary.LittleEndian
-	if len(m) < 16 {
-		return fmt.Errorf("torn message: %d bytes", len(m))
-	}
-	id, seq, n := le.Uint32(m[0:]), le.Uint32(m[4:]), le.Uint32(m[8:])
-	if int(n) != len(m)-16 || le.Uint32(m[12:]) != crc32.ChecksumIEEE(m[16:]) {
-		return fmt.Errorf("torn message: writer %d, message %d, %d bytes (length says %d, checksum %v)", id, seq, len(m), n, le.Uint32(m[12:]) == crc32.ChecksumIEEE(m[16:]))
+	id, seq, err := cseqCheck(m)
+	if err != nil {
+		return fmt.Errorf("torn message: %w", err)
 	}
 	want, ok := o.next[id]
 	switch {
@@ -182,13 +160,13 @@ func v2write(ctx context.Context, w *ring.Writer, id uint32, count, max int, gap
 		var err error
 		switch i % 3 {
 		case 0:
-			err = w.Send(ctx, v2msg(buf, id, seq, v2size(id, seq, pl)))
+			err = w.Send(ctx, cseq(buf, id, uint64(seq), 16+v2size(id, seq, pl)))
 			seq++
 		case 1:
 			n := v2size(id, seq, pl)
 			var b []byte
 			if b, err = w.Reserve(ctx, 16+n+5); err == nil { // more reserved than committed
-				v2msg(b, id, seq, n)
+				cseq(b, id, uint64(seq), 16+n)
 				err = w.Commit(16 + n)
 			}
 			seq++
@@ -199,7 +177,7 @@ func v2write(ctx context.Context, w *ring.Writer, id uint32, count, max int, gap
 			}
 			msgs := make([][]byte, k)
 			for j := range msgs {
-				msgs[j] = v2msg(batch[j], id, seq+uint32(j), v2size(id, seq+uint32(j), pl))
+				msgs[j] = cseq(batch[j], id, uint64(seq)+uint64(j), 16+v2size(id, seq+uint32(j), pl))
 			}
 			var n int
 			n, err = w.SendBatch(ctx, msgs)
@@ -275,7 +253,7 @@ func v2Role(role string, args []string) error {
 		}
 		buf := make([]byte, r.MaxMessage())
 		for seq := range uint32(count) {
-			if err := w.Send(ctx, v2msg(buf, uint32(w.Slot()), seq, 10)); err != nil {
+			if err := w.Send(ctx, cseq(buf, uint32(w.Slot()), uint64(seq), 16+10)); err != nil {
 				return err
 			}
 		}
@@ -468,7 +446,7 @@ func TestJoin(t *testing.T) {
 	go func() {
 		buf := make([]byte, 64)
 		for seq := uint32(0); stopAt.Load() == 0 || int64(seq) < stopAt.Load(); seq++ {
-			if err := w.Send(ctx, v2msg(buf, 0, seq, int(seq%40))); err != nil {
+			if err := w.Send(ctx, cseq(buf, 0, uint64(seq), 16+int(seq%40))); err != nil {
 				werr <- err
 				return
 			}
@@ -628,7 +606,7 @@ func TestWriterKilledHoldingReservation(t *testing.T) {
 		time.Sleep(2 * pollPeer)
 		buf := make([]byte, r.MaxMessage())
 		for seq := uint32(count / 3); seq < count; seq++ {
-			if err := w.Send(ctx, v2msg(buf, 1, seq, v2size(1, seq, 100))); err != nil {
+			if err := w.Send(ctx, cseq(buf, 1, uint64(seq), 16+v2size(1, seq, 100))); err != nil {
 				werr <- err
 				return
 			}
@@ -676,7 +654,7 @@ func TestWriterKilledHoldingReservation(t *testing.T) {
 	if err != nil || nw.Slot() != 0 {
 		t.Fatalf("a new writer: slot %v, %v; want the dead one's slot 0", nw, err)
 	}
-	if err := nw.Send(ctx, v2msg(buf, 0, 5, 3)); err != nil {
+	if err := nw.Send(ctx, cseq(buf, 0, 5, 16+3)); err != nil {
 		t.Fatal(err)
 	}
 	n, err := rd.Receive(ctx, buf)
