@@ -1,12 +1,9 @@
 package shm_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/posixshm/shm/internal/filedeps"
 )
 
 // floors are the root package's files from the bottom up: a file may use
@@ -38,70 +35,23 @@ func TestLayers(t *testing.T) {
 			floorOf[name] = i
 		}
 	}
-	fset := token.NewFileSet()
-	paths, _ := filepath.Glob("*.go")
-	parsed := map[string]*ast.File{}
-	declaredIn := map[string]string{}
-	for _, p := range paths {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
-		}
+	files, uses, err := filedeps.Files(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range files {
 		if _, ok := floorOf[p]; !ok && p != "doc.go" && p != "nocgo.go" && p != "nolinux.go" {
 			t.Errorf("%s is on no floor: place it in floors", p)
 		}
-		f, err := parser.ParseFile(fset, p, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed[p] = f
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if d.Recv == nil {
-					declaredIn[d.Name.Name] = p
-				}
-			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						declaredIn[s.Name.Name] = p
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							declaredIn[n.Name] = p
-						}
-					}
-				}
-			}
-		}
 	}
-	for p, f := range parsed {
-		mine, ok := floorOf[p]
+	for _, u := range uses {
+		mine, ok := floorOf[u.File]
 		if !ok {
 			continue
 		}
-		selected := map[*ast.Ident]bool{} // x.Name: a field or method, not a package-level name
-		ast.Inspect(f, func(n ast.Node) bool {
-			if s, ok := n.(*ast.SelectorExpr); ok {
-				selected[s.Sel] = true
-			}
-			return true
-		})
-		seen := map[string]bool{}
-		ast.Inspect(f, func(n ast.Node) bool {
-			id, ok := n.(*ast.Ident)
-			if !ok || selected[id] || id.Obj != nil { // Obj: declared in this file
-				return true
-			}
-			other, ok := declaredIn[id.Name]
-			if !ok || other == p || seen[other+id.Name] {
-				return true
-			}
-			theirs := floorOf[other]
-			if theirs > mine || theirs == mine && !floors[mine].sideways {
-				seen[other+id.Name] = true
-				t.Errorf("%s uses %s's %s: a file uses only the floors below it", p, other, id.Name)
-			}
-			return true
-		})
+		theirs := floorOf[u.DeclaredIn]
+		if theirs > mine || theirs == mine && !floors[mine].sideways {
+			t.Errorf("%s uses %s's %s: a file uses only the floors below it", u.File, u.DeclaredIn, u.Name)
+		}
 	}
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strings"
+	"slices"
 	"testing"
+
+	"github.com/posixshm/shm/internal/filedeps"
 )
 
 // groupFiles are the command's files: one group of commands each, which
@@ -32,69 +30,21 @@ var groupFiles = map[string][]string{
 // Kills: list.go calling rm.go's helpers (leftovers, findHolders,
 // checkProc), as before issue 22; sem.go using data.go's closeErr.
 func TestGroupFiles(t *testing.T) {
-	fset := token.NewFileSet()
-	paths, _ := filepath.Glob("*.go")
-	parsed := map[string]*ast.File{}
-	declaredIn := map[string]string{}
-	for _, p := range paths {
-		if strings.HasSuffix(p, "_test.go") {
-			continue
-		}
+	files, uses, err := filedeps.Files(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range files {
 		if _, ok := groupFiles[p]; !ok {
 			t.Errorf("%s is in no group: place it in groupFiles", p)
 		}
-		f, err := parser.ParseFile(fset, p, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed[p] = f
-		for _, d := range f.Decls {
-			switch d := d.(type) {
-			case *ast.FuncDecl:
-				if d.Recv == nil {
-					declaredIn[d.Name.Name] = p
-				}
-			case *ast.GenDecl:
-				for _, s := range d.Specs {
-					switch s := s.(type) {
-					case *ast.TypeSpec:
-						declaredIn[s.Name.Name] = p
-					case *ast.ValueSpec:
-						for _, n := range s.Names {
-							declaredIn[n.Name] = p
-						}
-					}
-				}
-			}
-		}
 	}
-	for p, f := range parsed {
-		allowed := map[string]bool{p: true}
-		for _, o := range groupFiles[p] {
-			allowed[o] = true
+	for _, u := range uses {
+		allowed := u.DeclaredIn == "output.go" && u.File != "output.go" ||
+			u.DeclaredIn == "main.go" && u.File != "output.go" ||
+			slices.Contains(groupFiles[u.File], u.DeclaredIn)
+		if !allowed {
+			t.Errorf("%s uses %s's %s: a command file uses only main.go, output.go and its own names", u.File, u.DeclaredIn, u.Name)
 		}
-		if p != "output.go" {
-			allowed["main.go"], allowed["output.go"] = true, true
-		}
-		selected := map[*ast.Ident]bool{}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if s, ok := n.(*ast.SelectorExpr); ok {
-				selected[s.Sel] = true
-			}
-			return true
-		})
-		seen := map[string]bool{}
-		ast.Inspect(f, func(n ast.Node) bool {
-			id, ok := n.(*ast.Ident)
-			if !ok || selected[id] || id.Obj != nil || id == f.Name || id.Name == "_" {
-				return true
-			}
-			other, ok := declaredIn[id.Name]
-			if ok && !allowed[other] && !seen[other+id.Name] {
-				seen[other+id.Name] = true
-				t.Errorf("%s uses %s's %s: a command file uses only main.go, output.go and its own names", p, other, id.Name)
-			}
-			return true
-		})
 	}
 }
