@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ func quickRoom(n int64) bool {
 		if err != nil {
 			continue
 		}
-		if limit-usage < n {
+		if limit-usage-cgroupReserve(limit) < n {
 			return false
 		}
 	}
@@ -209,10 +210,10 @@ func learnCgroupLevels() []cgroupLevel {
 // most; ok is false where no limit can be read (no cgroup, not mounted,
 // no limit). Per cgroup: the limit (v2 memory.max, v1
 // memory.limit_in_bytes) less the usage (memory.current,
-// memory.usage_in_bytes), plus the file cache the kernel can reclaim
-// (active_file and inactive_file of memory.stat), plus the free swap the
-// cgroup may use where the system has swap. Best effort: other processes
-// allocate meanwhile, and the kernel may reclaim more or less.
+// memory.usage_in_bytes) and less a sixteenth of the limit (cgroupReserve),
+// plus the file cache the kernel can reclaim (reclaimable), plus the free
+// swap the cgroup may use where the system has swap. Best effort: other
+// processes allocate meanwhile, and the kernel may reclaim more or less.
 func cgroupRoom() (room int64, where string, ok bool) {
 	room = math.MaxInt64
 	var swapFree int64 = -1
@@ -229,7 +230,7 @@ func cgroupRoom() (room int64, where string, ok bool) {
 		if err != nil {
 			continue
 		}
-		r := limit - usage + reclaimable(filepath.Join(l.dir, "memory.stat"), l.v2)
+		r := limit - usage - cgroupReserve(limit) + reclaimable(filepath.Join(l.dir, "memory.stat"), l.v2)
 		if swapFree < 0 {
 			swapFree = meminfo("SwapFree:")
 		}
@@ -328,28 +329,49 @@ func parseCgroupInt(b []byte) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
-// reclaimable is the file cache of a cgroup (memory.stat), which the
-// kernel reclaims before it kills: active_file and inactive_file (tmpfs
-// pages are not among them), v1's hierarchical total_ figures where
-// present.
+// cgroupReserve is what the check leaves free of a cgroup's limit for the
+// processes in it: a sixteenth. tmpfs pages cannot be reclaimed (without
+// swap), so a cgroup filled to its limit with them leaves its processes
+// only the room their programs' pages are evicted from and faulted back
+// into, until the OOM killer ends them: a race-built test binary in a
+// 64 MiB cgroup, growing an object 768 KiB at a time up to the last byte
+// of room, thrashed for minutes and was killed.
+func cgroupReserve(limit int64) int64 { return limit / 16 }
+
+// reclaimable is the file cache of a cgroup (memory.stat) that the
+// kernel can reclaim before it kills: active_file and inactive_file (tmpfs
+// pages are not among them) less the file pages some process maps
+// (mapped_file, v2's file_mapped): those are programs' text and mapped
+// files in use, which reclaim only pages out to fault back in (a test
+// binary read in by a fresh 64 MiB cgroup is most of its file cache, and
+// counting it as room let a grow through to the OOM killer). v1's
+// hierarchical total_ figures where present.
 func reclaimable(stat string, v2 bool) int64 {
 	b, err := os.ReadFile(stat)
 	if err != nil {
 		return 0
 	}
-	want := map[string]bool{"active_file": true, "inactive_file": true}
-	if !v2 && bytes.Contains(b, []byte("total_active_file")) {
-		want = map[string]bool{"total_active_file": true, "total_inactive_file": true}
+	add, sub := []string{"active_file", "inactive_file"}, "mapped_file"
+	if v2 {
+		sub = "file_mapped"
+	} else if bytes.Contains(b, []byte("total_active_file")) {
+		add, sub = []string{"total_active_file", "total_inactive_file"}, "total_mapped_file"
 	}
 	var n int64
 	for line := range strings.Lines(string(b)) {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if ok && want[k] {
-			x, _ := strconv.ParseInt(v, 10, 64)
+		if !ok {
+			continue
+		}
+		x, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case slices.Contains(add, k):
 			n += x
+		case k == sub:
+			n -= x
 		}
 	}
-	return n
+	return max(n, 0)
 }
 
 // meminfo returns a /proc/meminfo figure (key with its colon) in bytes, 0

@@ -105,13 +105,15 @@ func overMemoryCgroup(t *testing.T) {
 // TestCgroupRoomV2 (issue 14 item 4): the room the check finds in a
 // cgroup v2 hierarchy laid out as the kernel does (memory.max,
 // memory.current, memory.stat), from /proc/self/cgroup's "0::PATH" and a
-// cgroup2 mount in mountinfo: the least along the hierarchy, reclaimable
-// file cache counted, a level without a limit ("max") ignored, and no
-// limit at all reported as such.
+// cgroup2 mount in mountinfo: the least along the hierarchy, less a
+// sixteenth of the limit kept for the cgroup's processes, reclaimable file
+// cache counted but not the mapped part of it, a level without a limit
+// ("max") ignored, and no limit at all reported as such.
 //
 // Kills: reading only the process's own cgroup (the parent's tighter limit
 // is missed); not counting file cache (a cgroup full of cache refuses
-// what the kernel would fit); "max" read as a number.
+// what the kernel would fit); counting mapped file pages or the reserve
+// as room; "max" read as a number.
 func TestCgroupRoomV2(t *testing.T) {
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "cg")
@@ -125,7 +127,7 @@ func TestCgroupRoomV2(t *testing.T) {
 		}
 	}
 	level(".", "", "", "") // the root has no memory.max
-	level("pod", "1000000000", "900000000", "anon 1\nactive_file 30000000\ninactive_file 20000000\nshmem 5\n")
+	level("pod", "1000000000", "900000000", "anon 1\nactive_file 30000000\ninactive_file 20000000\nfile_mapped 4000000\nshmem 5\n")
 	level("pod/app", "max", "800000000", "")
 	writeAll(t, filepath.Join(dir, "cgroup"), "0::/pod/app\n")
 	writeAll(t, filepath.Join(dir, "mountinfo"),
@@ -136,7 +138,7 @@ func TestCgroupRoomV2(t *testing.T) {
 	room, restore := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
 	defer restore()
 	got, where, ok := room()
-	if want := int64(1000000000 - 900000000 + 30000000 + 20000000); !ok || got != want || where != filepath.Join(mnt, "pod") {
+	if want := int64(1000000000 - 900000000 - 1000000000/16 + 30000000 + 20000000 - 4000000); !ok || got != want || where != filepath.Join(mnt, "pod") {
 		t.Fatalf("room = %d at %q (%v); want %d at the pod", got, where, ok, want)
 	}
 	writeAll(t, filepath.Join(mnt, "pod", "memory.max"), "max\n")
@@ -169,7 +171,7 @@ func fakeCgroupRoom(t *testing.T, room int64) {
 	writeAll(t, filepath.Join(mnt, "cgroup.procs"), "")
 	writeAll(t, filepath.Join(d, "cgroup.procs"), "")
 	writeAll(t, filepath.Join(d, "memory.max"), "1000000000\n")
-	writeAll(t, filepath.Join(d, "memory.current"), strconv.FormatInt(1000000000-room, 10)+"\n")
+	writeAll(t, filepath.Join(d, "memory.current"), strconv.FormatInt(1000000000-1000000000/16-room, 10)+"\n")
 	writeAll(t, filepath.Join(d, "memory.stat"), "")
 	writeAll(t, filepath.Join(dir, "cgroup"), "0::/pod\n")
 	writeAll(t, filepath.Join(dir, "mountinfo"), "30 22 0:26 / "+mnt+" rw - cgroup2 cgroup2 rw\n")

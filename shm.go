@@ -51,7 +51,8 @@ type Segment struct {
 // and memory.current, or v1 memory.limit_in_bytes and
 // memory.usage_in_bytes, along the hierarchy from /proc/self/cgroup) has a
 // limit, a reservation of any size that cannot fit in what is left
-// (reclaimable file cache and usable swap counted) is refused with an
+// (reclaimable file cache and usable swap counted, a sixteenth of the
+// limit kept for the cgroup's processes) is refused with an
 // error wrapping syscall.ENOMEM, Op "openfile", before any page is
 // touched. This is best
 // effort: other processes in the cgroup allocate meanwhile, and the
