@@ -340,9 +340,13 @@ func inMemoryCgroup(t *testing.T, limit, tmpfs string) bool {
 		t.Skipf("cannot re-execute the test binary: %v", err)
 	}
 	run := "^" + strings.ReplaceAll(t.Name(), "/", "$/^") + "$"
+	// The child runs a copy of the test binary that it writes itself, so
+	// that the program's pages are file cache charged to its cgroup, as
+	// a binary read in cold is (and counted as room if the check took
+	// them for reclaimable).
 	cmd := exec.Command("unshare", "--mount", "--ipc", "--propagation", "private", "sh", "-c",
-		`echo $$ > "$1/cgroup.procs" && mount -t tmpfs -o size=$3 shmtest /dev/shm && exec "$0" -test.run="$2" -test.v -test.count=1`,
-		exe, cg, run, tmpfs)
+		`echo $$ > "$1/cgroup.procs" && mount -t tmpfs -o size=$3 shmtest /dev/shm && cp "$0" "$4" && exec "$4" -test.run="$2" -test.v -test.count=1`,
+		exe, cg, run, tmpfs, filepath.Join(t.TempDir(), "child.test"))
 	cmd.Env = append(os.Environ(), cgroupEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
