@@ -31,6 +31,9 @@ var testHookReload func()
 // before (those that had room by the counters last seen sound) are sent.
 // An empty msgs sends nothing and returns 0, nil.
 func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error) {
+	if ctx == nil {
+		return 0, nilContext("sendbatch", w.r)
+	}
 	if len(msgs) == 0 {
 		return 0, nil
 	}
@@ -117,6 +120,9 @@ func (w *Writer) SendBatch(ctx context.Context, msgs [][]byte) (n int, err error
 // before it are received. lens must be at least as long as bufs. A
 // message from Next not yet released is the batch's first.
 func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (n int, err error) {
+	if ctx == nil {
+		return 0, nilContext("receivebatch", rd.r)
+	}
 	r := rd.r
 	if len(lens) < len(bufs) {
 		return 0, argErr("ring receivebatch", r.name, "%d lengths for %d buffers", len(lens), len(bufs))
@@ -229,6 +235,9 @@ func (rd *Reader) ReceiveBatch(ctx context.Context, bufs [][]byte, lens []int) (
 // error wrapping fs.ErrClosed if the Writer is closed (Close ends a
 // WaitReader in progress).
 func (w *Writer) WaitReader(ctx context.Context) (err error) {
+	if ctx == nil {
+		return nilContext("waitreader", w.r)
+	}
 	defer w.r.guard("waitreader", debug.SetPanicOnFault(true), &err)
 	r := w.r
 	return w.waitPeer(ctx, "waitreader", func() bool {
@@ -245,6 +254,9 @@ func (w *Writer) WaitReader(ctx context.Context) (err error) {
 // does for a reader: so that a reader can learn that a writer is
 // attached (Receive's io.EOF and ErrPeerGone say the last one went).
 func (rd *Reader) WaitWriter(ctx context.Context) (err error) {
+	if ctx == nil {
+		return nilContext("waitwriter", rd.r)
+	}
 	defer rd.r.guard("waitwriter", debug.SetPanicOnFault(true), &err)
 	r := rd.r
 	return rd.waitPeer(ctx, "waitwriter", func() bool {

@@ -12,6 +12,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io/fs"
+	"runtime"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -210,5 +214,124 @@ func TestStatJoiningReader(t *testing.T) {
 	}
 	if st.Messages != 0 || st.Bytes != 0 {
 		t.Errorf("Stat with a reader joining counts %d messages, %d bytes; want none", st.Messages, st.Bytes)
+	}
+}
+
+// TestCloseRacesRingClose (second review): a Reader's Close and its Ring's
+// Close called at once, from two goroutines, while a Receive is blocked:
+// the Ring's close of the reader waits for the Reader's own to finish, so
+// the slot reads closed (never dead: a state store into memory the Ring
+// already unmapped, or a lock released on a closed descriptor), and the
+// Reader's Close returns nil or an error wrapping fs.ErrClosed.
+//
+// Kills: a second Close that waits only for a call in progress, not for
+// the first Close (the Ring's Close unmapped under the Reader's: "slot
+// reads dead", "use of closed file", in a few of 200 rounds).
+func TestCloseRacesRingClose(t *testing.T) {
+	peer := newRing(t, 4096)
+	if _, err := peer.Writer(); err != nil { // a live writer: Receive blocks
+		t.Fatal(err)
+	}
+	rounds := 200
+	if testing.Short() {
+		rounds = 20
+	}
+	for i := range rounds {
+		r := openRing(t, peer)
+		rd, err := r.Reader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := rd.Receive(context.Background(), make([]byte, 64))
+			done <- err
+		}()
+		for s, _ := ring.Stats(rd); s == 0; s, _ = ring.Stats(rd) { // until it sleeps
+			runtime.Gosched()
+		}
+		var cerr error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		if i%2 == 0 { // either goroutine started first
+			go func() { defer wg.Done(); cerr = rd.Close() }()
+			go func() { defer wg.Done(); r.Close() }()
+		} else {
+			go func() { defer wg.Done(); r.Close() }()
+			go func() { defer wg.Done(); cerr = rd.Close() }()
+		}
+		wg.Wait()
+		if err := <-done; !errors.Is(err, fs.ErrClosed) {
+			t.Fatalf("round %d: blocked Receive returned %v, want fs.ErrClosed", i, err)
+		}
+		if cerr != nil && !errors.Is(cerr, fs.ErrClosed) {
+			t.Fatalf("round %d: Reader.Close racing Ring.Close: %v, want nil or fs.ErrClosed", i, cerr)
+		}
+		st, err := peer.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := st.Readers[0].State; s != ring.EndClosed {
+			t.Fatalf("round %d: reader slot %v after both Closes, want closed (Reader.Close: %v)", i, s, cerr)
+		}
+	}
+}
+
+// TestNilContext: every call that takes a context refuses a nil one with
+// an error wrapping EINVAL, also where it would not block (a lane with
+// room, a message waiting), instead of the nil dereference a wait makes.
+//
+// Kills: the check missing from any one call (Send on a full lane, as
+// the review found, panicked).
+func TestNilContext(t *testing.T) {
+	r := newRing(t, 4096)
+	w, err := r.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Send(context.Background(), []byte("waiting")); err != nil {
+		t.Fatal(err)
+	}
+	var nilCtx context.Context
+	calls := map[string]func() error{
+		"Send":       func() error { return w.Send(nilCtx, []byte("x")) },
+		"Reserve":    func() error { _, err := w.Reserve(nilCtx, 1); return err },
+		"SendBatch":  func() error { _, err := w.SendBatch(nilCtx, [][]byte{[]byte("x")}); return err },
+		"WaitReader": func() error { return w.WaitReader(nilCtx) },
+		"Receive":    func() error { _, err := rd.Receive(nilCtx, make([]byte, 64)); return err },
+		"Next":       func() error { _, err := rd.Next(nilCtx); return err },
+		"ReceiveBatch": func() error {
+			_, err := rd.ReceiveBatch(nilCtx, [][]byte{make([]byte, 64)}, make([]int, 1))
+			return err
+		},
+		"WaitWriter": func() error { return rd.WaitWriter(nilCtx) },
+	}
+	for name, call := range calls {
+		var pe *fs.PathError
+		if err := call(); !errors.Is(err, syscall.EINVAL) || !errors.As(err, &pe) {
+			t.Errorf("%s(nil context) = %v, want a *fs.PathError wrapping EINVAL", name, err)
+		}
+	}
+	if n, err := rd.Receive(context.Background(), make([]byte, 64)); err != nil || n != len("waiting") {
+		t.Errorf("after the refusals: Receive = %d, %v; want the waiting message", n, err)
+	}
+}
+
+// TestMapFileClosed: MapFile of a closed *os.File is a *fs.PathError
+// wrapping fs.ErrClosed (it was poll's bare "use of closed file").
+func TestMapFileClosed(t *testing.T) {
+	r := newRing(t, 4096)
+	f, err := r.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var pe *fs.PathError
+	if _, err := ring.MapFile(f); !errors.Is(err, fs.ErrClosed) || !errors.As(err, &pe) {
+		t.Fatalf("MapFile of a closed file: %v, want a *fs.PathError wrapping fs.ErrClosed", err)
 	}
 }

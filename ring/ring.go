@@ -130,6 +130,11 @@ type Options struct {
 	Writers int
 }
 
+// nilContext is the error of a call given a nil context.Context (a
+// call that would not block today may block tomorrow: it is refused
+// always, not only when it would wait).
+func nilContext(op string, r *Ring) error { return argErr("ring "+op, r.name, "nil context") }
+
 func argErr(op, name, format string, args ...any) error {
 	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(format+": %w", append(args, syscall.EINVAL)...)}
 }
@@ -324,8 +329,8 @@ func reopen(f *os.File) (*os.File, error) {
 			}
 		}
 	})
-	if cerr != nil {
-		return nil, cerr
+	if cerr != nil { // f is closed (the only error Control returns for a valid *os.File)
+		return nil, &fs.PathError{Op: "ring mapfile", Path: f.Name(), Err: fs.ErrClosed}
 	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: f.Name(), Err: err}
@@ -690,6 +695,7 @@ type end struct {
 	r        *Ring
 	slot     int
 	mu       sync.Mutex // held by a call in progress
+	closeMu  sync.Mutex // held by a Close in progress, from its start
 	closing  atomic.Bool
 	closed   bool
 	sleep    *atomic.Uint32
@@ -862,9 +868,9 @@ func (e *end) wakeWriters() {
 // gone (the object truncated): the error then wraps shm.ErrFault.
 func (e *end) close(op string, wakeOthers func(), clear func()) error {
 	r := e.r
-	if e.closing.Swap(true) { // closed, or being closed: the memory may be gone
-		e.mu.Lock() // returns once a Close in progress is done
-		defer e.mu.Unlock()
+	e.closeMu.Lock() // a second Close (the Ring's, say) returns once the first is done
+	defer e.closeMu.Unlock()
+	if e.closing.Swap(true) { // closed already: the memory may be gone
 		return r.errClosed(op)
 	}
 	ferr := r.safely(op, func() {
@@ -932,6 +938,9 @@ func (w *Writer) Slot() int { return w.slot }
 // While there is room it succeeds, reader or not. Counters that break the
 // layout are ErrCorrupt, sending nothing.
 func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
+	if ctx == nil {
+		return nilContext("send", w.r)
+	}
 	if len(msg) > int(w.r.max) {
 		return ErrTooLarge
 	}
@@ -958,6 +967,9 @@ func (w *Writer) Send(ctx context.Context, msg []byte) (err error) {
 // truncates the object, writing to it raises SIGBUS (see Ring). A writer
 // that dies before Commit published nothing: no reader sees the bytes.
 func (w *Writer) Reserve(ctx context.Context, n int) (b []byte, err error) {
+	if ctx == nil {
+		return nil, nilContext("reserve", w.r)
+	}
 	if n < 0 {
 		return nil, argErr("ring reserve", w.r.name, "negative length %d", n)
 	}
@@ -1175,6 +1187,9 @@ func (rd *Reader) Slot() int { return rd.slot }
 // that break the layout are ErrCorrupt (again on every call: the reader
 // does not skip what it cannot read).
 func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
+	if ctx == nil {
+		return 0, nilContext("receive", rd.r)
+	}
 	if !rd.begin() {
 		return 0, rd.r.errClosed("receive")
 	}
@@ -1200,6 +1215,9 @@ func (rd *Reader) Receive(ctx context.Context, buf []byte) (n int, err error) {
 // raises SIGBUS (see Ring); a write(2) of it (os.File.Write) fails with
 // EFAULT instead.
 func (rd *Reader) Next(ctx context.Context) (msg []byte, err error) {
+	if ctx == nil {
+		return nil, nilContext("next", rd.r)
+	}
 	defer rd.r.guard("next", debug.SetPanicOnFault(true), &err)
 	if !rd.begin() {
 		return nil, rd.r.errClosed("next")
