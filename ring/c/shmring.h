@@ -71,7 +71,10 @@
  * execs closes the descriptor anyway (O_CLOEXEC). With glibc before 2.34,
  * link with -pthread.
  *
- * A handle is not safe for concurrent use by several threads. Include this
+ * A handle is not safe for concurrent use by several threads, and no call
+ * on it is async-signal-safe: shmring_close from a signal handler that
+ * interrupted a call on the same handle frees what that call still uses
+ * (set a flag in the handler and pass a timeout instead). Include this
  * header before any system header, or compile with _GNU_SOURCE or
  * _DEFAULT_SOURCE, so that shm_open and syscall are declared under
  * -std=c11. All files of a program that include it share one list of
