@@ -95,6 +95,9 @@ func (m *Mapping) Uint64(off int64) (*atomic.Uint64, error) {
 // and waits for them, never unmapping under them; after Close they return
 // errors wrapping fs.ErrClosed, after the others they wait on.
 func (m *Mapping) Wait(ctx context.Context, off int64, old uint32) error {
+	if ctx == nil {
+		return argErr("futex", m.name, "nil context")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -408,6 +408,9 @@ func (mu *Mutex) TryLock() (bool, error) {
 // just then wakes another waiter in its place. Close of the mapping ends
 // it with an error wrapping fs.ErrClosed.
 func (mu *Mutex) Lock(ctx context.Context) error {
+	if ctx == nil { // refused always, not only when Lock would wait
+		return argErr("lock", mu.m.name, "nil context")
+	}
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return nil
 	}

@@ -286,6 +286,9 @@ func (s *Semaphore) TryWait() (bool, error) {
 // same way, and they return an error wrapping fs.ErrClosed with Op
 // "sem_wait".
 func (s *Semaphore) Wait(ctx context.Context) error {
+	if ctx == nil {
+		return argErr("sem_wait", s.name, "nil context")
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -350,3 +350,35 @@ func childSignals(role, name string, in *bufio.Reader) int {
 	}
 	return 0
 }
+
+// TestNilContext: the calls that wait refuse a nil context with an error
+// wrapping EINVAL, also where they would not wait (a free Mutex, a
+// Semaphore with a count), and take nothing: Lock on a free Mutex used
+// to succeed with it and panic only when it had to wait.
+//
+// Kills: any one of the checks removed (Lock's: "Lock(nil) = <nil>").
+func TestNilContext(t *testing.T) {
+	s := create(t, 4096)
+	mu, err := s.Mutex(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sem := createSem(t, 1)
+	var nilCtx context.Context
+	for name, call := range map[string]func() error{
+		"Wait":           func() error { return s.Wait(nilCtx, 64, 0) },
+		"Lock":           func() error { return mu.Lock(nilCtx) },
+		"Semaphore.Wait": func() error { return sem.Wait(nilCtx) },
+	} {
+		var pe *fs.PathError
+		if err := call(); !errors.Is(err, syscall.EINVAL) || !errors.As(err, &pe) {
+			t.Errorf("%s(nil context) = %v, want a *fs.PathError wrapping EINVAL", name, err)
+		}
+	}
+	if ok, err := mu.TryLock(); !ok || err != nil {
+		t.Errorf("TryLock after the refused Lock = %v, %v: the Mutex should be free", ok, err)
+	}
+	if ok, err := sem.TryWait(); !ok || err != nil {
+		t.Errorf("TryWait after the refused Wait = %v, %v: the count should be 1", ok, err)
+	}
+}
