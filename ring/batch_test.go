@@ -166,14 +166,7 @@ func TestBatchWrap(t *testing.T) {
 	const capacity = 256 // max message 120
 	r := newRing(t, capacity)
 	raw := rawRing(t, r)
-	w, err := r.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rd := ends(t, r)
 	ctx := within(t, 10*time.Second)
 	// Move head and tail to 208: 48 bytes before the end of the data.
 	for _, n := range []int{92, 92} { // 2 × 104 bytes

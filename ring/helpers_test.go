@@ -473,3 +473,18 @@ func within(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// ends claims r's first free writer and reader slots, for a test that is
+// both ends of a ring in one process.
+func ends(t testing.TB, r *ring.Ring) (*ring.Writer, *ring.Reader) {
+	t.Helper()
+	w, err := r.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := r.Reader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, rd
+}

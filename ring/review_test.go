@@ -285,14 +285,7 @@ func TestCloseRacesRingClose(t *testing.T) {
 // the review found, panicked).
 func TestNilContext(t *testing.T) {
 	r := newRing(t, 4096)
-	w, err := r.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rd := ends(t, r)
 	if err := w.Send(context.Background(), []byte("waiting")); err != nil {
 		t.Fatal(err)
 	}

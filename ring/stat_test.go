@@ -71,14 +71,7 @@ func TestStatBacklog(t *testing.T) {
 	const c = 256
 	r := newRing(t, c)
 	o := openRing(t, r)
-	w, err := r.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rd := ends(t, r)
 	m := &backlogModel{c: c}
 	check := func(what string) {
 		t.Helper()
@@ -132,14 +125,7 @@ func TestStatBacklog(t *testing.T) {
 // ErrCorrupt: "record of 4294967280 bytes at 0").
 func TestStatReleasedUnderWalk(t *testing.T) {
 	r := newRing(t, 256)
-	w, err := r.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rd := ends(t, r)
 	s, err := shm.Open(r.Name())
 	if err != nil {
 		t.Fatal(err)
@@ -422,14 +408,7 @@ func TestStatLive(t *testing.T) {
 // "head 288, tail 0, capacity 256").
 func TestStatMovedBetweenLoads(t *testing.T) {
 	r := newRing(t, 256)
-	w, err := r.Writer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := r.Reader()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, rd := ends(t, r)
 	ctx := within(t, 10*time.Second)
 	for range 8 { // 8 records of 32 bytes: the ring is full
 		if err := w.Send(ctx, make([]byte, 24)); err != nil {
