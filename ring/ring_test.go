@@ -408,9 +408,9 @@ func TestDeadline(t *testing.T) {
 	}
 	check := func(what string, call func(ctx context.Context) error) {
 		t.Helper()
+		start := time.Now() // before the deadline is set: the deadline is at least 100 ms after start
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		start := time.Now()
 		done := make(chan error, 1)
 		go func() { done <- call(ctx) }()
 		var err error
