@@ -107,9 +107,9 @@ ring again in the child to use it
 Threads and signal handlers: use a Ring (and its Messages and
 Reservations) from one thread at a time; its calls are not serialized.
 close() is the exception: any thread or signal handler may call it at any
-time. A call in progress on the Ring then ends with ValueError (closed), a
-blocked one at once, and the memory stays mapped until it has returned
-(Ring.close tells the rest); nothing crashes.
+time. A call on the Ring that is blocked then ends at once with ValueError
+(closed), and the memory stays mapped until no call is in progress
+(Ring.close tells the rest): no call reads or writes unmapped memory.
 """
 
 import ctypes
@@ -1388,7 +1388,8 @@ class Ring:
         on this Ring returns at once, leaving it to that call's return. A
         view held then is released as above, except that something made
         from it does not stop the close: it reads zeros from then on, never
-        the ring."""
+        the ring (and mmap's own descriptor of the ring closes once it
+        goes)."""
         if self._forked:
             self._mm = None
             return
@@ -1431,7 +1432,7 @@ class Ring:
 
     def _finish(self):
         # Close's work, with no call in progress (under self._cv): every step
-        # is taken even if one raises (the first error is raised after).
+        # is taken even if an earlier one raises; the error propagates after.
         mm = self._mm
         if mm is None or self._finishing:
             return
