@@ -71,12 +71,18 @@ received; send, one reader slot only: the reader died and the ring is
 full), TimeoutError, BufferError (release, commit or close while something
 made from a message's view still lives), ValueError (not a ring of this
 layout, a version-1 ring included, a call the Ring's slot or state does not
-allow, or a corrupt record, counter or state word: every head, tail, length
-and wrap marker read from the shared memory is checked before it decides
-an offset, so a buggy or hostile peer gets ValueError, never struct.error
-or IndexError), ChildProcessError (errno ECHILD: the Ring was inherited
-through fork, below).
-A timeout of None waits forever, 0 never blocks. A blocked call tests its
+allow, a closed Ring, an argument out of its range, or a corrupt record,
+counter or state word: every head, tail, length and wrap marker read from
+the shared memory is checked before it decides an offset, so a buggy or
+hostile peer gets ValueError, never struct.error or IndexError), TypeError
+(an argument of the wrong type: reserve's n and commit's m are integers,
+by operator.index; a timeout is a real number), ChildProcessError (errno
+ECHILD: the Ring was inherited through fork, below). Arguments are checked
+before anything changes: a refused commit(m) leaves the reservation
+pending.
+A timeout of None waits forever, 0 never blocks; a timeout is otherwise a
+number of seconds, 0 or more (inf: forever); NaN or a negative number is
+ValueError, raised before the call looks at the ring. A blocked call tests its
 peers' lives every 150 ms of the monotonic clock, whatever ends its sleeps
 (a wake-up, a timeout, a signal handler's EINTR): a dead peer is
 PeerGoneError (or, for a fan-out writer, no longer waited for) within about
@@ -97,17 +103,28 @@ noted when the ring is mapped) and any other kcmp(2) finds (where seccomp
 refuses kcmp, as Docker's default profile does, only that one). Open the
 ring again in the child to use it
 (multiprocessing's "fork" start method included).
+
+Threads and signal handlers: use a Ring (and its Messages and
+Reservations) from one thread at a time; its calls are not serialized.
+close() is the exception: any thread or signal handler may call it at any
+time. A call on the Ring that is blocked then ends at once with ValueError
+(closed), and the memory stays mapped until no call is in progress
+(Ring.close tells the rest): no call reads or writes unmapped memory.
 """
 
 import ctypes
 import errno
 import fcntl
+import functools
 import mmap
+import numbers
+import operator
 import os
 import pickle
 import platform
 import struct
 import sys
+import threading
 import time
 import weakref
 
@@ -147,6 +164,7 @@ _OP_SET_0_WAKE_IF_SET = 1 << 24  # *uaddr2 = 0; wake uaddr2 if the old value != 
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+_get_ident = threading.get_ident
 
 
 class PeerGoneError(Exception):
@@ -296,6 +314,42 @@ def _size(n):
     return 8 + ((n + 7) & ~7)
 
 
+def _index(name, op, what, v):
+    # An integer argument as an int (operator.index: int, bool, numpy's
+    # integers), checked before anything changes; TypeError otherwise.
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError("shmring %s: %s: %s %r is not an integer" % (name, op, what, v)) from None
+
+
+def _timeout(name, op, timeout):
+    # A timeout argument as a float (None: forever), checked before the
+    # call looks at the ring: a real number of seconds, 0 or more (inf:
+    # forever); ValueError for NaN or a negative number, TypeError for
+    # what is not a real number (a str included).
+    if timeout is None:
+        return None
+    if isinstance(timeout, (int, float)) or isinstance(timeout, numbers.Real):
+        try:
+            t = float(timeout)
+        except OverflowError:  # an int beyond a float's range: forever
+            t = float("inf")
+        if t >= 0.0:  # false for NaN
+            return t
+        raise ValueError("shmring %s: %s: timeout %r: want None or seconds, 0 or more" % (name, op, timeout))
+    raise TypeError("shmring %s: %s: timeout %r: want None or a number of seconds" % (name, op, timeout))
+
+
+def _anon(base, size):
+    # Put private anonymous memory in place of the mapping at base (size
+    # bytes): what still reads it through a view left alive reads zeros,
+    # never the ring.
+    _libc.mmap.restype = ctypes.c_void_p
+    _libc.mmap(ctypes.c_void_p(base), ctypes.c_size_t(size), mmap.PROT_READ | mmap.PROT_WRITE,
+               mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, ctypes.c_long(0))
+
+
 def layout(readers, writers):
     """The offsets of a ring of readers reader slots and writers writer
     slots (LAYOUT.md §2): (RS, RSZ, D): reader slot r at RS + RSZ*r, lane w's
@@ -303,6 +357,24 @@ def layout(readers, writers):
     rsz = 128 + 64 * ((writers + 7) // 8)
     rs = HEADER + WSLOT * writers
     return rs, rsz, rs + rsz * readers
+
+
+def _call(f):
+    # A Ring's method that looks at the ring: counted among the Ring's calls
+    # in progress, so that close() leaves the mapping in place until it
+    # returns (send, recv, next, reserve and Message's and Reservation's
+    # calls do the same inline).
+    @functools.wraps(f)
+    def call(self, *args, **kwargs):
+        me, calls = _get_ident(), self._calls
+        try:
+            calls.append(me)
+            return f(self, *args, **kwargs)
+        finally:
+            calls.remove(me)
+            if self._closing and not calls:
+                self._end_call()
+    return call
 
 
 class _InPlace:
@@ -393,12 +465,20 @@ class Message(_InPlace):
         changes: drop it and call again). Releasing again does nothing."""
         if self._state == 1:
             return
-        self._ring._usable()  # a Ring closed or inherited through fork
-        if self._state == 2:
-            raise ValueError("shmring %s: the message was dropped by close" % self._ring.name)
-        self._free("release")
-        self._state = 1
-        self._ring._consumed(self)
+        r = self._ring
+        me, calls = _get_ident(), r._calls
+        try:
+            calls.append(me)  # a call in progress (Ring.close)
+            r._usable()  # a Ring closed or inherited through fork
+            if self._state == 2:
+                raise ValueError("shmring %s: the message was dropped by close" % r.name)
+            self._free("release")
+            self._state = 1
+            r._consumed(self)
+        finally:
+            calls.remove(me)
+            if r._closing and not calls:
+                r._end_call()
 
     def __len__(self):
         return self._n
@@ -423,17 +503,28 @@ class Reservation(_InPlace):
         as one message and wake the reader. The view is released first
         (using it afterwards raises ValueError); BufferError if something
         made from it still lives (nothing is published: drop it and call
-        again)."""
+        again). m is an integer (TypeError otherwise) from 0 to n
+        (ValueError otherwise), checked first: a refused m leaves the
+        reservation pending, its view usable."""
         r = self._ring
-        r._usable()
-        if self._state != 0:
-            raise ValueError("shmring %s: commit: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
-        m = self._n if m is None else m
-        if not 0 <= m <= self._n:
-            raise ValueError("shmring %s: commit of %d bytes with %d reserved" % (r.name, m, self._n))
-        self._free("commit")
-        self._state = 1
-        r._publish(self, m)
+        me, calls = _get_ident(), r._calls
+        try:
+            calls.append(me)  # a call in progress (Ring.close)
+            r._usable()
+            if self._state != 0:
+                raise ValueError("shmring %s: commit: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
+            # m is checked before anything changes: a bad m leaves the
+            # reservation pending, its view usable
+            m = self._n if m is None else _index(r.name, "commit", "length", m)
+            if not 0 <= m <= self._n:
+                raise ValueError("shmring %s: commit of %d bytes with %d reserved" % (r.name, m, self._n))
+            self._free("commit")
+            self._state = 1
+            r._publish(self, m)
+        finally:
+            calls.remove(me)
+            if r._closing and not calls:
+                r._end_call()
 
     def __enter__(self):
         return self.view
@@ -443,12 +534,19 @@ class Reservation(_InPlace):
         BufferError if something made from it still lives (the reservation
         stays pending: drop it and call again)."""
         r = self._ring
-        r._usable()
-        if self._state != 0:
-            raise ValueError("shmring %s: abort: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
-        self._free("abort")
-        self._state = 2
-        r._held = None
+        me, calls = _get_ident(), r._calls
+        try:
+            calls.append(me)  # a call in progress (Ring.close)
+            r._usable()
+            if self._state != 0:
+                raise ValueError("shmring %s: abort: the reservation was %s" % (r.name, "committed" if self._state == 1 else "dropped"))
+            self._free("abort")
+            self._state = 2
+            r._held = None
+        finally:
+            calls.remove(me)
+            if r._closing and not calls:
+                r._end_call()
 
     def __exit__(self, exc_type, exc, tb):
         if self._state != 0:
@@ -476,6 +574,17 @@ class Ring:
         self._forked = False
         self._mm = None
         self._held = None  # the Message from next() not yet released, or the Reservation not yet committed
+        # Close and the calls in progress (see close): the thread of each
+        # call in progress (a list: append and remove are each one step
+        # under the GIL, so a signal handler's or another thread's close
+        # sees a call either counted or refused), the threads in close(),
+        # closing (set by close before it looks at the calls; a call
+        # refuses once it is set), and the condition close waits on.
+        self._calls = []
+        self._closers = []
+        self._closing = False
+        self._finishing = False
+        self._cv = threading.Condition()
         size = os.fstat(fd).st_size
         if size < HEADER:
             raise ValueError("shmring %s: %d bytes, less than a ring's header" % (name, size))
@@ -530,6 +639,13 @@ class Ring:
         # the description): close both so that the parent's death frees its
         # slot. The Ring is dead here.
         self._forked = True
+        self._closing = True  # every call refuses (ChildProcessError)
+        # The forking thread is the child's only one: other threads' calls
+        # and closes are not in progress here, and the condition's lock may
+        # have been held by one of them.
+        me = _get_ident()
+        in_call = me in self._calls  # fork from a signal handler during a call: the call goes on here
+        self._calls, self._closers, self._cv = [], [], threading.Condition()
         fin = getattr(self, "_finalizer", None)
         if fin is not None:
             fin.detach()  # the descriptor is closed below
@@ -540,17 +656,20 @@ class Ring:
         mm, self._mm = self._mm, None
         if mm is not None:
             try:
+                if in_call:
+                    raise BufferError  # the interrupted call may touch the mapping yet: never unmap it
                 mm.close()
             except BufferError:
                 # Something made from a view (an array, a slice) lives in
                 # the child and pins the mapping and mmap's duplicate of the
-                # descriptor. Put anonymous memory in the mapping's place (the
-                # child's stale views then read zeros, never the ring), and
+                # descriptor (or a call in progress may read it). Put
+                # anonymous memory in the mapping's place (the child's
+                # stale views then read zeros, never the ring), and
                 # /dev/null in place of each descriptor that shares the
                 # description (kcmp; mmap closes its number itself later).
-                _libc.mmap.restype = ctypes.c_void_p
-                _libc.mmap(ctypes.c_void_p(self._base), ctypes.c_size_t(self._size), mmap.PROT_READ | mmap.PROT_WRITE,
-                           mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, ctypes.c_long(0))
+                if in_call:
+                    self._stale = mm  # kept: the interrupted call's words point into it
+                _anon(self._base, self._size)
                 _replace_sharers(self._fd, self._mmfd)
             except OSError:
                 pass
@@ -564,7 +683,7 @@ class Ring:
     def _usable(self):
         if self._forked:
             raise ChildProcessError(errno.ECHILD, "shmring %s: inherited through fork: a child holds no claim; open the ring again" % self.name)
-        if self._mm is None:
+        if self._closing or self._mm is None:
             raise ValueError("shmring %s: closed" % self.name)
 
     @classmethod
@@ -573,11 +692,14 @@ class Ring:
         reserved) with readers reader slots and writers writer slots (1 to
         64 each), each writer's lane capacity data bytes (a multiple of 8
         from 64 to 2**40, writers*capacity at most 2**40); ValueError
-        otherwise. The object takes layout(readers, writers)[2] +
-        writers*capacity bytes."""
+        otherwise (TypeError for an argument that is not an integer). The
+        object takes layout(readers, writers)[2] + writers*capacity bytes."""
         _check_platform()  # before making anything
+        capacity = _index(name, "create", "capacity", capacity)
+        readers = _index(name, "create", "readers", readers)
+        writers = _index(name, "create", "writers", writers)
         for what, v in (("readers", readers), ("writers", writers)):
-            if not isinstance(v, int) or not 1 <= v <= MAX_SLOTS:
+            if not 1 <= v <= MAX_SLOTS:
                 raise ValueError("shmring: %s %r: want 1 to %d" % (what, v, MAX_SLOTS))
         if capacity < 64 or capacity > 1 << 40 or capacity % 8 or writers * capacity > 1 << 40:
             raise ValueError("shmring: capacity %d: want a multiple of 8 from 64 to 2**40, times %d writers at most 2**40"
@@ -645,6 +767,7 @@ class Ring:
         a = ctypes.addressof(self._sleep)
         _futex(a, FUTEX_WAKE_OP, 0, ctypes.c_void_p(1), a, _OP_SET_0_WAKE_IF_SET)
 
+    @_call
     def _claim(self, role):
         self._usable()
         kind = "writer" if role == 1 else "reader"
@@ -707,18 +830,22 @@ class Ring:
         the Ring."""
         return self._claim(2)
 
+    @_call
     def wait_peer(self, timeout=None):
         """Wait until a live process (or another Ring of this one) holds a
         slot of the other kind: a reader for a writer, a writer for a
         reader. It polls the slots every few milliseconds (LAYOUT.md §5,
         "Waiting for a peer"), up to timeout seconds (None: forever;
         TimeoutError after)."""
+        timeout = _timeout(self.name, "wait_peer", timeout)
         self._usable()
         if not self._role:
             raise ValueError("shmring %s: wait_peer needs a slot: call writer() or reader() first" % self.name)
         deadline = None if timeout is None else time.monotonic() + timeout
         states, lock0 = (self._rstate, LOCK_READER) if self._role == 1 else (self._wstate, LOCK_WRITER)
         while True:
+            if self._closing:  # closed meanwhile (another thread, a signal handler)
+                self._usable()
             for i, s in enumerate(states):
                 if s.value & 0xFF == ST_OPEN and self._alive(lock0 + i):
                     return
@@ -737,6 +864,7 @@ class Ring:
             return "dead"
         return STATES[s]
 
+    @_call
     def stat(self):
         """Describe the ring without claiming or storing anything (LAYOUT.md
         §6), as a dict:
@@ -859,6 +987,11 @@ class Ring:
         # slept (or last tested them), whatever ended the sleeps: a
         # signal's EINTR every few ms must not put it off. The clock runs
         # on across calls that time out, until the ring moves.
+        # A close() meanwhile (another thread's, or a signal handler's
+        # between two steps here) stores closing, then wakes our sleep
+        # word: closing is looked at on every round and after every
+        # announce, so the wait ends with ValueError (closed) at once. The
+        # mapping stays while this call is in progress (close).
         deadline = None if timeout is None else time.monotonic() + timeout
         if ready():
             self._check_at = None
@@ -866,11 +999,16 @@ class Ring:
         me = self._sleep
         a = ctypes.addressof(me)
         while True:
+            if self._closing:
+                me.value = 0
+                self._usable()
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise TimeoutError("shmring %s: timed out" % self.name)
             _futex(a, FUTEX_WAKE_OP, 0, None, a, _OP_SET_1)  # announce (a fenced store), then look again
             try:
+                if self._closing:  # stored before close's wake: seen here, or the wake comes after the announce
+                    self._usable()
                 ok = ready()
             except BaseException:
                 me.value = 0
@@ -992,7 +1130,7 @@ class Ring:
         if self._role != 1:
             self._usable()
             raise ValueError("shmring %s: %s needs a writer slot (writer())" % (self.name, op))
-        if self._mm is None:
+        if self._closing:
             self._usable()
         if n < 0:
             raise ValueError("shmring %s: %s of %d bytes" % (self.name, op, n))
@@ -1012,6 +1150,8 @@ class Ring:
         least = self._least
         if least is None or cap - ((pos - least) & M64) < need:  # the least tail kept: enough room
             self._wait(lambda: self._room(need), timeout, self._judge_writer(need))
+            if self._closing:  # closed as it woke: store nothing
+                self._usable()
         off += self._lane
         if skip:
             struct.pack_into("<Q", self._mm, off, WRAP)
@@ -1031,17 +1171,26 @@ class Ring:
         """Send data (bytes-like) as one message, waiting while the lane is
         full, up to timeout seconds (None: forever). Its bytes are sent,
         whatever its item size (array.array("Q") included)."""
-        with memoryview(data) as mv:  # len(data) counts items, not bytes
-            if mv.ndim != 1 or mv.itemsize != 1:
-                data = mv.cast("B")  # TypeError if it is not contiguous
-        n = len(data)
-        off, skip = self._reserve("send", n, timeout)
-        mm = self._mm
-        mm[off + 8:off + 8 + n] = data
-        struct.pack_into("<Q", mm, off, n)
-        self._pos = (self._pos + skip + _size(n)) & M64
-        self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
-        self._wake_readers()
+        me, calls = _get_ident(), self._calls
+        try:
+            calls.append(me)  # a call in progress (close)
+            if timeout is not None:
+                timeout = _timeout(self.name, "send", timeout)
+            with memoryview(data) as mv:  # len(data) counts items, not bytes
+                if mv.ndim != 1 or mv.itemsize != 1:
+                    data = mv.cast("B")  # TypeError if it is not contiguous
+            n = len(data)
+            off, skip = self._reserve("send", n, timeout)
+            mm = self._mm
+            mm[off + 8:off + 8 + n] = data
+            struct.pack_into("<Q", mm, off, n)
+            self._pos = (self._pos + skip + _size(n)) & M64
+            self._head.value = self._pos  # a plain 8-byte store: after the record's (TSO)
+            self._wake_readers()
+        finally:
+            calls.remove(me)
+            if self._closing and not calls:
+                self._end_call()
 
     def reserve(self, n, timeout=None):
         """Reserve room for an n-byte message in the ring itself, waiting as
@@ -1053,10 +1202,20 @@ class Ring:
             with r.reserve(n) as buf:   # commits all n on leaving
                 buf[:] = ...
         """
-        off, skip = self._reserve("reserve", n, timeout)
-        res = Reservation(self, off, n)
-        res._skip, self._held = skip, res
-        return res
+        me, calls = _get_ident(), self._calls
+        try:
+            calls.append(me)  # a call in progress (close)
+            if timeout is not None:
+                timeout = _timeout(self.name, "reserve", timeout)
+            n = _index(self.name, "reserve", "n", n)
+            off, skip = self._reserve("reserve", n, timeout)
+            res = Reservation(self, off, n)
+            res._skip, self._held = skip, res
+            return res
+        finally:
+            calls.remove(me)
+            if self._closing and not calls:
+                self._end_call()
 
     def commit(self, m=None):
         """Commit the pending reservation's first m bytes (Reservation.commit)."""
@@ -1095,6 +1254,8 @@ class Ring:
                     h = heads[0] = self._hw.value
                     if h == pos:
                         self._wait(lambda: self._hw.value != pos, timeout, self._judge_reader)
+                        if self._closing:  # closed as it woke
+                            self._usable()
                         continue
             else:
                 w = self._last
@@ -1110,6 +1271,8 @@ class Ring:
                         break
                 else:
                     self._wait(self._any, timeout, self._judge_reader)
+                    if self._closing:  # closed as it woke
+                        self._usable()
                     continue
             lane = self._lanes[w]
             while True:
@@ -1150,20 +1313,29 @@ class Ring:
         the stream (every writer that claimed a slot closed it), PeerGoneError
         if a writer died. A message from next() not yet released is the one
         received (and released)."""
-        if self._role != 2 or self._mm is None:
-            self._reading("recv")
-        if self._held is not None:
-            held = self._held
-            msg = bytes(held._inner)  # held._inner lives until release succeeds
-            held.release()
+        me, calls = _get_ident(), self._calls
+        try:
+            calls.append(me)  # a call in progress (close)
+            if timeout is not None:
+                timeout = _timeout(self.name, "recv", timeout)
+            if self._role != 2 or self._closing:
+                self._reading("recv")
+            if self._held is not None:
+                held = self._held
+                msg = bytes(held._inner)  # held._inner lives until release succeeds
+                held.release()
+                return msg
+            w, off, n = self._locate(timeout)
+            msg = self._mm[off + 8:off + 8 + n]
+            t = self._tails[w] = (self._tails[w] + _size(n)) & M64
+            self._tailw[w].value = t  # after the copy
+            self._last = w
+            self._wake(self._wsleep[w])
             return msg
-        w, off, n = self._locate(timeout)
-        msg = self._mm[off + 8:off + 8 + n]
-        t = self._tails[w] = (self._tails[w] + _size(n)) & M64
-        self._tailw[w].value = t  # after the copy
-        self._last = w
-        self._wake(self._wsleep[w])
-        return msg
+        finally:
+            calls.remove(me)
+            if self._closing and not calls:
+                self._end_call()
 
     def next(self, timeout=None):
         """Return the next message in the ring itself, waiting as recv does,
@@ -1175,12 +1347,21 @@ class Ring:
             with r.next() as view:      # released on leaving
                 a = numpy.frombuffer(view, numpy.uint8).copy()
         """
-        self._reading("next")
-        if self._held is None:
-            w, off, n = self._locate(timeout)
-            self._held = Message(self, off, n)
-            self._hlane = w
-        return self._held
+        me, calls = _get_ident(), self._calls
+        try:
+            calls.append(me)  # a call in progress (close)
+            if timeout is not None:
+                timeout = _timeout(self.name, "next", timeout)
+            self._reading("next")
+            if self._held is None:
+                w, off, n = self._locate(timeout)
+                self._held = Message(self, off, n)
+                self._hlane = w
+            return self._held
+        finally:
+            calls.remove(me)
+            if self._closing and not calls:
+                self._end_call()
 
     def release(self):
         """Release the message from next() (Message.release)."""
@@ -1195,25 +1376,97 @@ class Ring:
         a one-reader ring for the next reader, a pending reservation is
         dropped; their views are released (BufferError, and nothing closed,
         while something made from one still lives). Closing again does
-        nothing."""
-        if self._mm is None or self._forked:
+        nothing.
+
+        close() may be called from another thread or a signal handler while
+        a call on this Ring is in progress: that call ends with ValueError
+        (closed), at once if it is blocked, unless it had done its work (it
+        returns as usual; a Message or Reservation it returns was dropped:
+        its view is released). The slot is released and the memory unmapped
+        once no call is in progress: close() from another thread returns
+        after that; close() from a signal handler that interrupted a call
+        on this Ring returns at once, leaving it to that call's return. A
+        view held then is released as above, except that something made
+        from it does not stop the close: it reads zeros from then on, never
+        the ring (and mmap's own descriptor of the ring closes once it
+        goes)."""
+        if self._forked:
             self._mm = None
             return
-        if self._held is not None:
-            self._held._free("close")
-            self._held._state = 2
-            self._held = None
-        if self._role:
-            self._word.value = (self._word.value & ~0xFF) | ST_CLOSED  # the same claim count
-            for s in (self._rsleep if self._role == 1 else self._wsleep):
-                self._wake(s)
-            self._lock(F_OFD_SETLK, fcntl.F_UNLCK, (LOCK_WRITER if self._role == 1 else LOCK_READER) + self.slot)
-            self._role, self.slot = 0, None
-        self._mm.close()
-        self._mm = None
-        self._finalizer.detach()
-        os.close(self._fd)
-        self._fd = -1
+        me = _get_ident()
+        with self._cv:  # an RLock: a signal handler's close in this thread goes in
+            if self._mm is None or me in self._closers:
+                return  # closed, or this close interrupted a close in this thread (a signal handler): that one goes on
+            self._closers.append(me)
+            try:
+                if not self._closing:
+                    held = self._held
+                    if held is not None and not self._calls:  # (with a call in progress, the close's end drops it)
+                        if held._state == 0:
+                            held._free("close")  # BufferError: nothing closed
+                        held._state = 2
+                        self._held = None
+                    self._closing = True  # stored before the calls are looked at: a call counted after refuses
+                    if self._role and self._calls:
+                        self._wake(self._sleep)  # a call asleep on it wakes and sees closing
+                while self._calls:
+                    if me in self._calls:
+                        return  # a call of this thread is in progress (this is a signal handler): it ends the close as it returns
+                    self._cv.wait()
+                self._finish()
+            finally:
+                self._closers.remove(me)
+
+    def _end_call(self):
+        # The end of the last call in progress after a close() that left the
+        # rest to it. Errors here are not the call's (it raises its own).
+        if self._forked:
+            return
+        with self._cv:
+            if not self._calls:
+                try:
+                    self._finish()
+                except Exception:
+                    pass
+                self._cv.notify_all()  # a close() in another thread waits for this
+
+    def _finish(self):
+        # Close's work, with no call in progress (under self._cv): every step
+        # is taken even if an earlier one raises; the error propagates after.
+        mm = self._mm
+        if mm is None or self._finishing:
+            return
+        self._finishing = True  # a signal handler's close during this one returns
+        try:
+            held, self._held = self._held, None
+            if held is not None:
+                if held._state == 0:
+                    held._drop("close")  # where something made from its view lives, the mapping is replaced below
+                held._state = 2
+            if self._role:
+                lock = (LOCK_WRITER if self._role == 1 else LOCK_READER) + self.slot
+                try:
+                    self._word.value = (self._word.value & ~0xFF) | ST_CLOSED  # the same claim count
+                    for s in (self._rsleep if self._role == 1 else self._wsleep):
+                        self._wake(s)
+                finally:
+                    self._role, self.slot = 0, None
+                    self._lock(F_OFD_SETLK, fcntl.F_UNLCK, lock)
+        finally:
+            self._mm = None
+            self._finalizer.detach()
+            try:
+                try:
+                    mm.close()
+                except BufferError:
+                    # Something made from a view lives (a close at the end of
+                    # a call, which cannot refuse): anonymous memory takes the
+                    # mapping's place; mmap unmaps it and closes its own
+                    # descriptor once those go.
+                    _anon(self._base, self._size)
+            finally:
+                fd, self._fd = self._fd, -1
+                os.close(fd)
 
     def unlink(self):
         """Remove the ring's object name (shm_unlink)."""
