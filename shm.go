@@ -289,9 +289,7 @@ func create(name string, perm uint32, size int64, flags int, init func([]byte) e
 			closeFD(r.fd)
 		} else if err = finishPopulate(name, r); err == nil {
 			if init != nil {
-				if err = init(r.data); err != nil {
-					err = &fs.PathError{Op: "openfile", Path: name, Err: fmt.Errorf("init: %w", err)}
-				}
+				err = runInit(name, tmp, r, init)
 			}
 			if err == nil {
 				err = publish(name, tmp, r.fd)
@@ -425,4 +423,24 @@ func (m *Segment) Created() bool { return m.created }
 // called from any goroutine.
 func (m *Segment) Unlink() error {
 	return Unlink(m.name)
+}
+
+// runInit runs Options.Init on the new object's bytes. An Init that
+// panics or exits its goroutine (runtime.Goexit, t.Fatal in a test)
+// leaves nothing either: the mapping and descriptor are released and the
+// temporary name removed as on an error, then the panic goes on.
+func runInit(name, tmp string, r result, init func([]byte) error) (err error) {
+	done := false
+	defer func() {
+		if !done {
+			unmapClose(name, r.data, r.fd)
+			shmUnlink(tmp)
+		}
+	}()
+	err = init(r.data)
+	done = true
+	if err != nil {
+		return &fs.PathError{Op: "openfile", Path: name, Err: fmt.Errorf("init: %w", err)}
+	}
+	return nil
 }

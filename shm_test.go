@@ -1944,3 +1944,38 @@ func TestFullDevShmEveryCall(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenFileInitPanics: an Init that panics (or exits its goroutine, as
+// t.Fatal inside it does) leaves nothing either: no temporary name in
+// /dev/shm, no descriptor, no mapping; the panic reaches the caller.
+// Kills: Init's cleanup only on an error return (the second review: the
+// NAME.~RANDOM object, its descriptor and its mapping stayed).
+func TestOpenFileInitPanics(t *testing.T) {
+	name := uniqueName(t)
+	cleanup(t, name)
+	fds, maps := countFDs(t), countObjectMaps(t)
+	for _, how := range []string{"panic", "goexit"} {
+		done := make(chan any)
+		go func() {
+			defer func() { done <- recover() }()
+			shm.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600, 4096, &shm.Options{Init: func([]byte) error {
+				if how == "panic" {
+					panic("init failed")
+				}
+				runtime.Goexit()
+				return nil
+			}})
+		}()
+		if p := <-done; how == "panic" && p != "init failed" {
+			t.Errorf("Init's panic reached the caller as %v", p)
+		}
+		for _, e := range listDir(t, "/dev/shm") {
+			if strings.HasPrefix(e, strings.TrimPrefix(name, "/")) {
+				t.Errorf("after Init's %s: left in /dev/shm: %s", how, e)
+			}
+		}
+		if f, m := countFDs(t), countObjectMaps(t); f != fds || m != maps {
+			t.Errorf("after Init's %s: %d descriptors and %d object mappings, want %d and %d", how, f, m, fds, maps)
+		}
+	}
+}
