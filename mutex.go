@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -435,7 +436,12 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 				return 0, 0, false, err
 			}
 			word = (*atomic.Uint64)(p)
-			took, d, cur, err := mu.step("lock", word, true)
+			var took, d bool
+			var cur uint64
+			err = faultAt("lock", m.name, word, func() (err error) {
+				took, d, cur, err = mu.step("lock", word, true)
+				return err
+			})
 			if took || err != nil {
 				dead = d
 				return 0, 0, true, err
@@ -448,7 +454,11 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 		// bit: then nobody else would wake. While the bit is clear, it
 		// wakes another sleeper in its place, which looks again.
 		Disarm: func(r wait.Result) {
-			if r != wait.Woken && word.Load()&waitersBit == 0 {
+			var cur uint64
+			if faultAt("lock", m.name, word, func() error { cur = word.Load(); return nil }) != nil {
+				return // the object shrank below the word: nobody sleeps on it any more
+			}
+			if r != wait.Woken && cur&waitersBit == 0 {
 				wait.Wake(uintptr(low32(unsafe.Pointer(word))), 1, false)
 			}
 		},
@@ -456,7 +466,10 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 		// and tests whoever holds the lock then: a holder that took it
 		// while this call slept is watched as the first one was.
 		Alive: func() bool {
-			holder := word.Load() &^ waitersBit
+			var holder uint64
+			if faultAt("lock", m.name, word, func() error { holder = word.Load() &^ waitersBit; return nil }) != nil {
+				return false // the object shrank below the word (a peer's truncate): wake, for Arm to report it
+			}
 			if holder == 0 || holder == mu.reg.token {
 				return true // free (an Unlock wakes), or ours: we cannot die while we wait
 			}
@@ -473,6 +486,26 @@ func (mu *Mutex) lockSlow(ctx context.Context) error {
 		return err
 	}
 	return mu.result("lock", dead)
+}
+
+// faultAt runs f, which reads or writes the lock word w, turning a memory
+// fault at w (SIGBUS: a peer truncated the object below the word) into an
+// error wrapping ErrFault with op and name instead of a crash. A sleeping
+// Lock's Arm, Disarm and Alive (the last on the process's watcher
+// goroutine, which no caller could recover) read w through it.
+func faultAt(op, name string, w *atomic.Uint64, f func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			fa, ok := r.(interface{ Addr() uintptr })
+			if a := uintptr(unsafe.Pointer(w)); !ok || fa.Addr()-a >= 8 {
+				panic(r)
+			}
+			err = &fs.PathError{Op: op, Path: name, Err: ErrFault}
+		}
+	}()
+	return f()
 }
 
 // Unlock releases the lock and wakes one waiting process, if any announced

@@ -1194,3 +1194,47 @@ func TestMutexCancelledWakeup(t *testing.T) {
 		}
 	}
 }
+
+// TestLockSurvivesShrink: a Lock asleep on a word that a truncate (a
+// peer's, in production) takes away ends with an error wrapping
+// ErrFault, not a SIGBUS crash: the process's watcher goroutine and the
+// Lock's own re-arm read the word under a fault guard.
+//
+// Kills (the third review): the watcher's unguarded word.Load() ("fatal
+// error: fault [signal SIGBUS]", the test binary dies); the watcher waking
+// the sleepers by the shared word's address, which the kernel cannot
+// resolve once the page is gone (the Lock sleeps on to its 10 s deadline).
+func TestLockSurvivesShrink(t *testing.T) {
+	a := create(t, 8192)
+	b, err := shm.Open(a.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	held, err := a.Mutex(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := binary.LittleEndian.Uint64(a.Bytes()[4096:])
+	waiter, err := b.Mutex(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- waiter.Lock(ctx) }()
+	for binary.LittleEndian.Uint64(a.Bytes()[4096:]) == before { // until the waiter announced itself (the waiters bit)
+		runtime.Gosched()
+	}
+	if err := a.Truncate(4096); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := <-done; !errors.Is(err, shm.ErrFault) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Lock asleep on a word truncated away: %v after %v, want an error wrapping ErrFault within 2 s (the watcher's period is 250 ms)", err, time.Since(start))
+	}
+}

@@ -13,7 +13,7 @@
 // timeout on CLOCK_MONOTONIC. A call that waits for another party (a
 // lock's holder) names an Alive test: while such calls sleep, one watcher
 // goroutine per process runs it every Period of elapsed time, once per
-// Key, and wakes the sleepers of a word whose party died. On kernels
+// Key, and kicks out the sleepers of a Key whose party died. On kernels
 // without futex_waitv (ENOSYS), or where a seccomp filter refuses it
 // (EPERM, as container profiles older than the call do), the sleep is a
 // FUTEX_WAIT on the caller's word bounded by fallbackPoll, after which the
@@ -259,7 +259,7 @@ func (s *Set) Run(ctx context.Context, c *Call) error {
 		}
 		var we *watchEntry
 		if c.Alive != nil {
-			we = watches.add(c, addr)
+			we = watches.add(c, w)
 		}
 		var e syscall.Errno
 		r, e = w.sleep(addr, val, deadline)
@@ -294,13 +294,13 @@ type watcher struct {
 // A keyWatch is the calls asleep with one Key, and the word each sleeps
 // on.
 type keyWatch struct {
-	calls map[*Call]uintptr
+	calls map[*Call]*waiter
 	last  int64 // when Alive last ran
 }
 
 type watchEntry struct{ c *Call }
 
-func (d *watcher) add(c *Call, addr uintptr) *watchEntry {
+func (d *watcher) add(c *Call, w *waiter) *watchEntry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.keys == nil {
@@ -308,10 +308,10 @@ func (d *watcher) add(c *Call, addr uintptr) *watchEntry {
 	}
 	kw := d.keys[c.Key]
 	if kw == nil {
-		kw = &keyWatch{calls: make(map[*Call]uintptr), last: Now()}
+		kw = &keyWatch{calls: make(map[*Call]*waiter), last: Now()}
 		d.keys[c.Key] = kw
 	}
-	kw.calls[c] = addr
+	kw.calls[c] = w
 	if !d.running {
 		d.running = true
 		go d.run()
@@ -332,7 +332,9 @@ func (d *watcher) remove(e *watchEntry) {
 // run calls, whenever a Key's Period passed, the Alive of one of its
 // sleeping calls (each call in the set holds its object's lock for
 // reading, and leaves the set under d.mu, so what Alive reads stays
-// valid), and wakes every sleeper on the words of a Key found dead.
+// valid), and kicks every sleeping call of a Key found dead out of the
+// kernel through its own cancel word (the shared word's page may be gone:
+// a peer truncated the object), for its Arm to look again.
 func (d *watcher) run() {
 	next := time.Duration(0)
 	for {
@@ -350,8 +352,8 @@ func (d *watcher) run() {
 				if now-kw.last >= int64(c.Period) {
 					kw.last = now
 					if !c.Alive() {
-						for _, addr := range kw.calls {
-							Wake(addr, 1<<31-1, false)
+						for _, w := range kw.calls {
+							w.stop(kicked) // by its own word: the shared word's page may be gone (a truncate)
 						}
 					}
 				}
