@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 	"weak"
@@ -55,11 +56,12 @@ type Mapping struct {
 	shared   *sharedFD // the descriptor's owner when MapFile made m; nil when m owns fd
 	name     string    // for errors
 	readOnly bool
-	sealed   bool       // read-only because AddSeals sealed the memfd against writing
-	private  bool       // mapped MAP_PRIVATE: Truncate and Remap map it so again
-	off      int64      // file offset of the mapping (MapFile); Truncate and Remap need 0
-	waits    wait.Set   // Wait and Lock calls asleep, for Close and Remap
-	onClose  closeHooks // what capabilities built on m release at its Close (a Mutex's registration)
+	sealed   bool        // read-only because AddSeals sealed the memfd against writing
+	private  bool        // mapped MAP_PRIVATE: Truncate and Remap map it so again
+	off      int64       // file offset of the mapping (MapFile); Truncate and Remap need 0
+	waits    wait.Set    // Wait and Lock calls asleep, for Close and Remap
+	onClose  closeHooks  // what capabilities built on m release at its Close (a Mutex's registration)
+	closed   atomic.Bool // set by Close before it unmaps: read without the lock by a Mutex's fast paths
 }
 
 // closeHooks are functions a Mapping's Close runs once, after the unmap,
@@ -455,6 +457,7 @@ func (m *Mapping) Close() error {
 	if m.data == nil {
 		return m.errClosed("close")
 	}
+	m.closed.Store(true)
 	whole, retired, fd, sh := m.whole, m.retired, m.fd, m.shared
 	m.data, m.whole, m.retired, m.fd, m.shared = nil, nil, nil, -1, nil
 	if sh != nil {

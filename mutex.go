@@ -90,11 +90,15 @@ func slot(t uint64) int64 { return int64(t>>32)<<31 | int64(t&0x7fffffff) }
 // that starts a new registration with a new token.
 //
 // The Mutex is the mapped memory itself, like Uint32: valid until the
-// mapping's Close (Truncate and Remap never unmap what it points into),
-// and Lock, TryLock and Unlock fault like Bytes if the object shrank
-// below it. Taking and releasing an unlocked lock is one
-// compare-and-swap each, with no system call, cgo call or allocation. Safe
-// for concurrent use.
+// mapping's Close (Truncate and Remap never unmap what it points into).
+// After Close, Lock, TryLock and Unlock return errors wrapping
+// fs.ErrClosed, and a Lock asleep when Close came ends so; one that
+// starts while Close runs in another goroutine races with the unmap, as
+// a use of Bytes would. Lock, TryLock and Unlock fault like Bytes if the
+// object shrank below the Mutex (a Lock asleep then ends with ErrFault).
+// Taking and releasing an unlocked lock is one compare-and-swap each,
+// after one load of the mapping's closed flag, with no system call, cgo
+// call or allocation. Safe for concurrent use.
 type Mutex struct {
 	word *atomic.Uint64
 	m    *Mapping
@@ -374,6 +378,9 @@ func (mu *Mutex) result(op string, dead bool) error {
 // contention it is one compare-and-swap; finding the lock held costs one
 // fcntl system call to see whether the holder lives.
 func (mu *Mutex) TryLock() (bool, error) {
+	if mu.m.closed.Load() {
+		return false, mu.m.errClosed("trylock")
+	}
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return true, nil
 	}
@@ -411,6 +418,9 @@ func (mu *Mutex) TryLock() (bool, error) {
 func (mu *Mutex) Lock(ctx context.Context) error {
 	if ctx == nil { // refused always, not only when Lock would wait
 		return argErr("lock", mu.m.name, "nil context")
+	}
+	if mu.m.closed.Load() {
+		return mu.m.errClosed("lock")
 	}
 	if mu.word.CompareAndSwap(0, mu.reg.token) {
 		return nil
@@ -514,6 +524,9 @@ func faultAt(op, name string, w *atomic.Uint64, f func() error) (err error) {
 // of the holding process may unlock. Without waiters it is one
 // compare-and-swap; with them, one futex(FUTEX_WAKE) system call more.
 func (mu *Mutex) Unlock() error {
+	if mu.m.closed.Load() {
+		return mu.m.errClosed("unlock")
+	}
 	me := mu.reg.token
 	if mu.word.CompareAndSwap(me, 0) {
 		return nil

@@ -1238,3 +1238,32 @@ func TestLockSurvivesShrink(t *testing.T) {
 		t.Fatalf("Lock asleep on a word truncated away: %v after %v, want an error wrapping ErrFault within 2 s (the watcher's period is 250 ms)", err, time.Since(start))
 	}
 }
+
+// TestMutexCallsAfterClose: Lock, TryLock and Unlock of a Mutex whose
+// Mapping was closed return errors wrapping fs.ErrClosed (the third
+// review: each was a SIGSEGV, the lock word unmapped), also for a Mutex
+// held when another goroutine closed the Mapping.
+//
+// Kills: any of the three fast paths without the closed check (the test
+// binary dies: "unexpected fault address", SIGSEGV).
+func TestMutexCallsAfterClose(t *testing.T) {
+	s, mu := newMutex(t)
+	if err := mu.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error)
+	go func() { closed <- s.Close() }() // another goroutine closes while the lock is held
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"Unlock":  mu.Unlock,
+		"Lock":    func() error { return mu.Lock(context.Background()) },
+		"TryLock": func() error { _, err := mu.TryLock(); return err },
+	} {
+		var pe *fs.PathError
+		if err := call(); !errors.Is(err, fs.ErrClosed) || !errors.As(err, &pe) {
+			t.Errorf("%s after the mapping's Close: %v, want a *fs.PathError wrapping fs.ErrClosed", name, err)
+		}
+	}
+}
