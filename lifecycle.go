@@ -234,8 +234,8 @@ func byName(name string, do func(fd int, st *syscall.Stat_t, pathOnly bool) erro
 // a full /dev/shm is an error wrapping syscall.ENOSPC and leaves the object
 // as it was, never a SIGBUS later; to shrink, ftruncate. size 0 leaves an
 // empty Bytes. A grow of an object in memory (tmpfs, memfd) that cannot
-// fit in the memory cgroup's limit is an error wrapping syscall.ENOMEM, as
-// for Create; a file on disk is not checked.
+// fit in the memory cgroup's limit or in the host's memory is an error
+// wrapping syscall.ENOMEM, as for Create; a file on disk is not checked.
 //
 // What stays valid: no address that a slice from Bytes or a word from
 // Uint32 or Uint64 pointed into is unmapped before Close, so a stale one

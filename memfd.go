@@ -91,8 +91,9 @@ const allSeals = SealSeal | SealShrink | SealGrow | SealWrite | SealFutureWrite 
 // fault from truncation, whatever another process does with the
 // descriptor. CreateMemfdWith chooses other seals. size must be positive.
 // A reservation (or, with Options.Sparse and Options.Populate, the pages
-// populated) that cannot fit in the memory cgroup's limit is ENOMEM, as
-// for Create.
+// populated) that cannot fit in the memory cgroup's limit or in the
+// host's memory is ENOMEM, as for Create: a memfd's tmpfs has no size
+// limit of its own.
 // Where the C library lacks memfd_create (glibc before 2.27, musl before
 // 1.1.20) the error, with Op "memfd_create", wraps syscall.ENOSYS.
 func CreateMemfd(name string, size int) (*Mapping, error) {

@@ -35,24 +35,71 @@ var (
 
 // checkMemoryRoom returns an error wrapping syscall.ENOMEM, with op and
 // name, when n more bytes of tmpfs pages cannot fit in this process's
-// memory cgroup (see cgroupRoom); nil otherwise, and nil whenever the
-// limits cannot be read. Every size is checked: a loop of small
-// reservations is an OOM kill as surely as one large one. The check is
-// cheap where there is room: a pread of the limit and of the usage per
-// level of the hierarchy, from descriptors opened once (cgroupLevels);
-// memory.stat and the swap figures are read only where the usage alone
-// leaves less than n.
+// memory cgroup (see cgroupRoom) or in the host's memory (hostRoom); nil
+// otherwise, and nil whenever the figures cannot be read. Every size is
+// checked: a loop of small reservations is an OOM kill as surely as one
+// large one. The cgroup check is cheap where there is room: a pread of
+// the limit and of the usage per level of the hierarchy, from descriptors
+// opened once (cgroupLevels); memory.stat and the swap figures are read
+// only where the usage alone leaves less than n. The host's is one read
+// of /proc/meminfo.
 func checkMemoryRoom(op, name string, n int64) error {
-	if n <= 0 || quickRoom(n) {
+	if n <= 0 {
 		return nil
 	}
-	room, where, ok := cgroupRoom()
-	if !ok || n <= room {
-		return nil
+	if !quickRoom(n) {
+		if room, where, ok := cgroupRoom(); ok && n > room {
+			return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
+				"%d bytes do not fit in the memory cgroup %s, which has %d bytes left (its pages would be an OOM kill, not an error): %w",
+				n, where, max(room, 0), syscall.ENOMEM)}
+		}
 	}
-	return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
-		"%d bytes do not fit in the memory cgroup %s, which has %d bytes left (its pages would be an OOM kill, not an error): %w",
-		n, where, max(room, 0), syscall.ENOMEM)}
+	if room, ok := hostRoom(); ok && n > room {
+		return &fs.PathError{Op: op, Path: name, Err: fmt.Errorf(
+			"%d bytes do not fit in this host's memory, which has %d bytes available (%s: MemAvailable and SwapFree, less a sixteenth of MemTotal; its pages would be an OOM kill, not an error): %w",
+			n, max(room, 0), procMeminfo, syscall.ENOMEM)}
+	}
+	return nil
+}
+
+// hostRoom returns how many bytes of tmpfs pages the host can still take
+// (where no cgroup limit binds, a memfd's internal tmpfs has no size
+// limit at all): MemAvailable plus SwapFree of /proc/meminfo, less a
+// sixteenth of MemTotal kept for the host's processes, as cgroupReserve
+// keeps for a cgroup's. ok is false where /proc/meminfo lacks a figure.
+// One read of /proc/meminfo per reservation.
+func hostRoom() (room int64, ok bool) {
+	b, err := os.ReadFile(procMeminfo)
+	if err != nil {
+		return 0, false
+	}
+	var total, avail, swap int64 = -1, -1, 0
+	for line := range strings.Lines(string(b)) {
+		k, rest, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "MemTotal":
+			total = kb << 10
+		case "MemAvailable":
+			avail = kb << 10
+		case "SwapFree":
+			swap = kb << 10
+		}
+	}
+	if total < 0 || avail < 0 {
+		return 0, false
+	}
+	return avail + swap - total/16, true
 }
 
 // resident reports whether mapping with the shim's flags makes every page

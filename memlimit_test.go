@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -507,4 +508,36 @@ func opOf(err error) string {
 		return pe.Op
 	}
 	return ""
+}
+
+// TestHostRoom: where no cgroup limit binds, a reservation beyond the
+// host's memory (MemAvailable and SwapFree, less a sixteenth of MemTotal)
+// is ENOMEM before any page is reserved: a memfd's internal tmpfs has no
+// size limit, and CreateMemfd("huge", math.MaxInt) filled the host's RAM
+// until the OOM killer came (the third review). A size that fits is made.
+//
+// Kills: no host check (the fake host's 200 MB memfd is made, and the
+// MaxInt one is an OOM kill); SwapFree or the reserve left out (the
+// 50 MB one, which fits only with both counted right, fails or the 60 MB
+// one is made).
+func TestHostRoom(t *testing.T) {
+	dir := t.TempDir()
+	writeAll(t, filepath.Join(dir, "cgroup"), "0::/\n") // no cgroup mounted: no cgroup limit
+	writeAll(t, filepath.Join(dir, "mountinfo"), "22 1 0:5 / /proc rw - proc proc rw\n")
+	// 160 MB of RAM, 40 MB available and 20 MB of free swap: 60 - 10 = 50 MB of room
+	writeAll(t, filepath.Join(dir, "meminfo"), "MemTotal: 156250 kB\nMemFree: 1000 kB\nMemAvailable: 39063 kB\nSwapFree: 19532 kB\n")
+	_, restore := shm.SetCgroupFiles(filepath.Join(dir, "cgroup"), filepath.Join(dir, "mountinfo"), filepath.Join(dir, "meminfo"))
+	t.Cleanup(restore)
+	for _, c := range []struct {
+		size int
+		fits bool
+	}{{200 << 20, false}, {60_000_000, false}, {49_000_000, true}, {math.MaxInt, false}} { // MaxInt last: only once the check is seen working
+		m, err := shm.CreateMemfd("host-room", c.size)
+		if err == nil {
+			m.Close()
+		}
+		if c.fits && err != nil || !c.fits && !errors.Is(err, syscall.ENOMEM) {
+			t.Fatalf("CreateMemfd of %d bytes on a host with 50 MB of room: %v, want fits=%v (else ENOMEM)", c.size, err, c.fits)
+		}
+	}
 }

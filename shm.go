@@ -54,9 +54,10 @@ type Segment struct {
 // (reclaimable file cache and usable swap counted, a sixteenth of the
 // limit kept for the cgroup's processes) is refused with an
 // error wrapping syscall.ENOMEM, Op "openfile", before any page is
-// touched. This is best
-// effort: other processes in the cgroup allocate meanwhile, and the
-// kernel may reclaim more or less than counted. Sparse objects are not
+// touched. So, everywhere, is one beyond the host's memory (MemAvailable
+// and SwapFree of /proc/meminfo, less a sixteenth of MemTotal). This is
+// best effort: other processes allocate meanwhile, and the kernel may
+// reclaim more or less than counted. Sparse objects are not
 // checked unless Options.Populate makes their pages resident (Op
 // "madvise" then): they reserve nothing.
 func Create(name string, size int) (*Segment, error) {
@@ -260,16 +261,21 @@ func open(name string, flag int, size int64, flags int) (result, error) {
 //  5. Only where renameat2 is refused (EINVAL, ENOSYS): link(2) to name
 //     instead, and shm_unlink of the temporary name.
 //
-// If step 2 fails to size or map while something has taken name
-// meanwhile (another creator, or what the probe could not open: another
-// user's object, a symlink, a socket), the error is EEXIST, as O_EXCL
-// would have said. On any failure, only the temporary name is removed.
+// If step 2 fails to size or map, or the memory check refuses the size,
+// while something has taken name (another creator, or what the probe
+// could not open: another user's object, a symlink, a socket), the error
+// is EEXIST, as O_EXCL would have said. On any failure, only the
+// temporary name is removed.
 func create(name string, perm uint32, size int64, flags int, init func([]byte) error) (result, error) {
 	if err := probe(name); err != nil {
 		return result{}, err
 	}
 	if resident(flags) { // after libc's verdict on the name, before any page
 		if err := checkMemoryRoom(residentOp("openfile", flags), name, size); err != nil {
+			var st syscall.Stat_t
+			if syscall.Lstat(Dir()+"/"+baseName(name), &st) == nil { // what the probe could not open holds the name
+				return result{}, &fs.PathError{Op: "shm_open", Path: name, Err: syscall.EEXIST}
+			}
 			return result{}, err
 		}
 	}

@@ -1424,9 +1424,10 @@ func TestCreateRacesUnlink(t *testing.T) {
 
 // TestCreateOverUnopenable (item 2): a name held by something the probe
 // cannot open (a dangling symlink, a socket) is EEXIST, as
-// shm_open(O_CREAT|O_EXCL) says, even when the reservation fails first.
-// Kills: reporting the failed reservation (ENOSPC) without looking at the
-// name again.
+// shm_open(O_CREAT|O_EXCL) says, even when the reservation fails first
+// or the memory check refuses the size (hugeSize is beyond any host).
+// Kills: reporting the failed reservation (ENOSPC) or the refusal (ENOMEM)
+// without looking at the name again.
 func TestCreateOverUnopenable(t *testing.T) {
 	sym := uniqueName(t)
 	if err := os.Symlink("/nonexistent", devPath(sym)); err != nil {
