@@ -36,7 +36,18 @@ func benchChild(b *testing.B, role string, args []string, extra ...*os.File) (*e
 	cmd := exec.Command(exe, append([]string{"-test.run=^$"}, args...)...)
 	cmd.Env = append(os.Environ(), roleEnv+"=bench-"+role)
 	cmd.ExtraFiles = extra
+	br, _ := startReady(b, cmd)
+	return cmd, br
+}
+
+// startReady starts a benchmark child (this test binary or a C peer),
+// with pipes to its standard input and from its output, and waits for
+// its "ready" line; a child that says anything else is killed and fails
+// b.
+func startReady(b *testing.B, cmd *exec.Cmd) (*bufio.Reader, io.WriteCloser) {
+	b.Helper()
 	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -45,9 +56,9 @@ func benchChild(b *testing.B, role string, args []string, extra ...*os.File) (*e
 	if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
 		cmd.Process.Kill()
 		cmd.Wait()
-		b.Fatalf("bench child %s said %q", role, line)
+		b.Fatalf("bench child %v said %q", cmd.Args, line)
 	}
-	return cmd, br
+	return br, in
 }
 
 // finish waits for the child's "done" line and exit.
@@ -317,16 +328,7 @@ func cRing(b *testing.B, bin string, capacity, size, count, readers, writers int
 			args = append(args, strconv.Itoa(batch[0]))
 		}
 		cmd := exec.Command(bin, args...)
-		cmd.Stderr = os.Stderr
-		in, _ := cmd.StdinPipe()
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		br := bufio.NewReader(out)
-		if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
-			b.Fatalf("C %s said %q", mode, line)
-		}
+		br, in := startReady(b, cmd)
 		return cmd, br, in
 	}
 	type proc struct {
@@ -651,16 +653,7 @@ func manyWriters(b *testing.B, capacity, size, count, writers int) time.Duration
 	for range writers {
 		cmd := exec.Command(exe, "-test.run=^$", r.Name(), strconv.Itoa(size), strconv.Itoa(count/writers), "1")
 		cmd.Env = append(os.Environ(), roleEnv+"=bench-ring-send")
-		cmd.Stderr = os.Stderr
-		in, _ := cmd.StdinPipe()
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		br := bufio.NewReader(out)
-		if line, _ := br.ReadString('\n'); !strings.HasPrefix(line, "ready") {
-			b.Fatalf("bench writer said %q", line)
-		}
+		br, in := startReady(b, cmd)
 		cs = append(cs, child{cmd, br, in})
 	}
 	buf := make([]byte, size)
