@@ -227,7 +227,11 @@ func (s *Set) Run(ctx context.Context, c *Call) error {
 	}
 	var deadline int64 // CLOCK_MONOTONIC; 0: none
 	if d, ok := ctx.Deadline(); ok {
-		deadline = Now() + max(int64(time.Until(d)), 1)
+		// time.Until before Now: the time between the two readings then
+		// moves the deadline later, never earlier than ctx's (read the
+		// other way round, a Wait returned 22 µs before its deadline)
+		until := time.Until(d)
+		deadline = Now() + max(int64(until), 1)
 	}
 	r := First
 	for {
